@@ -1,0 +1,24 @@
+# Two commands matter: `make run` (install everything, serve the demo county) and `make test`.
+PORT ?= 8000
+export CITYGRID_PORT := $(PORT)
+
+.PHONY: setup run test lint bench stop clean
+
+setup:
+	bash scripts/setup.sh
+
+run: setup
+	.venv/bin/citygrid serve
+
+test: setup
+	.venv/bin/ruff check citygrid api tests bench
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	.venv/bin/python bench/coding.py
+
+stop:
+	-.venv/bin/citygrid db down
+
+clean: stop
+	rm -rf .citygrid .citygrid-test

@@ -1,0 +1,1 @@
+"""citygrid's web API (FastAPI) over the domain core in `citygrid`."""

@@ -1,0 +1,52 @@
+"""The FastAPI application. `create_app(url)` is what tests and `citygrid serve` both use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from api import errors
+from api.routers import catalog, codes, divisions, objects
+from citygrid import __version__
+from citygrid.catalog import get_catalog
+
+
+def create_app(database_url: str | None = None, *, prepare: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from citygrid.db.bootstrap import prepare as prepare_db
+        from citygrid.db.engine import database_url as resolve
+        from citygrid.db.engine import engine_for
+
+        url = database_url or resolve()
+        get_catalog()  # a malformed catalog fails here, at start, naming file and path
+        app.state.engine = prepare_db(url) if prepare else engine_for(url)
+        yield
+
+    app = FastAPI(
+        title="citygrid",
+        version=__version__,
+        summary="城市数字公共基础设施：统一编码、行政区划、城市对象登记 / unified codes, divisions, object registry",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for r in (divisions.router, catalog.router, codes.router, objects.router):
+        app.include_router(r)
+
+    @app.get("/health", tags=["system"])
+    def health() -> dict[str, Any]:
+        with app.state.engine.connect() as c:
+            counts = dict(c.execute(text("SELECT level, count(*) FROM division GROUP BY level")).all())
+            objs = c.execute(text("SELECT count(*) FROM city_object")).scalar()
+        return {"status": "ok", "version": __version__, "divisions_by_level": counts, "objects": objs}
+
+    @app.get("/", tags=["system"])
+    def index() -> dict[str, Any]:
+        return {"name": "citygrid", "docs": "/docs", "openapi": "/openapi.json",
+                "links": ["/divisions/420281", "/classes", "/departments", "/objects", "/codes/{code}", "/health"]}
+
+    return app

@@ -1,0 +1,44 @@
+"""Object classes (大类/中类/小类) and responsible departments, from `schemas/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from citygrid.catalog import get_catalog
+from citygrid.errors import CitygridError
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/classes", summary="List object classes")
+def list_classes(major: str | None = Query(None, pattern=r"^\d{2}$"), department: str | None = None,
+                 geometry: str | None = None) -> dict[str, Any]:
+    cat = get_catalog()
+    items = [c.to_dict() for c in cat.classes.values()
+             if (major is None or c.major == major) and (department is None or c.department.id == department)
+             and (geometry is None or c.geometry == geometry)]
+    return {"source": cat.source, "edition": cat.edition, "majors": cat.majors, "middles": cat.middles,
+            "items": items, "count": len(items)}
+
+
+@router.get("/classes/{code}", summary="One class with its attribute table")
+def get_class(code: str) -> dict[str, Any]:
+    cat = get_catalog()
+    cls = cat.get(code) or (cat.by_component_code(code) if len(code) == 4 else None)
+    if cls is None:
+        raise CitygridError.one("class_not_found", f"分类代码 {code} 不存在", f"class {code} not found", "code",
+                                kind="not_found")
+    return cls.to_dict()
+
+
+@router.get("/departments", summary="Responsible departments (责任分工目录)")
+def list_departments() -> dict[str, Any]:
+    cat = get_catalog()
+    items = []
+    for d in cat.departments.values():
+        row = d.to_dict()
+        row["classes"] = [c.code for c in cat.classes.values() if c.department.id == d.id]
+        items.append(row)
+    return {"items": items, "count": len(items)}

@@ -1,0 +1,79 @@
+"""Administrative divisions: by code (either scheme), children, parents, search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from api.deps import conn
+from citygrid.errors import CitygridError
+from citygrid.regions import query as q
+
+router = APIRouter(prefix="/divisions", tags=["divisions"])
+
+
+def _require(c: Connection, code: str) -> q.DivisionOut:
+    if not code.isdigit() or len(code) not in (2, 4, 6, 9, 12):
+        raise CitygridError.one("division_code_format", f"行政区划代码格式错误：{code}（应为 2/4/6/9/12 位数字）",
+                                f"malformed division code {code!r}: expected 2, 4, 6, 9 or 12 digits", "code")
+    d = q.get(c, code)
+    if d is None:
+        raise CitygridError.one("division_not_found", f"行政区划代码 {code} 不存在", f"division {code} not found", "code",
+                                kind="not_found")
+    return d
+
+
+@router.get("", summary="Search divisions by name, short name or alias")
+def search(name: str = Query(..., min_length=1, max_length=50), level: int | None = Query(None, ge=1, le=5),
+           within: str | None = Query(None, pattern=r"^\d{2,12}$"), limit: int = Query(20, ge=1, le=200),
+           c: Connection = Depends(conn)) -> dict[str, Any]:
+    items = q.search(c, name, level, within, limit)
+    return {"items": [d.to_dict() for d in items], "count": len(items)}
+
+
+@router.get("/{code}", summary="A division by code, with its parents and children")
+def get_division(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
+    d = _require(c, code)
+    out = d.to_dict()
+    out["parents"] = [p.to_dict() for p in q.ancestors(c, d.code)]
+    kids = q.children(c, d.code, limit=2000)
+    out["children"] = [{"code": k.code, "name": k.name, "kind": k.kind, "mca_code": k.mca_code} for k in kids]
+    out["children_count"] = len(kids)
+    other = c.execute(text("SELECT dc.scheme, dc.division_code, d.name FROM division_code dc JOIN division d "
+                           "ON d.code=dc.division_code WHERE dc.code=:c AND dc.division_code <> :d"),
+                      {"c": code, "d": d.code}).all()
+    out["also_matches"] = [{"scheme": r.scheme, "code": r.division_code, "name": r.name} for r in other]
+    out["has_boundary"] = bool(c.execute(text("SELECT geom IS NOT NULL FROM division WHERE code=:c"),
+                                         {"c": d.code}).scalar())
+    return out
+
+
+@router.get("/{code}/children", summary="Direct children, keyset-paged")
+def get_children(code: str, limit: int = Query(500, ge=1, le=5000), after: str | None = None,
+                 c: Connection = Depends(conn)) -> dict[str, Any]:
+    d = _require(c, code)
+    kids = q.children(c, d.code, limit=limit, after=after)
+    return {"items": [k.to_dict() for k in kids], "next": kids[-1].code if len(kids) == limit else None}
+
+
+@router.get("/{code}/parents", summary="Ancestors from province down")
+def get_parents(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
+    d = _require(c, code)
+    return {"items": [p.to_dict() for p in q.ancestors(c, d.code)]}
+
+
+@router.get("/{code}/boundary", summary="Boundary as GeoJSON (EPSG:4490) when one is loaded")
+def get_boundary(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
+    d = _require(c, code)
+    r = c.execute(text("SELECT ST_AsGeoJSON(geom, 6) AS g, geom_source FROM division WHERE code=:c"),
+                  {"c": d.code}).first()
+    if r is None or r.g is None:
+        raise CitygridError.one("boundary_missing", f"{d.name} 没有边界数据", f"no boundary loaded for {d.code}",
+                                "code", kind="not_found")
+    import json
+
+    return {"type": "Feature", "id": d.code, "geometry": json.loads(r.g),
+            "properties": {"code": d.code, "name": d.name, "geom_source": r.geom_source}}

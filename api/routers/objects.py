@@ -1,0 +1,130 @@
+"""City objects: create with automatic code, read, query, update, retire, split, merge, history, lineage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from api.deps import conn, principal
+from citygrid.errors import CitygridError
+from citygrid.registry import objects
+
+router = APIRouter(prefix="/objects", tags=["objects"])
+
+
+class ObjectIn(BaseModel):
+    class_code: str = Field(..., description="6-digit class code (大类+中类+小类)", max_length=6)
+    geometry: dict[str, Any] = Field(..., description="GeoJSON geometry")
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = Field(None, max_length=200)
+    division_code: str | None = Field(None, pattern=r"^\d{6}(\d{3}(\d{3})?)?$")
+    crs: str | None = Field(None, description="CRS of the geometry, default EPSG:4490", max_length=100)
+
+
+class ObjectPatch(BaseModel):
+    attrs: dict[str, Any] | None = None
+    name: str | None = Field(None, max_length=200)
+    geometry: dict[str, Any] | None = None
+    crs: str | None = Field(None, max_length=100)
+    version: int | None = Field(None, description="expected current version (optimistic locking)")
+    reason: str | None = Field(None, max_length=500)
+
+
+class RetireIn(BaseModel):
+    reason: str | None = Field(None, max_length=500)
+
+
+class SplitIn(BaseModel):
+    parts: list[dict[str, Any]] = Field(..., min_length=2, max_length=1000)
+    reason: str | None = Field(None, max_length=500)
+
+
+class MergeIn(BaseModel):
+    codes: list[str] = Field(..., min_length=2, max_length=1000)
+    result: dict[str, Any]
+    reason: str | None = Field(None, max_length=500)
+
+
+def _write(request: Request) -> Session:
+    return Session(bind=request.app.state.engine, expire_on_commit=False)
+
+
+def _code(code: str) -> str:
+    if not code.isdigit() or len(code) not in (16, 21):
+        raise CitygridError.one("code_format", f"对象代码格式错误：{code}", f"malformed object code {code!r}", "code")
+    return code
+
+
+@router.post("", status_code=201, summary="Create an object; a unified code is assigned in the same transaction")
+def create(body: ObjectIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
+    with _write(request) as s, s.begin():
+        return objects.create(s, objects.NewObject(**body.model_dump()), by)
+
+
+@router.get("", summary="Query by class, division and bbox; keyset paging with `after`")
+def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
+                 division: str | None = Query(None, pattern=r"^\d{6,12}$"),
+                 bbox: str | None = Query(None, description="minx,miny,maxx,maxy in EPSG:4490"),
+                 status: str | None = Query("active", pattern="^(active|retired|all)$"),
+                 limit: int = Query(100, ge=1, le=1000), after: str | None = Query(None, pattern=r"^\d{21}$"),
+                 c: Connection = Depends(conn)) -> dict[str, Any]:
+    box = None
+    if bbox:
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+            assert len(box) == 4 and box[0] <= box[2] and box[1] <= box[3]
+        except (ValueError, AssertionError) as exc:
+            raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy 四个数字且 min ≤ max",
+                                    "bbox must be minx,miny,maxx,maxy with min <= max", "bbox") from exc
+    page = objects.query(c, class_code=class_code, division=division, bbox=box,  # type: ignore[arg-type]
+                         status=None if status == "all" else status, limit=limit, after=after)
+    page["count"] = len(page["items"])
+    return page
+
+
+@router.get("/{code}", summary="One object by unified code (or component code)")
+def get_object(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
+    obj = objects.get(c, _code(code))
+    if obj is None:
+        raise CitygridError.one("object_not_found", f"对象 {code} 不存在", f"object {code} not found", "code",
+                                kind="not_found")
+    return obj
+
+
+@router.patch("/{code}", summary="Update: a new version, the old one kept in history")
+def update(code: str, body: ObjectPatch, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
+    with _write(request) as s, s.begin():
+        return objects.update(s, _code(code), by=by, attrs=body.attrs, name=body.name, geometry=body.geometry,
+                              crs=body.crs, expected_version=body.version, reason=body.reason)
+
+
+@router.post("/{code}/retire", summary="Retire: the code stays resolvable with status retired")
+def retire(code: str, request: Request, body: RetireIn | None = None, by: str = Depends(principal)) -> dict[str, Any]:
+    with _write(request) as s, s.begin():
+        return objects.retire(s, _code(code), by=by, reason=body.reason if body else None)
+
+
+@router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")
+def split(code: str, body: SplitIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
+    with _write(request) as s, s.begin():
+        return objects.split(s, _code(code), body.parts, by=by, reason=body.reason)
+
+
+@router.post("/merge", status_code=201, summary="Merge objects into a new one with a new code")
+def merge(body: MergeIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
+    with _write(request) as s, s.begin():
+        return objects.merge(s, [_code(c) for c in body.codes], body.result, by=by, reason=body.reason)
+
+
+@router.get("/{code}/history", summary="Every version")
+def history(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
+    return {"code": code, "versions": objects.history(c, _code(code))}
+
+
+@router.get("/{code}/lineage", summary="Parents and children through splits and merges")
+def lineage(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
+    return objects.lineage(c, _code(code))

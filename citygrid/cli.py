@@ -1,0 +1,143 @@
+"""The `citygrid` command: database lifecycle, loads, demo, serve, code validation."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from citygrid.settings import get_settings
+
+app = typer.Typer(help="citygrid: 城市数字公共基础设施 / digital public infrastructure for a county", no_args_is_help=True)
+db_app = typer.Typer(help="The private PostGIS cluster (ignored when DATABASE_URL is set).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _cluster():  # noqa: ANN202
+    from citygrid.db.cluster import Cluster
+
+    return Cluster(get_settings().data_dir)
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Create (first time) and start the private cluster."""
+    s = get_settings()
+    if s.database_url:
+        console.print(f"DATABASE_URL is set; using it: {s.database_url}")
+        return
+    console.print(_cluster().start())
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the private cluster (data is kept)."""
+    _cluster().stop()
+    console.print("stopped")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    console.print_json(json.dumps(_cluster().status()))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply migrations and sync the catalog."""
+    from citygrid.db.bootstrap import prepare
+    from citygrid.db.engine import database_url
+
+    prepare(database_url())
+    console.print("migrated")
+
+
+def _progress() -> tuple[Progress, object]:
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console)
+    tasks: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = prog.add_task(stage, total=total)
+        prog.update(tasks[stage], completed=done, total=total)
+
+    return prog, report
+
+
+@app.command("load-divisions")
+def load_divisions(force: bool = typer.Option(False, help="reload even if loaded")) -> None:
+    """Load all divisions of China (statistical 2023 + civil-affairs 2025-12-31) and outlines."""
+    from citygrid.db.bootstrap import prepare
+    from citygrid.db.engine import database_url
+    from citygrid.regions.load import load_divisions as load
+
+    engine = prepare(database_url())
+    prog, report = _progress()
+    t = time.time()
+    with prog:
+        detail = load(engine, force=force, progress=report)  # type: ignore[arg-type]
+    console.print_json(json.dumps(detail, ensure_ascii=False))
+    console.print(f"done in {time.time() - t:.1f}s")
+
+
+@app.command("load-demo")
+def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, help="regenerate")) -> None:
+    """Generate the demo county 大冶市 (420281) deterministically from a seed."""
+    from citygrid.db.bootstrap import prepare
+    from citygrid.db.engine import database_url
+    from citygrid.demo.generate import load_demo as gen
+    from citygrid.regions.load import load_divisions as load
+
+    engine = prepare(database_url())
+    prog, report = _progress()
+    t = time.time()
+    with prog:
+        load(engine, progress=report)  # type: ignore[arg-type]
+        summary = gen(engine, seed=seed, force=force, progress=report)  # type: ignore[arg-type]
+    console.print_json(json.dumps(summary, ensure_ascii=False, default=str))
+    console.print(f"done in {time.time() - t:.1f}s")
+
+
+@app.command()
+def serve(host: str | None = None, port: int | None = None, demo: bool = typer.Option(True, help="load the demo")) -> None:
+    """Serve the API (loads divisions and, by default, the demo county first)."""
+    import uvicorn
+
+    from api.main import create_app
+    from citygrid.db.bootstrap import prepare
+    from citygrid.db.engine import database_url
+
+    s = get_settings()
+    url = database_url()
+    if demo:
+        load_demo(seed=42, force=False)
+    else:
+        from citygrid.regions.load import load_divisions as load
+
+        load(prepare(url))
+    console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
+    uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+
+
+@app.command()
+def validate(code: str) -> None:
+    """Validate a code offline (length, characters, check digit, class); division needs the database."""
+    from citygrid.catalog import get_catalog
+    from citygrid.coding.scheme import unified_scheme
+
+    problems = unified_scheme().validate(code, known_class=lambda k: get_catalog().get(k) is not None)
+    if problems:
+        for p in problems:
+            console.print(f"[red]✗[/red] {p.error_code}: {p.message_zh} / {p.message_en}")
+        raise typer.Exit(1)
+    for seg in unified_scheme().describe(code):
+        console.print(f"{seg['label']} ({seg['name']}): {seg['value']}")
+    console.print("[green]✓ valid[/green]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,109 @@
+"""Allocation of unified codes: transactional, safe under concurrent writers, never reissued.
+
+One counter row per (division, class) is advanced by a single UPSERT ... RETURNING, which takes the
+row lock for the rest of the transaction; a block of n serials costs the same one statement. Every
+issued code goes into the `issued_code` ledger, whose primary key makes a duplicate impossible even
+if a counter were ever reset by hand.
+"""
+
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from citygrid.coding.scheme import CodeScheme, unified_scheme
+
+
+class AllocationError(ValueError):
+    def __init__(self, error_code: str, message_zh: str, message_en: str) -> None:
+        super().__init__(message_en)
+        self.error_code, self.message_zh, self.message_en = error_code, message_zh, message_en
+
+
+def _advance(session: Session, division: str, class_code: str, n: int) -> int:
+    """Reserve n serials; return the first."""
+    end = session.execute(
+        text(
+            "INSERT INTO code_counter (division_code, class_code, next_serial) VALUES (:d, :c, :n + 1) "
+            "ON CONFLICT (division_code, class_code) DO UPDATE "
+            "SET next_serial = code_counter.next_serial + :n RETURNING next_serial"
+        ),
+        {"d": division, "c": class_code, "n": n},
+    ).scalar_one()
+    return int(end) - n
+
+
+def allocate(
+    session: Session,
+    division: str,
+    class_code: str,
+    n: int = 1,
+    *,
+    by: str = "system",
+    batch: str | None = None,
+    state: str = "reserved",
+    scheme: CodeScheme | None = None,
+) -> list[str]:
+    """Issue n new codes for (division, class) inside the caller's transaction."""
+    scheme = scheme or unified_scheme()
+    if n < 1:
+        raise AllocationError("alloc_count", "分配数量必须大于 0", "count must be at least 1")
+    seg = scheme.segment("serial")
+    limit = 10**seg.length - 1
+    first = _advance(session, division, class_code, n)
+    if first + n - 1 > limit:
+        raise AllocationError(
+            "alloc_exhausted",
+            f"{division}/{class_code} 的顺序码已用尽（上限 {limit}）",
+            f"serials for {division}/{class_code} are exhausted (limit {limit})",
+        )
+    prefix = division + class_code
+    width = seg.length
+    codes = []
+    for serial in range(first, first + n):
+        body = f"{prefix}{serial:0{width}d}"
+        codes.append(body + scheme.check_digit(body))
+    _record(session, codes, division, class_code, first, by=by, batch=batch, state=state)
+    return codes
+
+
+def _record(session: Session, codes: list[str], division: str, class_code: str, first: int, *, by: str,
+            batch: str | None, state: str) -> None:
+    if len(codes) <= 50:
+        session.execute(
+            text(
+                "INSERT INTO issued_code (code, division_code, class_code, serial, state, batch, issued_by) "
+                "VALUES (:code, :d, :c, :s, :state, :batch, :by)"
+            ),
+            [{"code": c, "d": division, "c": class_code, "s": first + i, "state": state, "batch": batch, "by": by}
+             for i, c in enumerate(codes)],
+        )
+        return
+    # Bulk: COPY is an order of magnitude faster than INSERT for 100k rows.
+    raw = session.connection().connection.driver_connection
+    buf = io.StringIO()
+    b = batch if batch is not None else "\\N"
+    for i, c in enumerate(codes):
+        buf.write(f"{c}\t{division}\t{class_code}\t{first + i}\t{state}\t{b}\t{by}\n")
+    with raw.cursor() as cur, cur.copy(
+        "COPY issued_code (code, division_code, class_code, serial, state, batch, issued_by) FROM STDIN"
+    ) as cp:
+        cp.write(buf.getvalue())
+
+
+def mark_assigned(session: Session, code: str) -> None:
+    session.execute(text("UPDATE issued_code SET state='assigned' WHERE code=:c"), {"c": code})
+
+
+def take_reserved(session: Session, division: str, class_code: str, batch: str) -> str | None:
+    """Use one code from a reserved block (bulk imports reserve first, then assign as rows succeed)."""
+    return session.execute(
+        text(
+            "UPDATE issued_code SET state='assigned' WHERE code = ("
+            " SELECT code FROM issued_code WHERE batch=:b AND division_code=:d AND class_code=:c AND state='reserved'"
+            " ORDER BY serial LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING code"
+        ),
+        {"b": batch, "d": division, "c": class_code},
+    ).scalar_one_or_none()

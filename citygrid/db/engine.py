@@ -1,0 +1,42 @@
+"""Engine and sessions; one engine per URL per process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from citygrid.db.cluster import resolve_database_url
+from citygrid.settings import get_settings
+
+
+def database_url(start: bool = True) -> str:
+    s = get_settings()
+    return resolve_database_url(s.data_dir, s.database_url, start=start)
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True)
+
+
+def get_engine() -> Engine:
+    return engine_for(database_url())
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

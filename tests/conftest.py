@@ -1,0 +1,99 @@
+"""Tests run against a real PostGIS: DATABASE_URL when given, else a private cluster in .citygrid-test.
+
+Loading every division of China takes most of a minute, so it is done once into a template database
+(`citygrid_tmpl`, rebuilt when the migration head changes) and each test session gets a fresh copy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from citygrid.db.bootstrap import prepare
+from citygrid.db.cluster import Cluster
+from citygrid.db.engine import engine_for
+from citygrid.regions.load import load_divisions
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE, TEST_DB = "citygrid_tmpl", "citygrid_test"
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from citygrid.db.migrate import MIGRATIONS, alembic_config
+
+    cfg = alembic_config("postgresql://unused")
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return str(ScriptDirectory.from_config(cfg).get_current_head())
+
+
+def _template_ok(port: int) -> bool:
+    try:
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=citygrid dbname={TEMPLATE}") as c:
+            v = c.execute("SELECT version_num FROM alembic_version").fetchone()
+            loaded = c.execute("SELECT count(*) FROM data_source").fetchone()
+            return bool(v and v[0] == _head() and loaded and loaded[0] >= 2)
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = prepare(url)
+        load_divisions(engine)
+        yield url
+        return
+    cluster = Cluster(Path(os.environ.get("CITYGRID_TEST_DATA_DIR", ROOT / ".citygrid-test")))
+    was_running = cluster.running()
+    cluster.start()
+    port = cluster.port
+    admin = f"host=127.0.0.1 port={port} user=citygrid dbname=postgres"
+    if not _template_ok(port):
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            c.execute(f"CREATE DATABASE {TEMPLATE}")
+        turl = f"postgresql+psycopg://citygrid@127.0.0.1:{port}/{TEMPLATE}"
+        load_divisions(prepare(turl))
+        engine_for(turl).dispose()
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {TEST_DB} TEMPLATE {TEMPLATE}")
+    url = f"postgresql+psycopg://citygrid@127.0.0.1:{port}/{TEST_DB}"
+    prepare(url)
+    yield url
+    engine_for(url).dispose()
+    if not was_running:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Engine:
+    return engine_for(database_url)
+
+
+@pytest.fixture(scope="session")
+def client(database_url: str) -> Iterator[TestClient]:
+    from api.main import create_app
+
+    with TestClient(create_app(database_url)) as c:
+        yield c
+
+
+@pytest.fixture()
+def count_rows(engine: Engine):  # noqa: ANN201
+    def _count(sql: str, **params: object) -> int:
+        with engine.connect() as c:
+            return int(c.execute(text(sql), params).scalar_one())
+
+    return _count
