@@ -47,6 +47,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         zh = {404: "资源不存在", 405: "不支持该请求方法", 413: "请求体过大"}.get(exc.status_code, "请求错误")
-        body = {"error_code": f"http_{exc.status_code}", "message_zh": zh, "message_en": str(exc.detail),
+        code = {400: "request_malformed"}.get(exc.status_code, f"http_{exc.status_code}")
+        if exc.status_code == 400:
+            zh = "请求体无法解析（不是合法的 JSON）"
+        body = {"error_code": code, "message_zh": zh, "message_en": str(exc.detail),
                 "field": None, "row": None}
         return JSONResponse({**body, "errors": [body]}, status_code=exc.status_code)

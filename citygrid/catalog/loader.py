@@ -541,6 +541,12 @@ def _parse_class(ck: _Checker, item: _Map, p: str, *, departments: dict[str, Dep
             attributes.append(attr)
     if not attributes and len(ck.problems) == n_before:
         ck.error(f"{p}.attributes", "a class needs at least one attribute (own or from include)", item)
+    # The set named `every_class` (provenance such as generated data) is appended to every class.
+    for attr in attribute_sets.get("every_class", []):
+        if attr.field in origin:
+            ck.error(f"{p}.attributes", f"field '{attr.field}' is reserved by attribute set 'every_class'", item)
+            continue
+        attributes.append(attr)
 
     if len(ck.problems) > n_before:
         return None
