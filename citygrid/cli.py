@@ -78,8 +78,10 @@ def load_divisions(force: bool = typer.Option(False, help="reload even if loaded
     engine = prepare(database_url())
     prog, report = _progress()
     t = time.time()
+    from citygrid.jobs import run
+
     with prog:
-        detail = load(engine, force=force, progress=report)  # type: ignore[arg-type]
+        detail = run(engine, "load-divisions", lambda p: load(engine, force=force, progress=p), report)  # type: ignore[arg-type]
     console.print_json(json.dumps(detail, ensure_ascii=False))
     console.print(f"done in {time.time() - t:.1f}s")
 
@@ -95,9 +97,11 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     engine = prepare(database_url())
     prog, report = _progress()
     t = time.time()
+    from citygrid.jobs import run
+
     with prog:
-        load(engine, progress=report)  # type: ignore[arg-type]
-        summary = gen(engine, seed=seed, force=force, progress=report)  # type: ignore[arg-type]
+        run(engine, "load-divisions", lambda p: load(engine, progress=p), report)  # type: ignore[arg-type]
+        summary = run(engine, "load-demo", lambda p: gen(engine, seed=seed, force=force, progress=p), report)  # type: ignore[arg-type]
     console.print_json(json.dumps(summary, ensure_ascii=False, default=str))
     console.print(f"done in {time.time() - t:.1f}s")
 

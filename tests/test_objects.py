@@ -227,3 +227,16 @@ def test_catalog_endpoints(client: TestClient) -> None:
     assert one["name"] == "路灯" and one["attributes"]
     deps = client.get("/departments").json()["items"]
     assert any(LAMP.code in d["classes"] for d in deps)
+
+
+def test_reserve_a_block_of_codes(client: TestClient) -> None:
+    r = client.post("/codes/blocks", json={"division_code": "420281", "class_code": LAMP.code, "count": 500})
+    assert r.status_code == 201, r.text
+    j = r.json()
+    assert j["count"] == 500 and len(set(j["codes"])) == 500
+    assert all(unified_scheme().validate(c) == [] for c in j["codes"])
+    assert client.get(f"/codes/{j['first']}").json()["status"] == "reserved"
+    r = client.post("/codes/blocks", json={"division_code": "999999", "class_code": LAMP.code, "count": 5})
+    assert r.status_code == 400 and r.json()["error_code"] == "division_unknown"
+    r = client.post("/codes/blocks", json={"division_code": "420281", "class_code": LAMP.code, "count": 0})
+    assert r.status_code == 422 and r.json()["field"] == "count"

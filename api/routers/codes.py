@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
-from api.deps import conn
+from api.deps import conn, principal
 from citygrid.catalog import get_catalog
+from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme, unified_scheme
 from citygrid.errors import CitygridError, Problem
 from citygrid.regions import query as regions
@@ -52,3 +56,26 @@ def explain(c: Connection, code: str) -> dict[str, Any]:
 @router.get("/{code}", summary="Validate a code, explain its segments, resolve it if issued")
 def get_code(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     return explain(c, code)
+
+
+class BlockIn(BaseModel):
+    division_code: str = Field(..., pattern=r"^\d{6}$", description="county code (GB/T 2260)")
+    class_code: str = Field(..., pattern=r"^\d{6}$")
+    count: int = Field(..., ge=1, le=1_000_000)
+    batch: str | None = Field(None, max_length=100, description="label to find the block again")
+
+
+@router.post("/blocks", status_code=201, summary="Reserve a block of codes for bulk work (one statement)")
+def reserve_block(body: BlockIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
+    with Session(bind=request.app.state.engine) as s, s.begin():
+        c = s.connection()
+        if regions.get(c, body.division_code) is None:
+            raise CitygridError.one("division_unknown", f"行政区划代码 {body.division_code} 不存在",
+                                    f"unknown division {body.division_code}", "division_code")
+        if get_catalog().get(body.class_code) is None:
+            raise CitygridError.one("class_unknown", f"分类代码 {body.class_code} 不在分类目录中",
+                                    f"unknown class {body.class_code}", "class_code")
+        batch = body.batch or f"block-{uuid.uuid4().hex[:12]}"
+        codes = allocate(s, body.division_code, body.class_code, body.count, by=by, batch=batch)
+    return {"batch": batch, "count": len(codes), "first": codes[0], "last": codes[-1],
+            "codes": codes if len(codes) <= 10_000 else None}

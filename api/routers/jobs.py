@@ -1,0 +1,29 @@
+"""Status of long jobs (division and demo loads, imports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.engine import Connection
+
+from api.deps import conn
+from citygrid import jobs
+from citygrid.errors import CitygridError
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.get("", summary="Recent jobs with progress")
+def list_jobs(limit: int = Query(50, ge=1, le=500), c: Connection = Depends(conn)) -> dict[str, Any]:
+    items = jobs.list_jobs(c, limit)
+    return {"items": items, "count": len(items)}
+
+
+@router.get("/{job_id}", summary="One job: state, done/total, stage, result")
+def get_job(job_id: str, c: Connection = Depends(conn)) -> dict[str, Any]:
+    j = jobs.get_job(c, job_id)
+    if j is None:
+        raise CitygridError.one("job_not_found", f"任务 {job_id} 不存在", f"job {job_id} not found", "job_id",
+                                kind="not_found")
+    return j

@@ -1,0 +1,36 @@
+"""Long jobs report progress through the API."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from citygrid.jobs import run
+
+
+def test_job_progress_is_visible_over_the_api(engine, client: TestClient) -> None:  # noqa: ANN001
+    seen: list[tuple[str, int, int | None]] = []
+
+    def work(progress) -> dict:  # noqa: ANN001
+        for i in range(3):
+            progress("step", i + 1, 3)
+        return {"ok": 3}
+
+    run(engine, "test-job", work, lambda *a: seen.append(a))
+    assert seen == [("step", 1, 3), ("step", 2, 3), ("step", 3, 3)]
+    items = client.get("/jobs").json()["items"]
+    job = next(j for j in items if j["kind"] == "test-job")
+    one = client.get(f"/jobs/{job['id']}").json()
+    assert one["state"] == "done" and one["done"] == 3 and one["total"] == 3
+    assert one["detail"]["result"] == {"ok": 3}
+    assert client.get("/jobs/not-a-uuid").status_code == 404
+
+
+def test_failed_job_is_marked_failed(engine, client: TestClient) -> None:  # noqa: ANN001
+    def boom(progress) -> dict:  # noqa: ANN001
+        raise ValueError("broken input")
+
+    with pytest.raises(ValueError, match="broken input"):
+        run(engine, "test-fail", boom)
+    job = next(j for j in client.get("/jobs").json()["items"] if j["kind"] == "test-fail")
+    assert job["state"] == "failed" and "broken input" in job["detail"]["result"]["error"]
