@@ -1,0 +1,106 @@
+"""OGC API – Features at /ogc: landing, conformance, collections, items (keyset next/prev), Part 2 CRS."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Connection
+
+from api.deps import conn
+from citygrid.layers import features as F
+
+router = APIRouter(prefix="/ogc", tags=["ogc"])
+GEOJSON = "application/geo+json"
+RESERVED = {"limit", "bbox", "bbox-crs", "crs", "datetime", "cursor", "before", "f"}
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/ogc"
+
+
+@router.get("", summary="Landing page")
+def landing(request: Request) -> dict[str, Any]:
+    b = _base(request)
+    return {"title": "citygrid OGC API – Features", "description": "城市对象与行政区划图层 / city objects and divisions",
+            "links": [
+                {"href": b, "rel": "self", "type": "application/json", "title": "this document"},
+                {"href": str(request.base_url).rstrip("/") + "/openapi.json", "rel": "service-desc",
+                 "type": "application/vnd.oai.openapi+json;version=3.0", "title": "OpenAPI"},
+                {"href": str(request.base_url).rstrip("/") + "/docs", "rel": "service-doc", "type": "text/html"},
+                {"href": b + "/conformance", "rel": "conformance", "type": "application/json"},
+                {"href": b + "/collections", "rel": "data", "type": "application/json"},
+            ]}
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance() -> dict[str, Any]:
+    return {"conformsTo": CONFORMANCE}
+
+
+def _collection_doc(b: str, c: F.Collection) -> dict[str, Any]:
+    return {
+        "id": c.id, "title": c.title, "description": c.description, "itemType": "feature",
+        "crs": F.supported_crs(), "storageCrs": F.crs_uri(4490),
+        "extent": {"spatial": {"bbox": [[73.0, 3.0, 136.0, 54.0]], "crs": F.CRS84}},
+        "links": [
+            {"href": f"{b}/collections/{c.id}", "rel": "self", "type": "application/json"},
+            {"href": f"{b}/collections/{c.id}/items", "rel": "items", "type": GEOJSON},
+        ],
+        "numberOfFeatures": c.count, "geometryType": c.geometry_type, "classCode": c.class_code,
+    }
+
+
+@router.get("/collections", summary="Collections: one per object class with objects, plus divisions")
+def list_collections(request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
+    b = _base(request)
+    return {"links": [{"href": f"{b}/collections", "rel": "self", "type": "application/json"}],
+            "collections": [_collection_doc(b, col) for col in F.collections(c)], "crs": F.supported_crs()}
+
+
+@router.get("/collections/{cid}", summary="One collection")
+def get_collection(cid: str, request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
+    return _collection_doc(_base(request), F.collection(c, cid))
+
+
+@router.get("/collections/{cid}/items", summary="Features, keyset-paged", response_class=JSONResponse)
+def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
+              bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs"),
+              crs: str | None = None, datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
+              before: str | None = Query(None, max_length=32), c: Connection = Depends(conn)) -> JSONResponse:
+    props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
+    page = F.items(c, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+                   datetime_=datetime, props=props)
+    b = _base(request)
+    keep = {k: v for k, v in request.query_params.items() if k not in ("cursor", "before")}
+    self_href = f"{b}/collections/{cid}/items?{urlencode(dict(request.query_params))}"
+    links = [{"href": self_href, "rel": "self", "type": GEOJSON},
+             {"href": f"{b}/collections/{cid}", "rel": "collection", "type": "application/json"}]
+    if page["next"]:
+        links.append({"href": f"{b}/collections/{cid}/items?{urlencode(keep | {'cursor': page['next']})}",
+                      "rel": "next", "type": GEOJSON})
+    if page["prev"]:
+        links.append({"href": f"{b}/collections/{cid}/items?{urlencode(keep | {'before': page['prev']})}",
+                      "rel": "prev", "type": GEOJSON})
+    body = {"type": "FeatureCollection", "features": page["features"], "numberMatched": page["numberMatched"],
+            "numberReturned": page["numberReturned"], "links": links}
+    return JSONResponse(body, media_type=GEOJSON, headers={"Content-Crs": f"<{page['crs']}>"})
+
+
+@router.get("/collections/{cid}/items/{fid}", summary="One feature by code")
+def get_item(cid: str, fid: str, request: Request, crs: str | None = None, c: Connection = Depends(conn)
+             ) -> JSONResponse:
+    feat = F.item(c, cid, fid, crs)
+    out_crs = feat.pop("crs")
+    b = _base(request)
+    feat["links"] = [{"href": f"{b}/collections/{cid}/items/{fid}", "rel": "self", "type": GEOJSON},
+                     {"href": f"{b}/collections/{cid}", "rel": "collection", "type": "application/json"}]
+    return JSONResponse(feat, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})

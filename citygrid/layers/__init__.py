@@ -1,0 +1,1 @@
+"""Feature queries for map clients (OGC API Features)."""

@@ -1,0 +1,239 @@
+"""Feature collections over PostGIS for OGC API – Features (Part 1 core + Part 2 CRS).
+
+Paging is keyset on the object code (`cursor` for next, `before` for prev), so page 10,000 costs the
+same as page 1. Output axis order follows the CRS definition, as Part 2 requires: EPSG:4326 and
+EPSG:4490 are latitude-first, CRS84 is longitude-first, the Gauss-Krüger zones are northing-first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pyproj import CRS
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from citygrid.catalog import get_catalog
+from citygrid.errors import CitygridError
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+# CGCS2000 geographic, WGS84, and the CGCS2000 3° Gauss-Krüger zones 75°E…135°E (EPSG:4534–4554).
+SUPPORTED_SRIDS = [4490, 4326] + list(range(4534, 4555))
+MAX_LIMIT = 10_000
+
+
+def crs_uri(srid: int | None) -> str:
+    return CRS84 if srid is None else f"{EPSG}{srid}"
+
+
+def supported_crs() -> list[str]:
+    return [CRS84] + [crs_uri(s) for s in SUPPORTED_SRIDS]
+
+
+def parse_crs_uri(value: str | None, field: str) -> int | None:
+    """None means CRS84 (lon/lat in EPSG:4490 numbers); otherwise an EPSG code from the supported list."""
+    if value is None or value in (CRS84, "CRS84", "OGC:CRS84"):
+        return None
+    v = value.strip().strip("[]")
+    srid: int | None = None
+    if v.startswith(EPSG):
+        v = v[len(EPSG):]
+    elif v.upper().startswith("EPSG:"):
+        v = v[5:]
+    if v.isdigit():
+        srid = int(v)
+    if srid not in SUPPORTED_SRIDS:
+        raise CitygridError.one("crs_unsupported", f"不支持的坐标参考系：{value}",
+                                f"unsupported CRS {value}; supported: CRS84, EPSG:4490, 4326, 4534-4554", field)
+    return srid
+
+
+@lru_cache(maxsize=64)
+def northing_first(srid: int) -> bool:
+    axis = CRS.from_epsg(srid).axis_info
+    return bool(axis) and axis[0].direction.lower() in ("north", "south")
+
+
+@dataclass
+class Collection:
+    id: str
+    title: str
+    description: str
+    class_code: str | None
+    count: int
+    geometry_type: str
+
+
+def collections(conn: Connection) -> list[Collection]:
+    cat = get_catalog()
+    rows = conn.execute(text("SELECT class_code, count(*) FROM city_object WHERE status='active' "
+                             "GROUP BY class_code ORDER BY class_code")).all()
+    out = []
+    for code, n in rows:
+        cls = cat.get(code)
+        if cls is None:
+            continue
+        out.append(Collection(f"class-{code}", cls.name, f"{cls.major_name} / {cls.middle_name} / {cls.name} "
+                              f"({cls.name_en})", code, int(n), cls.geometry))
+    n_div = conn.execute(text("SELECT count(*) FROM division WHERE geom IS NOT NULL")).scalar() or 0
+    out.append(Collection("divisions", "行政区划", "administrative divisions with boundaries", None, int(n_div),
+                          "MultiPolygon"))
+    return out
+
+
+def collection(conn: Connection, cid: str) -> Collection:
+    for c in collections(conn):
+        if c.id == cid:
+            return c
+    raise CitygridError.one("collection_not_found", f"图层 {cid} 不存在", f"collection {cid} not found", "collectionId",
+                            kind="not_found")
+
+
+def _bbox(bbox: str | None, srid: int | None) -> str | None:
+    if not bbox:
+        return None
+    try:
+        vals = [float(v) for v in bbox.split(",")]
+    except ValueError as exc:
+        raise CitygridError.one("bbox_invalid", "bbox 应为逗号分隔的 4 个数字", "bbox must be 4 comma-separated numbers",
+                                "bbox") from exc
+    if len(vals) != 4 or vals[0] > vals[2] or vals[1] > vals[3]:
+        raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy 且 min ≤ max",
+                                "bbox must be minx,miny,maxx,maxy with min <= max", "bbox")
+    if srid is not None and northing_first(srid):
+        vals = [vals[1], vals[0], vals[3], vals[2]]
+    src = 4490 if srid is None else srid
+    env = f"ST_MakeEnvelope({vals[0]!r}, {vals[1]!r}, {vals[2]!r}, {vals[3]!r}, {src})"
+    return env if src == 4490 else f"ST_Transform({env}, 4490)"
+
+
+def _datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+    if not value:
+        return None
+
+    def one(v: str) -> dt.datetime | None:
+        if v in ("..", ""):
+            return None
+        try:
+            d = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise CitygridError.one("datetime_invalid", f"datetime 格式错误：{v}", f"invalid datetime {v!r} (RFC 3339)",
+                                    "datetime") from exc
+        return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
+
+    if "/" in value:
+        a, b = value.split("/", 1)
+        return one(a), one(b)
+    d = one(value)
+    return d, d
+
+
+def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = None, before: str | None = None,
+          bbox: str | None = None, bbox_crs: str | None = None, crs: str | None = None,
+          datetime_: str | None = None, props: dict[str, str] | None = None) -> dict[str, Any]:
+    col = collection(conn, cid)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise CitygridError.one("limit_invalid", f"limit 应在 1 到 {MAX_LIMIT} 之间", f"limit must be 1..{MAX_LIMIT}",
+                                "limit")
+    out_srid = parse_crs_uri(crs, "crs")
+    env = _bbox(bbox, parse_crs_uri(bbox_crs, "bbox-crs"))
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if col.class_code:
+        table, key, geom = "city_object o", "o.code", "o.geom"
+        where += ["o.class_code = :cls", "o.status = 'active'"]
+        params["cls"] = col.class_code
+        cls = get_catalog().get(col.class_code)
+        allowed = {a.field for a in cls.attributes} if cls else set()
+        for i, (k, v) in enumerate((props or {}).items()):
+            if k not in allowed:
+                raise CitygridError.one("property_unknown", f"属性 {k} 不是该图层的可查询属性",
+                                        f"{k} is not a queryable property of {cid}", k)
+            where.append(f"o.attrs->>:pk{i} = :pv{i}")
+            params |= {f"pk{i}": k, f"pv{i}": v}
+        interval = _datetime(datetime_)
+        if interval:
+            start, end = interval
+            if end is not None:
+                where.append("o.valid_from <= :dt_end")
+                params["dt_end"] = end
+            if start is not None:
+                where.append("(o.valid_to IS NULL OR o.valid_to >= :dt_start)")
+                params["dt_start"] = start
+        props_sql = ("jsonb_build_object('code', o.code, 'name', o.name, 'class_code', o.class_code, "
+                     "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', "
+                     "o.village_code, 'component_code', o.component_code, 'version', o.version, 'valid_from', "
+                     "o.valid_from) || o.attrs")
+    else:
+        table, key, geom = "division o", "o.code", "o.geom"
+        where.append("o.geom IS NOT NULL")
+        for i, (k, v) in enumerate((props or {}).items()):
+            if k not in ("level", "parent_code", "kind", "name"):
+                raise CitygridError.one("property_unknown", f"属性 {k} 不可查询", f"{k} is not queryable here", k)
+            where.append(f"CAST(o.{k} AS text) = :pv{i}")
+            params[f"pv{i}"] = v
+        props_sql = ("jsonb_build_object('code', o.code, 'name', o.name, 'level', o.level, 'kind', o.kind, "
+                     "'parent_code', o.parent_code, 'geom_source', o.geom_source)")
+    if env:
+        where.append(f"{geom} && {env} AND ST_Intersects({geom}, {env})")
+    base_where = " AND ".join(where) or "TRUE"
+    matched = conn.execute(text(f"SELECT count(*) FROM {table} WHERE {base_where}"), params).scalar_one()
+    page_where, order = base_where, f"{key} ASC"
+    if cursor:
+        page_where += f" AND {key} > :cursor"
+        params["cursor"] = cursor
+    elif before:
+        page_where += f" AND {key} < :before"
+        params["before"] = before
+        order = f"{key} DESC"
+    if out_srid is None:
+        g = geom
+    else:
+        g = geom if out_srid == 4490 else f"ST_Transform({geom}, {out_srid})"
+        if northing_first(out_srid):
+            g = f"ST_FlipCoordinates({g})"
+    digits = 3 if out_srid is not None and not CRS.from_epsg(out_srid).is_geographic else 7
+    rows = conn.execute(
+        text(f"SELECT {key} AS id, ST_AsGeoJSON({g}, {digits}) AS g, {props_sql} AS p FROM {table} "
+             f"WHERE {page_where} ORDER BY {order} LIMIT :lim"),
+        params | {"lim": limit + 1},
+    ).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if before:
+        rows = list(reversed(rows))
+    feats = [{"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": r.p} for r in rows]
+    first_id = rows[0].id if rows else None
+    last_id = rows[-1].id if rows else None
+    nxt = last_id if rows and (has_more if not before else True) else None
+    prv = first_id if rows and (cursor or (before and has_more)) else None
+    return {"features": feats, "numberMatched": int(matched), "numberReturned": len(feats), "next": nxt, "prev": prv,
+            "crs": crs_uri(out_srid)}
+
+
+def item(conn: Connection, cid: str, fid: str, crs: str | None = None) -> dict[str, Any]:
+    col = collection(conn, cid)
+    out_srid = parse_crs_uri(crs, "crs")
+    g = "o.geom"
+    if out_srid is not None:
+        g = g if out_srid == 4490 else f"ST_Transform({g}, {out_srid})"
+        if northing_first(out_srid):
+            g = f"ST_FlipCoordinates({g})"
+    if col.class_code:
+        r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, 7) AS g, jsonb_build_object('code', o.code, "
+                              "'name', o.name, 'status', o.status, 'version', o.version) || o.attrs AS p "
+                              "FROM city_object o WHERE o.code=:f AND o.class_code=:c"),
+                         {"f": fid, "c": col.class_code}).first()
+    else:
+        r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, 7) AS g, jsonb_build_object('code', o.code, "
+                              "'name', o.name, 'level', o.level) AS p FROM division o WHERE o.code=:f AND geom IS NOT NULL"),
+                         {"f": fid}).first()
+    if r is None:
+        raise CitygridError.one("feature_not_found", f"要素 {fid} 不存在", f"feature {fid} not found", "featureId",
+                                kind="not_found")
+    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": r.p, "crs": crs_uri(out_srid)}

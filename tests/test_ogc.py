@@ -1,0 +1,98 @@
+"""OGC API – Features: paging by next/prev links, CRS (Part 2), bbox, filters, errors."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from pyproj import Transformer
+from shapely.geometry import Point
+from sqlalchemy.orm import Session
+
+from citygrid.registry.bulk import BulkItem, bulk_create
+
+CLS = "060203"  # 泵站水闸: a class nothing else in the suite creates
+N = 57
+
+
+@pytest.fixture(scope="module")
+def pumps(engine) -> list[str]:  # noqa: ANN001
+    items = [BulkItem(Point(114.90 + i * 0.001, 30.05 + (i % 5) * 0.001),
+                      {"facility_name": f"测试泵站{i}", "facility_type": "排涝泵站" if i % 2 else "节制闸"})
+             for i in range(N)]
+    with Session(engine) as s, s.begin():
+        return bulk_create(s, CLS, "420281", items, by="test-ogc")
+
+
+def _path(href: str) -> str:
+    u = urlsplit(href)
+    return f"{u.path}?{u.query}"
+
+
+def test_landing_conformance_collections(client: TestClient, pumps: list[str]) -> None:
+    links = {lk["rel"] for lk in client.get("/ogc").json()["links"]}
+    assert {"self", "service-desc", "conformance", "data"} <= links
+    conf = client.get("/ogc/conformance").json()["conformsTo"]
+    assert any(c.endswith("/conf/crs") for c in conf)
+    cols = {c["id"]: c for c in client.get("/ogc/collections").json()["collections"]}
+    assert cols[f"class-{CLS}"]["numberOfFeatures"] == N
+    assert "http://www.opengis.net/def/crs/EPSG/0/4547" in cols[f"class-{CLS}"]["crs"]
+
+
+def test_next_links_visit_every_item_once_and_prev_goes_back(client: TestClient, pumps: list[str]) -> None:
+    href = f"/ogc/collections/class-{CLS}/items?limit=10"
+    seen: list[str] = []
+    pages = []
+    while href:
+        r = client.get(href)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
+        j = r.json()
+        assert j["numberMatched"] == N and j["numberReturned"] == len(j["features"])
+        pages.append(j)
+        seen += [f["id"] for f in j["features"]]
+        nxt = [lk["href"] for lk in j["links"] if lk["rel"] == "next"]
+        href = _path(nxt[0]) if nxt else ""
+    assert sorted(seen) == sorted(pumps) and len(seen) == N
+    prev = [lk["href"] for lk in pages[2]["links"] if lk["rel"] == "prev"][0]
+    back = client.get(_path(prev)).json()
+    assert [f["id"] for f in back["features"]] == [f["id"] for f in pages[1]["features"]]
+
+
+def test_crs_output_matches_pyproj(client: TestClient, pumps: list[str]) -> None:
+    code = pumps[3]
+    plain = client.get(f"/ogc/collections/class-{CLS}/items/{code}").json()
+    lon, lat = plain["geometry"]["coordinates"]
+    r = client.get(f"/ogc/collections/class-{CLS}/items/{code}",
+                   params={"crs": "http://www.opengis.net/def/crs/EPSG/0/4547"})
+    assert r.headers["Content-Crs"] == "<http://www.opengis.net/def/crs/EPSG/0/4547>"
+    north, east = r.json()["geometry"]["coordinates"]  # EPSG:4547 axis order is northing, easting
+    ex, ny = Transformer.from_crs(4490, 4547, always_xy=True).transform(lon, lat)
+    assert abs(east - ex) < 0.01 and abs(north - ny) < 0.01
+    r = client.get(f"/ogc/collections/class-{CLS}/items/{code}", params={"crs": "EPSG:4326"}).json()
+    assert r["geometry"]["coordinates"] == pytest.approx([lat, lon], abs=1e-6)
+
+
+def test_bbox_bbox_crs_and_property_filter(client: TestClient, pumps: list[str]) -> None:
+    r = client.get(f"/ogc/collections/class-{CLS}/items", params={"bbox": "114.8995,30.0495,114.9095,30.0545"}).json()
+    assert r["numberMatched"] == 10
+    t = Transformer.from_crs(4490, 4547, always_xy=True)
+    x0, y0 = t.transform(114.8995, 30.0495)
+    x1, y1 = t.transform(114.9095, 30.0545)
+    r2 = client.get(f"/ogc/collections/class-{CLS}/items",
+                    params={"bbox": f"{y0},{x0},{y1},{x1}", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4547"})
+    assert r2.json()["numberMatched"] == 10
+    r3 = client.get(f"/ogc/collections/class-{CLS}/items", params={"facility_type": "节制闸", "limit": 100}).json()
+    assert r3["numberMatched"] == (N + 1) // 2
+    assert all(f["properties"]["facility_type"] == "节制闸" for f in r3["features"])
+
+
+def test_ogc_errors_are_coded(client: TestClient, pumps: list[str]) -> None:
+    base = f"/ogc/collections/class-{CLS}/items"
+    assert client.get(base, params={"crs": "EPSG:3857"}).json()["error_code"] == "crs_unsupported"
+    assert client.get(base, params={"bbox": "a,b,c,d"}).json()["error_code"] == "bbox_invalid"
+    assert client.get(base, params={"no_such": "1"}).json()["error_code"] == "property_unknown"
+    assert client.get(base, params={"datetime": "yesterday"}).json()["error_code"] == "datetime_invalid"
+    assert client.get(base, params={"limit": 0}).status_code == 422
+    assert client.get("/ogc/collections/nope/items").status_code == 404
+    assert client.get(f"{base}/123").status_code == 404
