@@ -1,0 +1,163 @@
+"""Mapbox vector tiles from PostGIS (`ST_AsMVT`), WebMercator tiles over SRID 4490 data.
+
+Each tile carries at most `cap` features; below `thin_below` zoom, features are thinned to one per few
+pixels (points snapped to a pixel grid, DISTINCT ON the cell) so a county at z10 stays light. Tiles
+are cached in process by (layer, z, x, y) together with the layer's data version; a write to the
+layer bumps `layer_version` (statement triggers) and the next request misses the cache and gets a
+new strong ETag.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from citygrid.catalog import get_catalog
+from citygrid.errors import CitygridError
+
+EXTENT, BUFFER = 4096, 64
+DEFAULT_CAP = 20_000
+THIN_BELOW = 15
+MAX_ZOOM = 22
+WORLD = 40075016.68557849
+
+
+@dataclass(frozen=True)
+class Tile:
+    data: bytes
+    etag: str
+    version: int
+
+
+class TileCache:
+    """LRU of encoded tiles; entries are valid only for the layer version they were built at."""
+
+    def __init__(self, max_items: int = 20_000) -> None:
+        self._d: OrderedDict[tuple[str, int, int, int], Tile] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_items = max_items
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple[str, int, int, int], version: int) -> Tile | None:
+        with self._lock:
+            t = self._d.get(key)
+            if t is None or t.version != version:
+                self.misses += 1
+                return None
+            self._d.move_to_end(key)
+            self.hits += 1
+            return t
+
+    def put(self, key: tuple[str, int, int, int], tile: Tile) -> None:
+        with self._lock:
+            self._d[key] = tile
+            self._d.move_to_end(key)
+            while len(self._d) > self.max_items:
+                self._d.popitem(last=False)
+
+
+CACHE = TileCache()
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    if not (0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z):
+        raise CitygridError.one("tile_out_of_range", f"瓦片坐标超出范围：{z}/{x}/{y}",
+                                f"tile {z}/{x}/{y} is outside the tile matrix", "z")
+
+
+def layer_version(conn: Connection, layer: str) -> int:
+    v = conn.execute(text("SELECT version FROM layer_version WHERE layer=:l"), {"l": layer}).scalar()
+    return int(v or 0)
+
+
+def layer_exists(layer: str) -> bool:
+    if layer == "divisions":
+        return True
+    return layer.startswith("class-") and get_catalog().get(layer[6:]) is not None
+
+
+def _sql(layer: str, z: int) -> tuple[str, dict]:
+    thin = z < THIN_BELOW
+    cell = WORLD / (2**z) / 256 * 4  # about 4 screen pixels
+    if layer == "divisions":
+        level = 3 if z < 9 else 4 if z < 11 else 5
+        return (
+            "WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+            "f AS (SELECT ST_AsMVTGeom(ST_Transform(d.geom, 3857), b.e, :ext, :buf, true) AS geom, d.code, d.name, "
+            "d.level FROM division d, b WHERE d.level = :lvl AND d.geom IS NOT NULL "
+            "AND d.geom && ST_Transform(b.e, 4490) LIMIT :cap) "
+            "SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f WHERE geom IS NOT NULL",
+            {"lvl": level},
+        )
+    props = "o.code, o.name, o.attrs->>'state' AS state, o.township_code, o.village_code"
+    if thin:
+        inner = (f"SELECT DISTINCT ON (ST_SnapToGrid(ST_Transform(ST_PointOnSurface(o.geom), 3857), :cell)) "
+                 f"o.geom, {props} FROM city_object o, b WHERE o.class_code=:cls AND o.status='active' "
+                 "AND o.geom && ST_Transform(b.e, 4490) "
+                 "ORDER BY ST_SnapToGrid(ST_Transform(ST_PointOnSurface(o.geom), 3857), :cell), o.code")
+    else:
+        inner = (f"SELECT o.geom, {props} FROM city_object o, b WHERE o.class_code=:cls AND o.status='active' "
+                 "AND o.geom && ST_Transform(b.e, 4490)")
+    return (
+        "WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+        f"src AS ({inner} LIMIT :cap), "
+        "f AS (SELECT ST_AsMVTGeom(ST_Transform(src.geom, 3857), b.e, :ext, :buf, true) AS geom, src.code, src.name, "
+        "src.state, src.township_code, src.village_code FROM src, b) "
+        "SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f WHERE geom IS NOT NULL",
+        {"cls": layer[6:], "cell": cell},
+    )
+
+
+def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
+         cache: TileCache | None = CACHE) -> Tile:
+    check_tile(z, x, y)
+    if not layer_exists(layer):
+        raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
+                                kind="not_found")
+    version = layer_version(conn, layer)
+    key = (layer, z, x, y)
+    if cache is not None:
+        hit = cache.get(key, version)
+        if hit is not None:
+            return hit
+    sql, extra = _sql(layer, z)
+    data = conn.execute(text(sql), {"z": z, "x": x, "y": y, "ext": EXTENT, "buf": BUFFER, "cap": cap,
+                                    "layer": layer} | extra).scalar()
+    t = Tile(bytes(data or b""), f'"{layer}-v{version}-{z}-{x}-{y}"', version)
+    if cache is not None:
+        cache.put(key, t)
+    return t
+
+
+_COLORS = {"01": "#1f77b4", "02": "#ff7f0e", "03": "#2ca02c", "04": "#17becf", "05": "#9467bd", "06": "#1e90ff",
+           "07": "#d62728", "08": "#8c564b", "99": "#7f7f7f"}
+
+
+def style(layer: str, tiles_url: str) -> dict:
+    """A MapLibre style for one layer, drawn by geometry type and coloured by 大类."""
+    if layer == "divisions":
+        gtype, color, name = "Polygon", "#555555", "行政区划"
+    else:
+        cls = get_catalog().get(layer[6:])
+        if cls is None:
+            raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
+                                    kind="not_found")
+        gtype, color, name = cls.geometry, _COLORS.get(cls.major, "#333333"), cls.name
+    src = {"type": "vector", "tiles": [tiles_url], "minzoom": 0, "maxzoom": 16}
+    if "Point" in gtype:
+        layers = [{"id": layer, "type": "circle", "source": layer, "source-layer": layer,
+                   "paint": {"circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 1.5, 16, 5],
+                             "circle-color": color, "circle-stroke-color": "#ffffff", "circle-stroke-width": 0.5}}]
+    elif "Line" in gtype:
+        layers = [{"id": layer, "type": "line", "source": layer, "source-layer": layer,
+                   "paint": {"line-color": color, "line-width": ["interpolate", ["linear"], ["zoom"], 10, 0.5, 16, 3]}}]
+    else:
+        layers = [{"id": f"{layer}-fill", "type": "fill", "source": layer, "source-layer": layer,
+                   "paint": {"fill-color": color, "fill-opacity": 0.25}},
+                  {"id": f"{layer}-line", "type": "line", "source": layer, "source-layer": layer,
+                   "paint": {"line-color": color, "line-width": 1}}]
+    return {"version": 8, "name": name, "sources": {layer: src}, "layers": layers}

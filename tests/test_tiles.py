@@ -1,0 +1,81 @@
+"""Vector tiles: decode with the expected features, thinning cap, ETag changes on write, 304, styles."""
+
+from __future__ import annotations
+
+import math
+
+import mapbox_vector_tile
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import Point
+from sqlalchemy.orm import Session
+
+from citygrid.registry.bulk import BulkItem, bulk_create
+
+CLS = "080102"  # 物联感知设备: only this module creates them
+
+
+def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def hydrants(engine) -> list[str]:  # noqa: ANN001
+    items = [BulkItem(Point(114.95 + (i % 10) * 0.0002, 30.12 + (i // 10) * 0.0002),
+                      {"device_id": f"T{i}", "device_kind": "烟感"}) for i in range(40)]
+    with Session(engine) as s, s.begin():
+        return bulk_create(s, CLS, "420281", items, by="test-tiles")
+
+
+def _decode(data: bytes) -> dict:
+    return mapbox_vector_tile.decode(data)
+
+
+def test_tile_has_the_features_inside_it(client: TestClient, hydrants: list[str]) -> None:
+    x, y = _tile(114.951, 30.121, 16)
+    r = client.get(f"/tiles/class-{CLS}/16/{x}/{y}.mvt")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    layer = _decode(r.content)[f"class-{CLS}"]
+    codes = {f["properties"]["code"] for f in layer["features"]}
+    inside = client.get(f"/ogc/collections/class-{CLS}/items", params={"limit": 1000}).json()["features"]
+    # brute force: which stored points fall in this tile
+    expect = {f["id"] for f in inside if _tile(*f["geometry"]["coordinates"], 16) == (x, y)}
+    assert expect and codes == expect
+
+
+def test_low_zoom_thins_points(client: TestClient, hydrants: list[str]) -> None:
+    x, y = _tile(114.951, 30.121, 10)
+    layer = _decode(client.get(f"/tiles/class-{CLS}/10/{x}/{y}.mvt").content)[f"class-{CLS}"]
+    assert 0 < len(layer["features"]) < 40  # 40 points within ~20 m collapse to a few at z10
+
+
+def test_etag_304_and_invalidation_on_write(client: TestClient, engine, hydrants: list[str]) -> None:  # noqa: ANN001
+    x, y = _tile(114.951, 30.121, 16)
+    url = f"/tiles/class-{CLS}/16/{x}/{y}.mvt"
+    r1 = client.get(url)
+    etag = r1.headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    before = len(_decode(r1.content)[f"class-{CLS}"]["features"])
+    with Session(engine) as s, s.begin():
+        bulk_create(s, CLS, "420281", [BulkItem(Point(114.9511, 30.1211), {"device_id": "NEW", "device_kind": "烟感"})],
+                    by="test-tiles")
+    r2 = client.get(url, headers={"If-None-Match": etag})
+    assert r2.status_code == 200 and r2.headers["ETag"] != etag
+    assert len(_decode(r2.content)[f"class-{CLS}"]["features"]) == before + 1
+
+
+def test_tilejson_style_and_errors(client: TestClient) -> None:
+    tj = client.get(f"/tiles/class-{CLS}.json").json()
+    assert tj["tilejson"] == "3.0.0" and tj["tiles"][0].endswith(f"/tiles/class-{CLS}/{{z}}/{{x}}/{{y}}.mvt")
+    st = client.get(f"/styles/class-{CLS}.json").json()
+    assert st["version"] == 8 and st["layers"][0]["type"] == "circle"
+    assert client.get("/styles/class-050101.json").json()["layers"][0]["type"] == "fill"
+    assert client.get("/tiles/class-999999/1/0/0.mvt").status_code == 404
+    r = client.get(f"/tiles/class-{CLS}/3/9/0.mvt")
+    assert r.status_code == 400 and r.json()["error_code"] == "tile_out_of_range"
+    div = client.get("/tiles/divisions/8/" + "/".join(map(str, _tile(114.9, 30.1, 8))) + ".mvt")
+    assert div.status_code == 200 and any(f["properties"]["code"] == "420281"
+                                          for f in _decode(div.content)["divisions"]["features"])
