@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api import errors
-from api.routers import catalog, codes, divisions, jobs, objects, ogc, tiles
+from api.routers import aggregate, catalog, codes, divisions, jobs, objects, ogc, tiles
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 
@@ -34,7 +34,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         lifespan=lifespan,
     )
     errors.install(app)
-    for r in (divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router):
+    for r in (divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router):
         app.include_router(r)
 
     @app.get("/health", tags=["system"])

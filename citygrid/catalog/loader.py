@@ -32,7 +32,7 @@ DEPARTMENTS_FILE = "departments.yaml"
 CLASSES_FILE = "classes.yaml"
 
 CLASS_KEYS = ("code", "name", "name_en", "geometry", "department", "component_code", "update_period_days",
-              "include", "attributes", "note")
+              "include", "attributes", "note", "personal")
 CLASS_REQUIRED = ("code", "name", "name_en", "geometry", "department", "update_period_days")
 ATTRIBUTE_KEYS = ("field", "label", "type", "required", "enum", "min", "max", "unit", "max_length", "pattern",
                   "level", "description")
@@ -506,6 +506,10 @@ def _parse_class(ck: _Checker, item: _Map, p: str, *, departments: dict[str, Dep
         ck.error(f"{p}.update_period_days", f"must be a positive integer, got {_describe(period)}",
                  item, "update_period_days")
     note = ck.text(item, "note", p, required=False)
+    personal = item.get("personal", False)
+    if not isinstance(personal, bool):
+        ck.error(f"{p}.personal", f"must be true or false, got {_describe(personal)}", item, "personal")
+        personal = False
 
     includes: list[str] = []
     attributes: list[Attribute] = []
@@ -554,7 +558,7 @@ def _parse_class(ck: _Checker, item: _Map, p: str, *, departments: dict[str, Dep
     return ObjectClass(
         code=code, name=name, name_en=name_en, geometry=geometry, department=department,
         attributes=attributes, major_name=majors[code[:2]], middle_name=middles[code[:4]],
-        component_code=component_code, update_period_days=period, note=note, includes=includes,
+        component_code=component_code, update_period_days=period, note=note, includes=includes, personal=personal,
     )
 
 

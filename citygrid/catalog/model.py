@@ -211,6 +211,8 @@ class ObjectClass:
     update_period_days: int = 365
     note: str | None = None
     includes: list[str] = field(default_factory=list)
+    # Objects of this class describe people or households: aggregates suppress small groups (k-anonymity).
+    personal: bool = False
     major: str = field(init=False)
     middle: str = field(init=False)
     minor: str = field(init=False)
@@ -275,7 +277,7 @@ class ObjectClass:
             "major_name": self.major_name, "middle_name": self.middle_name,
             "name": self.name, "name_en": self.name_en, "geometry": self.geometry,
             "department": self.department.to_dict(), "component_code": self.component_code,
-            "update_period_days": self.update_period_days, "note": self.note,
+            "update_period_days": self.update_period_days, "note": self.note, "personal": self.personal,
             "includes": list(self.includes), "attributes": [a.to_dict() for a in self.attributes],
         }
 

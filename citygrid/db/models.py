@@ -140,6 +140,7 @@ class CityObject(Base):
     attrs: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="active")
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    h3: Mapped[int | None] = mapped_column(BigInteger, index=False)
     valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
@@ -149,6 +150,7 @@ class CityObject(Base):
     __table_args__ = (
         CheckConstraint("status IN ('active','retired')", name="city_object_status"),
         Index("city_object_class_division_idx", "class_code", "division_code", "code"),
+        Index("city_object_h3_idx", "h3"),
     )
 
 

@@ -21,6 +21,7 @@ from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
 from citygrid.errors import CitygridError, Problem
 from citygrid.geo import check_geometry
+from citygrid.grid.h3cells import cell_of
 
 
 @dataclass
@@ -77,13 +78,13 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
     for code, cc, it in zip(codes, comp, items, strict=True):
         buf.write("\t".join([
             str(uuid.uuid4()), code, class_code, county, _esc(it.township_code), _esc(it.village_code), _esc(cc),
-            _esc(it.name), "SRID=4490;" + it.geom.wkb_hex, _esc(json.dumps(it.attrs, ensure_ascii=False)), _esc(by),
+            _esc(it.name), "SRID=4490;" + it.geom.wkb_hex, str(cell_of(it.geom)), _esc(json.dumps(it.attrs, ensure_ascii=False)), _esc(by),
             _esc(by),
         ]) + "\n")
     raw = s.connection().connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy("COPY city_object (uid, code, class_code, division_code, township_code, village_code, "
-                      "component_code, name, geom, attrs, created_by, updated_by) FROM STDIN") as cp:
+                      "component_code, name, geom, h3, attrs, created_by, updated_by) FROM STDIN") as cp:
             cp.write(buf.getvalue())
         cur.execute(
             "INSERT INTO city_object_history (uid, version, code, op, name, geom, attrs, status, division_code, "

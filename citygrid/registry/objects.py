@@ -22,6 +22,7 @@ from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
 from citygrid.errors import CitygridError, Problem
 from citygrid.geo import check_geometry, parse_geometry, to_geojson
+from citygrid.grid.h3cells import cell_of
 from citygrid.regions import query as divisions
 
 
@@ -138,11 +139,11 @@ def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[
     s.execute(
         text(
             "INSERT INTO city_object (uid, code, class_code, division_code, township_code, village_code, "
-            "component_code, name, geom, attrs, created_by, updated_by) VALUES (:u, :code, :cls, :d, :t, :v, :cc, "
-            ":n, ST_GeomFromWKB(:g, 4490), CAST(:a AS jsonb), :by, :by)"
+            "component_code, name, geom, h3, attrs, created_by, updated_by) VALUES (:u, :code, :cls, :d, :t, :v, :cc, "
+            ":n, ST_GeomFromWKB(:g, 4490), :h3, CAST(:a AS jsonb), :by, :by)"
         ),
         {"u": uid, "code": code, "cls": cls.code, "d": place["county"], "t": place["township"], "v": place["village"],
-         "cc": _component_code(s, cls, place["county"]), "n": obj.name, "g": geom.wkb,
+         "cc": _component_code(s, cls, place["county"]), "n": obj.name, "g": geom.wkb, "h3": cell_of(geom),
          "a": json.dumps(obj.attrs, ensure_ascii=False), "by": by},
     )
     _history(s, uid, "create", by)
@@ -233,20 +234,22 @@ def update(s: Session, code: str, *, by: str, attrs: dict[str, Any] | None = Non
                 merged[k] = v
     problems = _attr_problems(cls, merged, None)
     geom_wkb = None
+    h3cell = None
     if geometry is not None:
         try:
             g = parse_geometry(geometry, crs)
             check_geometry(g, cls.geometry)
             geom_wkb = g.wkb
+            h3cell = cell_of(g)
         except CitygridError as e:
             problems += e.problems
     if problems:
         raise CitygridError(problems, "unprocessable")
     s.execute(
         text("UPDATE city_object SET attrs=CAST(:a AS jsonb), name=COALESCE(:n, name), "
-             "geom=COALESCE(ST_GeomFromWKB(:g, 4490), geom), version=version+1, updated_by=:by, updated_at=now() "
-             "WHERE uid=:u"),
-        {"a": json.dumps(merged, ensure_ascii=False), "n": name, "g": geom_wkb, "by": by, "u": cur.uid},
+             "geom=COALESCE(ST_GeomFromWKB(:g, 4490), geom), h3=COALESCE(:h3, h3), version=version+1, "
+             "updated_by=:by, updated_at=now() WHERE uid=:u"),
+        {"a": json.dumps(merged, ensure_ascii=False), "n": name, "g": geom_wkb, "h3": h3cell, "by": by, "u": cur.uid},
     )
     _history(s, cur.uid, "update", by, reason)
     _audit(s, by, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None})

@@ -1,0 +1,1 @@
+"""Grids: H3 cells, unit grids, governance grids, and aggregation over them."""

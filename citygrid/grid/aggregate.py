@@ -1,0 +1,107 @@
+"""Aggregate objects to H3 cells (any resolution ≤ 12) or divisions: count, sum, avg of a numeric attribute.
+
+Personal-data classes (any attribute at level L4) suppress groups smaller than k (k-anonymity, default 5)
+for callers without the right: the group is returned without its value, never with a small count.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from citygrid.catalog import get_catalog
+from citygrid.errors import CitygridError
+from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
+
+DIVISION_LEVELS = {"county": (3, "division_code"), "township": (4, "township_code"), "village": (5, "village_code")}
+K_DEFAULT = 5
+
+
+def is_personal(class_code: str | None, attr: str | None = None) -> bool:
+    """A class about people (catalog `personal: true`), or a statistic over an L4 (personal) attribute."""
+    cls = get_catalog().get(class_code) if class_code else None
+    if cls is None:
+        return False
+    return cls.personal or any(a.field == attr and a.level == "L4" for a in cls.attributes)
+
+
+def _err(code: str, zh: str, en: str, field: str) -> CitygridError:
+    return CitygridError.one(code, zh, en, field)
+
+
+def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr: str | None = None,
+              stat: str = "count", region: str | None = None, bbox: tuple[float, float, float, float] | None = None,
+              k: int = K_DEFAULT, may_see_personal: bool = False, with_geometry: bool = True) -> dict[str, Any]:
+    if stat not in ("count", "sum", "avg"):
+        raise _err("stat_invalid", "stat 只能是 count、sum 或 avg", "stat must be count, sum or avg", "stat")
+    cls = None
+    if class_code is not None:
+        cls = get_catalog().get(class_code)
+        if cls is None:
+            raise _err("class_unknown", f"分类代码 {class_code} 不存在", f"unknown class {class_code}", "class")
+    value = "count(*)"
+    params: dict[str, Any] = {}
+    if stat != "count":
+        if not attr or cls is None:
+            raise _err("attr_required", "sum/avg 需要指定 class 和数值属性 attr", "sum/avg need class and a numeric attr",
+                       "attr")
+        a = next((x for x in cls.attributes if x.field == attr), None)
+        if a is None or a.type not in ("integer", "number"):
+            raise _err("attr_not_numeric", f"属性 {attr} 不是 {cls.name} 的数值属性",
+                       f"{attr} is not a numeric attribute of {cls.code}", "attr")
+        params["attr"] = attr
+        num = "CASE WHEN jsonb_typeof(o.attrs->:attr) = 'number' THEN (o.attrs->>:attr)::numeric END"
+        value = f"{stat}({num})"
+    if by.startswith("h3:"):
+        try:
+            res = int(by[3:])
+        except ValueError as exc:
+            raise _err("by_invalid", f"分组方式 {by} 不正确", f"invalid by={by}", "by") from exc
+        if not 0 <= res <= STORED_RES:
+            raise _err("by_invalid", f"H3 分辨率应在 0–{STORED_RES} 之间", f"H3 resolution must be 0..{STORED_RES}", "by")
+        key = parent_sql("o.h3", res)
+    elif by in DIVISION_LEVELS:
+        key = "o." + DIVISION_LEVELS[by][1]
+    else:
+        raise _err("by_invalid", "by 只能是 h3:N、county、township 或 village",
+                   "by must be h3:N, county, township or village", "by")
+    where = ["o.status = 'active'", f"{key} IS NOT NULL"]
+    if class_code:
+        where.append("o.class_code = :cls")
+        params["cls"] = class_code
+    if region:
+        where.append("(o.division_code = :rg OR o.township_code = :rg OR o.village_code = :rg)")
+        params["rg"] = region
+    if bbox:
+        where.append("o.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)")
+        params |= dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True))
+    rows = conn.execute(
+        text(f"SELECT {key} AS k, count(*) AS n, {value} AS v FROM city_object o WHERE {' AND '.join(where)} "
+             "GROUP BY 1 ORDER BY 1"), params).all()
+    suppress = is_personal(class_code, attr) and not may_see_personal
+    feats = []
+    suppressed = 0
+    geoms: dict[str, dict] = {}
+    if with_geometry and by in DIVISION_LEVELS and rows:
+        for code, g in conn.execute(text("SELECT code, ST_AsGeoJSON(geom, 6) FROM division WHERE code = ANY(:c) "
+                                         "AND geom IS NOT NULL"), {"c": [r.k for r in rows]}).all():
+            geoms[code] = json.loads(g)
+    for r in rows:
+        hidden = suppress and r.n < k
+        suppressed += hidden
+        props = {"key": str(r.k), "value": None if hidden else (float(r.v) if r.v is not None else None),
+                 "count": None if hidden else int(r.n), "suppressed": hidden}
+        if by.startswith("h3:"):
+            import h3
+
+            props["h3"] = h3.int_to_str(int(r.k))
+            geom = boundary_geojson(int(r.k)) if with_geometry else None
+        else:
+            geom = geoms.get(r.k)
+        feats.append({"type": "Feature", "id": props["key"], "geometry": geom, "properties": props})
+    return {"type": "FeatureCollection", "features": feats,
+            "meta": {"by": by, "class": class_code, "stat": stat, "attr": attr, "groups": len(feats),
+                     "suppressed": suppressed, "k": k if suppress else None}}

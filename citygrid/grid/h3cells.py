@@ -1,0 +1,33 @@
+"""H3 cells as bigints. Stored at resolution 12 at write time; parents are bit operations (no h3 in SQL)."""
+
+from __future__ import annotations
+
+import h3
+from shapely.geometry.base import BaseGeometry
+
+STORED_RES = 12
+_RES_SHIFT = 52
+
+
+def cell_of(geom: BaseGeometry, res: int = STORED_RES) -> int:
+    p = geom if geom.geom_type == "Point" else geom.representative_point()
+    return h3.str_to_int(h3.latlng_to_cell(p.y, p.x, res))
+
+
+def parent(cell: int, res: int) -> int:
+    """Same as h3.cell_to_parent, on the integer: set the resolution, fill finer digits with 7."""
+    return (cell & ~(15 << _RES_SHIFT)) | (res << _RES_SHIFT) | ((1 << (3 * (15 - res))) - 1)
+
+
+def parent_sql(column: str, res: int) -> str:
+    """SQL expression for the parent cell of a stored bigint cell column at `res` (0..STORED_RES)."""
+    if not 0 <= res <= STORED_RES:
+        raise ValueError(f"resolution must be 0..{STORED_RES}")
+    keep = ~(15 << _RES_SHIFT)
+    fill = (1 << (3 * (15 - res))) - 1
+    return f"(({column} & {keep}::bigint) | {res << _RES_SHIFT}::bigint | {fill}::bigint)"
+
+
+def boundary_geojson(cell: int) -> dict:
+    ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(h3.int_to_str(cell))]
+    return {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
