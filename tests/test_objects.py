@@ -240,3 +240,23 @@ def test_reserve_a_block_of_codes(client: TestClient) -> None:
     assert r.status_code == 400 and r.json()["error_code"] == "division_unknown"
     r = client.post("/codes/blocks", json={"division_code": "420281", "class_code": LAMP.code, "count": 0})
     assert r.status_code == 422 and r.json()["field"] == "count"
+
+
+def test_personal_attributes_are_masked_everywhere(client: TestClient) -> None:
+    attrs = {"house_use": "自住", "owner_name": "王示例", "owner_id_number": "42028119800101901X",
+             "owner_phone": "17012345678"}
+    r = client.post("/objects", json={"class_code": "050201", "attrs": attrs, "division_code": "420281",
+                                      "geometry": {"type": "Point", "coordinates": [114.9701, 30.1001]}})
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    for got in (r.json()["attrs"], client.get(f"/objects/{code}").json()["attrs"],
+                client.get(f"/objects/{code}/history").json()["versions"][0]["attrs"],
+                client.get(f"/ogc/collections/class-050201/items/{code}").json()["properties"]):
+        assert got["owner_name"] == "王**" and got["owner_phone"] == "170****5678"
+        assert got["owner_id_number"] == "420281********901X"
+        assert "王示例" not in str(got) and "17012345678" not in str(got)
+    r = client.get("/ogc/collections/class-050201/items", params={"owner_name": "王示例"})
+    assert r.status_code == 400 and r.json()["error_code"] == "property_unknown"
+    # an update that does not touch personal fields keeps them intact (not overwritten by masks)
+    r = client.patch(f"/objects/{code}", json={"attrs": {"house_use": "出租"}})
+    assert r.status_code == 200 and r.json()["attrs"]["owner_phone"] == "170****5678"

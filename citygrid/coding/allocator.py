@@ -22,7 +22,7 @@ class AllocationError(ValueError):
         self.error_code, self.message_zh, self.message_en = error_code, message_zh, message_en
 
 
-def _advance(session: Session, division: str, class_code: str, n: int) -> int:
+def advance(session: Session, division: str, class_code: str, n: int) -> int:
     """Reserve n serials; return the first."""
     end = session.execute(
         text(
@@ -52,7 +52,7 @@ def allocate(
         raise AllocationError("alloc_count", "分配数量必须大于 0", "count must be at least 1")
     seg = scheme.segment("serial")
     limit = 10**seg.length - 1
-    first = _advance(session, division, class_code, n)
+    first = advance(session, division, class_code, n)
     if first + n - 1 > limit:
         raise AllocationError(
             "alloc_exhausted",

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 
 from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
+from citygrid.registry.objects import personal_fields
+from citygrid.security.masking import mask_attrs
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -149,7 +151,7 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
         where += ["o.class_code = :cls", "o.status = 'active'"]
         params["cls"] = col.class_code
         cls = get_catalog().get(col.class_code)
-        allowed = {a.field for a in cls.attributes} if cls else set()
+        allowed = {a.field for a in cls.attributes if a.level != "L4"} if cls else set()  # no probing personal data
         for i, (k, v) in enumerate((props or {}).items()):
             if k not in allowed:
                 raise CitygridError.one("property_unknown", f"属性 {k} 不是该图层的可查询属性",
@@ -207,7 +209,9 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
     rows = rows[:limit]
     if before:
         rows = list(reversed(rows))
-    feats = [{"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": r.p} for r in rows]
+    pf = personal_fields(col.class_code) if col.class_code else set()
+    feats = [{"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": mask_attrs(r.p, pf)}
+             for r in rows]
     first_id = rows[0].id if rows else None
     last_id = rows[-1].id if rows else None
     nxt = last_id if rows and (has_more if not before else True) else None
@@ -236,4 +240,5 @@ def item(conn: Connection, cid: str, fid: str, crs: str | None = None) -> dict[s
     if r is None:
         raise CitygridError.one("feature_not_found", f"要素 {fid} 不存在", f"feature {fid} not found", "featureId",
                                 kind="not_found")
-    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": r.p, "crs": crs_uri(out_srid)}
+    props = mask_attrs(r.p, personal_fields(col.class_code)) if col.class_code else r.p
+    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": props, "crs": crs_uri(out_srid)}

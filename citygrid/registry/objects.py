@@ -24,6 +24,7 @@ from citygrid.errors import CitygridError, Problem
 from citygrid.geo import check_geometry, parse_geometry, to_geojson
 from citygrid.grid.h3cells import cell_of
 from citygrid.regions import query as divisions
+from citygrid.security.masking import mask_attrs
 
 
 @dataclass
@@ -158,13 +159,19 @@ _SELECT = (
 )
 
 
+def personal_fields(class_code: str) -> set[str]:
+    cls = get_catalog().get(class_code)
+    return {a.field for a in cls.attributes if a.level == "L4"} if cls else set()
+
+
 def _out(r: Any) -> dict[str, Any]:
     cls = get_catalog().get(r.class_code)
     return {
         "uid": str(r.uid), "code": r.code, "class_code": r.class_code, "class_name": cls.name if cls else None,
         "division_code": r.division_code, "township_code": r.township_code, "village_code": r.village_code,
         "component_code": r.component_code, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
-        "attrs": r.attrs, "status": r.status, "version": r.version, "valid_from": r.valid_from,
+        "attrs": mask_attrs(r.attrs, personal_fields(r.class_code)), "status": r.status, "version": r.version,
+        "valid_from": r.valid_from,
         "valid_to": r.valid_to, "created_by": r.created_by, "created_at": r.created_at,
         "updated_by": r.updated_by, "updated_at": r.updated_at,
     }
@@ -222,8 +229,7 @@ def update(s: Session, code: str, *, by: str, attrs: dict[str, Any] | None = Non
         raise CitygridError.one("version_conflict", f"版本冲突：当前版本为 {cur.version}",
                                 f"version conflict: current version is {cur.version}", "version", kind="conflict")
     cls = _class(cur.class_code)
-    old = get(conn, code) or {}
-    merged = dict(old.get("attrs") or {})
+    merged = dict(conn.execute(text("SELECT attrs FROM city_object WHERE uid=:u"), {"u": cur.uid}).scalar_one())
     if attrs is not None:
         if not isinstance(attrs, dict):
             raise CitygridError.one("attrs_type", "属性必须是对象", "attrs must be an object", "attrs")
@@ -320,8 +326,9 @@ def history(conn: Connection, code: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         text("SELECT version, op, name, ST_AsBinary(geom) AS g, attrs, status, changed_by, changed_at, reason "
              "FROM city_object_history WHERE uid=:u ORDER BY version"), {"u": cur.uid}).all()
+    pf = personal_fields(cur.class_code)
     return [{"version": r.version, "op": r.op, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
-             "attrs": r.attrs, "status": r.status, "changed_by": r.changed_by, "changed_at": r.changed_at,
+             "attrs": mask_attrs(r.attrs, pf), "status": r.status, "changed_by": r.changed_by, "changed_at": r.changed_at,
              "reason": r.reason} for r in rows]
 
 

@@ -1,0 +1,1 @@
+"""Principals, roles, masking of personal data."""
