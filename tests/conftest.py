@@ -22,7 +22,8 @@ from citygrid.db.engine import engine_for
 from citygrid.regions.load import load_divisions
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE, TEST_DB = "citygrid_tmpl", "citygrid_test"
+TEMPLATE = "citygrid_tmpl"
+TEST_DB = f"citygrid_test_{os.getpid()}"  # one per pytest process, so parallel runs never clobber each other
 
 
 def _head() -> str:
@@ -59,21 +60,27 @@ def database_url() -> Iterator[str]:
     cluster.start()
     port = cluster.port
     admin = f"host=127.0.0.1 port={port} user=citygrid dbname=postgres"
-    if not _template_ok(port):
+    with psycopg.connect(admin, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(4202810)")  # one template builder at a time
+        if not _template_ok(port):
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+                c.execute(f"CREATE DATABASE {TEMPLATE}")
+            turl = f"postgresql+psycopg://citygrid@127.0.0.1:{port}/{TEMPLATE}"
+            load_divisions(prepare(turl))
+            engine_for(turl).dispose()
         with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-            c.execute(f"CREATE DATABASE {TEMPLATE}")
-        turl = f"postgresql+psycopg://citygrid@127.0.0.1:{port}/{TEMPLATE}"
-        load_divisions(prepare(turl))
-        engine_for(turl).dispose()
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
-        c.execute(f"CREATE DATABASE {TEST_DB} TEMPLATE {TEMPLATE}")
+            c.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+            c.execute(f"CREATE DATABASE {TEST_DB} TEMPLATE {TEMPLATE}")
+        lock.execute("SELECT pg_advisory_unlock(4202810)")
     url = f"postgresql+psycopg://citygrid@127.0.0.1:{port}/{TEST_DB}"
     prepare(url)
     yield url
     engine_for(url).dispose()
-    if not was_running:
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+        others = c.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'citygrid_test_%'").fetchone()
+    if not was_running and others and others[0] == 0:
         cluster.stop()
 
 
