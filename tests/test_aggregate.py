@@ -59,14 +59,13 @@ def test_division_aggregation_and_sum(client: TestClient, engine) -> None:  # no
         n = c.execute(text("SELECT count(*) FROM city_object WHERE class_code='080102' AND status='active'")).scalar()
     assert {f["id"]: f["properties"]["count"] for f in r["features"]} == {"420281": n}
     assert r["features"][0]["geometry"]["type"] == "MultiPolygon"
-    items = [BulkItem(Point(114.97, 30.1), {"facility_name": f"S{i}", "facility_type": "泵闸", "installed_power": p})
-             for i, p in enumerate([10.0, 20.0, 30.5])]
+    items = [BulkItem(Point(114.97, 30.1), {"site_name": f"S{i}", "ports": p}) for i, p in enumerate([10, 20, 31])]
     with Session(engine) as s, s.begin():
-        bulk_create(s, "060203", "420281", items, by="test-agg")
+        bulk_create(s, "990101", "420281", items, by="test-agg")
     with engine.connect() as c:
-        total = c.execute(text("SELECT sum((attrs->>'installed_power')::numeric) FROM city_object "
-                               "WHERE class_code='060203' AND status='active'")).scalar()
-    r = client.get("/aggregate", params={"by": "county", "class": "060203", "stat": "sum", "attr": "installed_power"})
+        total = c.execute(text("SELECT sum((attrs->>'ports')::numeric) FROM city_object "
+                               "WHERE class_code='990101' AND status='active'")).scalar()
+    r = client.get("/aggregate", params={"by": "county", "class": "990101", "stat": "sum", "attr": "ports"})
     assert r.json()["features"][0]["properties"]["value"] == pytest.approx(float(total))
 
 

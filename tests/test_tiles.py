@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.registry.bulk import BulkItem, bulk_create
 
-CLS = "080102"  # 物联感知设备: only this module creates them
+CLS = "080201"  # 重大危险源: only this module creates them
 
 
 def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -25,7 +25,7 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def hydrants(engine) -> list[str]:  # noqa: ANN001
     items = [BulkItem(Point(114.95 + (i % 10) * 0.0002, 30.12 + (i // 10) * 0.0002),
-                      {"device_id": f"T{i}", "device_kind": "烟感"}) for i in range(40)]
+                      {"state": "完好", "source_name": f"T{i}", "hazard_grade": "四级"}) for i in range(40)]
     with Session(engine) as s, s.begin():
         return bulk_create(s, CLS, "420281", items, by="test-tiles")
 
@@ -60,7 +60,7 @@ def test_etag_304_and_invalidation_on_write(client: TestClient, engine, hydrants
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
     before = len(_decode(r1.content)[f"class-{CLS}"]["features"])
     with Session(engine) as s, s.begin():
-        bulk_create(s, CLS, "420281", [BulkItem(Point(114.9511, 30.1211), {"device_id": "NEW", "device_kind": "烟感"})],
+        bulk_create(s, CLS, "420281", [BulkItem(Point(114.9511, 30.1211), {"state": "完好", "source_name": "NEW", "hazard_grade": "四级"})],
                     by="test-tiles")
     r2 = client.get(url, headers={"If-None-Match": etag})
     assert r2.status_code == 200 and r2.headers["ETag"] != etag

@@ -141,6 +141,8 @@ class CityObject(Base):
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="active")
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     h3: Mapped[int | None] = mapped_column(BigInteger, index=False)
+    unit_grid: Mapped[str | None] = mapped_column(String(24))
+    gov_grid: Mapped[str | None] = mapped_column(String(24))
     valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
@@ -151,6 +153,8 @@ class CityObject(Base):
         CheckConstraint("status IN ('active','retired')", name="city_object_status"),
         Index("city_object_class_division_idx", "class_code", "division_code", "code"),
         Index("city_object_h3_idx", "h3"),
+        Index("city_object_unit_grid_idx", "unit_grid"),
+        Index("city_object_gov_grid_idx", "gov_grid"),
     )
 
 

@@ -17,6 +17,7 @@ from citygrid.errors import CitygridError
 from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
 
 DIVISION_LEVELS = {"county": (3, "division_code"), "township": (4, "township_code"), "village": (5, "village_code")}
+GRID_KINDS = {"unit_grid": ("unit", "unit_grid"), "gov_grid": ("governance", "gov_grid")}
 K_DEFAULT = 5
 
 
@@ -65,9 +66,11 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
         key = parent_sql("o.h3", res)
     elif by in DIVISION_LEVELS:
         key = "o." + DIVISION_LEVELS[by][1]
+    elif by in GRID_KINDS:
+        key = "o." + GRID_KINDS[by][1]
     else:
-        raise _err("by_invalid", "by 只能是 h3:N、county、township 或 village",
-                   "by must be h3:N, county, township or village", "by")
+        raise _err("by_invalid", "by 只能是 h3:N、unit_grid、gov_grid、county、township 或 village",
+                   "by must be h3:N, unit_grid, gov_grid, county, township or village", "by")
     where = ["o.status = 'active'", f"{key} IS NOT NULL"]
     if class_code:
         where.append("o.class_code = :cls")
@@ -88,6 +91,10 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     if with_geometry and by in DIVISION_LEVELS and rows:
         for code, g in conn.execute(text("SELECT code, ST_AsGeoJSON(geom, 6) FROM division WHERE code = ANY(:c) "
                                          "AND geom IS NOT NULL"), {"c": [r.k for r in rows]}).all():
+            geoms[code] = json.loads(g)
+    if with_geometry and by in GRID_KINDS and rows:
+        for code, g in conn.execute(text("SELECT code, ST_AsGeoJSON(geom, 7) FROM grid WHERE system = :s "
+                                         "AND code = ANY(:c)"), {"s": GRID_KINDS[by][0], "c": [r.k for r in rows]}).all():
             geoms[code] = json.loads(g)
     for r in rows:
         hidden = suppress and r.n < k

@@ -182,7 +182,7 @@ def load_divisions(engine: Engine, force: bool = False, progress: Progress | Non
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
             cur.execute("TRUNCATE division_code, division")
-            restore = _drop_secondary(cur, ["division", "division_code"])
+            restore = drop_secondary(cur, ["division", "division_code"])
             progress("copy divisions", 0, len(ordered))
             with cur.copy("COPY division (code, level, name, short_name, aliases, kind, parent_code, stat_code, "
                           "mca_code, sources) FROM STDIN") as cp:
@@ -213,7 +213,7 @@ def load_divisions(engine: Engine, force: bool = False, progress: Progress | Non
     return detail
 
 
-def _drop_secondary(cur, tables: list[str]) -> list[str]:  # noqa: ANN001
+def drop_secondary(cur, tables: list[str]) -> list[str]:  # noqa: ANN001
     """Drop non-key indexes and foreign keys; return the DDL that restores them.
 
     Building an index once after COPY is several times faster than maintaining it per row.

@@ -36,7 +36,7 @@ def village_forms(name: str) -> tuple[str, list[str], str]:
     ):
         if name.endswith(suffix):
             body = name[: -len(suffix)]
-            short = body + short_suffix if short_suffix else body
+            short = body + short_suffix if short_suffix and not body.endswith(short_suffix) else body
             aliases = [short]
             if short.endswith("社区") and len(short) > 3:
                 aliases.append(short[:-2])

@@ -21,6 +21,7 @@ from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
 from citygrid.errors import CitygridError, Problem
 from citygrid.geo import check_geometry
+from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
 
 
@@ -90,6 +91,9 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
             "INSERT INTO city_object_history (uid, version, code, op, name, geom, attrs, status, division_code, "
             "changed_by, changed_at) SELECT uid, version, code, 'create', name, geom, attrs, status, division_code, "
             "created_by, created_at FROM city_object WHERE code = ANY(%s)", (codes,))
+        cur.execute("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE %s)", (county + "%",))
+        if cur.fetchone()[0]:  # grids exist: every object knows its grids from the moment it is written
+            assign_objects(s.connection(), codes=codes)
         cur.execute("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' FROM unnest(%s::text[]) c",
                     (codes,))
         cur.execute("INSERT INTO audit_log (principal, action, target, detail) VALUES (%s, 'bulk_create', %s, %s)",

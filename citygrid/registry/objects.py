@@ -22,6 +22,7 @@ from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
 from citygrid.errors import CitygridError, Problem
 from citygrid.geo import check_geometry, parse_geometry, to_geojson
+from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
 from citygrid.regions import query as divisions
 from citygrid.security.masking import mask_attrs
@@ -147,6 +148,7 @@ def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[
          "cc": _component_code(s, cls, place["county"]), "n": obj.name, "g": geom.wkb, "h3": cell_of(geom),
          "a": json.dumps(obj.attrs, ensure_ascii=False), "by": by},
     )
+    assign_objects(conn, codes=[code])
     _history(s, uid, "create", by)
     _audit(s, by, "create", code, {"class": cls.code})
     return get(conn, code) or {}
@@ -155,7 +157,7 @@ def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[
 _SELECT = (
     "SELECT o.uid, o.code, o.class_code, o.division_code, o.township_code, o.village_code, o.component_code, o.name, "
     "ST_AsBinary(o.geom) AS g, o.attrs, o.status, o.version, o.valid_from, o.valid_to, o.created_by, o.created_at, "
-    "o.updated_by, o.updated_at FROM city_object o"
+    "o.updated_by, o.updated_at, o.unit_grid, o.gov_grid FROM city_object o"
 )
 
 
@@ -169,7 +171,7 @@ def _out(r: Any) -> dict[str, Any]:
     return {
         "uid": str(r.uid), "code": r.code, "class_code": r.class_code, "class_name": cls.name if cls else None,
         "division_code": r.division_code, "township_code": r.township_code, "village_code": r.village_code,
-        "component_code": r.component_code, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
+        "component_code": r.component_code, "grids": {"unit": r.unit_grid, "governance": r.gov_grid}, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
         "attrs": mask_attrs(r.attrs, personal_fields(r.class_code)), "status": r.status, "version": r.version,
         "valid_from": r.valid_from,
         "valid_to": r.valid_to, "created_by": r.created_by, "created_at": r.created_at,
@@ -257,6 +259,8 @@ def update(s: Session, code: str, *, by: str, attrs: dict[str, Any] | None = Non
              "updated_by=:by, updated_at=now() WHERE uid=:u"),
         {"a": json.dumps(merged, ensure_ascii=False), "n": name, "g": geom_wkb, "h3": h3cell, "by": by, "u": cur.uid},
     )
+    if geom_wkb is not None:
+        assign_objects(conn, codes=[code])
     _history(s, cur.uid, "update", by, reason)
     _audit(s, by, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None})
     return get(conn, code) or {}

@@ -1,0 +1,185 @@
+"""Resolver over HTTP against the demo address base: exact, partial, noisy, fallbacks, batch, masking."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+
+@pytest.fixture(scope="module")
+def base(engine, demo_county) -> dict:  # noqa: ANN001
+    with engine.connect() as c:
+        def one(sql: str) -> dict:
+            return dict(c.execute(text(sql)).mappings().first())
+
+        return {
+            "room": one("SELECT code, full_name, ST_X(point) x, ST_Y(point) y FROM addr_node WHERE level='room' "
+                        "ORDER BY code LIMIT 1"),
+            "door": one("SELECT a.code, a.full_name, a.name, a.number, r.name road, r.code road_code FROM addr_node a "
+                        "JOIN addr_node r ON r.id=a.parent_id WHERE a.level='door' AND r.level='road' "
+                        "ORDER BY a.code LIMIT 1"),
+            "gdoor": one("SELECT a.code, a.full_name FROM addr_node a JOIN addr_node g ON g.id=a.parent_id "
+                         "WHERE g.level='village_group' ORDER BY a.code LIMIT 1"),
+        }
+
+
+def _top(client: TestClient, q: str) -> dict:
+    r = client.get("/address/geocode", params={"q": q})
+    assert r.status_code == 200, r.text
+    return r.json()["candidates"][0]
+
+
+def test_room_address_resolves_to_its_codes_and_point(client: TestClient, base: dict) -> None:
+    room = base["room"]
+    top = _top(client, room["full_name"])
+    assert top["level"] == "room" and top["address_code"] == room["code"] and top["confidence"] > 0.9
+    assert top["point"]["lon"] == pytest.approx(room["x"]) and top["point"]["lat"] == pytest.approx(room["y"])
+    assert top["codes"]["building"] and top["codes"]["door"] and top["township"]["name"]
+    assert top["unused"] == []
+
+
+@pytest.mark.parametrize("variant", [
+    lambda s: s.replace("湖北省黄石市", ""),                                  # missing levels
+    lambda s: s.replace("湖北省黄石市大冶市", "大冶"),                          # short form
+    lambda s: s.replace("栋", "幢").replace("室", "户"),                        # 幢/户
+    lambda s: s.replace("单元", "單元").replace("湖北省", "湖北省 "),            # traditional + separators
+    lambda s: s.translate(str.maketrans("0123456789", "０１２３４５６７８９")),    # full-width digits
+])
+def test_noisy_variants_of_a_room_address(client: TestClient, base: dict, variant) -> None:  # noqa: ANN001
+    top = _top(client, variant(base["room"]["full_name"]))
+    assert top["address_code"] == base["room"]["code"] and top["level"] == "room"
+
+
+def test_missing_door_falls_back_to_road_without_inventing_a_point(client: TestClient, base: dict) -> None:
+    d = base["door"]
+    top = _top(client, d["full_name"].replace(d["name"], "9999号"))
+    assert top["level"] == "road" and top["address_code"] == d["road_code"]
+    assert top["confidence"] < 0.8 and any("9999号" in n for n in top["notes"])
+    assert "9999号" in "".join(top["unused"])
+
+
+def test_sub_number_falls_back_to_base_number(client: TestClient, base: dict) -> None:
+    d = base["door"]
+    top = _top(client, d["full_name"].replace(d["name"], f"{d['number']}-1号"))
+    assert top["level"] == "door" and top["address_code"] == d["code"] and top["confidence"] < 0.95
+
+
+def test_one_character_typo_in_road_name(client: TestClient, base: dict) -> None:
+    d = base["door"]
+    road = d["road"]
+    typo = road[0] + ("某" if road[1] != "某" else "甲") + road[2:]
+    top = _top(client, f"大冶市{typo}{d['name']}")
+    assert top["address_code"] == d["code"] and top["confidence"] < 1.0
+
+
+def test_village_group_door(client: TestClient, base: dict) -> None:
+    top = _top(client, base["gdoor"]["full_name"])
+    assert top["address_code"] == base["gdoor"]["code"] and top["level"] == "door"
+
+
+def test_bad_single_inputs(client: TestClient) -> None:
+    r = client.get("/address/geocode", params={"q": ""})
+    assert r.status_code == 400 and r.json()["error_code"] == "address_empty"
+    r = client.get("/address/geocode", params={"q": "大" * 3_400})  # ~10 kB of UTF-8
+    assert r.status_code == 422 and r.json()["field"] == "q"
+    r = client.get("/address/geocode", params={"q": "\x00\x01\x02"})
+    assert 400 <= r.status_code < 500 and r.json()["message_zh"]
+
+
+def test_post_many_keeps_every_row(client: TestClient, base: dict) -> None:
+    addrs = [base["room"]["full_name"], "", "x" * 10_000, base["door"]["full_name"], "\x00\xff"]
+    r = client.post("/address/geocode", json={"addresses": addrs})
+    assert r.status_code == 200
+    res = r.json()["results"]
+    assert [x["row"] for x in res] == [0, 1, 2, 3, 4]
+    assert res[0]["candidates"][0]["address_code"] == base["room"]["code"]
+    assert res[1]["error"]["error_code"] == "address_empty" and res[2]["error"]["error_code"] == "address_too_long"
+    assert res[3]["candidates"][0]["address_code"] == base["door"]["code"]
+    assert res[4]["candidates"] == [] and res[4]["error"]["error_code"]
+
+
+def test_reverse_geocoding(client: TestClient, base: dict) -> None:
+    room = base["room"]
+    r = client.get("/address/reverse", params={"x": room["x"], "y": room["y"], "radius": 300}).json()
+    assert r["door"] and r["county"]["code"] == "420281" and r["township"]
+    far = client.get("/address/reverse", params={"x": 121.0, "y": 20.0}).json()
+    assert far["door"] is None and far["reason"]["zh"]
+    assert client.get("/address/reverse", params={"x": 0, "y": 0}).status_code == 400
+
+
+def test_address_node_masks_persons_and_has_qr(client: TestClient, engine) -> None:  # noqa: ANN001
+    with engine.connect() as c:
+        code, name, phone = c.execute(text("SELECT a.code, p.name, p.phone FROM person p JOIN addr_node a "
+                                           "ON a.id=p.room_id ORDER BY p.id LIMIT 1")).first()
+    r = client.get(f"/addresses/{code}").json()
+    assert r["level"] == "room" and r["persons"] and r["house"]
+    assert name not in str(r) and phone not in str(r)
+    assert all(p["masked"] and "*" in p["name"] for p in r["persons"])
+    assert [p["level"] for p in r["parents"]][-3:] == ["building", "unit", "floor"]
+    svg = client.get(f"/addresses/{code}/qr.svg")
+    assert svg.status_code == 200 and svg.text.lstrip().startswith("<?xml") and "<svg" in svg.text
+    page = client.get(f"/a/{code}")
+    assert page.status_code == 200 and r["address"] in page.text
+    assert client.get("/addresses/000000000000000000").status_code == 404
+
+
+def _wait(client: TestClient, job: str) -> dict:
+    for _ in range(200):
+        j = client.get(f"/address/batch/{job}").json()
+        if j["state"] != "running":
+            return j
+        time.sleep(0.1)
+    raise AssertionError("batch did not finish")
+
+
+def test_batch_csv_with_bad_rows(client: TestClient, base: dict) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["编号", "地址"])
+    rows = [base["room"]["full_name"], "", base["door"]["full_name"], "不存在的地方", "y" * 5000] * 40
+    for i, a in enumerate(rows):
+        w.writerow([i, a])
+    r = client.post("/address/batch", files={"file": ("in.csv", buf.getvalue().encode("utf-8"), "text/csv")})
+    assert r.status_code == 202, r.text
+    j = _wait(client, r.json()["job"])
+    assert j["state"] == "done" and j["done"] == len(rows)
+    counts = j["detail"]["result"]
+    assert counts["rows"] == len(rows) and counts["matched"] + counts["failed"] == len(rows)
+    assert counts["matched"] >= 80
+    out = client.get(f"/address/batch/{r.json()['job']}/result").content.decode("utf-8-sig")
+    recs = list(csv.DictReader(io.StringIO(out)))
+    assert len(recs) == len(rows) and recs[0]["address_code"] == base["room"]["code"] and recs[0]["in:编号"] == "0"
+    assert recs[4]["status"] == "failed" and recs[4]["error_code"] == "address_too_long"
+    gj = client.get(f"/address/batch/{r.json()['job']}/result", params={"format": "geojson"}).json()
+    assert len(gj["features"]) == len(rows)
+    x = client.get(f"/address/batch/{r.json()['job']}/result", params={"format": "xlsx"})
+    assert x.status_code == 200 and x.content[:2] == b"PK"
+
+
+def test_batch_excel_gbk_and_bad_files(client: TestClient, base: dict) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["name", "住址"])
+    ws.append(["a", base["door"]["full_name"]])
+    b = io.BytesIO()
+    wb.save(b)
+    r = client.post("/address/batch", files={"file": ("in.xlsx", b.getvalue())})
+    assert r.status_code == 202, r.text
+    assert _wait(client, r.json()["job"])["detail"]["result"]["matched"] == 1
+    gbk = ("地址\n" + base["door"]["full_name"] + "\n").encode("gbk")
+    r = client.post("/address/batch", files={"file": ("gbk.csv", gbk)})
+    assert r.status_code == 202 and _wait(client, r.json()["job"])["detail"]["result"]["matched"] == 1
+    png = b"\x89PNG\r\n\x1a\n" + bytes(200)
+    r = client.post("/address/batch", files={"file": ("x.png", png)})
+    assert r.status_code == 400 and r.json()["error_code"] == "file_type"
+    r = client.post("/address/batch", files={"file": ("in.csv", b"a,b\n1,2\n")})
+    assert r.status_code == 400 and r.json()["error_code"] == "column_missing"
+    r = client.post("/address/batch", files={"file": ("in.csv", b"")})
+    assert r.status_code == 400 and r.json()["error_code"] == "file_empty"

@@ -1,0 +1,249 @@
+"""The web map viewer in a real browser: Debian's headless Chromium driven over the DevTools protocol.
+
+The app runs under uvicorn in a thread against the test database; Chromium is started with a private profile and
+a remote-debugging port, and the test talks CDP over a websocket (`websocket-client`). Nothing is downloaded.
+Requests of the page and of its workers are recorded to check that the page never leaves localhost.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from shapely.geometry import Point
+from sqlalchemy.orm import Session
+
+from citygrid.registry.bulk import BulkItem, bulk_create
+
+CLS, CLS_NAME = "080102", "物联感知设备"
+POINTS = [(114.9743 + i * 0.0021, 30.1037) for i in range(5)]  # ~200 m apart: one object per click
+WIDTH, HEIGHT = 1280, 800
+CHROMIUM = shutil.which("chromium")
+
+# No skips: `make test` installs chromium, maplibre-gl and websocket-client, so their absence is a failure.
+import websocket  # noqa: E402,F401  (websocket-client, in the dev extra)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Chromium:
+    """Headless Chromium with one page, spoken to over the DevTools protocol (flat sessions for workers)."""
+
+    def __init__(self) -> None:
+
+        self.profile = tempfile.mkdtemp(prefix="citygrid-chromium-")
+        port = _free_port()
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+             "--use-angle=swiftshader", "--disable-quic", "--no-first-run", "--no-default-browser-check",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-extensions", "--disable-dev-shm-usage", "--mute-audio", f"--window-size={WIDTH},{HEIGHT}",
+             f"--user-data-dir={self.profile}", f"--remote-debugging-port={port}", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=1) as r:
+                    page = next(t for t in json.load(r) if t["type"] == "page")
+                break
+            except (OSError, StopIteration, ValueError):
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.close()
+                    raise RuntimeError("chromium did not open its DevTools port") from None
+                time.sleep(0.1)
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def _post(self, method: str, session: str | None = None, **params: Any) -> int:
+        self.next_id += 1
+        msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        self.ws.send(json.dumps(msg))
+        return self.next_id
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        mid = self._post(method, **params)
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == mid:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            if "method" in msg:
+                self.events.append(msg)
+                if msg["method"] == "Target.attachedToTarget":  # a worker (tiles are fetched there): watch it too
+                    sid = msg["params"]["sessionId"]
+                    self._post("Network.enable", session=sid)
+                    self._post("Runtime.runIfWaitingForDebugger", session=sid)
+
+    def js(self, expr: str) -> Any:
+        r = self.send("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise AssertionError(f"page script failed: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def wait_for(self, expr: str, timeout: float = 10) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.js(expr)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for: {expr}\n{self.problems()}")
+            time.sleep(0.1)
+
+    def click(self, x: float, y: float) -> None:
+        self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def urls(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
+
+    def problems(self) -> list[str]:
+        out = [json.dumps(e["params"]["exceptionDetails"], ensure_ascii=False)[:500]
+               for e in self.events if e["method"] == "Runtime.exceptionThrown"]
+        out += [" ".join(str(a.get("value", a.get("description", ""))) for a in e["params"]["args"])[:500]
+                for e in self.events if e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error"]
+        return out
+
+    def close(self) -> None:
+        ws = getattr(self, "ws", None)
+        if ws is not None:
+            ws.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def devices(engine) -> list[str]:  # noqa: ANN001
+    items = [BulkItem(Point(lon, lat), {"device_id": f"W{i}", "device_kind": "烟感"})
+             for i, (lon, lat) in enumerate(POINTS)]
+    with Session(engine) as s, s.begin():
+        return bulk_create(s, CLS, "420281", items, by="test-web")
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, devices: list[str]) -> Iterator[str]:
+    import uvicorn
+
+    from api import web
+    from api.main import create_app
+
+    assert CHROMIUM is not None, "chromium is not installed (scripts/setup.sh installs it)"
+    assert web.maplibre_dir() is not None, "maplibre-gl is not installed: run npm ci in data/vendor (setup does)"
+    app = create_app(database_url)
+    if not any(getattr(r, "path", None) == "/map" for r in app.routes):
+        web.install(app)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, name="citygrid-web-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture()
+def browser() -> Iterator[Chromium]:
+    b = Chromium()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_map_page_layers_click_aggregate_and_stays_local(server: str, devices: list[str], browser: Chromium,
+                                                          tmp_path: Path) -> None:
+    b = browser
+    b.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+    for domain in ("Network", "Page", "Runtime"):
+        b.send(f"{domain}.enable")
+    b.send("Target.setAutoAttach", autoAttach=True, waitForDebuggerOnStart=True, flatten=True)
+    b.send("Page.navigate", url=f"{server}/map")
+    b.wait_for("document.body && document.body.dataset.ready === '1'", timeout=30)
+
+    # the base map: the county boundary drawn, the start view fitted to it
+    assert b.js("citygridMap.getSource('boundary').serialize().data.properties.code") == "420281"
+    center = b.js("citygridMap.getCenter().toArray()")
+    assert 114.5 < center[0] < 115.2 and 29.85 < center[1] < 30.33
+    # the layer list is grouped by 大类 and offers the class that has objects
+    layers = b.js("document.getElementById('layers').innerText")
+    major = httpx.get(f"{server}/classes").json()["majors"][CLS[:2]]
+    assert CLS_NAME in layers and major in layers
+
+    # switch the layer on, centre on one object, click it where it is drawn
+    b.js(f"document.querySelector('input[data-layer=\"class-{CLS}\"]').click()")
+    b.wait_for(f"!!citygridMap.getLayer('class-{CLS}')")
+    lon, lat = POINTS[2]
+    b.js("new Promise(r => { citygridMap.once('idle', () => r(true)); "
+         f"citygridMap.jumpTo({{center: [{lon}, {lat}], zoom: 17}}); }})")
+    x, y = b.js(f"(() => {{ const p = citygridMap.project([{lon}, {lat}]); "
+                "const r = citygridMap.getContainer().getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; })()")
+    b.click(x, y)
+    assert b.wait_for("document.getElementById('object-code').textContent") == devices[2]
+    assert len(devices[2]) == 21
+    b.wait_for("document.getElementById('object-status').textContent.includes('active')")
+    assert "W2" in b.js("document.getElementById('object-attrs').innerText")
+    assert b.wait_for("document.querySelectorAll('#object-history li').length") == 1
+
+    # the H3 overlay for the class, with a legend
+    b.js(f"document.getElementById('agg-class').value = '{CLS}'; document.getElementById('agg-on').click()")
+    b.wait_for("!!citygridMap.getLayer('agg-fill') && document.querySelectorAll('#legend .item').length > 0")
+    b.js("new Promise(r => { citygridMap.once('idle', () => r(true)); citygridMap.zoomTo(13, {duration: 0}); })")
+
+    # the search box: politely unavailable while the geocoder is missing, candidates once it exists
+    geocoder = httpx.get(f"{server}/address/geocode", params={"q": "大冶市"})
+    b.js("document.getElementById('search-q').value = '大冶市'; document.getElementById('search-form').requestSubmit()")
+    msg = b.wait_for("(() => { const t = document.getElementById('search-msg').textContent; "
+                     "return t.includes('搜索中') ? '' : t || ('results:' + "
+                     "document.querySelectorAll('#search-results li').length); })()")
+    if geocoder.status_code == 404 and geocoder.json().get("error_code") == "http_404":
+        assert "地址搜索暂不可用" in msg
+
+    shot = base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"])
+    out = tmp_path / "map.png"
+    out.write_bytes(shot)
+    assert _png_size(out.read_bytes()) == (WIDTH, HEIGHT) and len(shot) > 20_000
+
+    urls = b.urls()
+    assert any("/tiles/class-" in u for u in urls), "tile requests of the worker were not seen"
+    foreign = [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
+               and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+    assert not foreign, f"the page left localhost: {foreign}"
+    assert not b.problems(), b.problems()
