@@ -16,6 +16,7 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/coding.py
+	.venv/bin/python bench/geocode_eval.py
 
 stop:
 	-.venv/bin/citygrid db down

@@ -148,6 +148,34 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
     uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
 
 
+@app.command("geocode-file")
+def geocode_file(src: str, out: str = typer.Option(..., "--out", help="result CSV"),
+                 column: str | None = typer.Option(None, help="address column (default: detected)"),
+                 division: str | None = typer.Option(None, help="township hint")) -> None:
+    """Geocode a CSV/Excel file of addresses, streamed, with a progress bar; every row gets a result row."""
+    from pathlib import Path
+
+    from citygrid.address import batch
+    from citygrid.address.resolve import AddressIndex
+    from citygrid.db.engine import get_engine
+    from citygrid.errors import CitygridError
+
+    engine = get_engine()
+    with engine.connect() as c:
+        idx = AddressIndex.load(c)
+    prog, report = _progress()
+    t = time.time()
+    try:
+        with prog:
+            counts = batch.run(idx, Path(src), column, Path(out), report, division)
+    except CitygridError as e:
+        for p in e.problems:
+            console.print(f"[red]✗[/red] {p.error_code}: {p.message_zh} / {p.message_en}")
+        raise typer.Exit(2) from e
+    console.print_json(json.dumps(counts))
+    console.print(f"done in {time.time() - t:.1f}s → {out}")
+
+
 @app.command()
 def validate(code: str) -> None:
     """Validate a code offline (length, characters, check digit, class); division needs the database."""
