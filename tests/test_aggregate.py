@@ -88,3 +88,20 @@ def test_aggregate_bad_input(client: TestClient) -> None:
                          ({"bbox": "1,2"}, "bbox_invalid"), ({"class": "999999"}, "class_unknown")]:
         r = client.get("/aggregate", params=params)
         assert r.status_code == 400 and r.json()["error_code"] == code, (params, r.text)
+
+
+def test_heat_tiles_weight_cells_and_suppress_personal(client: TestClient, houses: int) -> None:
+    import math
+
+    import mapbox_vector_tile
+
+    z = 12
+    n = 2**z
+    x = int((114.93 + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(30.08))) / math.pi) / 2 * n)
+    r = client.get(f"/aggregate/tiles/{z}/{x}/{y}.mvt", params={"class": "050201"})
+    assert r.status_code == 200
+    feats = mapbox_vector_tile.decode(r.content).get("heat", {}).get("features", [])
+    assert feats and all(f["properties"]["count"] >= 5 for f in feats)  # the dense cluster shows, singletons never
+    assert sum(f["properties"]["count"] for f in feats) >= 30
+    assert client.get("/aggregate/tiles/1/5/5.mvt").status_code == 400

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.engine import Connection
 
 from api.deps import conn
 from citygrid.errors import CitygridError
 from citygrid.grid.aggregate import aggregate
+from citygrid.grid.aggregate import heat_tile as heat_tile_mvt
 
 router = APIRouter(tags=["grids"])
 
@@ -32,3 +33,16 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
         box = vals
     return aggregate(c, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,  # type: ignore[arg-type]
                      with_geometry=geometry)
+
+
+@router.get("/aggregate/tiles/{z}/{x}/{y}.mvt", summary="Heat-map tiles: one weighted point per H3 cell (layer 'heat')",
+            response_class=Response)
+def heat_tile(z: int, x: int, y: int, class_: str | None = Query(None, alias="class", pattern=r"^\d{6}$"),
+              c: Connection = Depends(conn)) -> Response:
+    from citygrid.catalog import get_catalog
+    from citygrid.layers.tiles import check_tile
+
+    check_tile(z, x, y)
+    if class_ and get_catalog().get(class_) is None:
+        raise CitygridError.one("class_unknown", f"分类代码 {class_} 不存在", f"unknown class {class_}", "class")
+    return Response(heat_tile_mvt(c, z, x, y, class_), media_type="application/vnd.mapbox-vector-tile")

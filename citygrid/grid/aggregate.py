@@ -112,3 +112,33 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     return {"type": "FeatureCollection", "features": feats,
             "meta": {"by": by, "class": class_code, "stat": stat, "attr": attr, "groups": len(feats),
                      "suppressed": suppressed, "k": k if suppress else None}}
+
+
+def res_for_zoom(z: int) -> int:
+    """H3 resolution whose cells are a few pixels at zoom z (res 8 ≈ 0.7 km² at about z12)."""
+    return max(3, min(STORED_RES, round(z * 0.75 - 1)))
+
+
+def heat_tile(conn: Connection, z: int, x: int, y: int, class_code: str | None = None, k: int = K_DEFAULT,
+              may_see_personal: bool = False) -> bytes:
+    """MVT of weighted points (one per H3 cell, at the mean position of its objects) for heat maps.
+
+    Personal classes drop cells below k, so a heat map never shows where a single household is.
+    """
+    res = res_for_zoom(z)
+    key = parent_sql("o.h3", res)
+    params: dict[str, Any] = {"z": z, "x": x, "y": y}
+    where = ["o.status = 'active'", "o.h3 IS NOT NULL", "o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)"]
+    if class_code:
+        where.append("o.class_code = :cls")
+        params["cls"] = class_code
+    having = "HAVING count(*) >= :k" if is_personal(class_code) and not may_see_personal else ""
+    params["k"] = k
+    sql = (
+        f"WITH cells AS (SELECT {key} AS cell, count(*) AS n, ST_SetSRID(ST_Point(avg(ST_X(ST_PointOnSurface(o.geom))), "
+        f"avg(ST_Y(ST_PointOnSurface(o.geom)))), 4490) AS pt FROM city_object o WHERE {' AND '.join(where)} "
+        f"GROUP BY 1 {having}), f AS (SELECT ST_AsMVTGeom(ST_Transform(pt, 3857), ST_TileEnvelope(:z, :x, :y), 4096, 64, "
+        "true) AS geom, n AS count, cell::text AS h3 FROM cells) "
+        "SELECT ST_AsMVT(f.*, 'heat', 4096, 'geom') FROM f WHERE geom IS NOT NULL"
+    )
+    return bytes(conn.execute(text(sql), params).scalar() or b"")
