@@ -183,3 +183,22 @@ def test_batch_excel_gbk_and_bad_files(client: TestClient, base: dict) -> None:
     assert r.status_code == 400 and r.json()["error_code"] == "column_missing"
     r = client.post("/address/batch", files={"file": ("in.csv", b"")})
     assert r.status_code == 400 and r.json()["error_code"] == "file_empty"
+
+
+def test_register_person_and_organization_with_check_characters(client: TestClient, base: dict, engine) -> None:  # noqa: ANN001
+    room, door = base["room"]["code"], base["door"]["code"]
+    ok = {"name": "李示例", "id_number": "11010519491231002X", "phone": "17000001234", "relation": "租户"}
+    r = client.post(f"/addresses/{room}/persons", json=ok)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "李**" and r.json()["id_number"] == "110105********002X" and r.json()["masked"]
+    r = client.post(f"/addresses/{room}/persons", json={"name": "", "id_number": "110105194912310021", "phone": "12"})
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json()["errors"]} == {"name", "id_number", "phone"}
+    assert client.post(f"/addresses/{door}/persons", json=ok).json()["error_code"] == "address_level"
+    r = client.post(f"/addresses/{door}/organizations", json={"name": "示例公司", "credit_code": "91110000600037341L"})
+    assert r.status_code == 201 and r.json()["credit_code"] == "91110000600037341L"
+    r = client.post(f"/addresses/{door}/organizations", json={"name": "示例公司", "credit_code": "91110000600037341M"})
+    assert r.status_code == 422 and r.json()["error_code"] == "credit_code_invalid"
+    with engine.connect() as c:
+        n = c.execute(text("SELECT count(*) FROM audit_log WHERE action IN ('add_person', 'add_organization')")).scalar()
+    assert n >= 2

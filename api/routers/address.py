@@ -13,9 +13,11 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
-from api.deps import conn
+from api.deps import conn, principal
 from citygrid.address import batch as batchmod
+from citygrid.address import facts
 from citygrid.address.normalize import normalize
 from citygrid.address.resolve import AddressIndex, geocode_safe
 from citygrid.errors import CitygridError
@@ -252,3 +254,15 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
     if isinstance(body, bytes):
         return Response(body, media_type=media, headers=headers)
     return StreamingResponse(body, media_type=media, headers=headers)
+
+
+@router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口); masked")
+def post_person(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
+    with Session(bind=request.app.state.engine) as s, s.begin():
+        return facts.add_person(s.connection(), code, body, by)
+
+
+@router.post("/addresses/{code}/organizations", status_code=201, summary="Register an organization at a door (实有单位)")
+def post_org(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
+    with Session(bind=request.app.state.engine) as s, s.begin():
+        return facts.add_organization(s.connection(), code, body, by)
