@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import random
 import resource
@@ -70,10 +71,15 @@ def url_for(fresh: bool, scale: float) -> tuple[str, object]:
     return url, engine
 
 
-def variants(full: str, road: str | None, rng: random.Random, pool: str) -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _s2t():  # noqa: ANN202
     import opencc
 
-    s2t = opencc.OpenCC("s2t")
+    return opencc.OpenCC("s2t")  # loading the dictionaries costs ~0.1 s: once
+
+
+def variants(full: str, road: str | None, rng: random.Random, pool: str) -> dict[str, str]:
+    s2t = _s2t()
     short = full.replace("湖北省黄石市", "")
     out = {
         "exact": full,

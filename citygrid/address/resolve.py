@@ -168,11 +168,16 @@ class AddressIndex:
     def geocode(self, raw: str, hint_division: str | None = None, limit: int = 5) -> dict[str, Any]:
         t, back = normalize_with_map(raw)
         hits = self._scan(t)
+        # a division alias inside a longer road/compound name belongs to that name (刘仁八 in 刘仁八正街)
+        named_spans = [(h.start, h.end) for h in hits if h.kind in ("road", "compound")]
+        hits = [h for h in hits if h.kind in ("road", "compound") or not any(
+            a <= h.start and h.end <= b and b - a > h.end - h.start for a, b in named_spans)]
         div: dict[str, str] = {}
         used: list[tuple[int, int]] = []
         for level in ("province", "city", "county", "township", "village"):
             cands = [h for h in hits if h.kind == level]
-            cands = [h for h in cands if self._consistent(h.key, div)]
+            cands = [h for h in cands if self._consistent(h.key, div)
+                     and not any(h.start < b and a < h.end for a, b in used)]  # 刘仁八镇 is not 刘仁八(村)
             if level == "village" and "township" in div:
                 cands = [h for h in cands if str(h.key).startswith(div["township"])] or cands
             if cands:
