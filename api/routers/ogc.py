@@ -1,4 +1,5 @@
-"""OGC API – Features at /ogc: landing, conformance, collections, items (keyset next/prev), Part 2 CRS."""
+"""OGC API – Features at /ogc: landing, conformance, collections, items (keyset next/prev), Part 2 CRS,
+Part 3 CQL2 filters (`filter`, `filter-lang`, `filter-crs`) and queryables."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from api.deps import conn
+from citygrid.layers import cql2
 from citygrid.layers import features as F
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 GEOJSON = "application/geo+json"
-RESERVED = {"limit", "bbox", "bbox-crs", "crs", "datetime", "cursor", "before", "f"}
+RESERVED = {"limit", "bbox", "bbox-crs", "crs", "datetime", "cursor", "before", "f", "filter", "filter-lang",
+            "filter-crs"}
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    *cql2.CONFORMANCE,  # Part 3 filtering: CQL2 text and JSON
 ]
 
 
@@ -54,6 +58,8 @@ def _collection_doc(b: str, c: F.Collection) -> dict[str, Any]:
         "links": [
             {"href": f"{b}/collections/{c.id}", "rel": "self", "type": "application/json"},
             {"href": f"{b}/collections/{c.id}/items", "rel": "items", "type": GEOJSON},
+            {"href": f"{b}/collections/{c.id}/queryables", "type": "application/schema+json",
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "title": "可查询属性 / queryables"},
         ],
         "numberOfFeatures": c.count, "geometryType": c.geometry_type, "classCode": c.class_code,
     }
@@ -75,10 +81,14 @@ def get_collection(cid: str, request: Request, c: Connection = Depends(conn)) ->
 def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
               bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs"),
               crs: str | None = None, datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
-              before: str | None = Query(None, max_length=32), c: Connection = Depends(conn)) -> JSONResponse:
+              before: str | None = Query(None, max_length=32),
+              filter_: str | None = Query(None, alias="filter", description="CQL2 filter (Part 3)"),
+              filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default), cql2-json"),
+              filter_crs: str | None = Query(None, alias="filter-crs", description="CRS of geometry literals"),
+              c: Connection = Depends(conn)) -> JSONResponse:
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
     page = F.items(c, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
-                   datetime_=datetime, props=props)
+                   datetime_=datetime, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
     b = _base(request)
     keep = {k: v for k, v in request.query_params.items() if k not in ("cursor", "before")}
     self_href = f"{b}/collections/{cid}/items?{urlencode(dict(request.query_params))}"
@@ -93,6 +103,12 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
     body = {"type": "FeatureCollection", "features": page["features"], "numberMatched": page["numberMatched"],
             "numberReturned": page["numberReturned"], "links": links}
     return JSONResponse(body, media_type=GEOJSON, headers={"Content-Crs": f"<{page['crs']}>"})
+
+
+@router.get("/collections/{cid}/queryables", summary="Queryables (JSON Schema) for CQL2 filters")
+def get_queryables(cid: str, request: Request, c: Connection = Depends(conn)) -> JSONResponse:
+    body = F.queryables(c, cid, f"{_base(request)}/collections/{cid}/queryables")
+    return JSONResponse(body, media_type="application/schema+json")
 
 
 @router.get("/collections/{cid}/items/{fid}", summary="One feature by code")

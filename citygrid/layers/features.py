@@ -1,4 +1,5 @@
-"""Feature collections over PostGIS for OGC API – Features (Part 1 core + Part 2 CRS).
+"""Feature collections over PostGIS for OGC API – Features (Part 1 core + Part 2 CRS + Part 3
+filtering, whose CQL2 is compiled in `cql2`).
 
 Paging is keyset on the object code (`cursor` for next, `before` for prev), so page 10,000 costs the
 same as page 1. Output axis order follows the CRS definition, as Part 2 requires: EPSG:4326 and
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
+from citygrid.layers import cql2
 from citygrid.registry.objects import personal_fields
 from citygrid.security.masking import mask_attrs
 
@@ -137,7 +139,8 @@ def _datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
 
 def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = None, before: str | None = None,
           bbox: str | None = None, bbox_crs: str | None = None, crs: str | None = None,
-          datetime_: str | None = None, props: dict[str, str] | None = None) -> dict[str, Any]:
+          datetime_: str | None = None, props: dict[str, str] | None = None, filter_: str | None = None,
+          filter_lang: str | None = None, filter_crs: str | None = None) -> dict[str, Any]:
     col = collection(conn, cid)
     if not 1 <= limit <= MAX_LIMIT:
         raise CitygridError.one("limit_invalid", f"limit 应在 1 到 {MAX_LIMIT} 之间", f"limit must be 1..{MAX_LIMIT}",
@@ -183,6 +186,13 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
                      "'parent_code', o.parent_code, 'geom_source', o.geom_source)")
     if env:
         where.append(f"{geom} && {env} AND ST_Intersects({geom}, {env})")
+    if filter_ is not None:  # CQL2 (Part 3): literals are bind parameters named cql_N
+        fsrid = parse_crs_uri(filter_crs, "filter-crs")
+        qs = cql2.object_queryables(col.class_code) if col.class_code else cql2.division_queryables()
+        frag, fparams = cql2.compile_filter(filter_, filter_lang, qs, srid=fsrid, collection=cid,
+                                            swap_axes=fsrid is not None and northing_first(fsrid))
+        where.append(frag)
+        params |= fparams
     base_where = " AND ".join(where) or "TRUE"
     matched = conn.execute(text(f"SELECT count(*) FROM {table} WHERE {base_where}"), params).scalar_one()
     page_where, order = base_where, f"{key} ASC"
@@ -218,6 +228,12 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
     prv = first_id if rows and (cursor or (before and has_more)) else None
     return {"features": feats, "numberMatched": int(matched), "numberReturned": len(feats), "next": nxt, "prev": prv,
             "crs": crs_uri(out_srid)}
+
+
+def queryables(conn: Connection, cid: str, schema_id: str) -> dict[str, Any]:
+    """Part 3 queryables of a collection as JSON Schema (personal-data attributes are not queryable)."""
+    col = collection(conn, cid)
+    return cql2.queryables_schema(col.class_code, schema_id, col.title)
 
 
 def item(conn: Connection, cid: str, fid: str, crs: str | None = None) -> dict[str, Any]:
