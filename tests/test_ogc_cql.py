@@ -4,10 +4,7 @@ and the service driven by a real client (OWSLib) over HTTP."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -402,31 +399,9 @@ def test_random_filters_never_500(client: TestClient, lakes: list[dict[str, Any]
 # A real client over HTTP
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[str]:
-    import uvicorn
-
-    from api.main import create_app
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(database_url), host="127.0.0.1", port=port, log_level="warning",
-                                        lifespan="on"))
-    thread = threading.Thread(target=srv.run, name="citygrid-ogc-cql-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/ogc"
-    srv.should_exit = True
-    thread.join(10)
+def server(live_server: str) -> str:
+    return f"{live_server}/ogc"
 
 
 def test_owslib_pages_filters_and_reads_items(server: str, rivers: list[str], lakes: list[dict[str, Any]]) -> None:

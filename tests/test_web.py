@@ -14,7 +14,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -149,29 +148,12 @@ def devices(engine) -> list[str]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, devices: list[str]) -> Iterator[str]:
-    import uvicorn
-
+def server(live_server: str, devices: list[str]) -> str:
     from api import web
-    from api.main import create_app
 
     assert CHROMIUM is not None, "chromium is not installed (scripts/setup.sh installs it)"
     assert web.maplibre_dir() is not None, "maplibre-gl is not installed: run npm ci in data/vendor (setup does)"
-    app = create_app(database_url)
-    if not any(getattr(r, "path", None) == "/map" for r in app.routes):
-        web.install(app)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, name="citygrid-web-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    return live_server
 
 
 @pytest.fixture()
