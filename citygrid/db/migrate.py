@@ -25,4 +25,5 @@ def upgrade(url: str) -> None:
         # Extensions first: migrations assume them. Needs a superuser or trusted extensions.
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
     command.upgrade(alembic_config(url), "head")
