@@ -45,8 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from citygrid.catalog import ObjectClass, get_catalog
-from citygrid.errors import CitygridError, Problem
-from citygrid.geo import check_geometry
+from citygrid.errors import CitygridError
 from citygrid.registry.bulk import BulkItem, bulk_create
 
 DEMO_COUNTY = "420281"
@@ -55,7 +54,6 @@ BY = "demo"
 LOCAL_CRS = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E
 SEAT_LONLAT = (114.97, 30.10)  # 大冶 county seat, roughly
 CHUNK = 20_000
-GEN_KEYS = ("generated", "generator")
 PROVINCE_CITY = "湖北省黄石市大冶市"
 _LOCK_KEY = 420281_0042
 
@@ -1805,23 +1803,6 @@ def _assign(geoms: np.ndarray, part: _Partition) -> tuple[np.ndarray, np.ndarray
     return ti, vi
 
 
-def _check_without_provenance(cls: ObjectClass, items: list[BulkItem], offset: int) -> None:
-    """bulk_create's checks with `generated`/`generator` set aside, for a catalog that does not define them."""
-    problems: list[Problem] = []
-    for i, it in enumerate(items):
-        attrs = {k: v for k, v in it.attrs.items() if k not in GEN_KEYS}
-        problems += [Problem(p.error_code, p.message_zh, p.message_en, f"attrs.{p.field}", offset + i)
-                     for p in cls.validate_attrs(attrs)]
-        try:
-            check_geometry(it.geom, cls.geometry, row=offset + i)
-        except CitygridError as e:
-            problems += e.problems
-        if len(problems) > 100:
-            break
-    if problems:
-        raise CitygridError(problems, "unprocessable")
-
-
 def _insert(s: Session, out: _Out, part: _Partition, seed: int, progress: Progress
             ) -> tuple[dict[str, int], dict[str, int], dict[str, str], int]:
     """Transform, place (township/village by representative point), validate and bulk-create every class."""
@@ -1858,12 +1839,9 @@ def _insert(s: Session, out: _Out, part: _Partition, seed: int, progress: Progre
             d["generated"] = True
             d["generator"] = tag
             items.append(BulkItem(geom=g[i], attrs=d, name=names[k], township_code=tcodes[k], village_code=vcodes[k]))
-        knows = all(cls.attribute(k) is not None for k in GEN_KEYS)  # the catalog loader adds them to every class
-        for start in range(0, len(items), CHUNK):
+        for start in range(0, len(items), CHUNK):  # provenance attributes exist on every class (every_class set)
             chunk = items[start:start + CHUNK]
-            if not knows:
-                _check_without_provenance(cls, chunk, start)
-            bulk_create(s, cls.code, DEMO_COUNTY, chunk, by=BY, batch=f"demo-{seed}", validate=knows)
+            bulk_create(s, cls.code, DEMO_COUNTY, chunk, by=BY, batch=f"demo-{seed}")
             done += len(chunk)
             progress("demo: insert objects", done, total)
         by_class[name] = len(items)
