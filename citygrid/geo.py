@@ -94,3 +94,17 @@ def check_geometry(geom: BaseGeometry, expected: str, field: str = "geometry", r
 
 def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
     return dict(mapping(geom))
+
+
+def parse_bbox(value: str | None, field: str = "bbox") -> tuple[float, float, float, float] | None:
+    """`minx,miny,maxx,maxy` → a tuple, or a coded 4xx naming the field."""
+    if not value:
+        return None
+    try:
+        vals = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or vals[0] > vals[2] or vals[1] > vals[3] or any(v != v for v in vals):
+        raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy 四个数字且 min ≤ max",
+                                "bbox must be minx,miny,maxx,maxy with min <= max", field)
+    return vals  # type: ignore[return-value]

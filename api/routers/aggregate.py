@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from api.deps import conn
 from citygrid.errors import CitygridError
+from citygrid.geo import parse_bbox
 from citygrid.grid.aggregate import aggregate
 from citygrid.grid.aggregate import heat_tile as heat_tile_mvt
 
@@ -21,16 +22,7 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
                   attr: str | None = Query(None, max_length=64), stat: str = Query("count", max_length=8),
                   region: str | None = Query(None, pattern=r"^\d{6,12}$"), bbox: str | None = None,
                   geometry: bool = True, c: Connection = Depends(conn)) -> dict[str, Any]:
-    box = None
-    if bbox:
-        try:
-            vals = tuple(float(v) for v in bbox.split(","))
-        except ValueError:
-            vals = ()
-        if len(vals) != 4 or vals[0] > vals[2] or vals[1] > vals[3]:
-            raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy", "bbox must be minx,miny,maxx,maxy",
-                                    "bbox")
-        box = vals
+    box = parse_bbox(bbox)
     return aggregate(c, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,  # type: ignore[arg-type]
                      with_geometry=geometry)
 

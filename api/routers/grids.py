@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import conn
 from citygrid.errors import CitygridError
+from citygrid.geo import parse_bbox
 from citygrid.grid import multi
 
 router = APIRouter(prefix="/grids", tags=["grids"])
@@ -25,14 +26,10 @@ def list_grids(system: str = Query("unit", max_length=40), division: str | None 
     if division:
         where.append("(division_code LIKE :d OR code LIKE :d)")
         params["d"] = division + "%"
-    if bbox:
-        try:
-            x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
-        except ValueError as exc:
-            raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy", "bbox must be 4 numbers",
-                                    "bbox") from exc
+    box = parse_bbox(bbox)
+    if box:
         where.append("geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)")
-        params |= {"x0": x0, "y0": y0, "x1": x1, "y1": y1}
+        params |= dict(zip(("x0", "y0", "x1", "y1"), box, strict=True))
     rows = c.execute(text(f"SELECT code, system, kind, name, division_code, households, attrs, ST_AsGeoJSON(geom, 7) g "
                           f"FROM grid WHERE {' AND '.join(where)} ORDER BY code LIMIT :l"), params).all()
     feats = [{"type": "Feature", "id": r.code, "geometry": json.loads(r.g),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import conn, principal
 from citygrid.errors import CitygridError
+from citygrid.geo import parse_bbox
 from citygrid.registry import objects
 
 router = APIRouter(prefix="/objects", tags=["objects"])
@@ -72,14 +73,7 @@ def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
                  status: str | None = Query("active", pattern="^(active|retired|all)$"),
                  limit: int = Query(100, ge=1, le=1000), after: str | None = Query(None, pattern=r"^\d{21}$"),
                  c: Connection = Depends(conn)) -> dict[str, Any]:
-    box = None
-    if bbox:
-        try:
-            box = tuple(float(v) for v in bbox.split(","))
-            assert len(box) == 4 and box[0] <= box[2] and box[1] <= box[3]
-        except (ValueError, AssertionError) as exc:
-            raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy 四个数字且 min ≤ max",
-                                    "bbox must be minx,miny,maxx,maxy with min <= max", "bbox") from exc
+    box = parse_bbox(bbox)
     page = objects.query(c, class_code=class_code, division=division, bbox=box,  # type: ignore[arg-type]
                          status=None if status == "all" else status, limit=limit, after=after)
     page["count"] = len(page["items"])
