@@ -137,3 +137,19 @@ def test_concurrent_processes_never_duplicate(database_url: str, engine) -> None
     with engine.connect() as c:
         n = c.execute(text("SELECT count(*) FROM issued_code WHERE class_code='990105'")).scalar()
     assert n == len(all_codes)
+
+
+def test_exhausted_component_serials_are_a_coded_error(engine) -> None:  # noqa: ANN001
+    from shapely.geometry import Point
+
+    from citygrid.errors import CitygridError
+    from citygrid.registry.bulk import BulkItem, bulk_create
+
+    with Session(engine) as s, s.begin():  # 古树名木 (component 0401): put its 6-digit serial at the very end
+        s.execute(text("INSERT INTO code_counter VALUES ('420281', 'c0401', 999999) ON CONFLICT (division_code, "
+                       "class_code) DO UPDATE SET next_serial = 999999"))
+    items = [BulkItem(Point(114.97, 30.1), {"state": "完好", "tree_no": f"T{i}", "species": "樟树",
+                                            "protection_level": "一级"}) for i in range(2)]
+    with pytest.raises(CitygridError) as e, Session(engine) as s, s.begin():
+        bulk_create(s, "040101", "420281", items, by="t")
+    assert e.value.problems[0].error_code == "alloc_exhausted"

@@ -73,6 +73,11 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
         ).scalar_one()
         first = int(end) - len(items)
         sch = component_scheme()
+        limit = 10 ** sch.segment("serial").length - 1
+        if int(end) - 1 > limit:
+            raise CitygridError.one(
+                "alloc_exhausted", f"部件 {cls.component_code} 在 {county} 的流水号已用尽（上限 {limit}）",
+                f"component serials for {cls.component_code} in {county} are exhausted (limit {limit})", "class_code")
         comp = [sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=first + i)
                 for i in range(len(items))]
     buf = io.StringIO()

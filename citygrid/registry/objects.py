@@ -114,8 +114,12 @@ def _component_code(s: Session, cls: ObjectClass, county: str) -> str | None:
              "RETURNING next_serial - 1"),
         {"d": county, "c": "c" + cls.component_code},
     ).scalar_one()
-    return component_scheme().encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:],
-                                     serial=int(serial))
+    sch = component_scheme()
+    if int(serial) > 10 ** sch.segment("serial").length - 1:
+        raise CitygridError.one(
+            "alloc_exhausted", f"部件 {cls.component_code} 在 {county} 的流水号已用尽",
+            f"component serials for {cls.component_code} in {county} are exhausted", "class_code", kind="conflict")
+    return sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=int(serial))
 
 
 def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[str, Any]:
