@@ -81,9 +81,18 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     if bbox:
         where.append("o.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)")
         params |= dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True))
-    rows = conn.execute(
-        text(f"SELECT {key} AS k, count(*) AS n, {value} AS v FROM city_object o WHERE {' AND '.join(where)} "
-             "GROUP BY 1 ORDER BY 1"), params).all()
+    rollup_key = _rollup_key(by)
+    if stat == "count" and not region and not bbox and rollup_key is not None:
+        # exact counts kept by triggers (migration 0008): tens of thousands of rows instead of every object
+        not_empty = f"{rollup_key} <> ''" if by in GRID_KINDS else "TRUE"  # '' = not in any grid
+        rows = conn.execute(
+            text(f"SELECT {rollup_key} AS k, sum(n)::bigint AS n, sum(n)::bigint AS v FROM agg_rollup r "
+                 f"WHERE (CAST(:cls AS text) IS NULL OR r.class_code = :cls) AND {not_empty} "
+                 "GROUP BY 1 HAVING sum(n) > 0 ORDER BY 1"), {"cls": class_code}).all()
+    else:
+        rows = conn.execute(
+            text(f"SELECT {key} AS k, count(*) AS n, {value} AS v FROM city_object o WHERE {' AND '.join(where)} "
+                 "GROUP BY 1 ORDER BY 1"), params).all()
     suppress = is_personal(class_code, attr) and not may_see_personal
     feats = []
     suppressed = 0
@@ -112,6 +121,18 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     return {"type": "FeatureCollection", "features": feats,
             "meta": {"by": by, "class": class_code, "stat": stat, "attr": attr, "groups": len(feats),
                      "suppressed": suppressed, "k": k if suppress else None}}
+
+
+ROLLUP_RES = 9
+
+
+def _rollup_key(by: str) -> str | None:
+    """SQL key over `agg_rollup` for this grouping, or None when the rollup cannot answer it."""
+    if by in GRID_KINDS:
+        return "r." + GRID_KINDS[by][1]
+    if by.startswith("h3:") and int(by[3:]) <= ROLLUP_RES:
+        return parent_sql("r.h3_9", int(by[3:]))
+    return None
 
 
 def res_for_zoom(z: int) -> int:
