@@ -33,10 +33,11 @@ def store_upload(root: Path, filename: str, data: bytes) -> tuple[str, Path]:
 
 
 def sniff_kind(path: Path) -> str:
-    head = path.read_bytes()[:8]
+    with open(path, "rb") as f:  # the head only: uploads can be hundreds of MB
+        head = f.read(4096)
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
-    if b"\x00" in path.read_bytes()[:4096]:
+    if b"\x00" in head:
         raise CitygridError.one("file_type", "文件不是 CSV 或 Excel（xlsx）表格", "file is neither CSV nor Excel (xlsx)",
                                 "file")
     return "csv"
