@@ -91,19 +91,3 @@ def _record(session: Session, codes: list[str], division: str, class_code: str, 
         "COPY issued_code (code, division_code, class_code, serial, state, batch, issued_by) FROM STDIN"
     ) as cp:
         cp.write(buf.getvalue())
-
-
-def mark_assigned(session: Session, code: str) -> None:
-    session.execute(text("UPDATE issued_code SET state='assigned' WHERE code=:c"), {"c": code})
-
-
-def take_reserved(session: Session, division: str, class_code: str, batch: str) -> str | None:
-    """Use one code from a reserved block (bulk imports reserve first, then assign as rows succeed)."""
-    return session.execute(
-        text(
-            "UPDATE issued_code SET state='assigned' WHERE code = ("
-            " SELECT code FROM issued_code WHERE batch=:b AND division_code=:d AND class_code=:c AND state='reserved'"
-            " ORDER BY serial LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING code"
-        ),
-        {"b": batch, "d": division, "c": class_code},
-    ).scalar_one_or_none()

@@ -32,14 +32,3 @@ def assign_addresses(conn: Connection, county: str) -> int:
         conn.execute(text("UPDATE addr_node a SET unit_grid = b.unit_grid, gov_grid = b.gov_grid FROM addr_node b "
                           "WHERE a.division_code = :c AND a.level = :l AND b.id = a.parent_id"), {"c": county, "l": level})
     return n
-
-
-def grids_at(conn: Connection, lon: float, lat: float) -> dict[str, str | None]:
-    rows = conn.execute(text("SELECT system, code FROM grid WHERE ST_Intersects(geom, ST_SetSRID(ST_Point(:x, :y), 4490)) "
-                             "ORDER BY system, code"), {"x": lon, "y": lat}).all()
-    out: dict[str, str | None] = {"unit": None, "governance": None}
-    for system, code in rows:
-        out.setdefault(system, code)
-        if out.get(system) is None:
-            out[system] = code
-    return out

@@ -124,11 +124,6 @@ def _like(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def county_of(conn: Connection, code: str) -> str | None:
-    d = get(conn, code)
-    if d is None or d.level < 3:
-        return None
-    return d.code[:6]
 
 
 def containing(conn: Connection, wkt_point: str, level: int) -> str | None:
