@@ -96,3 +96,33 @@ def test_ogc_errors_are_coded(client: TestClient, pumps: list[str]) -> None:
     assert client.get(base, params={"limit": 0}).status_code == 422
     assert client.get("/ogc/collections/nope/items").status_code == 404
     assert client.get(f"{base}/123").status_code == 404
+
+
+def test_items_etag_304_and_page_follows_writes_to_its_layer_only(client: TestClient, engine, pumps: list[str]  # noqa: ANN001
+                                                                  ) -> None:
+    from citygrid.registry import objects
+
+    url = f"/ogc/collections/class-{CLS}/items"
+    params = {"limit": 5, "bbox": "114.8995,30.0495,114.9045,30.0545"}
+    r1 = client.get(url, params=params)
+    etag = r1.headers["ETag"]
+    assert r1.headers["Cache-Control"] == "no-cache"
+    assert client.get(url, params=params, headers={"If-None-Match": etag}).status_code == 304
+    assert client.get(url, params=params, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    # another query of the same layer is another page with another tag, never the cached one
+    r_other = client.get(url, params=params | {"limit": 4})
+    assert r_other.headers["ETag"] != etag and r_other.json()["numberReturned"] == 4
+    # a write to another layer leaves this page valid
+    with Session(engine) as s, s.begin():
+        bulk_create(s, "070202", "420281", [BulkItem(Point(114.9001, 30.0501), {"poi_name": "测试点", "poi_category": "其他"})],
+                    by="test-ogc")
+    assert client.get(url, params=params, headers={"If-None-Match": etag}).status_code == 304
+    # a write to this layer: new tag, and the page shows the change at once
+    target = r1.json()["features"][0]["id"]
+    with Session(engine) as s, s.begin():
+        objects.update(s, target, by="test-ogc", attrs={"facility_name": "改名泵站"})
+    r2 = client.get(url, params=params, headers={"If-None-Match": etag})
+    assert r2.status_code == 200 and r2.headers["ETag"] != etag
+    feat = next(f for f in r2.json()["features"] if f["id"] == target)
+    assert feat["properties"]["facility_name"] == "改名泵站"
+    assert r2.json()["numberMatched"] == r1.json()["numberMatched"]

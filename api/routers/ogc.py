@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Connection
 
-from api.deps import conn
+from api.deps import conn, not_modified
 from citygrid.layers import cql2
 from citygrid.layers import features as F
 
@@ -90,6 +90,9 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
     page = F.items(c, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
                    datetime_=datetime, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
+    headers = {"Content-Crs": f"<{page['crs']}>", "ETag": page["etag"], "Cache-Control": "no-cache"}
+    if not_modified(request, page["etag"]):
+        return Response(status_code=304, headers=headers)
     b = _base(request)
     keep = {k: v for k, v in request.query_params.items() if k not in ("cursor", "before")}
     self_href = f"{b}/collections/{cid}/items?{urlencode(dict(request.query_params))}"
@@ -104,7 +107,7 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
     head = {"type": "FeatureCollection", "numberMatched": page["numberMatched"],
             "numberReturned": page["numberReturned"], "links": links}
     body = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [' + ",".join(page["features_json"]) + "]}"
-    return Response(body.encode(), media_type=GEOJSON, headers={"Content-Crs": f"<{page['crs']}>"})
+    return Response(body.encode(), media_type=GEOJSON, headers=headers)
 
 
 @router.get("/collections/{cid}/queryables", summary="Queryables (JSON Schema) for CQL2 filters")

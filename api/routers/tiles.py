@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.engine import Connection
 
-from api.deps import conn
+from api.deps import conn, not_modified
 from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
 from citygrid.layers import tiles as T
@@ -25,7 +25,7 @@ def _root(request: Request) -> str:
 def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(conn)) -> Response:
     t = T.tile(c, layer, z, x, y)
     headers = {"ETag": t.etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == t.etag:
+    if not_modified(request, t.etag):
         return Response(status_code=304, headers=headers)
     return Response(t.data, media_type=MVT, headers=headers)
 

@@ -9,6 +9,7 @@ EPSG:4490 are latitude-first, CRS84 is longitude-first, the Gauss-Krüger zones 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +21,9 @@ from sqlalchemy.engine import Connection
 
 from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
+from citygrid.geo import parse_bbox
 from citygrid.layers import cql2
+from citygrid.layers.cache import VersionedCache, layer_version
 from citygrid.registry.objects import personal_fields
 from citygrid.security.masking import mask_attrs
 
@@ -107,21 +110,16 @@ def collection(conn: Connection, cid: str, count: bool = False) -> Collection:
                             kind="not_found")
 
 
-def _bbox(bbox: str | None, srid: int | None) -> str | None:
-    if not bbox:
+def _bbox(bbox: str | None, srid: int | None, params: dict[str, Any]) -> str | None:
+    """The bbox as SQL over bound parameters (one statement text for every bbox, so it is prepared once)."""
+    vals = parse_bbox(bbox)
+    if vals is None:
         return None
-    try:
-        vals = [float(v) for v in bbox.split(",")]
-    except ValueError as exc:
-        raise CitygridError.one("bbox_invalid", "bbox 应为逗号分隔的 4 个数字", "bbox must be 4 comma-separated numbers",
-                                "bbox") from exc
-    if len(vals) != 4 or vals[0] > vals[2] or vals[1] > vals[3]:
-        raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy 且 min ≤ max",
-                                "bbox must be minx,miny,maxx,maxy with min <= max", "bbox")
     if srid is not None and northing_first(srid):
-        vals = [vals[1], vals[0], vals[3], vals[2]]
+        vals = (vals[1], vals[0], vals[3], vals[2])
+    params |= dict(zip(("bx0", "by0", "bx1", "by1"), vals, strict=True))
     src = 4490 if srid is None else srid
-    env = f"ST_MakeEnvelope({vals[0]!r}, {vals[1]!r}, {vals[2]!r}, {vals[3]!r}, {src})"
+    env = f"ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {int(src)})"
     return env if src == 4490 else f"ST_Transform({env}, 4490)"
 
 
@@ -146,18 +144,47 @@ def _datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
     return d, d
 
 
+# Pages as served, by collection and query, valid while the collection's layer version stands (see `cache`).
+PAGES: VersionedCache[dict[str, Any]] = VersionedCache(max_items=5_000, max_bytes=128 << 20)
+
+
 def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = None, before: str | None = None,
           bbox: str | None = None, bbox_crs: str | None = None, crs: str | None = None,
           datetime_: str | None = None, props: dict[str, str] | None = None, filter_: str | None = None,
-          filter_lang: str | None = None, filter_crs: str | None = None) -> dict[str, Any]:
+          filter_lang: str | None = None, filter_crs: str | None = None,
+          cache: VersionedCache[dict[str, Any]] | None = PAGES) -> dict[str, Any]:
+    """A page of features with numberMatched and next/prev keys, and `etag` (strong, from the layer version).
+
+    Map clients ask for the same pages again and again (each pan of a QGIS canvas); a page is rebuilt only
+    after a write to its layer.
+    """
+    args = (cid, limit, cursor, before, bbox, bbox_crs, crs, datetime_, tuple(sorted((props or {}).items())),
+            filter_, filter_lang, filter_crs)
+    version = layer_version(conn, cid)
+    if cache is not None:
+        hit = cache.get(args, version)
+        if hit is not None:
+            return hit
+    page = _items(conn, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+                  datetime_=datetime_, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
+    digest = hashlib.blake2b(repr(args).encode(), digest_size=8).hexdigest()
+    page["etag"] = f'"{cid}-v{version}-{digest}"'
+    if cache is not None:
+        cache.put(args, version, page, sum(len(f) for f in page["features_json"]) + 500)
+    return page
+
+
+def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before: str | None, bbox: str | None,
+           bbox_crs: str | None, crs: str | None, datetime_: str | None, props: dict[str, str] | None,
+           filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> dict[str, Any]:
     col = collection(conn, cid)
     if not 1 <= limit <= MAX_LIMIT:
         raise CitygridError.one("limit_invalid", f"limit 应在 1 到 {MAX_LIMIT} 之间", f"limit must be 1..{MAX_LIMIT}",
                                 "limit")
     out_srid = parse_crs_uri(crs, "crs")
-    env = _bbox(bbox, parse_crs_uri(bbox_crs, "bbox-crs"))
     where: list[str] = []
     params: dict[str, Any] = {}
+    env = _bbox(bbox, parse_crs_uri(bbox_crs, "bbox-crs"), params)
     if col.class_code:
         table, key, geom = "city_object o", "o.code", "o.geom"
         where += ["o.class_code = :cls", "o.status = 'active'"]
@@ -203,15 +230,14 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
         where.append(frag)
         params |= fparams
     base_where = " AND ".join(where) or "TRUE"
-    matched = conn.execute(text(f"SELECT count(*) FROM {table} WHERE {base_where}"), params).scalar_one()
-    page_where, order = base_where, f"{key} ASC"
+    page_cond, order = "TRUE", "id ASC"
     if cursor:
-        page_where += f" AND {key} > :cursor"
+        page_cond = "id > :cursor"
         params["cursor"] = cursor
     elif before:
-        page_where += f" AND {key} < :before"
+        page_cond = "id < :before"
         params["before"] = before
-        order = f"{key} DESC"
+        order = "id DESC"
     if out_srid is None:
         g = geom
     else:
@@ -220,14 +246,21 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
             g = f"ST_FlipCoordinates({g})"
     digits = 3 if out_srid is not None and not CRS.from_epsg(out_srid).is_geographic else 7
     pf = personal_fields(col.class_code) if col.class_code else set()
-    # Features are serialised by PostgreSQL; Python only joins the strings (parsing and re-encoding 100
-    # features per page was most of the time). Classes with personal fields are masked in Python.
+    # One scan gives both numberMatched (a window count) and the page's row ids; only the page's rows are then
+    # read back by ctid and serialised, by PostgreSQL (parsing and re-encoding features in Python was most of
+    # the time). Classes with personal fields are masked in Python.
     feature_sql = (f"json_build_object('type', 'Feature', 'id', {key}, 'geometry', ST_AsGeoJSON({g}, {digits})::json, "
                    f"'properties', {props_sql})::text")
     rows = conn.execute(
-        text(f"SELECT {key} AS id, {feature_sql} AS f FROM {table} WHERE {page_where} ORDER BY {order} LIMIT :lim"),
+        text(f"WITH m AS (SELECT o.ctid AS rid, {key} AS id, count(*) OVER () AS n FROM {table} WHERE {base_where}), "
+             f"p AS (SELECT rid, id, n FROM m WHERE {page_cond} ORDER BY {order} LIMIT :lim) "
+             f"SELECT p.id, p.n, {feature_sql} AS f FROM p JOIN {table} ON o.ctid = p.rid ORDER BY p.{order}"),
         params | {"lim": limit + 1},
     ).all()
+    if rows:
+        matched = rows[0].n
+    else:  # an empty page (past the end): the window had no row to carry the count
+        matched = conn.execute(text(f"SELECT count(*) FROM {table} WHERE {base_where}"), params).scalar_one()
     has_more = len(rows) > limit
     rows = rows[:limit]
     if before:

@@ -1,16 +1,13 @@
 """Mapbox vector tiles from PostGIS (`ST_AsMVT`), WebMercator tiles over SRID 4490 data.
 
-Each tile carries at most `cap` features; below `thin_below` zoom, features are thinned to one per few
-pixels (points snapped to a pixel grid, DISTINCT ON the cell) so a county at z10 stays light. Tiles
-are cached in process by (layer, z, x, y) together with the layer's data version; a write to the
-layer bumps `layer_version` (statement triggers) and the next request misses the cache and gets a
-new strong ETag.
+Each tile carries at most `cap` features; below zoom `THIN_BELOW`, features are thinned to one per H3 cell
+of about 4 pixels (the object's stored cell, DISTINCT ON its parent) so a county at z10 stays light. Tiles
+are cached in process (`citygrid.layers.cache`) with the layer's data version; a write to the layer bumps
+`layer_version` (statement triggers) and the next request misses the cache and gets a new strong ETag.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -18,12 +15,13 @@ from sqlalchemy.engine import Connection
 
 from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
+from citygrid.grid.h3cells import STORED_RES, parent_sql
+from citygrid.layers.cache import VersionedCache, layer_version
 
 EXTENT, BUFFER = 4096, 64
 DEFAULT_CAP = 20_000
 THIN_BELOW = 15
 MAX_ZOOM = 22
-WORLD = 40075016.68557849
 
 
 @dataclass(frozen=True)
@@ -33,34 +31,7 @@ class Tile:
     version: int
 
 
-class TileCache:
-    """LRU of encoded tiles; entries are valid only for the layer version they were built at."""
-
-    def __init__(self, max_items: int = 20_000) -> None:
-        self._d: OrderedDict[tuple[str, int, int, int], Tile] = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_items = max_items
-        self.hits = self.misses = 0
-
-    def get(self, key: tuple[str, int, int, int], version: int) -> Tile | None:
-        with self._lock:
-            t = self._d.get(key)
-            if t is None or t.version != version:
-                self.misses += 1
-                return None
-            self._d.move_to_end(key)
-            self.hits += 1
-            return t
-
-    def put(self, key: tuple[str, int, int, int], tile: Tile) -> None:
-        with self._lock:
-            self._d[key] = tile
-            self._d.move_to_end(key)
-            while len(self._d) > self.max_items:
-                self._d.popitem(last=False)
-
-
-CACHE = TileCache()
+CACHE: VersionedCache[Tile] = VersionedCache(max_items=20_000, max_bytes=256 << 20)
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -69,20 +40,20 @@ def check_tile(z: int, x: int, y: int) -> None:
                                 f"tile {z}/{x}/{y} is outside the tile matrix", "z")
 
 
-def layer_version(conn: Connection, layer: str) -> int:
-    v = conn.execute(text("SELECT version FROM layer_version WHERE layer=:l"), {"l": layer}).scalar()
-    return int(v or 0)
-
-
 def layer_exists(layer: str) -> bool:
     if layer == "divisions":
         return True
     return layer.startswith("class-") and get_catalog().get(layer[6:]) is not None
 
 
+def thin_res(z: int) -> int:
+    """H3 resolution whose cells are about 4 pixels wide at zoom z (edge ×2.65 per resolution, ×2 per zoom):
+    res 8 (edge ≈ 530 m) at z10, res 11 (≈ 29 m) at z14."""
+    return max(0, min(STORED_RES, round(8 + (z - 10) * 0.71)))
+
+
 def _sql(layer: str, z: int) -> tuple[str, dict]:
     thin = z < THIN_BELOW
-    cell = WORLD / (2**z) / 256 * 4  # about 4 screen pixels
     if layer == "divisions":
         level = 3 if z < 9 else 4 if z < 11 else 5
         return (
@@ -95,10 +66,11 @@ def _sql(layer: str, z: int) -> tuple[str, dict]:
         )
     props = "o.code, o.name, o.attrs->>'state' AS state, o.township_code, o.village_code"
     if thin:
-        inner = (f"SELECT DISTINCT ON (ST_SnapToGrid(ST_Transform(ST_PointOnSurface(o.geom), 3857), :cell)) "
-                 f"o.geom, {props} FROM city_object o, b WHERE o.class_code=:cls AND o.status='active' "
-                 "AND o.geom && ST_Transform(b.e, 4490) "
-                 "ORDER BY ST_SnapToGrid(ST_Transform(ST_PointOnSurface(o.geom), 3857), :cell), o.code")
+        # one object per H3 cell of a few pixels, from the cell stored at write time: a bit operation per row
+        # instead of a point-on-surface and a transform (z10 over the demo town: 61 → 27 ms)
+        cell = f"coalesce({parent_sql('o.h3', thin_res(z))}, hashtextextended(o.code, 0))"
+        inner = (f"SELECT DISTINCT ON ({cell}) o.geom, {props} FROM city_object o, b WHERE o.class_code=:cls "
+                 f"AND o.status='active' AND o.geom && ST_Transform(b.e, 4490) ORDER BY {cell}, o.code")
     else:
         inner = (f"SELECT o.geom, {props} FROM city_object o, b WHERE o.class_code=:cls AND o.status='active' "
                  "AND o.geom && ST_Transform(b.e, 4490)")
@@ -108,12 +80,12 @@ def _sql(layer: str, z: int) -> tuple[str, dict]:
         "f AS (SELECT ST_AsMVTGeom(ST_Transform(src.geom, 3857), b.e, :ext, :buf, true) AS geom, src.code, src.name, "
         "src.state, src.township_code, src.village_code FROM src, b) "
         "SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f WHERE geom IS NOT NULL",
-        {"cls": layer[6:], "cell": cell},
+        {"cls": layer[6:]},
     )
 
 
 def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
-         cache: TileCache | None = CACHE) -> Tile:
+         cache: VersionedCache[Tile] | None = CACHE) -> Tile:
     check_tile(z, x, y)
     if not layer_exists(layer):
         raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
@@ -129,7 +101,7 @@ def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAUL
                                     "layer": layer} | extra).scalar()
     t = Tile(bytes(data or b""), f'"{layer}-v{version}-{z}-{x}-{y}"', version)
     if cache is not None:
-        cache.put(key, t)
+        cache.put(key, version, t, len(t.data) + 200)
     return t
 
 

@@ -1,0 +1,69 @@
+"""In-process response caches for layers, kept honest by the layer's data version.
+
+Every write to `city_object` or `division` bumps `layer_version` for the layers it touched (statement triggers,
+migration 0002). An entry is stored with the version it was built at and served only while that is still the
+layer's version, so a write is visible on the next request, in every worker process, with no messaging
+between them. Reading the version costs one primary-key lookup per request.
+
+The version is read before the data: if a write lands in between, the entry holds newer data under the older
+version, which is never served again (the current version is already newer). Stale data is never served.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+V = TypeVar("V")
+
+
+def layer_version(conn: Connection, layer: str) -> int:
+    v = conn.execute(text("SELECT version FROM layer_version WHERE layer=:l"), {"l": layer}).scalar()
+    return int(v or 0)
+
+
+class VersionedCache(Generic[V]):
+    """LRU bounded by entry count and by bytes; an entry is valid only for the version it was built at."""
+
+    def __init__(self, max_items: int, max_bytes: int) -> None:
+        self._d: OrderedDict[Hashable, tuple[int, int, V]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_items, self.max_bytes = max_items, max_bytes
+        self.bytes = 0
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable, version: int) -> V | None:
+        with self._lock:
+            e = self._d.get(key)
+            if e is None or e[0] != version:
+                self.misses += 1
+                return None
+            self._d.move_to_end(key)
+            self.hits += 1
+            return e[2]
+
+    def put(self, key: Hashable, version: int, value: V, size: int) -> None:
+        with self._lock:
+            old = self._d.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            if size > self.max_bytes or self.max_items <= 0:
+                return
+            self._d[key] = (version, size, value)
+            self.bytes += size
+            while len(self._d) > self.max_items or self.bytes > self.max_bytes:
+                _, (_, s, _) = self._d.popitem(last=False)
+                self.bytes -= s
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._d)
