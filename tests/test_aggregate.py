@@ -131,3 +131,52 @@ def test_rollup_counts_stay_exact_through_updates_retires_and_deletes(client: Te
                    {f["id"]: f["properties"]["count"] for f in raw["features"]}, by
         assert sum(f["properties"]["count"] for f in aggregate(c, by="h3:5", class_code="030301",
                                                                 with_geometry=False)["features"]) == 6 - 1 - 1
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    import math
+
+    n = 2**z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def _area_tile(client: TestClient, z: int, lon: float, lat: float, params: dict) -> list[dict]:
+    import mapbox_vector_tile
+
+    x, y = _tile_of(lon, lat, z)
+    r = client.get(f"/aggregate/tiles/{z}/{x}/{y}.mvt", params=params)
+    assert r.status_code == 200, r.text
+    return mapbox_vector_tile.decode(r.content).get("aggregate", {}).get("features", [])
+
+
+@pytest.mark.parametrize("by", ["unit_grid", "gov_grid", "township"])
+@pytest.mark.parametrize("cls", [None, "050201"])
+def test_area_tiles_carry_the_same_counts_as_geojson_and_suppress(client: TestClient, demo_county: dict,
+                                                                  houses: int, by: str, cls: str | None) -> None:
+    from shapely.geometry import shape
+
+    params = {"by": by} | ({"class": cls} if cls else {})
+    full = client.get("/aggregate", params=params).json()["features"]
+    geo = {f["id"]: f["properties"] for f in full}
+    busiest = max(full, key=lambda f: f["properties"]["count"] or 0)  # look where the data is
+    c = shape(busiest["geometry"]).representative_point()
+    feats = _area_tile(client, 13 if by != "township" else 10, c.x, c.y, params)
+    assert busiest["id"] in {f["properties"]["key"] for f in feats}, params
+    assert {f["properties"]["key"] for f in feats} <= set(geo)
+    for f in feats:
+        p, want = f["properties"], geo[f["properties"]["key"]]
+        assert bool(p["suppressed"]) == want["suppressed"], (params, p)
+        if want["suppressed"]:
+            assert "count" not in p  # a suppressed cell carries no number at all
+        else:
+            assert p["count"] == want["count"] and (cls is None or p["count"] >= 5)
+
+
+def test_area_tile_county_and_bad_by(client: TestClient, houses: int) -> None:
+    feats = _area_tile(client, 8, 114.93, 30.08, {"by": "county", "class": "050201"})
+    geo = client.get("/aggregate", params={"by": "county", "class": "050201", "geometry": False}).json()
+    assert [(f["properties"]["key"], f["properties"]["count"]) for f in feats] == \
+           [(g["id"], g["properties"]["count"]) for g in geo["features"]]
+    x, y = _tile_of(114.93, 30.08, 8)
+    bad = client.get(f"/aggregate/tiles/8/{x}/{y}.mvt", params={"by": "h3:8"})
+    assert bad.status_code == 400 and bad.json()["error_code"] == "by_invalid"

@@ -1,4 +1,5 @@
-"""Grid aggregates: /aggregate?by=h3:8|county|township|village&class=&attr=&stat=count|sum|avg."""
+"""Grid aggregates: /aggregate?by=h3:8|unit_grid|gov_grid|county|township|village&class=&attr=&stat=count|sum|avg,
+as GeoJSON, or as vector tiles (heat points per H3 cell, or counted polygons)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.engine import Connection
 from api.deps import conn
 from citygrid.errors import CitygridError
 from citygrid.geo import parse_bbox
-from citygrid.grid.aggregate import aggregate
+from citygrid.grid.aggregate import aggregate, area_tile
 from citygrid.grid.aggregate import heat_tile as heat_tile_mvt
 
 router = APIRouter(tags=["grids"])
@@ -27,14 +28,17 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
                      with_geometry=geometry)
 
 
-@router.get("/aggregate/tiles/{z}/{x}/{y}.mvt", summary="Heat-map tiles: one weighted point per H3 cell (layer 'heat')",
+@router.get("/aggregate/tiles/{z}/{x}/{y}.mvt",
+            summary="Aggregate tiles: heat points per H3 cell (by=h3, layer 'heat') or counted grid/division "
+                    "polygons (by=unit_grid|gov_grid|county|township|village, layer 'aggregate')",
             response_class=Response)
 def heat_tile(z: int, x: int, y: int, class_: str | None = Query(None, alias="class", pattern=r"^\d{6}$"),
-              c: Connection = Depends(conn)) -> Response:
+              by: str = Query("h3", max_length=20), c: Connection = Depends(conn)) -> Response:
     from citygrid.catalog import get_catalog
     from citygrid.layers.tiles import check_tile
 
     check_tile(z, x, y)
     if class_ and get_catalog().get(class_) is None:
         raise CitygridError.one("class_unknown", f"分类代码 {class_} 不存在", f"unknown class {class_}", "class")
-    return Response(heat_tile_mvt(c, z, x, y, class_), media_type="application/vnd.mapbox-vector-tile")
+    mvt = heat_tile_mvt(c, z, x, y, class_) if by == "h3" else area_tile(c, z, x, y, by, class_)
+    return Response(mvt, media_type="application/vnd.mapbox-vector-tile")

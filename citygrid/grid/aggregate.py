@@ -163,3 +163,39 @@ def heat_tile(conn: Connection, z: int, x: int, y: int, class_code: str | None =
         "SELECT ST_AsMVT(f.*, 'heat', 4096, 'geom') FROM f WHERE geom IS NOT NULL"
     )
     return bytes(conn.execute(text(sql), params).scalar() or b"")
+
+
+def area_tile(conn: Connection, z: int, x: int, y: int, by: str, class_code: str | None = None,
+              k: int = K_DEFAULT, may_see_personal: bool = False) -> bytes:
+    """MVT of grid or division polygons in the tile with their object counts (layer 'aggregate'), for choropleths.
+
+    Counts for grids come from `agg_rollup`, restricted to the grids in the tile; divisions count objects by
+    their stored division codes. Cells of personal classes below k carry `suppressed` and no count.
+    """
+    params: dict[str, Any] = {"z": z, "x": x, "y": y, "cls": class_code, "k": k}
+    if by in GRID_KINDS:
+        system, col = GRID_KINDS[by]
+        params["sys"] = system
+        areas = "SELECT g.code, g.name, g.geom FROM grid g, b WHERE g.system = :sys AND g.geom && b.e4490"
+        counts = (f"SELECT r.{col} AS code, sum(r.n)::bigint AS n FROM agg_rollup r WHERE r.{col} IN "
+                  "(SELECT code FROM areas) AND (CAST(:cls AS text) IS NULL OR r.class_code = :cls) GROUP BY 1")
+    elif by in DIVISION_LEVELS:
+        level, col = DIVISION_LEVELS[by]
+        params["lvl"] = level
+        areas = "SELECT d.code, d.name, d.geom FROM division d, b WHERE d.level = :lvl AND d.geom && b.e4490"
+        counts = (f"SELECT o.{col} AS code, count(*)::bigint AS n FROM city_object o WHERE o.{col} IN "
+                  "(SELECT code FROM areas) AND o.status = 'active' "
+                  "AND (CAST(:cls AS text) IS NULL OR o.class_code = :cls) GROUP BY 1")
+    else:
+        raise _err("by_invalid", "面状聚合瓦片的 by 只能是 unit_grid、gov_grid、county、township 或 village",
+                   "area tiles need by = unit_grid, gov_grid, county, township or village", "by")
+    hide = is_personal(class_code) and not may_see_personal
+    count = "CASE WHEN c.n < :k THEN NULL ELSE c.n END" if hide else "c.n"
+    sql = (
+        "WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e, ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490) AS e4490), "
+        f"areas AS MATERIALIZED ({areas}), c AS ({counts}), "
+        f"f AS (SELECT ST_AsMVTGeom(ST_Transform(a.geom, 3857), b.e, 4096, 64, true) AS geom, a.code AS key, a.name, "
+        f"{count} AS count, {'c.n < :k' if hide else 'false'} AS suppressed FROM areas a JOIN c ON c.code = a.code, b) "
+        "SELECT ST_AsMVT(f.*, 'aggregate', 4096, 'geom') FROM f WHERE geom IS NOT NULL"
+    )
+    return bytes(conn.execute(text(sql), params).scalar() or b"")
