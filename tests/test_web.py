@@ -207,6 +207,13 @@ def test_map_page_layers_click_aggregate_and_stays_local(server: str, devices: l
     # the H3 overlay for the class, with a legend
     b.js(f"document.getElementById('agg-class').value = '{CLS}'; document.getElementById('agg-on').click()")
     b.wait_for("!!citygridMap.getLayer('agg-fill') && document.querySelectorAll('#legend .item').length > 0")
+    # grouped by county instead: one polygon with every device of the class in it
+    b.js("{ const s = document.getElementById('agg-res'); s.value = 'county'; s.dispatchEvent(new Event('change')); }")
+    assert "1 个网格" in b.wait_for("(() => { const t = document.getElementById('agg-msg').textContent; "
+                                    "return t.includes('加载中') ? '' : t; })()")
+    assert b.js("citygridMap.getSource('agg').serialize().data.features[0].properties.key") == "420281"
+    b.js("{ const s = document.getElementById('agg-res'); s.value = 'h3:8'; s.dispatchEvent(new Event('change')); }")
+    b.wait_for("!!citygridMap.getLayer('agg-fill') && document.querySelectorAll('#legend .item').length > 0")
     b.js("new Promise(r => { citygridMap.once('idle', () => r(true)); citygridMap.zoomTo(13, {duration: 0}); })")
 
     # the search box: politely unavailable while the geocoder is missing, candidates once it exists

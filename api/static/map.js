@@ -2,7 +2,7 @@
  *
  * Base: the county boundary (/divisions/420281/boundary) and the divisions vector tiles.
  * Left panel: address search (/address/geocode), layers per class with objects (/ogc/collections + /classes,
- * styles from /styles/{layer}.json), H3 aggregation (/aggregate) as a choropleth with a legend.
+ * styles from /styles/{layer}.json), aggregation (/aggregate) by H3 cell, grid or division as a choropleth with a legend.
  * Click an object: its record (/objects/{code}) and history (/objects/{code}/history) on the right.
  * For tests: window.citygridMap, body[data-ready="1"] once the base is drawn, #object-code.
  */
@@ -327,8 +327,8 @@
     const msg = $('agg-msg');
     removeAgg();
     if (!$('agg-on').checked) { msg.textContent = ''; return; }
-    const cls = $('agg-class').value; const res = $('agg-res').value;
-    const params = new URLSearchParams({ by: `h3:${res}` });
+    const cls = $('agg-class').value; const by = $('agg-res').value;
+    const params = new URLSearchParams({ by });
     if (cls) params.set('class', cls);
     msg.textContent = '加载中… / loading';
     let fc;
@@ -394,7 +394,7 @@
       const text = c.suppressed === true || c.suppressed === 'true' ? '已抑制 suppressed'
         : `数量 count: ${c.count}${c.value !== c.count ? ` · 值 value: ${c.value}` : ''}`;
       state.popup = new maplibregl.Popup({ closeButton: false }).setLngLat(e.lngLat)
-        .setDOMContent(h('div', {}, h('b', {}, 'H3 '), h('code', {}, c.h3 || c.key), h('br'), text)).addTo(map);
+        .setDOMContent(h('div', {}, h('b', {}, c.h3 ? 'H3 ' : ''), h('code', {}, c.h3 || c.key), h('br'), text)).addTo(map);
     }
   }
 
