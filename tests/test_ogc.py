@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import Point
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from citygrid.registry.bulk import BulkItem, bulk_create
@@ -126,3 +127,62 @@ def test_items_etag_304_and_page_follows_writes_to_its_layer_only(client: TestCl
     feat = next(f for f in r2.json()["features"] if f["id"] == target)
     assert feat["properties"]["facility_name"] == "改名泵站"
     assert r2.json()["numberMatched"] == r1.json()["numberMatched"]
+
+
+def test_grid_systems_and_door_plates_are_collections(client: TestClient, engine, demo_county: dict  # noqa: ANN001
+                                                      ) -> None:
+    from citygrid.grid import multi
+
+    cols = {c["id"]: c for c in client.get("/ogc/collections").json()["collections"]}
+    assert {"grids-unit", "grids-governance", "doorplates"} <= set(cols)
+    with engine.connect() as c:
+        n_unit = c.execute(text("SELECT count(*) FROM grid WHERE system = 'unit'")).scalar()
+        n_door = c.execute(text("SELECT count(*) FROM addr_node WHERE level = 'door' AND status = 'active' "
+                                "AND point IS NOT NULL")).scalar()
+        some = c.execute(text("SELECT code, ST_X(point), ST_Y(point), village_code FROM addr_node WHERE level = 'door' "
+                              "AND point IS NOT NULL ORDER BY code LIMIT 1")).one()
+    assert cols["grids-unit"]["numberOfFeatures"] == n_unit and cols["doorplates"]["numberOfFeatures"] == n_door
+    assert cols["doorplates"]["geometryType"] == "Point"
+
+    # door plates: bbox, a CQL2 filter on a queryable, single item in a projected CRS
+    r = client.get("/ogc/collections/doorplates/items", params={
+        "bbox": f"{some[1] - 1e-4},{some[2] - 1e-4},{some[1] + 1e-4},{some[2] + 1e-4}", "limit": 50}).json()
+    assert some[0] in [f["id"] for f in r["features"]]
+    r = client.get("/ogc/collections/doorplates/items", params={"filter": f"village_code = '{some[3]}'",
+                                                                "limit": 1000}).json()
+    assert r["numberMatched"] >= 1 and all(f["properties"]["village_code"] == some[3] for f in r["features"])
+    one = client.get(f"/ogc/collections/doorplates/items/{some[0]}", params={"crs": "EPSG:4547"})
+    north, east = one.json()["geometry"]["coordinates"]
+    ex, ny = Transformer.from_crs(4490, 4547, always_xy=True).transform(some[1], some[2])
+    assert abs(east - ex) < 0.01 and abs(north - ny) < 0.01
+    q = client.get("/ogc/collections/doorplates/queryables").json()
+    assert {"full_name", "number", "village_code", "geom"} <= set(q["properties"])
+    assert client.get("/ogc/collections/doorplates/items", params={"datetime": "2020-01-01T00:00:00Z"}
+                      ).json()["error_code"] == "datetime_unsupported"
+
+    # grid cells: paging by next links, numberMatched, and a page that follows an import of that system
+    href = "/ogc/collections/grids-governance/items?limit=500"
+    seen: list[str] = []
+    while href:
+        j = client.get(href).json()
+        seen += [f["id"] for f in j["features"]]
+        nxt = [lk["href"] for lk in j["links"] if lk["rel"] == "next"]
+        href = _path(nxt[0]) if nxt else ""
+    with engine.connect() as c:
+        gov = {r[0] for r in c.execute(text("SELECT code FROM grid WHERE system = 'governance'")).all()}
+    assert len(seen) == len(gov) and set(seen) == gov
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": f"T{i}", "name": f"测试格{i}"},
+         "geometry": {"type": "Polygon", "coordinates": [[[114.9 + i * 0.01, 30.0], [114.91 + i * 0.01, 30.0],
+                                                          [114.91 + i * 0.01, 30.01], [114.9 + i * 0.01, 30.0]]]}}
+        for i in range(3)]}
+    with engine.begin() as c:
+        multi.import_system(c, "ogctest", fc)
+    r1 = client.get("/ogc/collections/grids-ogctest/items")
+    assert r1.json()["numberMatched"] == 3
+    fc["features"] = fc["features"][:2]
+    with engine.begin() as c:
+        multi.import_system(c, "ogctest", fc)
+    r2 = client.get("/ogc/collections/grids-ogctest/items", headers={"If-None-Match": r1.headers["ETag"]})
+    assert r2.status_code == 200 and r2.json()["numberMatched"] == 2
+    assert client.get("/ogc/collections/grids-nosuch/items").status_code == 404

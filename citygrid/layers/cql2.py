@@ -114,9 +114,30 @@ _GEOM_FORMAT = {"Point": "geometry-point", "LineString": "geometry-linestring", 
                 "MultiPolygon": "geometry-multipolygon"}
 
 
-def _geom_queryable(geometry_type: str | None, alias: str) -> Queryable:
-    return Queryable(alias, "geom", "o.geom", {"title": "几何 / geometry", "x-ogc-role": "primary-geometry",
-                                               "format": _GEOM_FORMAT.get(geometry_type or "", "geometry-any")})
+_GRID_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+    "code": ("text", {"type": "string", "title": "网格编码 / grid code"}),
+    "name": ("text", {"type": "string", "title": "名称 / name"}),
+    "kind": ("text", {"type": "string", "enum": ["unit", "governance", "thematic"], "title": "网格类型 / kind"}),
+    "division_code": ("text", {"type": "string", "title": "区划代码 / division code"}),
+    "township_code": ("text", {"type": "string", "title": "乡镇代码 / township code"}),
+    "households": ("num", {"type": "integer", "title": "户数 / households"}),
+}
+_DOORPLATE_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+    "code": ("text", {"type": "string", "title": "地址编码 / address code"}),
+    "name": ("text", {"type": "string", "title": "门牌 / door plate"}),
+    "full_name": ("text", {"type": "string", "title": "标准地址 / standard address"}),
+    "number": ("num", {"type": "integer", "title": "门牌号 / number"}),
+    "township_code": ("text", {"type": "string", "title": "乡镇代码 / township code"}),
+    "village_code": ("text", {"type": "string", "title": "村社区代码 / village code"}),
+    "object_code": ("text", {"type": "string", "title": "建筑物编码 / building object code"}),
+    "unit_grid": ("text", {"type": "string", "title": "单元网格 / unit grid"}),
+    "gov_grid": ("text", {"type": "string", "title": "治理网格 / governance grid"}),
+}
+
+
+def _geom_queryable(geometry_type: str | None, alias: str, sql: str = "o.geom") -> Queryable:
+    return Queryable(alias, "geom", sql, {"title": "几何 / geometry", "x-ogc-role": "primary-geometry",
+                                          "format": _GEOM_FORMAT.get(geometry_type or "", "geometry-any")})
 
 
 @lru_cache(maxsize=256)
@@ -170,9 +191,24 @@ def division_queryables() -> dict[str, Queryable]:
     return out
 
 
-def queryables_schema(class_code: str | None, schema_id: str, title: str) -> dict[str, Any]:
+@lru_cache(maxsize=1)
+def grid_queryables() -> dict[str, Queryable]:
+    out = {k: Queryable(k, kind, f"o.{k}", sch) for k, (kind, sch) in _GRID_SCHEMAS.items()}
+    out["geom"] = _geom_queryable("MultiPolygon", "geom")
+    out["geometry"] = _geom_queryable("MultiPolygon", "geometry")
+    return out
+
+
+@lru_cache(maxsize=1)
+def doorplate_queryables() -> dict[str, Queryable]:
+    out = {k: Queryable(k, kind, f"o.{k}", sch) for k, (kind, sch) in _DOORPLATE_SCHEMAS.items()}
+    out["geom"] = _geom_queryable("Point", "geom", "o.point")
+    out["geometry"] = _geom_queryable("Point", "geometry", "o.point")
+    return out
+
+
+def queryables_schema(qs: dict[str, Queryable], schema_id: str, title: str) -> dict[str, Any]:
     """JSON Schema of the queryables (Part 3 §6): what a filter may name, with types."""
-    qs = object_queryables(class_code) if class_code else division_queryables()
     props = {k: q.schema for k, q in qs.items() if k != "geometry"}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id, "type": "object",
             "title": title, "properties": props, "additionalProperties": False}

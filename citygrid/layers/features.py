@@ -76,6 +76,54 @@ class Collection:
     geometry_type: str
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a collection's features live: table (aliased `o`), key, geometry, base filter, properties."""
+
+    table: str
+    geom: str
+    where: tuple[str, ...]
+    params: tuple[tuple[str, Any], ...]
+    props_sql: str
+    queryables: dict[str, cql2.Queryable]
+    class_code: str | None = None
+
+
+_OBJ_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'class_code', o.class_code, "
+              "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', "
+              "o.village_code, 'component_code', o.component_code, 'version', o.version, 'valid_from', "
+              "o.valid_from, 'unit_grid', o.unit_grid, 'gov_grid', o.gov_grid) || o.attrs")
+_DIV_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'level', o.level, 'kind', o.kind, "
+              "'parent_code', o.parent_code, 'geom_source', o.geom_source)")
+_GRID_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'system', o.system, 'kind', o.kind, "
+               "'division_code', o.division_code, 'township_code', o.township_code, 'households', o.households) "
+               "|| o.attrs")
+_DOOR_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'full_name', o.full_name, 'number', o.number, "
+               "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', o.village_code, "
+               "'object_code', o.object_code, 'unit_grid', o.unit_grid, 'gov_grid', o.gov_grid)")
+_DOOR_WHERE = ("o.level = 'door'", "o.status = 'active'", "o.point IS NOT NULL")
+_KIND_TITLE = {"unit": ("单元网格", "unit grid"), "governance": ("治理网格", "governance grid"),
+               "thematic": ("专题网格", "thematic grid")}
+
+
+def source(cid: str) -> Source | None:
+    """The source behind a collection id, or None when the id names nothing (existence is checked later)."""
+    if cid.startswith("class-"):
+        cls = get_catalog().get(cid[6:])
+        if cls is None:
+            return None
+        return Source("city_object o", "o.geom", ("o.class_code = :cls", "o.status = 'active'"),
+                      (("cls", cls.code),), _OBJ_PROPS, cql2.object_queryables(cls.code), cls.code)
+    if cid == "divisions":
+        return Source("division o", "o.geom", ("o.geom IS NOT NULL",), (), _DIV_PROPS, cql2.division_queryables())
+    if cid.startswith("grids-") and len(cid) > 6:
+        return Source("grid o", "o.geom", ("o.system = :sys",), (("sys", cid[6:]),), _GRID_PROPS,
+                      cql2.grid_queryables())
+    if cid == "doorplates":
+        return Source("addr_node o", "o.point", _DOOR_WHERE, (), _DOOR_PROPS, cql2.doorplate_queryables())
+    return None
+
+
 def collections(conn: Connection) -> list[Collection]:
     cat = get_catalog()
     rows = conn.execute(text("SELECT class_code, count(*) FROM city_object WHERE status='active' "
@@ -90,22 +138,46 @@ def collections(conn: Connection) -> list[Collection]:
     n_div = conn.execute(text("SELECT count(*) FROM division WHERE geom IS NOT NULL")).scalar() or 0
     out.append(Collection("divisions", "行政区划", "administrative divisions with boundaries", None, int(n_div),
                           "MultiPolygon"))
+    for system, kind, n in conn.execute(text("SELECT system, min(kind), count(*) FROM grid GROUP BY system "
+                                             "ORDER BY system")).all():
+        out.append(_grid_collection(system, kind, int(n)))
+    n_door = conn.execute(text(f"SELECT count(*) FROM addr_node o WHERE {' AND '.join(_DOOR_WHERE)}")).scalar() or 0
+    if n_door:
+        out.append(_door_collection(int(n_door)))
     return out
+
+
+def _grid_collection(system: str, kind: str, n: int) -> Collection:
+    zh, en = _KIND_TITLE.get(kind, ("网格", "grid"))
+    return Collection(f"grids-{system}", f"{zh}：{system}", f"{en} cells of grid system {system} (多网合一)", None, n,
+                      "MultiPolygon")
+
+
+def _door_collection(n: int) -> Collection:
+    return Collection("doorplates", "门牌", "door plates of the standard address base (一标三实)", None, n, "Point")
 
 
 def collection(conn: Connection, cid: str, count: bool = False) -> Collection:
     """One collection; cheap (no count over the table) unless `count` is asked for."""
-    cls = get_catalog().get(cid[6:]) if cid.startswith("class-") else None
-    if cls is not None:
-        n = conn.execute(text("SELECT count(*) FROM city_object WHERE class_code=:c AND status='active'" if count else
-                              "SELECT count(*) FROM (SELECT 1 FROM city_object WHERE class_code=:c AND status='active' "
-                              "LIMIT 1) x"), {"c": cls.code}).scalar_one()
-        if n:
-            return Collection(cid, cls.name, f"{cls.major_name} / {cls.middle_name} / {cls.name} ({cls.name_en})",
-                              cls.code, int(n), cls.geometry)
-    elif cid == "divisions":
-        return next(c for c in collections(conn) if c.id == cid) if count else Collection(
-            "divisions", "行政区划", "administrative divisions with boundaries", None, 0, "MultiPolygon")
+    src = source(cid)
+    if src is not None:
+        where = " AND ".join(src.where)
+        sql = (f"SELECT count(*) FROM {src.table} WHERE {where}" if count else
+               f"SELECT count(*) FROM (SELECT 1 FROM {src.table} WHERE {where} LIMIT 1) x")
+        n = int(conn.execute(text(sql), dict(src.params)).scalar_one())
+        if n or cid == "divisions":
+            if src.class_code:
+                cls = get_catalog().get(src.class_code)
+                assert cls is not None
+                return Collection(cid, cls.name, f"{cls.major_name} / {cls.middle_name} / {cls.name} "
+                                  f"({cls.name_en})", cls.code, n, cls.geometry)
+            if cid == "divisions":
+                return Collection("divisions", "行政区划", "administrative divisions with boundaries", None, n,
+                                  "MultiPolygon")
+            if cid == "doorplates":
+                return _door_collection(n)
+            kind = conn.execute(text("SELECT min(kind) FROM grid WHERE system = :s"), {"s": cid[6:]}).scalar()
+            return _grid_collection(cid[6:], str(kind), n)
     raise CitygridError.one("collection_not_found", f"图层 {cid} 不存在", f"collection {cid} not found", "collectionId",
                             kind="not_found")
 
@@ -178,54 +250,40 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
            bbox_crs: str | None, crs: str | None, datetime_: str | None, props: dict[str, str] | None,
            filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> dict[str, Any]:
     col = collection(conn, cid)
+    src = source(cid)
+    assert src is not None
     if not 1 <= limit <= MAX_LIMIT:
         raise CitygridError.one("limit_invalid", f"limit 应在 1 到 {MAX_LIMIT} 之间", f"limit must be 1..{MAX_LIMIT}",
                                 "limit")
     out_srid = parse_crs_uri(crs, "crs")
-    where: list[str] = []
-    params: dict[str, Any] = {}
+    table, key, geom, props_sql = src.table, "o.code", src.geom, src.props_sql
+    where: list[str] = list(src.where)
+    params: dict[str, Any] = dict(src.params)
     env = _bbox(bbox, parse_crs_uri(bbox_crs, "bbox-crs"), params)
-    if col.class_code:
-        table, key, geom = "city_object o", "o.code", "o.geom"
-        where += ["o.class_code = :cls", "o.status = 'active'"]
-        params["cls"] = col.class_code
-        cls = get_catalog().get(col.class_code)
-        allowed = {a.field for a in cls.attributes if a.level != "L4"} if cls else set()  # no probing personal data
-        for i, (k, v) in enumerate((props or {}).items()):
-            if k not in allowed:
-                raise CitygridError.one("property_unknown", f"属性 {k} 不是该图层的可查询属性",
-                                        f"{k} is not a queryable property of {cid}", k)
-            where.append(f"o.attrs->>:pk{i} = :pv{i}")
-            params |= {f"pk{i}": k, f"pv{i}": v}
-        interval = _datetime(datetime_)
-        if interval:
-            start, end = interval
-            if end is not None:
-                where.append("o.valid_from <= :dt_end")
-                params["dt_end"] = end
-            if start is not None:
-                where.append("(o.valid_to IS NULL OR o.valid_to >= :dt_start)")
-                params["dt_start"] = start
-        props_sql = ("jsonb_build_object('code', o.code, 'name', o.name, 'class_code', o.class_code, "
-                     "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', "
-                     "o.village_code, 'component_code', o.component_code, 'version', o.version, 'valid_from', "
-                     "o.valid_from) || o.attrs")
-    else:
-        table, key, geom = "division o", "o.code", "o.geom"
-        where.append("o.geom IS NOT NULL")
-        for i, (k, v) in enumerate((props or {}).items()):
-            if k not in ("level", "parent_code", "kind", "name"):
-                raise CitygridError.one("property_unknown", f"属性 {k} 不可查询", f"{k} is not queryable here", k)
-            where.append(f"CAST(o.{k} AS text) = :pv{i}")
-            params[f"pv{i}"] = v
-        props_sql = ("jsonb_build_object('code', o.code, 'name', o.name, 'level', o.level, 'kind', o.kind, "
-                     "'parent_code', o.parent_code, 'geom_source', o.geom_source)")
+    for i, (k, v) in enumerate((props or {}).items()):  # simple equality on a queryable (Part 1 §7.15.9)
+        q = src.queryables.get(k)
+        if q is None or q.kind == "geom":
+            raise CitygridError.one("property_unknown", f"属性 {k} 不是该图层的可查询属性",
+                                    f"{k} is not a queryable property of {cid}", k)
+        where.append(f"CAST({q.sql} AS text) = :pv{i}")
+        params[f"pv{i}"] = v
+    interval = _datetime(datetime_)
+    if interval and not src.class_code:
+        raise CitygridError.one("datetime_unsupported", f"图层 {cid} 没有有效时间，不能按 datetime 筛选",
+                                f"collection {cid} has no valid time to filter by datetime", "datetime")
+    if interval:
+        start, end = interval
+        if end is not None:
+            where.append("o.valid_from <= :dt_end")
+            params["dt_end"] = end
+        if start is not None:
+            where.append("(o.valid_to IS NULL OR o.valid_to >= :dt_start)")
+            params["dt_start"] = start
     if env:
         where.append(f"{geom} && {env} AND ST_Intersects({geom}, {env})")
     if filter_ is not None:  # CQL2 (Part 3): literals are bind parameters named cql_N
         fsrid = parse_crs_uri(filter_crs, "filter-crs")
-        qs = cql2.object_queryables(col.class_code) if col.class_code else cql2.division_queryables()
-        frag, fparams = cql2.compile_filter(filter_, filter_lang, qs, srid=fsrid, collection=cid,
+        frag, fparams = cql2.compile_filter(filter_, filter_lang, src.queryables, srid=fsrid, collection=cid,
                                             swap_axes=fsrid is not None and northing_first(fsrid))
         where.append(frag)
         params |= fparams
@@ -284,28 +342,33 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
 def queryables(conn: Connection, cid: str, schema_id: str) -> dict[str, Any]:
     """Part 3 queryables of a collection as JSON Schema (personal-data attributes are not queryable)."""
     col = collection(conn, cid)
-    return cql2.queryables_schema(col.class_code, schema_id, col.title)
+    src = source(cid)
+    assert src is not None
+    return cql2.queryables_schema(src.queryables, schema_id, col.title)
 
 
 def item(conn: Connection, cid: str, fid: str, crs: str | None = None) -> dict[str, Any]:
     col = collection(conn, cid)
+    src = source(cid)
+    assert src is not None
     out_srid = parse_crs_uri(crs, "crs")
-    g = "o.geom"
+    g = src.geom
     if out_srid is not None:
         g = g if out_srid == 4490 else f"ST_Transform({g}, {out_srid})"
         if northing_first(out_srid):
             g = f"ST_FlipCoordinates({g})"
-    if col.class_code:
-        r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, 7) AS g, jsonb_build_object('code', o.code, "
-                              "'name', o.name, 'status', o.status, 'version', o.version) || o.attrs AS p "
-                              "FROM city_object o WHERE o.code=:f AND o.class_code=:c"),
-                         {"f": fid, "c": col.class_code}).first()
+    digits = 3 if out_srid is not None and not CRS.from_epsg(out_srid).is_geographic else 7
+    props = src.props_sql
+    if col.class_code:  # retired objects stay addressable by code, with their status
+        where = "o.class_code = :cls"
+        props = f"{props} || jsonb_build_object('status', o.status)"
     else:
-        r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, 7) AS g, jsonb_build_object('code', o.code, "
-                              "'name', o.name, 'level', o.level) AS p FROM division o WHERE o.code=:f AND geom IS NOT NULL"),
-                         {"f": fid}).first()
+        where = " AND ".join(src.where)
+    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}) AS g, {props} AS p FROM {src.table} "
+                          f"WHERE o.code = :f AND {where}"), dict(src.params) | {"f": fid}).first()
     if r is None:
         raise CitygridError.one("feature_not_found", f"要素 {fid} 不存在", f"feature {fid} not found", "featureId",
                                 kind="not_found")
-    props = mask_attrs(r.p, personal_fields(col.class_code)) if col.class_code else r.p
-    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": props, "crs": crs_uri(out_srid)}
+    props_out = mask_attrs(r.p, personal_fields(col.class_code)) if col.class_code else r.p
+    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": props_out,
+            "crs": crs_uri(out_srid)}
