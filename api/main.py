@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +26,10 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         url = database_url or resolve()
         get_catalog()  # a malformed catalog fails here, at start, naming file and path
         app.state.engine = prepare_db(url) if prepare else engine_for(url)
+        # Everything loaded so far (catalog, CRS tables, SQLAlchemy, h3...) lives as long as the process; moving it
+        # out of the collector's generations keeps full collections from walking it during large responses
+        # (20k-group aggregates: 178 -> 105 ms).
+        gc.freeze()
         yield
 
     app = FastAPI(

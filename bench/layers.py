@@ -691,11 +691,14 @@ def aggregation_section(engine, cls, rows_in_class: int, rep: Report, runs: int)
     auto = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     t = time.perf_counter()
     auto.execute(text("VACUUM (ANALYZE) city_object"))
-    auto.execute(text("VACUUM (ANALYZE) agg_rollup"))
+    auto.execute(text("VACUUM (ANALYZE) agg_h3"))
+    auto.execute(text("VACUUM (ANALYZE) agg_grid"))
     vac = time.perf_counter() - t
     total = auto.execute(text("SELECT count(*) FROM city_object")).scalar_one()
-    roll_rows = auto.execute(text("SELECT count(*) FROM agg_rollup WHERE class_code = :c"), {"c": cls.code}).scalar_one()
-    roll_mb = auto.execute(text("SELECT pg_total_relation_size('agg_rollup') / 1048576.0")).scalar_one()
+    roll_rows = auto.execute(text("SELECT (SELECT count(*) FROM agg_h3 WHERE class_code = :c) || ' + ' || "
+                                  "(SELECT count(*) FROM agg_grid WHERE class_code = :c)"), {"c": cls.code}).scalar_one()
+    roll_mb = auto.execute(text("SELECT (pg_total_relation_size('agg_h3') + pg_total_relation_size('agg_grid')) "
+                                "/ 1048576.0")).scalar_one()
     settings = dict(auto.execute(text("SELECT name, setting FROM pg_settings WHERE name IN ('jit', "
                                       "'max_parallel_workers_per_gather', 'work_mem', 'shared_buffers')")).all())
     rows: list[list[Any]] = []
@@ -716,9 +719,9 @@ def aggregation_section(engine, cls, rows_in_class: int, rep: Report, runs: int)
     auto.close()
     rep.h(f"Aggregation over {rows_in_class:,} {cls.name} ({cls.code}); city_object has {total:,} rows")
     rep.p(f"Target < {TARGET_MS:.0f} ms from stored cells. `aggregate()` is `citygrid.grid.aggregate.aggregate(conn, "
-          "by=…, class_code=…)` as `/aggregate` calls it: counts come from `agg_rollup` (per class × H3 res-9 "
-          "cell × unit grid × governance grid, kept exact by statement triggers, migration 0008; "
-          f"{roll_rows:,} rows for this class, {roll_mb:.0f} MB for all classes) and the features are built in "
+          "by=…, class_code=…)` as `/aggregate` calls it: counts come from `agg_h3` (per class × H3 res-9 "
+          "cell) and `agg_grid` (per class × grid), kept exact by statement triggers (migration 0010); "
+          f"{roll_rows} rows for this class, {roll_mb:.0f} MB for all classes) and the features are built in "
           "Python, without or with geometry (H3 boundaries from h3, grid polygons from PostGIS). The raw GROUP "
           "BY over city_object is what the same count costs without the rollup. Times: first run, then the "
           f"median of {runs} runs after it. VACUUM ANALYZE before: {vac:.1f} s. Server settings: "

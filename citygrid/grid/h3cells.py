@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import h3
 from shapely.geometry.base import BaseGeometry
 
@@ -28,6 +30,8 @@ def parent_sql(column: str, res: int) -> str:
     return f"(({column} & {keep}::bigint) | {res << _RES_SHIFT}::bigint | {fill}::bigint)"
 
 
+@lru_cache(maxsize=200_000)
 def boundary_geojson(cell: int) -> dict:
+    """Hexagon outline as GeoJSON (cached: cells never move; callers must not mutate the result)."""
     ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(h3.int_to_str(cell))]
     return {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
