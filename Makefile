@@ -10,7 +10,8 @@ setup:
 run: setup
 	.venv/bin/citygrid serve
 
-test: setup
+test:
+	CITYGRID_SETUP_TEST=1 bash scripts/setup.sh
 	.venv/bin/ruff check citygrid api tests bench
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
