@@ -126,8 +126,9 @@ def source(cid: str) -> Source | None:
 
 def collections(conn: Connection) -> list[Collection]:
     cat = get_catalog()
-    rows = conn.execute(text("SELECT class_code, count(*) FROM city_object WHERE status='active' "
-                             "GROUP BY class_code ORDER BY class_code")).all()
+    # counts kept exact by triggers (agg_h3, migration 0010): no pass over a million objects per listing
+    rows = conn.execute(text("SELECT class_code, sum(n) FROM agg_h3 GROUP BY class_code HAVING sum(n) > 0 "
+                             "ORDER BY class_code")).all()
     out = []
     for code, n in rows:
         cls = cat.get(code)
@@ -162,8 +163,12 @@ def collection(conn: Connection, cid: str, count: bool = False) -> Collection:
     src = source(cid)
     if src is not None:
         where = " AND ".join(src.where)
-        sql = (f"SELECT count(*) FROM {src.table} WHERE {where}" if count else
-               f"SELECT count(*) FROM (SELECT 1 FROM {src.table} WHERE {where} LIMIT 1) x")
+        if src.class_code:  # every active object has its H3 cell, so the trigger-kept counts are exact
+            sql = ("SELECT coalesce(sum(n), 0) FROM agg_h3 WHERE class_code = :cls" if count else
+                   "SELECT count(*) FROM (SELECT 1 FROM agg_h3 WHERE class_code = :cls AND n > 0 LIMIT 1) x")
+        else:
+            sql = (f"SELECT count(*) FROM {src.table} WHERE {where}" if count else
+                   f"SELECT count(*) FROM (SELECT 1 FROM {src.table} WHERE {where} LIMIT 1) x")
         n = int(conn.execute(text(sql), dict(src.params)).scalar_one())
         if n or cid == "divisions":
             if src.class_code:
