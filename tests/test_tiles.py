@@ -79,3 +79,47 @@ def test_tilejson_style_and_errors(client: TestClient) -> None:
     div = client.get("/tiles/divisions/8/" + "/".join(map(str, _tile(114.9, 30.1, 8))) + ".mvt")
     assert div.status_code == 200 and any(f["properties"]["code"] == "420281"
                                           for f in _decode(div.content)["divisions"]["features"])
+
+
+def test_grid_and_door_plate_layers(client: TestClient, engine, demo_county: dict) -> None:  # noqa: ANN001
+    from sqlalchemy import text
+
+    from citygrid.grid import multi
+
+    with engine.connect() as c:
+        code, x0, y0 = c.execute(text("SELECT code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+                                      "FROM grid WHERE system = 'unit' ORDER BY code LIMIT 1")).one()
+        door, dx, dy = c.execute(text("SELECT code, ST_X(point), ST_Y(point) FROM addr_node WHERE level = 'door' "
+                                      "AND status = 'active' AND point IS NOT NULL ORDER BY code LIMIT 1")).one()
+    x, y = _tile(x0, y0, 15)
+    r = client.get(f"/tiles/grids-unit/15/{x}/{y}.mvt")
+    assert r.status_code == 200
+    cells = {f["properties"]["code"] for f in _decode(r.content)["grids-unit"]["features"]}
+    assert code in cells
+    with engine.connect() as c:  # exactly the cells whose polygons reach into the tile (with its buffer)
+        n = c.execute(text("SELECT count(*) FROM grid WHERE system = 'unit' AND geom && "
+                           "ST_Transform(ST_TileEnvelope(15, :x, :y), 4490)"), {"x": x, "y": y}).scalar()
+    assert 0 < len(cells) <= n
+    x, y = _tile(dx, dy, 17)
+    plates = _decode(client.get(f"/tiles/doorplates/17/{x}/{y}.mvt").content)["doorplates"]["features"]
+    assert door in {f["properties"]["code"] for f in plates}
+    assert client.get("/tiles/doorplates.json").json()["vector_layers"][0]["fields"]["full_name"] == "String"
+    assert client.get("/styles/grids-unit.json").json()["layers"][0]["type"] == "fill"
+    assert client.get("/tiles/grids-nosuch/15/1/1.mvt").status_code == 404
+    assert client.get("/styles/grids-nosuch.json").status_code == 404
+
+    # re-importing a department's system changes its tiles' ETag
+    ring = [[114.95, 30.10], [114.96, 30.10], [114.96, 30.11], [114.95, 30.10]]
+    fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "A1", "name": "甲"},
+                                                     "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+    with engine.begin() as c:
+        multi.import_system(c, "tiletest", fc)
+    x, y = _tile(114.955, 30.104, 14)
+    r1 = client.get(f"/tiles/grids-tiletest/14/{x}/{y}.mvt")
+    assert [f["properties"]["code"] for f in _decode(r1.content)["grids-tiletest"]["features"]] == ["A1"]
+    fc["features"][0]["properties"]["code"] = "B2"
+    with engine.begin() as c:
+        multi.import_system(c, "tiletest", fc)
+    r2 = client.get(f"/tiles/grids-tiletest/14/{x}/{y}.mvt", headers={"If-None-Match": r1.headers["ETag"]})
+    assert r2.status_code == 200 and r2.headers["ETag"] != r1.headers["ETag"]
+    assert [f["properties"]["code"] for f in _decode(r2.content)["grids-tiletest"]["features"]] == ["B2"]

@@ -31,17 +31,25 @@ def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON 3.0 for a layer")
-def tilejson(layer: str, request: Request) -> dict[str, Any]:
-    if not T.layer_exists(layer):
+def tilejson(layer: str, request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
+    if not T.layer_exists(c, layer):
         raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
                                 kind="not_found")
     cls = get_catalog().get(layer[6:]) if layer.startswith("class-") else None
-    fields = {"code": "String", "name": "String"} | ({"state": "String"} if cls else {"level": "Number"})
-    return {"tilejson": "3.0.0", "name": cls.name if cls else "行政区划",
+    fields = {"code": "String", "name": "String"} | (
+        {"state": "String", "township_code": "String", "village_code": "String"} if cls else
+        {"kind": "String", "households": "Number"} if layer.startswith("grids-") else
+        {"full_name": "String"} if layer == "doorplates" else {"level": "Number"})
+    title = cls.name if cls else f"网格 {layer[6:]}" if layer.startswith("grids-") else \
+        "门牌" if layer == "doorplates" else "行政区划"
+    return {"tilejson": "3.0.0", "name": title,
             "tiles": [f"{_root(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"], "minzoom": 0, "maxzoom": 16,
             "bounds": [73.0, 3.0, 136.0, 54.0], "vector_layers": [{"id": layer, "fields": fields}]}
 
 
 @router.get("/styles/{layer}.json", summary="MapLibre style for a layer, generated from the catalog")
-def get_style(layer: str, request: Request) -> dict[str, Any]:
+def get_style(layer: str, request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
+    if not T.layer_exists(c, layer):
+        raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
+                                kind="not_found")
     return T.style(layer, f"{_root(request)}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt")

@@ -22,6 +22,7 @@ EXTENT, BUFFER = 4096, 64
 DEFAULT_CAP = 20_000
 THIN_BELOW = 15
 MAX_ZOOM = 22
+WORLD = 40075016.68557849  # WebMercator extent, m
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,12 @@ def check_tile(z: int, x: int, y: int) -> None:
                                 f"tile {z}/{x}/{y} is outside the tile matrix", "z")
 
 
-def layer_exists(layer: str) -> bool:
-    if layer == "divisions":
+def layer_exists(conn: Connection, layer: str) -> bool:
+    """Object classes of the catalog, divisions, door plates, and each grid system present in the database."""
+    if layer in ("divisions", "doorplates"):
         return True
+    if layer.startswith("grids-"):
+        return conn.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE system = :s)"), {"s": layer[6:]}).scalar_one()
     return layer.startswith("class-") and get_catalog().get(layer[6:]) is not None
 
 
@@ -63,6 +67,28 @@ def _sql(layer: str, z: int) -> tuple[str, dict]:
             "AND d.geom && ST_Transform(b.e, 4490) LIMIT :cap) "
             "SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f WHERE geom IS NOT NULL",
             {"lvl": level},
+        )
+    if layer.startswith("grids-"):
+        return (
+            "WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+            "f AS (SELECT ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.e, :ext, :buf, true) AS geom, g.code, g.name, "
+            "g.kind, g.households FROM grid g, b WHERE g.system = :sys AND g.geom && ST_Transform(b.e, 4490) "
+            "LIMIT :cap) SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f WHERE geom IS NOT NULL",
+            {"sys": layer[6:]},
+        )
+    if layer == "doorplates":  # points only: thinning on a pixel grid in WebMercator is cheap enough
+        snap = "ST_SnapToGrid(ST_Transform(a.point, 3857), :cell)"
+        inner = (f"SELECT DISTINCT ON ({snap}) a.point, a.code, a.name, a.full_name FROM addr_node a, b "
+                 "WHERE a.level = 'door' AND a.status = 'active' AND a.point && ST_Transform(b.e, 4490) "
+                 f"ORDER BY {snap}, a.code" if thin else
+                 "SELECT a.point, a.code, a.name, a.full_name FROM addr_node a, b WHERE a.level = 'door' "
+                 "AND a.status = 'active' AND a.point && ST_Transform(b.e, 4490)")
+        return (
+            f"WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), src AS ({inner} LIMIT :cap), "
+            "f AS (SELECT ST_AsMVTGeom(ST_Transform(src.point, 3857), b.e, :ext, :buf, true) AS geom, src.code, "
+            "src.name, src.full_name FROM src, b) SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f "
+            "WHERE geom IS NOT NULL",
+            {"cell": WORLD / 2**z / 256 * 4},  # about 4 screen pixels
         )
     props = "o.code, o.name, o.attrs->>'state' AS state, o.township_code, o.village_code"
     if thin:
@@ -87,7 +113,7 @@ def _sql(layer: str, z: int) -> tuple[str, dict]:
 def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
          cache: VersionedCache[Tile] | None = CACHE) -> Tile:
     check_tile(z, x, y)
-    if not layer_exists(layer):
+    if not layer_exists(conn, layer):
         raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
                                 kind="not_found")
     version = layer_version(conn, layer)
@@ -113,6 +139,10 @@ def style(layer: str, tiles_url: str) -> dict:
     """A MapLibre style for one layer, drawn by geometry type and coloured by 大类."""
     if layer == "divisions":
         gtype, color, name = "Polygon", "#555555", "行政区划"
+    elif layer.startswith("grids-"):
+        gtype, color, name = "Polygon", "#e377c2", f"网格 {layer[6:]}"
+    elif layer == "doorplates":
+        gtype, color, name = "Point", "#bcbd22", "门牌"
     else:
         cls = get_catalog().get(layer[6:])
         if cls is None:
