@@ -171,7 +171,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_map_page_layers_click_aggregate_and_stays_local(server: str, devices: list[str], browser: Chromium,
-                                                          tmp_path: Path) -> None:
+                                                          tmp_path: Path, demo_county: dict) -> None:
     b = browser
     b.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
     for domain in ("Network", "Page", "Runtime"):
@@ -188,6 +188,12 @@ def test_map_page_layers_click_aggregate_and_stays_local(server: str, devices: l
     layers = b.js("document.getElementById('layers').innerText")
     major = httpx.get(f"{server}/classes").json()["majors"][CLS[:2]]
     assert CLS_NAME in layers and major in layers
+    # grid systems and door plates are layers too; the unit grid draws from its tiles
+    assert "网格与门牌" in layers
+    b.js("document.querySelector('input[data-layer=\"grids-unit\"]').click()")
+    b.wait_for("!!citygridMap.getLayer('grids-unit-fill') && !!citygridMap.getLayer('grids-unit-line')")
+    b.js("document.querySelector('input[data-layer=\"grids-unit\"]').click()")
+    b.wait_for("!citygridMap.getLayer('grids-unit-fill')")
 
     # switch the layer on, centre on one object, click it where it is drawn
     b.js(f"document.querySelector('input[data-layer=\"class-{CLS}\"]').click()")

@@ -138,7 +138,19 @@
       if (!groups.has(key)) groups.set(key, { name: cls.major_name || cat.majors[key] || key, items: [] });
       groups.get(key).items.push({ id: col.id, cls, count: col.numberOfFeatures });
     }
+    // grid systems and door plates are layers too (tiles /tiles/grids-<system>, /tiles/doorplates)
+    const base = cols.collections.filter((c) => (c.id.startsWith('grids-') || c.id === 'doorplates')
+      && c.numberOfFeatures);
     box.replaceChildren();
+    if (base.length) {
+      box.append(h('div', { class: 'group', dataset: { major: 'base' } },
+        h('div', { class: 'group-name' }, '网格与门牌 ', h('small', {}, 'grids · door plates')),
+        base.map((c) => h('label', { class: 'layer', title: c.description || c.id },
+          h('input', { type: 'checkbox', dataset: { layer: c.id }, onchange: (ev) => setLayer(c.id, ev.target.checked) }),
+          h('span', { class: 'swatch', id: `swatch-${c.id}` }),
+          h('span', { class: 'name' }, c.title),
+          h('span', { class: 'count' }, c.numberOfFeatures.toLocaleString('zh-CN'))))));
+    }
     if (!groups.size) {
       box.append(h('p', { class: 'msg' }, '暂无已登记的对象 / no objects registered yet'));
       return;
@@ -386,7 +398,14 @@
     const layers = objectLayerIds().filter((l) => map.getLayer(l));
     const hit = layers.length ? map.queryRenderedFeatures(box, { layers }).find((f) => f.properties.code) : null;
     if (state.popup) { state.popup.remove(); state.popup = null; }
-    if (hit) { showObject(String(hit.properties.code)); return; }
+    if (hit && String(hit.source).startsWith('class-')) { showObject(String(hit.properties.code)); return; }
+    if (hit) {  // a grid cell or a door plate: what it is, in a popup
+      const q = hit.properties;
+      state.popup = new maplibregl.Popup({ closeButton: false }).setLngLat(e.lngLat)
+        .setDOMContent(h('div', {}, h('code', {}, String(q.code)), h('br'), q.full_name || q.name || '',
+          q.households != null ? h('div', {}, `户数 households: ${q.households}`) : '')).addTo(map);
+      return;
+    }
     const cell = map.getLayer('agg-fill')
       ? map.queryRenderedFeatures(p, { layers: ['agg-fill', 'agg-suppressed'] })[0] : null;
     if (cell) {
