@@ -17,6 +17,7 @@ class Settings:
     host: str
     port: int
     npm_dir: Path
+    tile_renders: int  # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs
 
 
 def get_settings() -> Settings:
@@ -28,4 +29,5 @@ def get_settings() -> Settings:
         host=os.environ.get("CITYGRID_HOST", "127.0.0.1"),
         port=int(os.environ.get("CITYGRID_PORT", "8000")),
         npm_dir=Path(os.environ.get("CITYGRID_NPM_DIR", REPO_ROOT / "data" / "vendor")).resolve(),
+        tile_renders=int(os.environ.get("CITYGRID_TILE_RENDERS", "0")) or max(2, os.cpu_count() or 2),
     )

@@ -8,6 +8,7 @@ are cached in process (`citygrid.layers.cache`) with the layer's data version; a
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -17,6 +18,7 @@ from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
 from citygrid.grid.h3cells import STORED_RES, parent_sql
 from citygrid.layers.cache import VersionedCache, layer_version
+from citygrid.settings import get_settings
 
 EXTENT, BUFFER = 4096, 64
 DEFAULT_CAP = 20_000
@@ -33,6 +35,9 @@ class Tile:
 
 
 CACHE: VersionedCache[Tile] = VersionedCache(max_items=20_000, max_bytes=256 << 20)
+# Building a tile is CPU work in PostgreSQL; sixteen at once on two cores made each slower and the tail long.
+# A request for a tile being built by another waits for it and takes it from the cache.
+RENDERS = threading.BoundedSemaphore(get_settings().tile_renders)
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -123,8 +128,13 @@ def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAUL
         if hit is not None:
             return hit
     sql, extra = _sql(layer, z)
-    data = conn.execute(text(sql), {"z": z, "x": x, "y": y, "ext": EXTENT, "buf": BUFFER, "cap": cap,
-                                    "layer": layer} | extra).scalar()
+    with RENDERS:
+        if cache is not None:
+            hit = cache.get(key, version)
+            if hit is not None:
+                return hit
+        data = conn.execute(text(sql), {"z": z, "x": x, "y": y, "ext": EXTENT, "buf": BUFFER, "cap": cap,
+                                        "layer": layer} | extra).scalar()
     t = Tile(bytes(data or b""), f'"{layer}-v{version}-{z}-{x}-{y}"', version)
     if cache is not None:
         cache.put(key, version, t, len(t.data) + 200)
