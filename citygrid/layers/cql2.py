@@ -183,28 +183,28 @@ def object_queryables(class_code: str) -> dict[str, Queryable]:
     return out
 
 
+def _column_queryables(schemas: dict[str, tuple[str, dict[str, Any]]], geometry_type: str,
+                       geom_sql: str = "o.geom") -> dict[str, Queryable]:
+    """Queryables of a table whose filterable properties are plain columns, plus its geometry."""
+    out = {k: Queryable(k, kind, f"o.{k}", sch) for k, (kind, sch) in schemas.items()}
+    out["geom"] = _geom_queryable(geometry_type, "geom", geom_sql)
+    out["geometry"] = _geom_queryable(geometry_type, "geometry", geom_sql)
+    return out
+
+
 @lru_cache(maxsize=1)
 def division_queryables() -> dict[str, Queryable]:
-    out = {k: Queryable(k, kind, f"o.{k}", sch) for k, (kind, sch) in _DIVISION_SCHEMAS.items()}
-    out["geom"] = _geom_queryable("MultiPolygon", "geom")
-    out["geometry"] = _geom_queryable("MultiPolygon", "geometry")
-    return out
+    return _column_queryables(_DIVISION_SCHEMAS, "MultiPolygon")
 
 
 @lru_cache(maxsize=1)
 def grid_queryables() -> dict[str, Queryable]:
-    out = {k: Queryable(k, kind, f"o.{k}", sch) for k, (kind, sch) in _GRID_SCHEMAS.items()}
-    out["geom"] = _geom_queryable("MultiPolygon", "geom")
-    out["geometry"] = _geom_queryable("MultiPolygon", "geometry")
-    return out
+    return _column_queryables(_GRID_SCHEMAS, "MultiPolygon")
 
 
 @lru_cache(maxsize=1)
 def doorplate_queryables() -> dict[str, Queryable]:
-    out = {k: Queryable(k, kind, f"o.{k}", sch) for k, (kind, sch) in _DOORPLATE_SCHEMAS.items()}
-    out["geom"] = _geom_queryable("Point", "geom", "o.point")
-    out["geometry"] = _geom_queryable("Point", "geometry", "o.point")
-    return out
+    return _column_queryables(_DOORPLATE_SCHEMAS, "Point", "o.point")
 
 
 def queryables_schema(qs: dict[str, Queryable], schema_id: str, title: str) -> dict[str, Any]:
