@@ -180,3 +180,24 @@ def test_area_tile_county_and_bad_by(client: TestClient, houses: int) -> None:
     x, y = _tile_of(114.93, 30.08, 8)
     bad = client.get(f"/aggregate/tiles/8/{x}/{y}.mvt", params={"by": "h3:8"})
     assert bad.status_code == 400 and bad.json()["error_code"] == "by_invalid"
+
+
+def test_grid_outlines_in_aggregates_follow_grid_edits(client: TestClient, engine, demo_county: dict) -> None:  # noqa: ANN001
+    from shapely.geometry import shape
+
+    first = client.get("/aggregate", params={"by": "unit_grid"}).json()["features"]
+    code = first[0]["id"]
+    before = shape(first[0]["geometry"])
+    again = client.get("/aggregate", params={"by": "unit_grid"}).json()["features"]  # served from the outline cache
+    assert shape(next(f for f in again if f["id"] == code)["geometry"]).equals(before)
+    with engine.begin() as c:
+        c.execute(text("UPDATE grid SET geom = ST_Multi(ST_Translate(geom, 0.001, 0)) WHERE system = 'unit' "
+                       "AND code = :c"), {"c": code})
+    try:
+        moved = client.get("/aggregate", params={"by": "unit_grid"}).json()["features"]
+        g = shape(next(f for f in moved if f["id"] == code)["geometry"])
+        assert abs(g.bounds[0] - before.bounds[0] - 0.001) < 1e-6
+    finally:
+        with engine.begin() as c:
+            c.execute(text("UPDATE grid SET geom = ST_Multi(ST_Translate(geom, -0.001, 0)) WHERE system = 'unit' "
+                           "AND code = :c"), {"c": code})

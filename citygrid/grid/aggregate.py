@@ -7,6 +7,7 @@ for callers without the right: the group is returned without its value, never wi
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import h3
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Connection
 from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
 from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
+from citygrid.layers.cache import layer_version
 
 DIVISION_LEVELS = {"county": (3, "division_code"), "township": (4, "township_code"), "village": (5, "village_code")}
 GRID_KINDS = {"unit_grid": ("unit", "unit_grid"), "gov_grid": ("governance", "gov_grid")}
@@ -96,14 +98,13 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     feats = []
     suppressed = 0
     geoms: dict[str, dict] = {}
-    if with_geometry and by in DIVISION_LEVELS and rows:
-        for code, g in conn.execute(text("SELECT code, ST_AsGeoJSON(geom, 6) FROM division WHERE code = ANY(:c) "
-                                         "AND geom IS NOT NULL"), {"c": [r[0] for r in rows]}).all():
-            geoms[code] = json.loads(g)
-    if with_geometry and by in GRID_KINDS and rows:
-        for code, g in conn.execute(text("SELECT code, ST_AsGeoJSON(geom, 7) FROM grid WHERE system = :s "
-                                         "AND code = ANY(:c)"), {"s": GRID_KINDS[by][0], "c": [r[0] for r in rows]}).all():
-            geoms[code] = json.loads(g)
+    if with_geometry and rows and by in DIVISION_LEVELS:
+        geoms = _area_geometries(conn, "divisions", "SELECT code, ST_AsGeoJSON(geom, 6) FROM division "
+                                 "WHERE code = ANY(:c) AND geom IS NOT NULL", [r[0] for r in rows], {})
+    elif with_geometry and rows and by in GRID_KINDS:
+        system = GRID_KINDS[by][0]
+        geoms = _area_geometries(conn, f"grids-{system}", "SELECT code, ST_AsGeoJSON(geom, 7) FROM grid "
+                                 "WHERE system = :s AND code = ANY(:c)", [r[0] for r in rows], {"s": system})
     is_h3 = by.startswith("h3:")
     for key_, n_, v_ in rows:  # rows are (k, n, v); one tight loop (20k unit grids)
         n = int(n_)
@@ -124,6 +125,28 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
 
 
 COUNTS_RES = 9
+
+# Outlines of grids and divisions as parsed GeoJSON, per layer, valid while the layer's version stands (grid and
+# division writes bump it): 20k unit-grid polygons cost 1.4 s to serialise and parse, and they rarely change.
+_AREA_GEOMS: dict[str, tuple[int, dict[str, dict]]] = {}
+_AREA_LOCK = threading.Lock()
+
+
+def _area_geometries(conn: Connection, layer: str, sql: str, codes: list[str], params: dict[str, Any]
+                     ) -> dict[str, dict]:
+    """GeoJSON geometry per code; fetched once per layer version, only for the codes ever asked for."""
+    version = layer_version(conn, layer)
+    with _AREA_LOCK:
+        v, got = _AREA_GEOMS.get(layer, (-1, {}))
+        if v != version:
+            got = {}
+            _AREA_GEOMS[layer] = (version, got)
+    missing = [c for c in codes if c not in got]
+    if missing:
+        fetched = {code: json.loads(g) for code, g in conn.execute(text(sql), params | {"c": missing}).all()}
+        with _AREA_LOCK:
+            got.update(fetched)
+    return got
 
 
 def _counts_sql(by: str, class_code: str | None) -> str | None:
