@@ -118,15 +118,15 @@ def _sql(layer: str, z: int) -> tuple[str, dict]:
 def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
          cache: VersionedCache[Tile] | None = CACHE) -> Tile:
     check_tile(z, x, y)
-    if not layer_exists(conn, layer):
-        raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
-                                kind="not_found")
     version = layer_version(conn, layer)
     key = (layer, z, x, y)
-    if cache is not None:
+    if cache is not None:  # only tiles of existing layers are ever cached, and a write bumps the version
         hit = cache.get(key, version)
         if hit is not None:
             return hit
+    if not layer_exists(conn, layer):
+        raise CitygridError.one("layer_not_found", f"图层 {layer} 不存在", f"layer {layer} not found", "layer",
+                                kind="not_found")
     sql, extra = _sql(layer, z)
     with RENDERS:
         if cache is not None:
