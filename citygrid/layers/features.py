@@ -78,7 +78,7 @@ class Collection:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a collection's features live: table (aliased `o`), key, geometry, base filter, properties."""
+    """Where a collection's features live: table (aliased `o`, keyed by `o.code`), geometry, base filter, properties."""
 
     table: str
     geom: str
