@@ -1,0 +1,67 @@
+"""Read grid cells for the API: listing by system, community or box; one cell with its base-grid mapping.
+
+The cells themselves are written by `citygrid/grid/generate.py` (unit and governance grids) and
+`citygrid/grid/multi.py` (imported department systems); `api/routers/grids.py` only shapes these answers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+
+@dataclass
+class Cell:
+    """One grid cell: its columns, outline, the base cells it maps onto (多网合一) and its active objects."""
+
+    properties: dict[str, Any]
+    geometry: dict[str, Any]
+    base: list[dict[str, Any]]
+    objects: int
+
+
+def features(conn: Connection, system: str, division: str | None = None,
+             box: tuple[float, float, float, float] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """GeoJSON features of one system's cells, by code; `division` matches the community or the code prefix."""
+    where, params = ["system = :s"], {"s": system, "l": limit}
+    if division:
+        where.append("(division_code LIKE :d OR code LIKE :d)")
+        params["d"] = division + "%"
+    if box:
+        where.append("geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)")
+        params |= dict(zip(("x0", "y0", "x1", "y1"), box, strict=True))
+    rows = conn.execute(text(f"SELECT code, system, kind, name, division_code, households, attrs, "
+                             f"ST_AsGeoJSON(geom, 7) g FROM grid WHERE {' AND '.join(where)} ORDER BY code LIMIT :l"),
+                        params).all()
+    return [{"type": "Feature", "id": r.code, "geometry": json.loads(r.g),
+             "properties": {"code": r.code, "system": r.system, "kind": r.kind, "name": r.name,
+                            "division_code": r.division_code, "households": r.households} | dict(r.attrs)}
+            for r in rows]
+
+
+def systems(conn: Connection) -> list[dict[str, Any]]:
+    """Every grid system with its kind and cell count, side by side."""
+    rows = conn.execute(text("SELECT system, kind, count(*) n FROM grid GROUP BY system, kind ORDER BY system")).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def cell(conn: Connection, system: str, code: str) -> Cell | None:
+    """One cell, or None when the system has no such code."""
+    r = conn.execute(text("SELECT code, system, kind, name, division_code, township_code, households, attrs, "
+                          "ST_AsGeoJSON(geom, 7) g FROM grid WHERE system=:s AND code=:c"),
+                     {"s": system, "c": code}).first()
+    if r is None:
+        return None
+    members = conn.execute(text("SELECT base_system, base_code, overlap_ratio FROM grid_membership WHERE system=:s "
+                                "AND grid_code=:c ORDER BY overlap_ratio DESC"), {"s": system, "c": code}).all()
+    # objects carry the codes of their unit and governance cells (citygrid/grid/assign.py), not the system
+    objects = conn.execute(text("SELECT count(*) FROM city_object WHERE (unit_grid=:c OR gov_grid=:c) "
+                                "AND status='active'"), {"c": code}).scalar_one()
+    return Cell(properties={k: v for k, v in r._mapping.items() if k != "g"}, geometry=json.loads(r.g),
+                base=[{"system": m.base_system, "code": m.base_code, "overlap_ratio": round(m.overlap_ratio, 4)}
+                      for m in members],
+                objects=objects)
