@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from api.deps import conn
@@ -42,12 +41,8 @@ def get_division(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     kids = q.children(c, d.code, limit=2000)
     out["children"] = [{"code": k.code, "name": k.name, "kind": k.kind, "mca_code": k.mca_code} for k in kids]
     out["children_count"] = len(kids)
-    other = c.execute(text("SELECT dc.scheme, dc.division_code, d.name FROM division_code dc JOIN division d "
-                           "ON d.code=dc.division_code WHERE dc.code=:c AND dc.division_code <> :d"),
-                      {"c": code, "d": d.code}).all()
-    out["also_matches"] = [{"scheme": r.scheme, "code": r.division_code, "name": r.name} for r in other]
-    out["has_boundary"] = bool(c.execute(text("SELECT geom IS NOT NULL FROM division WHERE code=:c"),
-                                         {"c": d.code}).scalar())
+    out["also_matches"] = q.also_matches(c, code, d.code)
+    out["has_boundary"] = q.has_boundary(c, d.code)
     return out
 
 
@@ -68,12 +63,9 @@ def get_parents(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
 @router.get("/{code}/boundary", summary="Boundary as GeoJSON (EPSG:4490) when one is loaded")
 def get_boundary(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     d = _require(c, code)
-    r = c.execute(text("SELECT ST_AsGeoJSON(geom, 6) AS g, geom_source FROM division WHERE code=:c"),
-                  {"c": d.code}).first()
-    if r is None or r.g is None:
+    b = q.boundary(c, d.code)
+    if b is None:
         raise CitygridError.one("boundary_missing", f"{d.name} 没有边界数据", f"no boundary loaded for {d.code}",
                                 "code", kind="not_found")
-    import json
-
-    return {"type": "Feature", "id": d.code, "geometry": json.loads(r.g),
-            "properties": {"code": d.code, "name": d.name, "geom_source": r.geom_source}}
+    return {"type": "Feature", "id": d.code, "geometry": b.geometry,
+            "properties": {"code": d.code, "name": d.name, "geom_source": b.geom_source}}

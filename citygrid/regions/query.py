@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,36 @@ def _like(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def also_matches(conn: Connection, asked: str, resolved: str) -> list[dict[str, Any]]:
+    """Other divisions the code as asked names in some scheme: the statistical and civil-affairs lists disagree at
+    township level (citygrid/regions/load.py), so one number can be two townships."""
+    rows = conn.execute(text("SELECT dc.scheme, dc.division_code, d.name FROM division_code dc JOIN division d "
+                             "ON d.code=dc.division_code WHERE dc.code=:c AND dc.division_code <> :d"),
+                        {"c": asked, "d": resolved}).all()
+    return [{"scheme": r.scheme, "code": r.division_code, "name": r.name} for r in rows]
+
+
+def has_boundary(conn: Connection, code: str) -> bool:
+    """Whether an outline is loaded: published ones reach county level (citygrid/regions/load.py); townships and
+    villages have one only where the demo drew it (citygrid/demo/generate.py)."""
+    return bool(conn.execute(text("SELECT geom IS NOT NULL FROM division WHERE code=:c"), {"c": code}).scalar())
+
+
+@dataclass
+class Boundary:
+    """A division's outline as GeoJSON and where it came from."""
+
+    geometry: dict[str, Any]
+    geom_source: str | None
+
+
+def boundary(conn: Connection, code: str) -> Boundary | None:
+    """The outline as GeoJSON (6 decimals, about 0.1 m), or None when the division has none loaded."""
+    r = conn.execute(text("SELECT ST_AsGeoJSON(geom, 6) AS g, geom_source FROM division WHERE code=:c"),
+                     {"c": code}).first()
+    if r is None or r.g is None:
+        return None
+    return Boundary(json.loads(r.g), r.geom_source)
 
 
 def containing(conn: Connection, wkt_point: str, level: int) -> str | None:
