@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from api import errors, web
 from api.routers import address, aggregate, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
 from citygrid import __version__
 from citygrid.catalog import get_catalog
+from citygrid.db.health import loaded
 
 
 def create_app(database_url: str | None = None, *, prepare: bool = True) -> FastAPI:
@@ -48,9 +48,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     @app.get("/health", tags=["system"])
     def health() -> dict[str, Any]:
         with app.state.engine.connect() as c:
-            counts = dict(c.execute(text("SELECT level, count(*) FROM division GROUP BY level")).all())
-            objs = c.execute(text("SELECT count(*) FROM city_object")).scalar()
-        return {"status": "ok", "version": __version__, "divisions_by_level": counts, "objects": objs}
+            return {"status": "ok", "version": __version__} | loaded(c)
 
     @app.get("/", tags=["system"])
     def index() -> dict[str, Any]:
