@@ -7,13 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from api.deps import conn, principal
 from citygrid.catalog import get_catalog
-from citygrid.coding.allocator import allocate
+from citygrid.coding.allocator import allocate, ledger_entry
 from citygrid.coding.scheme import component_scheme, unified_scheme
 from citygrid.errors import CitygridError, Problem
 from citygrid.regions import query as regions
@@ -41,13 +40,13 @@ def explain(c: Connection, code: str) -> dict[str, Any]:
     d = scheme.decode(code)
     div = regions.get(c, d["division"])
     cls = get_catalog().get(d["class"])
-    issued = c.execute(text("SELECT state, issued_at, issued_by FROM issued_code WHERE code=:c"), {"c": code}).first()
+    issued = ledger_entry(c, code)
     obj = objects.get(c, code)
     return {
         "code": code, "scheme": scheme.name, "standard": scheme.standard, "valid": True, "segments": segs,
         "division": {"code": div.code, "name": div.name} if div else None,
         "class": {"code": cls.code, "name": cls.name, "major": cls.major_name, "middle": cls.middle_name} if cls else None,
-        "issued": {"state": issued.state, "at": issued.issued_at, "by": issued.issued_by} if issued else None,
+        "issued": issued,
         "status": obj["status"] if obj else ("reserved" if issued else "not_issued"),
         "object": obj,
     }

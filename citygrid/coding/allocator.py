@@ -9,8 +9,10 @@ if a counter were ever reset by hand.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from citygrid.coding.scheme import CodeScheme, unified_scheme
@@ -91,3 +93,9 @@ def _record(session: Session, codes: list[str], division: str, class_code: str, 
         "COPY issued_code (code, division_code, class_code, serial, state, batch, issued_by) FROM STDIN"
     ) as cp:
         cp.write(buf.getvalue())
+
+
+def ledger_entry(conn: Connection, code: str) -> dict[str, Any] | None:
+    """The ledger's entry for a code (state, when, by whom), or None if it was never issued."""
+    r = conn.execute(text("SELECT state, issued_at, issued_by FROM issued_code WHERE code=:c"), {"c": code}).first()
+    return {"state": r.state, "at": r.issued_at, "by": r.issued_by} if r else None
