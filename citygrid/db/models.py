@@ -1,29 +1,80 @@
-"""Tables. Geometry is stored in CGCS2000 (EPSG:4490), the official CRS of Chinese surveying."""
+"""The schema of the migrated database (Alembic head), declared table by table. Geometry is CGCS2000 (EPSG:4490).
+
+Policy: SQL first. The migrations in `citygrid/db/migrations/versions/` build every database; queries are
+`text()` SQL in the domain modules (`citygrid/regions/query.py`, `citygrid/registry/objects.py`,
+`citygrid/grid/aggregate.py`, ...), because what they lean on (PostGIS functions, COPY, partial indexes whose
+condition a query must repeat to use them) reads more plainly as SQL than as ORM expressions. These
+classes are the schema's picture: every table, column, key, constraint and index at head, kept true by
+`tests/test_schema.py`, which compares a migrated database with this module (Alembic autogenerate, then every
+column, constraint and index as PostgreSQL prints it). Nothing calls `create_all` on a real database (the test
+does, in a schema it rolls back); a new table or index is a new migration plus its declaration here, and
+`alembic revision --autogenerate` can draft that migration from it. The models may be used in code wherever
+they make it clearer.
+
+Triggers and their PL/pgSQL functions cannot be declared here; this list is the picture of them, and
+`tests/test_schema.py` checks it against the database (one line each: trigger on table → function).
+
+- ``audit_log_no_change`` on audit_log → ``audit_log_append_only()``: refuses every UPDATE and DELETE, so the
+  audit log stays append-only (0001_initial_schema.py).
+- ``city_object_layer_ins`` on city_object → ``bump_object_layers()``: bumps ``layer_version`` of each class
+  written, once per statement, so tile and page ETags change exactly when a layer does (0002_layer_versions.py).
+- ``city_object_layer_upd`` on city_object → ``bump_object_layers()``: the same for updates
+  (0002_layer_versions.py).
+- ``city_object_layer_del`` on city_object → ``bump_object_layers_old()``: the same for deletes, from the old
+  rows (0002_layer_versions.py).
+- ``division_layer`` on division → ``bump_division_layer()``: bumps the ``divisions`` layer on any write or
+  TRUNCATE (0002_layer_versions.py).
+- ``grid_layer_ins`` on grid → ``bump_grid_layers_new()``: bumps ``grids-<system>`` for each system inserted
+  into (0009_grid_and_doorplate_layer_versions.py).
+- ``grid_layer_upd`` on grid → ``bump_grid_layers_upd()``: the same for the old and new systems of updated
+  cells (0009_grid_and_doorplate_layer_versions.py).
+- ``grid_layer_del`` on grid → ``bump_grid_layers_old()``: the same for deletes
+  (0009_grid_and_doorplate_layer_versions.py).
+- ``grid_layer_truncate`` on grid → ``bump_all_grid_layers()``: TRUNCATE has no rows, so every grid layer is
+  bumped (0009_grid_and_doorplate_layer_versions.py).
+- ``addr_node_layer`` on addr_node → ``bump_doorplate_layer()``: bumps the ``doorplates`` layer on any write or
+  TRUNCATE (0009_grid_and_doorplate_layer_versions.py).
+- ``city_object_counts_ins`` on city_object → ``agg_counts_ins()``: adds inserted active objects to
+  ``agg_h3`` and ``agg_grid``, one GROUP BY per statement (0010_narrow_aggregation_counts.py).
+- ``city_object_counts_del`` on city_object → ``agg_counts_del()``: subtracts deleted ones
+  (0010_narrow_aggregation_counts.py).
+- ``city_object_counts_upd`` on city_object → ``agg_counts_upd()``: subtracts the old rows and adds the new
+  (0010_narrow_aggregation_counts.py).
+
+``agg_rollup`` and its ``agg_rollup_*`` functions (0008_aggregation_rollup.py) were dropped by 0010; they are
+history, not part of this picture.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID = 4490
+ACTIVE = text("status = 'active'")
 
 
 class Base(DeclarativeBase):
@@ -54,6 +105,11 @@ class Division(Base):
         Index("division_short_name_idx", "short_name"),
         Index("division_name_idx", "name"),
         Index("division_aliases_idx", "aliases", postgresql_using="gin"),
+        # fuzzy name search (pg_trgm); 0001_initial_schema.py
+        Index("division_name_trgm_idx", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+        # placing objects in townships and villages probes only local outlines; 0011_local_division_outline_index.py
+        Index("division_local_geom_idx", "geom", postgresql_using="gist",
+              postgresql_where=text("level >= 4 AND geom IS NOT NULL")),
     )
 
 
@@ -155,6 +211,11 @@ class CityObject(Base):
         Index("city_object_h3_idx", "h3"),
         Index("city_object_unit_grid_idx", "unit_grid"),
         Index("city_object_gov_grid_idx", "gov_grid"),
+        # "this class in this box" for maps (btree_gist); 0006_class_and_geometry_index.py
+        Index("city_object_class_geom_idx", "class_code", "geom", postgresql_using="gist", postgresql_where=ACTIVE),
+        # aggregation by H3 and grid as an index-only scan; 0007_aggregation_and_grid_lookup_indexes.py
+        Index("city_object_agg_idx", "class_code", "h3", postgresql_include=["unit_grid", "gov_grid"],
+              postgresql_where=ACTIVE),
     )
 
 
@@ -227,3 +288,157 @@ class Job(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
+
+
+class LayerVersion(Base):
+    """One counter per map layer, bumped by statement triggers (listed above); tile and page caches key on it
+    (citygrid/layers/cache.py)."""
+
+    __tablename__ = "layer_version"
+    layer: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AddrNode(Base):
+    """一标: one node of the standard address tree (road, compound, village group, door plate, building, unit,
+    floor, room) with its permanent address code; built by citygrid/address/base.py."""
+
+    __tablename__ = "addr_node"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(24), nullable=False, unique=True)
+    level: Mapped[str] = mapped_column(Text, nullable=False)
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("addr_node.id"))
+    division_code: Mapped[str] = mapped_column(String(6), nullable=False)
+    township_code: Mapped[str | None] = mapped_column(String(12))
+    village_code: Mapped[str | None] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    number: Mapped[int | None] = mapped_column(Integer)
+    suffix: Mapped[str | None] = mapped_column(Text)
+    aliases: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    full_name: Mapped[str] = mapped_column(Text, nullable=False)
+    point = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=True)
+    object_code: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    unit_grid: Mapped[str | None] = mapped_column(String(24))
+    gov_grid: Mapped[str | None] = mapped_column(String(24))
+    __table_args__ = (
+        CheckConstraint("level IN ('road','compound','village_group','door','building','unit','floor','room')",
+                        name="addr_node_level_check"),
+        Index("addr_node_parent_idx", "parent_id"),
+        Index("addr_node_level_town_idx", "level", "township_code"),
+        Index("addr_node_name_idx", "name"),
+        Index("addr_node_object_idx", "object_code"),
+        Index("addr_node_point_idx", "point", postgresql_using="gist"),
+        # geocoding matches fuzzy names of the levels people write down, not of buildings and rooms
+        Index("addr_node_full_trgm_idx", "full_name", postgresql_using="gin",
+              postgresql_ops={"full_name": "gin_trgm_ops"},
+              postgresql_where=text("level IN ('road', 'compound', 'village_group', 'door')")),
+    )
+
+
+class House(Base):
+    """实有房屋: the house behind one room node."""
+
+    __tablename__ = "house"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    room_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("addr_node.id"), nullable=False, unique=True)
+    house_use: Mapped[str] = mapped_column(Text, nullable=False)
+    area: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    property_type: Mapped[str | None] = mapped_column(Text)
+    generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+
+
+class Person(Base):
+    """实有人口: a person living in a room; personal fields are masked on the way out
+    (citygrid/security/masking.py)."""
+
+    __tablename__ = "person"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    room_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("addr_node.id"))
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    id_number: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    relation: Mapped[str | None] = mapped_column(Text)
+    generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (Index("person_room_idx", "room_id"),)
+
+
+class Organization(Base):
+    """实有单位: an organization at a door plate, by its unified social credit code."""
+
+    __tablename__ = "organization"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    door_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("addr_node.id"))
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    credit_code: Mapped[str | None] = mapped_column(String(18))
+    category: Mapped[str | None] = mapped_column(Text)
+    generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (
+        Index("organization_door_idx", "door_id"),
+        Index("organization_credit_idx", "credit_code"),
+    )
+
+
+class Grid(Base):
+    """One cell of a grid system: unit grids (GB/T 30428.1), governance grids, or a department's own system
+    imported beside them (多网合一; citygrid/grid/multi.py)."""
+
+    __tablename__ = "grid"
+    code: Mapped[str] = mapped_column(String(24), nullable=False)
+    system: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    division_code: Mapped[str | None] = mapped_column(String(12))
+    township_code: Mapped[str | None] = mapped_column(String(12))
+    name: Mapped[str | None] = mapped_column(Text)
+    households: Mapped[int | None] = mapped_column(Integer)
+    attrs: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (
+        PrimaryKeyConstraint("system", "code"),
+        CheckConstraint("kind IN ('unit', 'governance', 'thematic')", name="grid_kind_check"),
+        Index("grid_geom_idx", "geom", postgresql_using="gist"),
+        Index("grid_division_idx", "division_code"),
+        # write-time grid lookups search one system's cells; 0007_aggregation_and_grid_lookup_indexes.py
+        Index("grid_unit_geom_idx", "geom", postgresql_using="gist", postgresql_where=text("system = 'unit'")),
+        Index("grid_governance_geom_idx", "geom", postgresql_using="gist",
+              postgresql_where=text("system = 'governance'")),
+    )
+
+
+class GridMembership(Base):
+    """How much of a cell of one system lies in each cell of the base system (多网合一)."""
+
+    __tablename__ = "grid_membership"
+    system: Mapped[str] = mapped_column(Text, nullable=False)
+    grid_code: Mapped[str] = mapped_column(String(24), nullable=False)
+    base_system: Mapped[str] = mapped_column(Text, nullable=False)
+    base_code: Mapped[str] = mapped_column(String(24), nullable=False)
+    overlap_ratio: Mapped[float] = mapped_column(Double, nullable=False)
+    __table_args__ = (PrimaryKeyConstraint("system", "grid_code", "base_system", "base_code"),)
+
+
+class AggH3(Base):
+    """Active objects per (class, H3 res-9 cell), kept exact by the ``city_object_counts_*`` triggers; the key
+    INCLUDEs the count so a class's counts are an index-only scan (citygrid/grid/aggregate.py)."""
+
+    __tablename__ = "agg_h3"
+    class_code: Mapped[str] = mapped_column(String(6), nullable=False)
+    h3_9: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    n: Mapped[int] = mapped_column(Integer, nullable=False)
+    __table_args__ = (PrimaryKeyConstraint("class_code", "h3_9", postgresql_include=["n"]),)
+
+
+class AggGrid(Base):
+    """Active objects per (class, grid system, cell), kept like ``agg_h3``; rows that fall to 0 stay."""
+
+    __tablename__ = "agg_grid"
+    class_code: Mapped[str] = mapped_column(String(6), nullable=False)
+    system: Mapped[str] = mapped_column(Text, nullable=False)
+    code: Mapped[str] = mapped_column(String(24), nullable=False)
+    n: Mapped[int] = mapped_column(Integer, nullable=False)
+    __table_args__ = (PrimaryKeyConstraint("class_code", "system", "code", postgresql_include=["n"]),)
