@@ -677,8 +677,8 @@ def _timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
 
 
 def _agg_sql(by: str) -> str:
-    from citygrid.grid.aggregate import GRID_KINDS
     from citygrid.grid.h3cells import parent_sql
+    from citygrid.layers.aggregate import GRID_KINDS
 
     key = parent_sql("o.h3", int(by[3:])) if by.startswith("h3:") else "o." + GRID_KINDS[by][1]
     return (f"SELECT {key} AS k, count(*) AS n, count(*) AS v FROM city_object o WHERE o.status = 'active' "
@@ -688,7 +688,7 @@ def _agg_sql(by: str) -> str:
 def aggregation_section(engine, cls, rows_in_class: int, rep: Report, runs: int) -> None:  # noqa: ANN001
     from sqlalchemy import text
 
-    from citygrid.grid.aggregate import aggregate
+    from citygrid.layers.aggregate import aggregate
 
     bys = ("h3:8", "unit_grid", "gov_grid")
     auto = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -721,7 +721,7 @@ def aggregation_section(engine, cls, rows_in_class: int, rep: Report, runs: int)
             log(f"  aggregation {by}: rollup {gmed:.0f} ms (+geometry {jmed:.0f} ms), raw GROUP BY {med:.0f} ms")
     auto.close()
     rep.h(f"Aggregation over {rows_in_class:,} {cls.name} ({cls.code}); city_object has {total:,} rows")
-    rep.p(f"Target < {TARGET_MS:.0f} ms from stored cells. `aggregate()` is `citygrid.grid.aggregate.aggregate(conn, "
+    rep.p(f"Target < {TARGET_MS:.0f} ms from stored cells. `aggregate()` is `citygrid.layers.aggregate.aggregate(conn, "
           "by=…, class_code=…)` as `/aggregate` calls it: counts come from `agg_h3` (per class × H3 res-9 "
           "cell) and `agg_grid` (per class × grid), kept exact by statement triggers (migration 0010); "
           f"{roll_rows} rows for this class, {roll_mb:.0f} MB for all classes) and the features are built in "

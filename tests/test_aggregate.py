@@ -108,7 +108,7 @@ def test_heat_tiles_weight_cells_and_suppress_personal(client: TestClient, house
 
 
 def test_rollup_counts_stay_exact_through_updates_retires_and_deletes(client: TestClient, engine) -> None:  # noqa: ANN001
-    from citygrid.grid.aggregate import aggregate
+    from citygrid.layers.aggregate import aggregate
 
     codes = []
     for i in range(6):

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 from api.deps import conn
 from citygrid.errors import CitygridError
 from citygrid.geo import parse_bbox
-from citygrid.grid.aggregate import aggregate, area_tile
-from citygrid.grid.aggregate import heat_tile as heat_tile_mvt
+from citygrid.layers.aggregate import aggregate, area_tile
+from citygrid.layers.aggregate import heat_tile as heat_tile_mvt
 
 router = APIRouter(tags=["grids"])
 

@@ -1,8 +1,8 @@
 /* citygrid map viewer: vanilla ES2020, no build step, no external requests (MapLibre is served from /vendor).
  *
  * Base: the county boundary (/divisions/420281/boundary) and the divisions vector tiles.
- * Left panel: address search (/address/geocode), layers per class with objects (/ogc/collections + /classes,
- * styles from /styles/{layer}.json), aggregation (/aggregate) by H3 cell, grid or division as a choropleth with a legend.
+ * Left panel: address search (/address/geocode), the layers with data as /layers lists them (grouped by 大类,
+ * grids and door plates; styles from /styles/{layer}.json), aggregation (/aggregate) by H3 cell, grid or division as a choropleth with a legend.
  * Click an object: its record (/objects/{code}) and history (/objects/{code}/history) on the right.
  * For tests: window.citygridMap, body[data-ready="1"] once the base is drawn, #object-code.
  */
@@ -18,7 +18,7 @@
     village: 14, road: 15, poi: 17, building: 17, house: 18, door: 18, room: 18 };
 
   const $ = (id) => document.getElementById(id);
-  const state = { classes: new Map(), layers: new Map(), objSeq: 0, aggSeq: 0, marker: null, popup: null };
+  const state = { classes: new Map(), meta: new Map(), layers: new Map(), objSeq: 0, aggSeq: 0, marker: null, popup: null };
 
   /** createElement with properties and children (text children are always set as text, never as HTML). */
   function h(tag, props = {}, ...kids) {
@@ -126,30 +126,34 @@
   const objectLayerIds = () => [...state.layers.values()].flatMap((l) => l.ids);
   const firstObjectLayer = () => objectLayerIds().find((id) => window.citygridMap.getLayer(id));
 
+  /** One checkbox row of the layer list. */
+  function layerRow(l, tip) {
+    return h('label', { class: 'layer', title: tip },
+      h('input', { type: 'checkbox', dataset: { layer: l.id }, onchange: (ev) => setLayer(l.id, ev.target.checked) }),
+      h('span', { class: 'swatch', id: `swatch-${l.id}` }),
+      h('span', { class: 'name' }, l.title),
+      h('span', { class: 'count' }, l.count.toLocaleString('zh-CN')));
+  }
+
+  /** The layer list comes from GET /layers: each layer says its group, title and whether it opens objects. */
   async function buildLayerList() {
     const box = $('layers');
-    const [cat, cols] = await Promise.all([getJSON('/classes'), getJSON('/ogc/collections')]);
+    const [cat, listed] = await Promise.all([getJSON('/classes'), getJSON('/layers')]);
     for (const c of cat.items) state.classes.set(c.code, c);
     const groups = new Map();
-    for (const col of cols.collections) {
-      const cls = col.id.startsWith('class-') ? state.classes.get(col.id.slice(6)) : null;
-      if (!cls || !col.numberOfFeatures) continue;
-      const key = cls.major;
-      if (!groups.has(key)) groups.set(key, { name: cls.major_name || cat.majors[key] || key, items: [] });
-      groups.get(key).items.push({ id: col.id, cls, count: col.numberOfFeatures });
+    for (const l of listed.layers) {
+      state.meta.set(l.id, l);
+      if (!l.group || !l.count) continue;  // no group: drawn as the base map (divisions)
+      if (!groups.has(l.group.key)) groups.set(l.group.key, { group: l.group, items: [] });
+      groups.get(l.group.key).items.push(l);
     }
-    // grid systems and door plates are layers too (tiles /tiles/grids-<system>, /tiles/doorplates)
-    const base = cols.collections.filter((c) => (c.id.startsWith('grids-') || c.id === 'doorplates')
-      && c.numberOfFeatures);
     box.replaceChildren();
-    if (base.length) {
+    const base = groups.get('base');
+    if (base) {
       box.append(h('div', { class: 'group', dataset: { major: 'base' } },
-        h('div', { class: 'group-name' }, '网格与门牌 ', h('small', {}, 'grids · door plates')),
-        base.map((c) => h('label', { class: 'layer', title: c.description || c.id },
-          h('input', { type: 'checkbox', dataset: { layer: c.id }, onchange: (ev) => setLayer(c.id, ev.target.checked) }),
-          h('span', { class: 'swatch', id: `swatch-${c.id}` }),
-          h('span', { class: 'name' }, c.title),
-          h('span', { class: 'count' }, c.numberOfFeatures.toLocaleString('zh-CN'))))));
+        h('div', { class: 'group-name' }, `${base.group.name} `, h('small', {}, base.group.name_en)),
+        base.items.map((l) => layerRow(l, l.description || l.id))));
+      groups.delete('base');
     }
     if (!groups.size) {
       box.append(h('p', { class: 'msg' }, '暂无已登记的对象 / no objects registered yet'));
@@ -158,16 +162,14 @@
     const aggSel = $('agg-class');
     for (const key of [...groups.keys()].sort()) {
       const g = groups.get(key);
-      g.items.sort((a, b) => a.cls.code.localeCompare(b.cls.code));
+      g.items.sort((a, b) => a.class_code.localeCompare(b.class_code));
       box.append(h('div', { class: 'group', dataset: { major: key } },
-        h('div', { class: 'group-name' }, `${g.name} `, h('small', {}, key)),
-        g.items.map((it) => h('label', { class: 'layer', title: `${it.cls.name_en || ''} (${it.cls.code})` },
-          h('input', { type: 'checkbox', dataset: { layer: it.id },
-            onchange: (ev) => setLayer(it.id, ev.target.checked) }),
-          h('span', { class: 'swatch', id: `swatch-${it.id}` }),
-          h('span', { class: 'name' }, it.cls.name),
-          h('span', { class: 'count' }, it.count.toLocaleString('zh-CN'))))));
-      g.items.forEach((it) => aggSel.append(h('option', { value: it.cls.code }, `${it.cls.name} (${it.cls.code})`)));
+        h('div', { class: 'group-name' }, `${g.group.name || cat.majors[key] || key} `, h('small', {}, key)),
+        g.items.map((l) => {
+          const cls = state.classes.get(l.class_code);
+          return layerRow(l, `${(cls && cls.name_en) || ''} (${l.class_code})`);
+        })));
+      g.items.forEach((l) => aggSel.append(h('option', { value: l.class_code }, `${l.title} (${l.class_code})`)));
     }
   }
 
@@ -398,7 +400,8 @@
     const layers = objectLayerIds().filter((l) => map.getLayer(l));
     const hit = layers.length ? map.queryRenderedFeatures(box, { layers }).find((f) => f.properties.code) : null;
     if (state.popup) { state.popup.remove(); state.popup = null; }
-    if (hit && String(hit.source).startsWith('class-')) { showObject(String(hit.properties.code)); return; }
+    const meta = hit ? state.meta.get(String(hit.source)) : null;
+    if (hit && meta && meta.opens_object) { showObject(String(hit.properties.code)); return; }
     if (hit) {  // a grid cell or a door plate: what it is, in a popup
       const q = hit.properties;
       state.popup = new maplibregl.Popup({ closeButton: false }).setLngLat(e.lngLat)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from citygrid.db.cluster import resolve_database_url
@@ -40,3 +42,16 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def fetch_tuples(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of a `:name`-style statement as the driver's plain tuples, skipping SQLAlchemy's Row objects, which
+    cost more than the query itself on answers of tens of thousands of small rows (aggregates)."""
+    compiled = text(sql).compile(dialect=conn.dialect)
+    values = {k: params.get(k) for k in compiled.params}
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(str(compiled), values)
+        return list(cur.fetchall())
+    finally:
+        cur.close()

@@ -19,11 +19,11 @@ from pyproj import CRS
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from citygrid.catalog import get_catalog
+from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import CitygridError
 from citygrid.geo import parse_bbox
-from citygrid.layers import cql2
-from citygrid.layers.cache import VersionedCache, layer_version
+from citygrid.layers import cql2, sources
+from citygrid.layers.sources import Layer
 from citygrid.registry.objects import personal_fields
 from citygrid.security.masking import mask_attrs
 
@@ -76,113 +76,26 @@ class Collection:
     geometry_type: str
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a collection's features live: table (aliased `o`, keyed by `o.code`), geometry, base filter, properties."""
-
-    table: str
-    geom: str
-    where: tuple[str, ...]
-    params: tuple[tuple[str, Any], ...]
-    props_sql: str
-    queryables: dict[str, cql2.Queryable]
-    class_code: str | None = None
-
-
-_OBJ_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'class_code', o.class_code, "
-              "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', "
-              "o.village_code, 'component_code', o.component_code, 'version', o.version, 'valid_from', "
-              "o.valid_from, 'unit_grid', o.unit_grid, 'gov_grid', o.gov_grid) || o.attrs")
-_DIV_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'level', o.level, 'kind', o.kind, "
-              "'parent_code', o.parent_code, 'geom_source', o.geom_source)")
-_GRID_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'system', o.system, 'kind', o.kind, "
-               "'division_code', o.division_code, 'township_code', o.township_code, 'households', o.households) "
-               "|| o.attrs")
-_DOOR_PROPS = ("jsonb_build_object('code', o.code, 'name', o.name, 'full_name', o.full_name, 'number', o.number, "
-               "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', o.village_code, "
-               "'object_code', o.object_code, 'unit_grid', o.unit_grid, 'gov_grid', o.gov_grid)")
-_DOOR_WHERE = ("o.level = 'door'", "o.status = 'active'", "o.point IS NOT NULL")
-_KIND_TITLE = {"unit": ("单元网格", "unit grid"), "governance": ("治理网格", "governance grid"),
-               "thematic": ("专题网格", "thematic grid")}
-
-
-def source(cid: str) -> Source | None:
-    """The source behind a collection id, or None when the id names nothing (existence is checked later)."""
-    if cid.startswith("class-"):
-        cls = get_catalog().get(cid[6:])
-        if cls is None:
-            return None
-        return Source("city_object o", "o.geom", ("o.class_code = :cls", "o.status = 'active'"),
-                      (("cls", cls.code),), _OBJ_PROPS, cql2.object_queryables(cls.code), cls.code)
-    if cid == "divisions":
-        return Source("division o", "o.geom", ("o.geom IS NOT NULL",), (), _DIV_PROPS, cql2.division_queryables())
-    if cid.startswith("grids-") and len(cid) > 6:
-        return Source("grid o", "o.geom", ("o.system = :sys",), (("sys", cid[6:]),), _GRID_PROPS,
-                      cql2.grid_queryables())
-    if cid == "doorplates":
-        return Source("addr_node o", "o.point", _DOOR_WHERE, (), _DOOR_PROPS, cql2.doorplate_queryables())
-    return None
+def _describe(conn: Connection, layer: Layer, n: int) -> Collection:
+    return Collection(layer.id, layer.title(conn), layer.description(conn), layer.class_code, n, layer.geometry_type)
 
 
 def collections(conn: Connection) -> list[Collection]:
-    cat = get_catalog()
-    # counts kept exact by triggers (agg_h3, migration 0010): no pass over a million objects per listing
-    rows = conn.execute(text("SELECT class_code, sum(n) FROM agg_h3 GROUP BY class_code HAVING sum(n) > 0 "
-                             "ORDER BY class_code")).all()
-    out = []
-    for code, n in rows:
-        cls = cat.get(code)
-        if cls is None:
-            continue
-        out.append(Collection(f"class-{code}", cls.name, f"{cls.major_name} / {cls.middle_name} / {cls.name} "
-                              f"({cls.name_en})", code, int(n), cls.geometry))
-    n_div = conn.execute(text("SELECT count(*) FROM division WHERE geom IS NOT NULL")).scalar() or 0
-    out.append(Collection("divisions", "行政区划", "administrative divisions with boundaries", None, int(n_div),
-                          "MultiPolygon"))
-    for system, kind, n in conn.execute(text("SELECT system, min(kind), count(*) FROM grid GROUP BY system "
-                                             "ORDER BY system")).all():
-        out.append(_grid_collection(system, kind, int(n)))
-    n_door = conn.execute(text(f"SELECT count(*) FROM addr_node o WHERE {' AND '.join(_DOOR_WHERE)}")).scalar() or 0
-    if n_door:
-        out.append(_door_collection(int(n_door)))
-    return out
-
-
-def _grid_collection(system: str, kind: str, n: int) -> Collection:
-    zh, en = _KIND_TITLE.get(kind, ("网格", "grid"))
-    return Collection(f"grids-{system}", f"{zh}：{system}", f"{en} cells of grid system {system} (多网合一)", None, n,
-                      "MultiPolygon")
-
-
-def _door_collection(n: int) -> Collection:
-    return Collection("doorplates", "门牌", "door plates of the standard address base (一标三实)", None, n, "Point")
+    return [_describe(conn, layer, n) for layer, n in sources.listing(conn)]
 
 
 def collection(conn: Connection, cid: str, count: bool = False) -> Collection:
     """One collection; cheap (no count over the table) unless `count` is asked for."""
-    src = source(cid)
-    if src is not None:
-        where = " AND ".join(src.where)
-        if src.class_code:  # every active object has its H3 cell, so the trigger-kept counts are exact
-            sql = ("SELECT coalesce(sum(n), 0) FROM agg_h3 WHERE class_code = :cls" if count else
-                   "SELECT count(*) FROM (SELECT 1 FROM agg_h3 WHERE class_code = :cls AND n > 0 LIMIT 1) x")
-        else:
-            sql = (f"SELECT count(*) FROM {src.table} WHERE {where}" if count else
-                   f"SELECT count(*) FROM (SELECT 1 FROM {src.table} WHERE {where} LIMIT 1) x")
-        n = int(conn.execute(text(sql), dict(src.params)).scalar_one())
-        if n or cid == "divisions":
-            if src.class_code:
-                cls = get_catalog().get(src.class_code)
-                assert cls is not None
-                return Collection(cid, cls.name, f"{cls.major_name} / {cls.middle_name} / {cls.name} "
-                                  f"({cls.name_en})", cls.code, n, cls.geometry)
-            if cid == "divisions":
-                return Collection("divisions", "行政区划", "administrative divisions with boundaries", None, n,
-                                  "MultiPolygon")
-            if cid == "doorplates":
-                return _door_collection(n)
-            kind = conn.execute(text("SELECT min(kind) FROM grid WHERE system = :s"), {"s": cid[6:]}).scalar()
-            return _grid_collection(cid[6:], str(kind), n)
+    return _resolve(conn, cid, count)[1]
+
+
+def _resolve(conn: Connection, cid: str, count: bool = False) -> tuple[Layer, Collection]:
+    """The layer and its collection. An empty layer is not a collection, except divisions (every map's base)."""
+    layer = sources.find(cid)
+    if layer is not None:
+        n = layer.count(conn, at_least_one=not count)
+        if n or layer.listed_when_empty:
+            return layer, _describe(conn, layer, n)
     raise CitygridError.one("collection_not_found", f"图层 {cid} 不存在", f"collection {cid} not found", "collectionId",
                             kind="not_found")
 
@@ -221,7 +134,7 @@ def _datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
     return d, d
 
 
-# Pages as served, by collection and query, valid while the collection's layer version stands (see `cache`).
+# Pages as served, by collection and query, valid while the collection's layer version stands (`citygrid.db.versions`).
 PAGES: VersionedCache[dict[str, Any]] = VersionedCache(max_items=5_000, max_bytes=128 << 20)
 
 
@@ -254,26 +167,26 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
 def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before: str | None, bbox: str | None,
            bbox_crs: str | None, crs: str | None, datetime_: str | None, props: dict[str, str] | None,
            filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> dict[str, Any]:
-    col = collection(conn, cid)
-    src = source(cid)
-    assert src is not None
+    layer, col = _resolve(conn, cid)
     if not 1 <= limit <= MAX_LIMIT:
         raise CitygridError.one("limit_invalid", f"limit 应在 1 到 {MAX_LIMIT} 之间", f"limit must be 1..{MAX_LIMIT}",
                                 "limit")
     out_srid = parse_crs_uri(crs, "crs")
-    table, key, geom, props_sql = src.table, "o.code", src.geom, src.props_sql
-    where: list[str] = list(src.where)
-    params: dict[str, Any] = dict(src.params)
+    table, key, geom, props_sql = layer.table, "o.code", layer.geom, layer.props_sql
+    base, base_params = layer.where()
+    where: list[str] = list(base)
+    params: dict[str, Any] = dict(base_params)
+    queryables = layer.queryables()
     env = _bbox(bbox, parse_crs_uri(bbox_crs, "bbox-crs"), params)
     for i, (k, v) in enumerate((props or {}).items()):  # simple equality on a queryable (Part 1 §7.15.9)
-        q = src.queryables.get(k)
+        q = queryables.get(k)
         if q is None or q.kind == "geom":
             raise CitygridError.one("property_unknown", f"属性 {k} 不是该图层的可查询属性",
                                     f"{k} is not a queryable property of {cid}", k)
         where.append(f"CAST({q.sql} AS text) = :pv{i}")
         params[f"pv{i}"] = v
     interval = _datetime(datetime_)
-    if interval and not src.class_code:
+    if interval and not layer.valid_time:
         raise CitygridError.one("datetime_unsupported", f"图层 {cid} 没有有效时间，不能按 datetime 筛选",
                                 f"collection {cid} has no valid time to filter by datetime", "datetime")
     if interval:
@@ -288,7 +201,7 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
         where.append(f"{geom} && {env} AND ST_Intersects({geom}, {env})")
     if filter_ is not None:  # CQL2 (Part 3): literals are bind parameters named cql_N
         fsrid = parse_crs_uri(filter_crs, "filter-crs")
-        frag, fparams = cql2.compile_filter(filter_, filter_lang, src.queryables, srid=fsrid, collection=cid,
+        frag, fparams = cql2.compile_filter(filter_, filter_lang, queryables, srid=fsrid, collection=cid,
                                             swap_axes=fsrid is not None and northing_first(fsrid))
         where.append(frag)
         params |= fparams
@@ -301,13 +214,7 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
         page_cond = "id < :before"
         params["before"] = before
         order = "id DESC"
-    if out_srid is None:
-        g = geom
-    else:
-        g = geom if out_srid == 4490 else f"ST_Transform({geom}, {out_srid})"
-        if northing_first(out_srid):
-            g = f"ST_FlipCoordinates({g})"
-    digits = 3 if out_srid is not None and not CRS.from_epsg(out_srid).is_geographic else 7
+    g, digits = _output_geometry(geom, out_srid)
     pf = personal_fields(col.class_code) if col.class_code else set()
     # One scan gives both numberMatched (a window count) and the page's row ids; only the page's rows are then
     # read back by ctid and serialised, by PostgreSQL (parsing and re-encoding features in Python was most of
@@ -346,34 +253,31 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
 
 def queryables(conn: Connection, cid: str, schema_id: str) -> dict[str, Any]:
     """Part 3 queryables of a collection as JSON Schema (personal-data attributes are not queryable)."""
-    col = collection(conn, cid)
-    src = source(cid)
-    assert src is not None
-    return cql2.queryables_schema(src.queryables, schema_id, col.title)
+    layer, col = _resolve(conn, cid)
+    return cql2.queryables_schema(layer.queryables(), schema_id, col.title)
 
 
 def item(conn: Connection, cid: str, fid: str, crs: str | None = None) -> dict[str, Any]:
-    col = collection(conn, cid)
-    src = source(cid)
-    assert src is not None
+    layer, col = _resolve(conn, cid)
     out_srid = parse_crs_uri(crs, "crs")
-    g = src.geom
-    if out_srid is not None:
-        g = g if out_srid == 4490 else f"ST_Transform({g}, {out_srid})"
-        if northing_first(out_srid):
-            g = f"ST_FlipCoordinates({g})"
-    digits = 3 if out_srid is not None and not CRS.from_epsg(out_srid).is_geographic else 7
-    props = src.props_sql
-    if col.class_code:  # retired objects stay addressable by code, with their status
-        where = "o.class_code = :cls"
-        props = f"{props} || jsonb_build_object('status', o.status)"
-    else:
-        where = " AND ".join(src.where)
-    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}) AS g, {props} AS p FROM {src.table} "
-                          f"WHERE o.code = :f AND {where}"), dict(src.params) | {"f": fid}).first()
+    g, digits = _output_geometry(layer.geom, out_srid)
+    where, params, extra_props = layer.item_where()
+    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}) AS g, {layer.props_sql}{extra_props} AS p "
+                          f"FROM {layer.table} WHERE o.code = :f AND {' AND '.join(where)}"), params | {"f": fid}).first()
     if r is None:
         raise CitygridError.one("feature_not_found", f"要素 {fid} 不存在", f"feature {fid} not found", "featureId",
                                 kind="not_found")
     props_out = mask_attrs(r.p, personal_fields(col.class_code)) if col.class_code else r.p
     return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": props_out,
             "crs": crs_uri(out_srid)}
+
+
+def _output_geometry(geom: str, out_srid: int | None) -> tuple[str, int]:
+    """SQL of the geometry in the output CRS and axis order, and the decimals to write (mm in metres, ~1 cm in
+    degrees)."""
+    if out_srid is None:
+        return geom, 7
+    g = geom if out_srid == 4490 else f"ST_Transform({geom}, {out_srid})"
+    if northing_first(out_srid):
+        g = f"ST_FlipCoordinates({g})"
+    return g, 3 if not CRS.from_epsg(out_srid).is_geographic else 7

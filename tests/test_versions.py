@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citygrid.layers.cache import VersionedCache
+from citygrid.db.versions import VersionedCache
 
 
 def test_entry_is_served_only_at_its_version() -> None:

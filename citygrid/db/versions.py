@@ -1,12 +1,19 @@
-"""In-process response caches for layers, kept honest by the layer's data version.
+"""Data versions of layers, and the one in-process cache shape that is kept honest by them.
 
-Every write to `city_object` or `division` bumps `layer_version` for the layers it touched (statement triggers,
-migration 0002). An entry is stored with the version it was built at and served only while that is still the
-layer's version, so a write is visible on the next request, in every worker process, with no messaging
-between them. Reading the version costs one primary-key lookup per request.
+Every write to a layer's table bumps that layer's row in `layer_version`, once per statement, by triggers
+(migrations 0002 for `city_object` → `class-<code>` and `division` → `divisions`; 0009 for `grid` →
+`grids-<system>` and `addr_node` → `doorplates`; the ids are those of `citygrid.layers.sources`). A cached
+entry is stored with the version it was built at and served only while that is still the layer's version,
+so a write is visible on the next request, in every worker process, with no messaging between them.
+Reading the version costs one primary-key lookup.
 
-The version is read before the data: if a write lands in between, the entry holds newer data under the older
-version, which is never served again (the current version is already newer). Stale data is never served.
+The version is read before the data: if a write lands in between, the entry holds newer data under the
+older version, which is never served again (the current version is already newer). Stale data is never
+served.
+
+Cache policy of the project: data that a write can change is cached only here, in a `VersionedCache`
+(pages and tiles in `citygrid.layers`, grid and division outlines in `citygrid.layers.aggregate`); values that
+live as long as the process (the catalog, CRS transformers, the engine) are `functools.lru_cache` singletons.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ V = TypeVar("V")
 
 
 def layer_version(conn: Connection, layer: str) -> int:
-    v = conn.execute(text("SELECT version FROM layer_version WHERE layer=:l"), {"l": layer}).scalar()
+    """The layer's data version; 0 for a layer never written since the database was created."""
+    v = conn.execute(text("SELECT version FROM layer_version WHERE layer = :l"), {"l": layer}).scalar()
     return int(v or 0)
 
 

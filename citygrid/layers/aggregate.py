@@ -7,7 +7,6 @@ for callers without the right: the group is returned without its value, never wi
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import h3
@@ -15,9 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.catalog import get_catalog
+from citygrid.db.engine import fetch_tuples
+from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import CitygridError
 from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
-from citygrid.layers.cache import layer_version
+from citygrid.layers.sources import DivisionsLayer, GridSystemLayer, Layer
 
 DIVISION_LEVELS = {"county": (3, "division_code"), "township": (4, "township_code"), "village": (5, "village_code")}
 GRID_KINDS = {"unit_grid": ("unit", "unit_grid"), "gov_grid": ("governance", "gov_grid")}
@@ -87,9 +88,7 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     counted = _counts_sql(by, class_code) if stat == "count" and not region and not bbox else None
     if counted is not None:  # exact counts kept by triggers (migration 0010), not a pass over every object
         # plain tuples from the driver: SQLAlchemy rows cost more than the query for 20k unit grids
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cur.execute(counted, {"cls": class_code, "sys": GRID_KINDS.get(by, ("",))[0]})
-        rows = cur.fetchall()
+        rows = fetch_tuples(conn, counted, {"cls": class_code, "sys": GRID_KINDS.get(by, ("",))[0]})
     else:
         rows = conn.execute(
             text(f"SELECT {key} AS k, count(*) AS n, {value} AS v FROM city_object o WHERE {' AND '.join(where)} "
@@ -99,12 +98,10 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     suppressed = 0
     geoms: dict[str, dict] = {}
     if with_geometry and rows and by in DIVISION_LEVELS:
-        geoms = _area_geometries(conn, "divisions", "SELECT code, ST_AsGeoJSON(geom, 6) FROM division "
-                                 "WHERE code = ANY(:c) AND geom IS NOT NULL", [r[0] for r in rows], {})
+        geoms = _area_geometries(conn, DivisionsLayer("divisions"), [r[0] for r in rows])
     elif with_geometry and rows and by in GRID_KINDS:
         system = GRID_KINDS[by][0]
-        geoms = _area_geometries(conn, f"grids-{system}", "SELECT code, ST_AsGeoJSON(geom, 7) FROM grid "
-                                 "WHERE system = :s AND code = ANY(:c)", [r[0] for r in rows], {"s": system})
+        geoms = _area_geometries(conn, GridSystemLayer(system), [r[0] for r in rows])
     is_h3 = by.startswith("h3:")
     for key_, n_, v_ in rows:  # rows are (k, n, v); one tight loop (20k unit grids)
         n = int(n_)
@@ -128,36 +125,34 @@ COUNTS_RES = 9
 
 # Outlines of grids and divisions as parsed GeoJSON, per layer, valid while the layer's version stands (grid and
 # division writes bump it): 20k unit-grid polygons cost 1.4 s to serialise and parse, and they rarely change.
-_AREA_GEOMS: dict[str, tuple[int, dict[str, dict]]] = {}
-_AREA_LOCK = threading.Lock()
+# One entry per layer, a dict that fills lazily with the codes asked for.
+_OUTLINES: VersionedCache[dict[str, dict]] = VersionedCache(max_items=64, max_bytes=1 << 40)
 
 
-def _area_geometries(conn: Connection, layer: str, sql: str, codes: list[str], params: dict[str, Any]
-                     ) -> dict[str, dict]:
+def _area_geometries(conn: Connection, layer: Layer, codes: list[str]) -> dict[str, dict]:
     """GeoJSON geometry per code; fetched once per layer version, only for the codes ever asked for."""
-    version = layer_version(conn, layer)
-    with _AREA_LOCK:
-        v, got = _AREA_GEOMS.get(layer, (-1, {}))
-        if v != version:
-            got = {}
-            _AREA_GEOMS[layer] = (version, got)
+    version = layer_version(conn, layer.id)
+    got = _OUTLINES.get(layer.id, version)
+    if got is None:
+        got = {}
+        _OUTLINES.put(layer.id, version, got, 1)
     missing = [c for c in codes if c not in got]
     if missing:
+        sql, params = layer.outlines_sql()
         fetched = {code: json.loads(g) for code, g in conn.execute(text(sql), params | {"c": missing}).all()}
-        with _AREA_LOCK:
-            got.update(fetched)
+        got.update(fetched)  # one dict per version: readers see it fill, never change
     return got
 
 
 def _counts_sql(by: str, class_code: str | None) -> str | None:
     """SQL over the trigger-kept counts (`agg_h3`, `agg_grid`) for this grouping, or None when they cannot
     answer it. Rows are (k, n, v); zero counts (everything there retired or moved) are skipped."""
-    cls = "class_code = %(cls)s" if class_code else "TRUE"  # driver (psycopg) placeholders
+    cls = "class_code = :cls" if class_code else "TRUE"
     if by in GRID_KINDS:
         if class_code:  # one row per grid already: an index-only scan of the primary key, no grouping
-            return ("SELECT code AS k, n, n AS v FROM agg_grid WHERE class_code = %(cls)s AND system = %(sys)s "
+            return ("SELECT code AS k, n, n AS v FROM agg_grid WHERE class_code = :cls AND system = :sys "
                     "AND n > 0 ORDER BY code")
-        return ("SELECT code AS k, sum(n) AS n, sum(n) AS v FROM agg_grid WHERE system = %(sys)s GROUP BY code "
+        return ("SELECT code AS k, sum(n) AS n, sum(n) AS v FROM agg_grid WHERE system = :sys GROUP BY code "
                 "HAVING sum(n) > 0 ORDER BY code")
     if by.startswith("h3:") and int(by[3:]) <= COUNTS_RES:
         res = int(by[3:])
