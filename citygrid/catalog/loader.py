@@ -8,7 +8,6 @@ A malformed catalog must fail at start-up, not when the first survey row of a mi
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -26,8 +25,8 @@ from citygrid.catalog.model import (
     Department,
     ObjectClass,
 )
+from citygrid.settings import REPO_ROOT, get_settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPARTMENTS_FILE = "departments.yaml"
 CLASSES_FILE = "classes.yaml"
 
@@ -563,11 +562,8 @@ def _parse_class(ck: _Checker, item: _Map, p: str, *, departments: dict[str, Dep
 
 
 def default_catalog_dir() -> Path:
-    """`$CITYGRID_SCHEMAS/catalog` when that variable names a schemas directory, else the repository's."""
-    env = os.environ.get("CITYGRID_SCHEMAS")
-    if env:
-        return Path(env) / "catalog"
-    return REPO_ROOT / "schemas" / "catalog"
+    """The settings' schemas directory's `catalog/` (`CITYGRID_SCHEMAS`, default the repository's)."""
+    return get_settings().catalog_dir
 
 
 def load_catalog(path: Path | str | None = None) -> Catalog:
