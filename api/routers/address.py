@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import threading
 from pathlib import Path
 from typing import Any
 
-import segno
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -17,13 +15,12 @@ from sqlalchemy.orm import Session
 
 from api.deps import conn, principal
 from citygrid.address import batch as batchmod
-from citygrid.address import facts
+from citygrid.address import facts, nodes
 from citygrid.address.normalize import normalize
 from citygrid.address.resolve import AddressIndex, geocode_safe
 from citygrid.errors import CitygridError
 from citygrid.geo import parse_crs, transformer_to_4490
 from citygrid.jobs import JobRecorder, get_job
-from citygrid.security.masking import mask_person
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
@@ -134,59 +131,19 @@ def reverse(x: float = Query(..., description="lon or easting"), y: float = Quer
     return out
 
 
-def _node(c: Connection, code: str) -> Any:
-    r = c.execute(text("SELECT id, code, level, parent_id, name, full_name, township_code, village_code, "
-                       "ST_X(point) AS x, ST_Y(point) AS y, object_code, status FROM addr_node WHERE code=:c"),
-                  {"c": code}).first()
-    if r is None:
-        raise CitygridError.one("address_not_found", f"地址编码 {code} 不存在", f"address {code} not found", "code",
-                                kind="not_found")
-    return r
-
-
 @router.get("/addresses/{code}", summary="A standard address node with parents, children, objects and 三实 (masked)")
 def get_address(code: str, c: Connection = Depends(conn), limit: int = Query(200, ge=1, le=2000)) -> dict[str, Any]:
-    r = _node(c, code)
-    parents = c.execute(text(
-        "WITH RECURSIVE up AS (SELECT id, parent_id, code, level, name, 0 AS depth FROM addr_node WHERE id=:i "
-        "UNION ALL SELECT a.id, a.parent_id, a.code, a.level, a.name, up.depth + 1 FROM addr_node a "
-        "JOIN up ON a.id = up.parent_id) SELECT code, level, name FROM up WHERE depth > 0 ORDER BY depth DESC"),
-        {"i": r.id}).all()
-    kids = c.execute(text("SELECT code, level, name FROM addr_node WHERE parent_id=:i ORDER BY number NULLS LAST, "
-                          "name LIMIT :l"), {"i": r.id, "l": limit}).all()
-    out: dict[str, Any] = {
-        "code": r.code, "level": r.level, "name": r.name, "address": r.full_name, "status": r.status,
-        "point": {"lon": r.x, "lat": r.y} if r.x is not None else None, "object_code": r.object_code,
-        "township_code": r.township_code, "village_code": r.village_code,
-        "parents": [dict(p._mapping) for p in parents], "children": [dict(k._mapping) for k in kids],
-        "qr": f"/addresses/{r.code}/qr.svg", "page": f"/a/{r.code}",
-    }
-    if r.level == "room":
-        h = c.execute(text("SELECT house_use, area, property_type, generated FROM house WHERE room_id=:i"),
-                      {"i": r.id}).first()
-        out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
-        people = c.execute(text("SELECT name, id_number, phone, relation, generated FROM person WHERE room_id=:i "
-                                "ORDER BY id"), {"i": r.id}).all()
-        out["persons"] = [mask_person(dict(p._mapping)) for p in people]
-    if r.level == "door":
-        orgs = c.execute(text("SELECT name, credit_code, category, generated FROM organization WHERE door_id=:i"),
-                         {"i": r.id}).all()
-        out["organizations"] = [dict(o._mapping) for o in orgs]
-    return out
+    return nodes.describe(c, code, limit)
 
 
 @router.get("/addresses/{code}/qr.svg", summary="QR code of the door plate (智慧门牌): opens the address page")
 def qr(code: str, request: Request, c: Connection = Depends(conn)) -> Response:
-    r = _node(c, code)
-    url = str(request.base_url).rstrip("/") + f"/a/{r.code}"
-    buf = io.BytesIO()
-    segno.make(url, error="m").save(buf, kind="svg", scale=4, border=2)
-    return Response(buf.getvalue(), media_type="image/svg+xml")
+    return Response(nodes.qr_svg(c, code, str(request.base_url)), media_type="image/svg+xml")
 
 
 @router.get("/a/{code}", response_class=HTMLResponse, summary="The page a door-plate QR code opens")
 def page(code: str, request: Request, c: Connection = Depends(conn)) -> HTMLResponse:
-    info = get_address(code, c, limit=200)
+    info = nodes.describe(c, code, 200)
     from html import escape
 
     rows = "".join(f"<li>{escape(p['name'])} <small>{escape(p['level'])}</small></li>" for p in info["parents"])
