@@ -9,16 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from api.deps import conn, principal
+from api.deps import address_indexes, conn, principal
 from citygrid.address import batch as batchmod
 from citygrid.address import facts, nodes
 from citygrid.address import reverse as reversemod
+from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
-from citygrid.address.resolve import AddressIndex, geocode_safe
+from citygrid.address.resolve import geocode_safe
 from citygrid.errors import CitygridError
 from citygrid.jobs import JobRecorder, get_job
 from citygrid.settings import get_settings
@@ -26,19 +26,6 @@ from citygrid.settings import get_settings
 router = APIRouter(tags=["address"])
 MAX_LEN = 500
 MAX_UPLOAD = 512 * 1024 * 1024
-
-
-def index(request: Request) -> AddressIndex:
-    """The in-memory index, rebuilt when the address base changes (its data_source row is rewritten)."""
-    st = request.app.state
-    with st.engine.connect() as c:
-        stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
-        lock = st.__dict__.setdefault("address_lock", threading.Lock())
-        with lock:
-            if getattr(st, "address_index", None) is None or st.address_stamp != stamp:
-                st.address_index = AddressIndex.load(c)
-                st.address_stamp = stamp
-    return st.address_index
 
 
 def _check_text(q: Any, field: str = "q", row: int | None = None) -> str:
@@ -65,10 +52,10 @@ def get_parse(q: str = Query(..., max_length=MAX_LEN)) -> dict[str, Any]:
 
 
 @router.get("/address/geocode", summary="Geocode one address: best candidates with codes, point, level")
-def get_geocode(request: Request, q: str = Query(..., max_length=MAX_LEN),
-                division: str | None = Query(None, pattern=r"^\d{6,12}$"), limit: int = Query(5, ge=1, le=20)
-                ) -> dict[str, Any]:
-    return index(request).geocode(_check_text(q), division, limit)
+def get_geocode(q: str = Query(..., max_length=MAX_LEN),
+                division: str | None = Query(None, pattern=r"^\d{6,12}$"), limit: int = Query(5, ge=1, le=20),
+                indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
+    return indexes.get().geocode(_check_text(q), division, limit)
 
 
 class GeocodeMany(BaseModel):
@@ -78,8 +65,8 @@ class GeocodeMany(BaseModel):
 
 
 @router.post("/address/geocode", summary="Geocode many addresses in one request (per-row errors, none dropped)")
-def post_geocode(body: GeocodeMany, request: Request) -> dict[str, Any]:
-    idx = index(request)
+def post_geocode(body: GeocodeMany, indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
+    idx = indexes.get()
     results = []
     for i, a in enumerate(body.addresses):
         if not a or not a.strip() or len(a) > MAX_LEN:
@@ -132,7 +119,8 @@ def page(code: str, request: Request, c: Connection = Depends(conn)) -> HTMLResp
 
 @router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress")
 async def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
-                     division: str | None = Form(None)) -> dict[str, Any]:
+                     division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes)
+                     ) -> dict[str, Any]:
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise CitygridError.one("file_too_large", "文件超过 512 MB", "file larger than 512 MB", "file")
@@ -142,7 +130,7 @@ async def post_batch(request: Request, file: UploadFile = File(...), column: str
     job_key, path = batchmod.store_upload(root, file.filename or "upload", data)  # stored before any processing
     header, _ = batchmod.iter_rows(path, column)  # fail fast on wrong type, encoding or column (4xx)
     engine = request.app.state.engine
-    idx = index(request)
+    idx = indexes.get()
     rec = JobRecorder(engine, "address-batch", detail={"file": file.filename, "stored": str(path), "column": column})
     out = path.parent / "result.csv"
 
