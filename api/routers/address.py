@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from api.deps import address_indexes, conn, principal
+from citygrid import jobs
 from citygrid.address import batch as batchmod
 from citygrid.address import facts, nodes
 from citygrid.address import reverse as reversemod
@@ -20,7 +20,6 @@ from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
 from citygrid.address.resolve import geocode_safe
 from citygrid.errors import CitygridError
-from citygrid.jobs import JobRecorder, get_job
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
@@ -126,29 +125,16 @@ async def post_batch(request: Request, file: UploadFile = File(...), column: str
         raise CitygridError.one("file_too_large", "文件超过 512 MB", "file larger than 512 MB", "file")
     if not data:
         raise CitygridError.one("file_empty", "文件为空", "file is empty", "file")
-    root = get_settings().data_dir
-    job_key, path = batchmod.store_upload(root, file.filename or "upload", data)  # stored before any processing
-    header, _ = batchmod.iter_rows(path, column)  # fail fast on wrong type, encoding or column (4xx)
-    engine = request.app.state.engine
-    idx = indexes.get()
-    rec = JobRecorder(engine, "address-batch", detail={"file": file.filename, "stored": str(path), "column": column})
-    out = path.parent / "result.csv"
-
-    def work() -> None:
-        try:
-            counts = batchmod.run(idx, path, column, out, rec, division)
-            rec.finish("done", counts | {"result": str(out)})
-        except Exception as exc:  # recorded on the job; the upload stays stored
-            rec.finish("failed", {"error": str(exc)})
-
-    threading.Thread(target=work, daemon=True).start()
-    return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": header,
+    upload = batchmod.accept(get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
+    rec = jobs.start(request.app.state.engine, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
+                     detail=upload.detail())
+    return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": upload.header,
             "result": f"/address/batch/{rec.id}/result"}
 
 
 @router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts")
 def batch_status(job_id: str, c: Connection = Depends(conn)) -> dict[str, Any]:
-    j = get_job(c, job_id)
+    j = jobs.get_job(c, job_id)
     if j is None or j["kind"] != "address-batch":
         raise CitygridError.one("job_not_found", f"任务 {job_id} 不存在", f"job {job_id} not found", "job_id",
                                 kind="not_found")
