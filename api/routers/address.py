@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from api.deps import address_indexes, conn, principal
+from api.web import render
 from citygrid import jobs
 from citygrid.address import batch as batchmod
 from citygrid.address import facts, nodes
@@ -97,23 +98,8 @@ def qr(code: str, request: Request, c: Connection = Depends(conn)) -> Response:
 
 
 @router.get("/a/{code}", response_class=HTMLResponse, summary="The page a door-plate QR code opens")
-def page(code: str, request: Request, c: Connection = Depends(conn)) -> HTMLResponse:
-    info = nodes.describe(c, code, 200)
-    from html import escape
-
-    rows = "".join(f"<li>{escape(p['name'])} <small>{escape(p['level'])}</small></li>" for p in info["parents"])
-    kids = "".join(f"<li><a href='/a/{escape(k['code'])}'>{escape(k['name'])}</a></li>" for k in info["children"][:50])
-    pt = info["point"]
-    html = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>{escape(info['address'])}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em}}code{{font-size:1.1em}}</style>
-</head><body><h1>{escape(info['address'])}</h1>
-<p>标准地址编码 / address code: <code>{escape(info['code'])}</code> · 层级 {escape(info['level'])}</p>
-<p>{f"坐标 (CGCS2000): {pt['lon']:.6f}, {pt['lat']:.6f}" if pt else ''}</p>
-<p><img src="/addresses/{escape(info['code'])}/qr.svg" alt="QR" width="160"></p>
-<h2>上级 / parents</h2><ul>{rows}</ul><h2>下级 / children</h2><ul>{kids or '<li>无</li>'}</ul>
-<p><a href="/map">地图 / map</a></p></body></html>"""
-    return HTMLResponse(html)
+def page(code: str, c: Connection = Depends(conn)) -> HTMLResponse:
+    return HTMLResponse(render("address.html", node=nodes.describe(c, code, 200)))
 
 
 @router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress")
