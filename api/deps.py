@@ -1,4 +1,4 @@
-"""Shared request dependencies: the engine and who is calling."""
+"""Shared request dependencies: the engine, the address index and who is calling."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 from fastapi import Header, Request
 from sqlalchemy.engine import Connection, Engine
+
+from citygrid.address.index import AddressIndexCache
 
 
 def engine(request: Request) -> Engine:
@@ -15,6 +17,13 @@ def engine(request: Request) -> Engine:
 def conn(request: Request) -> Iterator[Connection]:
     with request.app.state.engine.connect() as c:
         yield c
+
+
+async def address_indexes(request: Request) -> AddressIndexCache:
+    """The process's address index holder, created in the app's lifespan (api/main.py); routes call `.get()` for
+    the current index. Async and free of I/O, so FastAPI resolves it without a trip through the thread pool (the
+    index's freshness check queries the database, so that runs in the route's own thread)."""
+    return request.app.state.address_indexes
 
 
 def principal(x_citygrid_user: str | None = Header(default=None, max_length=100)) -> str:

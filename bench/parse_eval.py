@@ -3,7 +3,7 @@
 Targets (address issue): >= 92 F1 on CCKS-style data, >= 5,000 addresses/s on one core.
 
 - Data: the shared labelled data ($CITYGRID_SHARED_DATA or ../shared/data/address): NCAP dev (never trained on)
-  and the CCKS2021 held-out share (10%, seed 2021, left out of training by `citygrid.address.parse.train`: the
+  and the CCKS2021 held-out share (10%, seed 2021, left out of training by `citygrid.address.training.train`: the
   shipped model was trained without it; `--model` evaluates another model file, trained with the same split).
 - Scoring: conlleval convention, exact span and exact type. Gold spans are carried through the normalizer
   (`normalize_with_map`), so both sides are scored on the normalized text the parser returns spans on; gold
@@ -30,14 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from citygrid.address.parse import (  # noqa: E402
-    LABELS,
-    AddressParser,
-    ccks_split,
-    prepare,
-    read_ncap,
-    shared_address_dir,
-)
+from citygrid.address.parse import LABELS, AddressParser  # noqa: E402
+from citygrid.address.training import ccks_split, prepare, read_ncap, shared_address_dir  # noqa: E402
 from citygrid.regions.names import division_forms  # noqa: E402
 
 ADMIN = ("province", "city", "county", "town")

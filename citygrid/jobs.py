@@ -1,8 +1,16 @@
-"""Progress of long jobs (loads, imports, bulk allocation) kept in the `job` table for the API to report."""
+"""Long jobs (loads, imports, bulk allocation, batch geocoding): their progress and outcome in the `job` table,
+and the threads that run them in the background.
+
+A job is recorded the same way whether it runs in the caller (`run`, the CLI) or in a background thread
+(`start`, the API's `/address/batch`), so `/jobs` reports both alike. Background work lives here rather than in
+the routers so that one place owns the threads (and, later, worker processes) and knows which jobs are running.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -42,9 +50,13 @@ class JobRecorder:
                                                    default=str), "i": self.id})
 
 
-def run(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], forward: Progress | None = None
-        ) -> dict[str, Any]:
-    job = JobRecorder(engine, kind, forward)
+log = logging.getLogger(__name__)
+_running: dict[uuid.UUID, threading.Thread] = {}  # background jobs still running, by job id
+_running_lock = threading.Lock()
+
+
+def _execute(job: JobRecorder, fn: Callable[[Progress], dict[str, Any]]) -> dict[str, Any]:
+    """Run `fn` with the job as its progress callback; record done with the result or failed with the error."""
     try:
         result = fn(job)
     except BaseException as exc:
@@ -52,6 +64,52 @@ def run(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], for
         raise
     job.finish("done", result)
     return result
+
+
+def run(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], forward: Progress | None = None
+        ) -> dict[str, Any]:
+    """Run a job in the calling thread and return its result (the error is recorded, then raised)."""
+    return _execute(JobRecorder(engine, kind, forward), fn)
+
+
+def start(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], detail: dict | None = None
+          ) -> JobRecorder:
+    """Run a job in a named daemon thread and return at once; its row says when it is done or failed.
+
+    An error is recorded on the job (and logged) and goes no further: nobody waits for the thread.
+    """
+    job = JobRecorder(engine, kind, detail=detail)
+
+    def target() -> None:
+        try:
+            _execute(job, fn)
+        except Exception as exc:
+            log.warning("job %s (%s) failed: %s", job.id, kind, exc)
+        finally:
+            with _running_lock:
+                _running.pop(job.id, None)
+
+    thread = threading.Thread(target=target, name=f"job-{kind}-{job.id.hex[:8]}", daemon=True)
+    with _running_lock:
+        _running[job.id] = thread
+    thread.start()
+    return job
+
+
+def running() -> dict[str, threading.Thread]:
+    """Background jobs of this process that have not finished yet, by job id."""
+    with _running_lock:
+        return {str(k): t for k, t in _running.items()}
+
+
+def wait(job_id: str, timeout: float | None = None) -> bool:
+    """Wait for a background job of this process; True when it is no longer running."""
+    with _running_lock:
+        thread = _running.get(uuid.UUID(job_id))
+    if thread is not None:
+        thread.join(timeout)
+        return not thread.is_alive()
+    return True
 
 
 def list_jobs(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:

@@ -202,3 +202,15 @@ def test_register_person_and_organization_with_check_characters(client: TestClie
     with engine.connect() as c:
         n = c.execute(text("SELECT count(*) FROM audit_log WHERE action IN ('add_person', 'add_organization')")).scalar()
     assert n >= 2
+
+
+def test_index_is_rebuilt_when_the_address_base_changes(engine, demo_county) -> None:  # noqa: ANN001
+    from citygrid.address.index import AddressIndexCache
+
+    cache = AddressIndexCache(engine)
+    first = cache.get()
+    assert len(first) > 0 and cache.get() is first
+    with engine.begin() as c:  # what rebuilding the address base does to its data_source row
+        c.execute(text("UPDATE data_source SET loaded_at = loaded_at + interval '1 second' "
+                       "WHERE name LIKE 'address-%'"))
+    assert cache.get() is not first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from citygrid import jobs
 from citygrid.jobs import run
 
 
@@ -34,3 +35,22 @@ def test_failed_job_is_marked_failed(engine, client: TestClient) -> None:  # noq
         run(engine, "test-fail", boom)
     job = next(j for j in client.get("/jobs").json()["items"] if j["kind"] == "test-fail")
     assert job["state"] == "failed" and "broken input" in job["detail"]["result"]["error"]
+
+
+def test_background_job_records_result_or_error(engine, client: TestClient) -> None:  # noqa: ANN001
+    def work(progress) -> dict:  # noqa: ANN001
+        progress("step", 1, 1)
+        return {"ok": 1}
+
+    def boom(progress) -> dict:  # noqa: ANN001
+        raise ValueError("broken in the background")
+
+    ok = jobs.start(engine, "test-bg", work, detail={"file": "a.csv"})
+    bad = jobs.start(engine, "test-bg-fail", boom)
+    assert jobs.wait(str(ok.id), 30) and jobs.wait(str(bad.id), 30)
+    assert str(ok.id) not in jobs.running() and str(bad.id) not in jobs.running()
+    one = client.get(f"/jobs/{ok.id}").json()
+    assert one["state"] == "done" and one["done"] == 1 and one["detail"]["result"] == {"ok": 1}
+    assert one["detail"]["file"] == "a.csv"
+    failed = client.get(f"/jobs/{bad.id}").json()
+    assert failed["state"] == "failed" and "broken in the background" in failed["detail"]["result"]["error"]

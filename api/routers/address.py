@@ -2,46 +2,30 @@
 
 from __future__ import annotations
 
-import io
-import threading
 from pathlib import Path
 from typing import Any
 
-import segno
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from api.deps import conn, principal
+from api.deps import address_indexes, conn, principal
+from api.web import render
+from citygrid import jobs
 from citygrid.address import batch as batchmod
-from citygrid.address import facts
+from citygrid.address import facts, nodes
+from citygrid.address import reverse as reversemod
+from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
-from citygrid.address.resolve import AddressIndex, geocode_safe
+from citygrid.address.resolve import geocode_safe
 from citygrid.errors import CitygridError
-from citygrid.geo import parse_crs, transformer_to_4490
-from citygrid.jobs import JobRecorder, get_job
-from citygrid.security.masking import mask_person
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
 MAX_LEN = 500
 MAX_UPLOAD = 512 * 1024 * 1024
-
-
-def index(request: Request) -> AddressIndex:
-    """The in-memory index, rebuilt when the address base changes (its data_source row is rewritten)."""
-    st = request.app.state
-    with st.engine.connect() as c:
-        stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
-        lock = st.__dict__.setdefault("address_lock", threading.Lock())
-        with lock:
-            if getattr(st, "address_index", None) is None or st.address_stamp != stamp:
-                st.address_index = AddressIndex.load(c)
-                st.address_stamp = stamp
-    return st.address_index
 
 
 def _check_text(q: Any, field: str = "q", row: int | None = None) -> str:
@@ -68,10 +52,10 @@ def get_parse(q: str = Query(..., max_length=MAX_LEN)) -> dict[str, Any]:
 
 
 @router.get("/address/geocode", summary="Geocode one address: best candidates with codes, point, level")
-def get_geocode(request: Request, q: str = Query(..., max_length=MAX_LEN),
-                division: str | None = Query(None, pattern=r"^\d{6,12}$"), limit: int = Query(5, ge=1, le=20)
-                ) -> dict[str, Any]:
-    return index(request).geocode(_check_text(q), division, limit)
+def get_geocode(q: str = Query(..., max_length=MAX_LEN),
+                division: str | None = Query(None, pattern=r"^\d{6,12}$"), limit: int = Query(5, ge=1, le=20),
+                indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
+    return indexes.get().geocode(_check_text(q), division, limit)
 
 
 class GeocodeMany(BaseModel):
@@ -81,8 +65,8 @@ class GeocodeMany(BaseModel):
 
 
 @router.post("/address/geocode", summary="Geocode many addresses in one request (per-row errors, none dropped)")
-def post_geocode(body: GeocodeMany, request: Request) -> dict[str, Any]:
-    idx = index(request)
+def post_geocode(body: GeocodeMany, indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
+    idx = indexes.get()
     results = []
     for i, a in enumerate(body.addresses):
         if not a or not a.strip() or len(a) > MAX_LEN:
@@ -100,141 +84,43 @@ def post_geocode(body: GeocodeMany, request: Request) -> dict[str, Any]:
 def reverse(x: float = Query(..., description="lon or easting"), y: float = Query(..., description="lat or northing"),
             crs: str | None = Query(None, max_length=100), radius: float = Query(100, gt=0, le=5000),
             c: Connection = Depends(conn)) -> dict[str, Any]:
-    tr = transformer_to_4490(parse_crs(crs))
-    lon, lat = tr.transform(x, y) if tr else (x, y)
-    if not (73 <= lon <= 136 and 3 <= lat <= 54):
-        raise CitygridError.one("point_out_of_range", "坐标超出中国范围", "point outside China", "x")
-    p = "ST_SetSRID(ST_Point(:lon, :lat), 4490)"
-    near = c.execute(text(
-        f"SELECT code, full_name, level, object_code, ST_Distance(point::geography, {p}::geography) AS d FROM addr_node "
-        f"WHERE level='door' AND ST_DWithin(point::geography, {p}::geography, :r) ORDER BY point <-> {p} LIMIT 1"),
-        {"lon": lon, "lat": lat, "r": radius}).first()
-    road = c.execute(text(
-        f"SELECT o.code, o.name, ST_Distance(o.geom::geography, {p}::geography) AS d FROM city_object o "
-        f"JOIN object_class k ON k.code=o.class_code WHERE k.name='道路' AND o.status='active' "
-        f"AND ST_DWithin(o.geom::geography, {p}::geography, :r) ORDER BY o.geom <-> {p} LIMIT 1"),
-        {"lon": lon, "lat": lat, "r": radius}).first()
-    bld = c.execute(text(
-        f"SELECT o.code, o.name FROM city_object o JOIN object_class k ON k.code=o.class_code WHERE k.name='建筑物' "
-        f"AND o.status='active' AND ST_Intersects(o.geom, {p}) LIMIT 1"), {"lon": lon, "lat": lat}).first()
-    divs = c.execute(text(f"SELECT code, name, level FROM division WHERE level IN (3, 4, 5) AND geom IS NOT NULL "
-                          f"AND ST_Intersects(geom, {p}) ORDER BY level"), {"lon": lon, "lat": lat}).all()
-    by = {r.level: {"code": r.code, "name": r.name} for r in divs}
-    out = {"point": {"lon": lon, "lat": lat, "crs": "EPSG:4490"},
-           "door": {"address_code": near.code, "address": near.full_name, "object_code": near.object_code,
-                    "distance_m": round(near.d, 1)} if near else None,
-           "building": {"code": bld.code, "name": bld.name} if bld else None,
-           "road": {"code": road.code, "name": road.name, "distance_m": round(road.d, 1)} if road else None,
-           "county": by.get(3), "township": by.get(4), "village": by.get(5), "grid": None}
-    if not any(out[k] for k in ("door", "building", "road", "county")):
-        out["reason"] = {"zh": f"{radius:g} 米内没有门牌、建筑或道路，且不在已知行政区内",
-                         "en": f"nothing within {radius:g} m and outside known divisions"}
-    elif not near:
-        out["reason"] = {"zh": f"{radius:g} 米内没有门牌", "en": f"no door plate within {radius:g} m"}
-    return out
-
-
-def _node(c: Connection, code: str) -> Any:
-    r = c.execute(text("SELECT id, code, level, parent_id, name, full_name, township_code, village_code, "
-                       "ST_X(point) AS x, ST_Y(point) AS y, object_code, status FROM addr_node WHERE code=:c"),
-                  {"c": code}).first()
-    if r is None:
-        raise CitygridError.one("address_not_found", f"地址编码 {code} 不存在", f"address {code} not found", "code",
-                                kind="not_found")
-    return r
+    return reversemod.reverse(c, x, y, crs, radius)
 
 
 @router.get("/addresses/{code}", summary="A standard address node with parents, children, objects and 三实 (masked)")
 def get_address(code: str, c: Connection = Depends(conn), limit: int = Query(200, ge=1, le=2000)) -> dict[str, Any]:
-    r = _node(c, code)
-    parents = c.execute(text(
-        "WITH RECURSIVE up AS (SELECT id, parent_id, code, level, name, 0 AS depth FROM addr_node WHERE id=:i "
-        "UNION ALL SELECT a.id, a.parent_id, a.code, a.level, a.name, up.depth + 1 FROM addr_node a "
-        "JOIN up ON a.id = up.parent_id) SELECT code, level, name FROM up WHERE depth > 0 ORDER BY depth DESC"),
-        {"i": r.id}).all()
-    kids = c.execute(text("SELECT code, level, name FROM addr_node WHERE parent_id=:i ORDER BY number NULLS LAST, "
-                          "name LIMIT :l"), {"i": r.id, "l": limit}).all()
-    out: dict[str, Any] = {
-        "code": r.code, "level": r.level, "name": r.name, "address": r.full_name, "status": r.status,
-        "point": {"lon": r.x, "lat": r.y} if r.x is not None else None, "object_code": r.object_code,
-        "township_code": r.township_code, "village_code": r.village_code,
-        "parents": [dict(p._mapping) for p in parents], "children": [dict(k._mapping) for k in kids],
-        "qr": f"/addresses/{r.code}/qr.svg", "page": f"/a/{r.code}",
-    }
-    if r.level == "room":
-        h = c.execute(text("SELECT house_use, area, property_type, generated FROM house WHERE room_id=:i"),
-                      {"i": r.id}).first()
-        out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
-        people = c.execute(text("SELECT name, id_number, phone, relation, generated FROM person WHERE room_id=:i "
-                                "ORDER BY id"), {"i": r.id}).all()
-        out["persons"] = [mask_person(dict(p._mapping)) for p in people]
-    if r.level == "door":
-        orgs = c.execute(text("SELECT name, credit_code, category, generated FROM organization WHERE door_id=:i"),
-                         {"i": r.id}).all()
-        out["organizations"] = [dict(o._mapping) for o in orgs]
-    return out
+    return nodes.describe(c, code, limit)
 
 
 @router.get("/addresses/{code}/qr.svg", summary="QR code of the door plate (智慧门牌): opens the address page")
 def qr(code: str, request: Request, c: Connection = Depends(conn)) -> Response:
-    r = _node(c, code)
-    url = str(request.base_url).rstrip("/") + f"/a/{r.code}"
-    buf = io.BytesIO()
-    segno.make(url, error="m").save(buf, kind="svg", scale=4, border=2)
-    return Response(buf.getvalue(), media_type="image/svg+xml")
+    return Response(nodes.qr_svg(c, code, str(request.base_url)), media_type="image/svg+xml")
 
 
 @router.get("/a/{code}", response_class=HTMLResponse, summary="The page a door-plate QR code opens")
-def page(code: str, request: Request, c: Connection = Depends(conn)) -> HTMLResponse:
-    info = get_address(code, c, limit=200)
-    from html import escape
-
-    rows = "".join(f"<li>{escape(p['name'])} <small>{escape(p['level'])}</small></li>" for p in info["parents"])
-    kids = "".join(f"<li><a href='/a/{escape(k['code'])}'>{escape(k['name'])}</a></li>" for k in info["children"][:50])
-    pt = info["point"]
-    html = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>{escape(info['address'])}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em}}code{{font-size:1.1em}}</style>
-</head><body><h1>{escape(info['address'])}</h1>
-<p>标准地址编码 / address code: <code>{escape(info['code'])}</code> · 层级 {escape(info['level'])}</p>
-<p>{f"坐标 (CGCS2000): {pt['lon']:.6f}, {pt['lat']:.6f}" if pt else ''}</p>
-<p><img src="/addresses/{escape(info['code'])}/qr.svg" alt="QR" width="160"></p>
-<h2>上级 / parents</h2><ul>{rows}</ul><h2>下级 / children</h2><ul>{kids or '<li>无</li>'}</ul>
-<p><a href="/map">地图 / map</a></p></body></html>"""
-    return HTMLResponse(html)
+def page(code: str, c: Connection = Depends(conn)) -> HTMLResponse:
+    return HTMLResponse(render("address.html", node=nodes.describe(c, code, 200)))
 
 
 @router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress")
 async def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
-                     division: str | None = Form(None)) -> dict[str, Any]:
+                     division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes)
+                     ) -> dict[str, Any]:
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise CitygridError.one("file_too_large", "文件超过 512 MB", "file larger than 512 MB", "file")
     if not data:
         raise CitygridError.one("file_empty", "文件为空", "file is empty", "file")
-    root = get_settings().data_dir
-    job_key, path = batchmod.store_upload(root, file.filename or "upload", data)  # stored before any processing
-    header, _ = batchmod.iter_rows(path, column)  # fail fast on wrong type, encoding or column (4xx)
-    engine = request.app.state.engine
-    idx = index(request)
-    rec = JobRecorder(engine, "address-batch", detail={"file": file.filename, "stored": str(path), "column": column})
-    out = path.parent / "result.csv"
-
-    def work() -> None:
-        try:
-            counts = batchmod.run(idx, path, column, out, rec, division)
-            rec.finish("done", counts | {"result": str(out)})
-        except Exception as exc:  # recorded on the job; the upload stays stored
-            rec.finish("failed", {"error": str(exc)})
-
-    threading.Thread(target=work, daemon=True).start()
-    return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": header,
+    upload = batchmod.accept(get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
+    rec = jobs.start(request.app.state.engine, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
+                     detail=upload.detail())
+    return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": upload.header,
             "result": f"/address/batch/{rec.id}/result"}
 
 
 @router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts")
 def batch_status(job_id: str, c: Connection = Depends(conn)) -> dict[str, Any]:
-    j = get_job(c, job_id)
+    j = jobs.get_job(c, job_id)
     if j is None or j["kind"] != "address-batch":
         raise CitygridError.one("job_not_found", f"任务 {job_id} 不存在", f"job {job_id} not found", "job_id",
                                 kind="not_found")

@@ -10,12 +10,14 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from citygrid.address.resolve import AddressIndex, geocode_safe
 from citygrid.errors import CitygridError
+from citygrid.jobs import Progress
 
 MAX_FIELD = 2000
 OUT_COLUMNS = ["row", "input", "status", "error_code", "address", "address_code", "level", "confidence", "lon", "lat",
@@ -30,6 +32,42 @@ def store_upload(root: Path, filename: str, data: bytes) -> tuple[str, Path]:
     path = d / f"input-{safe}"
     path.write_bytes(data)
     return job, path
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload that is stored and whose header names an address column: ready to be geocoded as a job."""
+
+    filename: str | None
+    path: Path
+    column: str | None
+    header: list[str]
+
+    @property
+    def result(self) -> Path:
+        return self.path.parent / "result.csv"
+
+    def detail(self) -> dict[str, Any]:
+        """What the job row records about its input."""
+        return {"file": self.filename, "stored": str(self.path), "column": self.column}
+
+
+def accept(root: Path, filename: str | None, data: bytes, column: str | None) -> Upload:
+    """Store the upload first (nothing a user sent is lost), then read its header, so a wrong type, encoding or
+    column fails now, in the request, rather than later in the job."""
+    _, path = store_upload(root, filename or "upload", data)
+    header, _ = iter_rows(path, column)
+    return Upload(filename, path, column, header)
+
+
+def geocode_job(index: AddressIndex, upload: Upload, hint: str | None = None) -> Callable[[Progress], dict[str, Any]]:
+    """The job's work (citygrid/jobs.py runs it): geocode every row into `upload.result`; the counts and the
+    result's path are the job's result."""
+    def work(progress: Progress) -> dict[str, Any]:
+        counts = run(index, upload.path, upload.column, upload.result, progress, hint)
+        return counts | {"result": str(upload.result)}
+
+    return work
 
 
 def sniff_kind(path: Path) -> str:

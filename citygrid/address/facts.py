@@ -4,72 +4,94 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from citygrid.address import nodes
 from citygrid.coding.checks import citizen_id_valid, credit_code_valid
 from citygrid.errors import CitygridError, Problem
 from citygrid.security.masking import mask_person
 
 _PHONE = re.compile(r"^1\d{10}$|^0\d{2,3}-?\d{7,8}$")
 
+# An optional field's check: (field, valid, error code, message zh, message en) of the problem when the field is
+# present and not valid.
+Check = tuple[str, Callable[[str], Any], str, str, str]
 
-def _node(conn: Connection, code: str, level: str) -> int:
-    r = conn.execute(text("SELECT id, level FROM addr_node WHERE code=:c"), {"c": code}).first()
-    if r is None:
-        raise CitygridError.one("address_not_found", f"地址编码 {code} 不存在", f"address {code} not found", "code",
-                                kind="not_found")
-    if r.level != level:
-        zh = {"room": "户室", "door": "门牌"}[level]
-        raise CitygridError.one("address_level", f"该地址是 {r.level} 级，只能登记到{zh}", f"address is a {r.level}; "
-                                f"this needs a {level}", "code")
-    return int(r.id)
+
+@dataclass(frozen=True)
+class _Fact:
+    """One kind of 三实 record: where it is registered, how it is checked and stored, how it is audited."""
+
+    level: str  # the address level it belongs to
+    name_max: int
+    name_zh: str  # the problem when the name is missing or too long
+    name_en: str
+    checks: tuple[Check, ...]  # in the order problems are reported, after the name's
+    fields: tuple[str, ...]  # taken from the body as they are, except `upper` ones (upper-cased, "" → None)
+    upper: tuple[str, ...]
+    insert: str  # with :node, :name and the fields as parameters; RETURNING id and what the caller answers
+    action: str  # audit action and the detail key of the new row's id
+    id_key: str
+
+
+_PERSON = _Fact(
+    level="room", name_max=50, name_zh="姓名必填，1–50 字", name_en="name is required, 1-50 chars",
+    checks=(("id_number", citizen_id_valid, "id_number_invalid", "公民身份号码格式或校验码错误（GB 11643）",
+             "citizen ID number malformed or check character wrong (GB 11643)"),
+            ("phone", _PHONE.match, "phone_invalid", "电话号码格式错误", "phone number malformed")),
+    fields=("id_number", "phone", "relation"), upper=("id_number",),
+    insert="INSERT INTO person (room_id, name, id_number, phone, relation) VALUES (:node, :name, :id_number, :phone, "
+           ":relation) RETURNING id, name, id_number, phone, relation, generated",
+    action="add_person", id_key="person_id")
+_ORGANIZATION = _Fact(
+    level="door", name_max=200, name_zh="单位名称必填，1–200 字", name_en="name is required, 1-200 chars",
+    checks=(("credit_code", credit_code_valid, "credit_code_invalid", "统一社会信用代码格式或校验码错误（GB 32100）",
+             "unified social credit code malformed or check character wrong (GB 32100)"),),
+    fields=("credit_code", "category"), upper=("credit_code",),
+    insert="INSERT INTO organization (door_id, name, credit_code, category) VALUES (:node, :name, :credit_code, "
+           ":category) RETURNING id, name, credit_code, category, generated",
+    action="add_organization", id_key="organization_id")
 
 
 def add_person(conn: Connection, room_code: str, body: dict[str, Any], by: str) -> dict[str, Any]:
-    room = _node(conn, room_code, "room")
-    problems = []
-    name = body.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 50:
-        problems.append(Problem("name_invalid", "姓名必填，1–50 字", "name is required, 1-50 chars", "name"))
-    idn = body.get("id_number")
-    if idn is not None and (not isinstance(idn, str) or not citizen_id_valid(idn)):
-        problems.append(Problem("id_number_invalid", "公民身份号码格式或校验码错误（GB 11643）",
-                                "citizen ID number malformed or check character wrong (GB 11643)", "id_number"))
-    phone = body.get("phone")
-    if phone is not None and (not isinstance(phone, str) or not _PHONE.match(phone)):
-        problems.append(Problem("phone_invalid", "电话号码格式错误", "phone number malformed", "phone"))
-    if problems:
-        raise CitygridError(problems, "unprocessable")
-    row = conn.execute(text("INSERT INTO person (room_id, name, id_number, phone, relation) VALUES (:r, :n, :i, :p, "
-                            ":rel) RETURNING id, name, id_number, phone, relation, generated"),
-                       {"r": room, "n": name.strip(), "i": idn.upper() if idn else None, "p": phone,
-                        "rel": body.get("relation")}).first()
-    _audit(conn, by, "add_person", room_code, {"person_id": row.id})
-    return mask_person(dict(row._mapping))
+    """Register a person in a room; the answer is masked."""
+    return mask_person(_register(conn, _PERSON, room_code, body, by))
 
 
 def add_organization(conn: Connection, door_code: str, body: dict[str, Any], by: str) -> dict[str, Any]:
-    door = _node(conn, door_code, "door")
+    """Register an organization at a door plate."""
+    return _register(conn, _ORGANIZATION, door_code, body, by)
+
+
+def _register(conn: Connection, fact: _Fact, code: str, body: dict[str, Any], by: str) -> dict[str, Any]:
+    node = nodes.find(conn, code, fact.level).id
+    name = _valid_name(fact, body)
+    params: dict[str, Any] = {"node": node, "name": name} | {f: body.get(f) for f in fact.fields}
+    for f in fact.upper:
+        params[f] = params[f].upper() if params[f] else None
+    row = conn.execute(text(fact.insert), params).first()
+    _audit(conn, by, fact.action, code, {fact.id_key: row.id})
+    return dict(row._mapping)
+
+
+def _valid_name(fact: _Fact, body: dict[str, Any]) -> str:
+    """The stripped name when the body is valid; otherwise every problem at once (422), the name's first."""
     problems = []
     name = body.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-        problems.append(Problem("name_invalid", "单位名称必填，1–200 字", "name is required, 1-200 chars", "name"))
-    cc = body.get("credit_code")
-    if cc is not None and (not isinstance(cc, str) or not credit_code_valid(cc)):
-        problems.append(Problem("credit_code_invalid", "统一社会信用代码格式或校验码错误（GB 32100）",
-                                "unified social credit code malformed or check character wrong (GB 32100)",
-                                "credit_code"))
-    if problems:
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= fact.name_max:
+        problems.append(Problem("name_invalid", fact.name_zh, fact.name_en, "name"))
+    for field, valid, error_code, zh, en in fact.checks:
+        value = body.get(field)
+        if value is not None and (not isinstance(value, str) or not valid(value)):
+            problems.append(Problem(error_code, zh, en, field))
+    if problems or not isinstance(name, str):
         raise CitygridError(problems, "unprocessable")
-    row = conn.execute(text("INSERT INTO organization (door_id, name, credit_code, category) VALUES (:d, :n, :c, :k) "
-                            "RETURNING id, name, credit_code, category, generated"),
-                       {"d": door, "n": name.strip(), "c": cc.upper() if cc else None,
-                        "k": body.get("category")}).first()
-    _audit(conn, by, "add_organization", door_code, {"organization_id": row.id})
-    return dict(row._mapping)
+    return name.strip()
 
 
 def _audit(conn: Connection, by: str, action: str, target: str, detail: dict[str, Any]) -> None:
