@@ -14,6 +14,7 @@ from api.routers import address, aggregate, catalog, codes, divisions, grids, jo
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 from citygrid.db.health import loaded
+from citygrid.settings import get_settings
 
 
 def create_app(database_url: str | None = None, *, prepare: bool = True) -> FastAPI:
@@ -24,6 +25,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         from citygrid.db.engine import database_url as resolve
         from citygrid.db.engine import engine_for
 
+        get_settings()  # a bad CITYGRID_* value fails here, at start, naming the variable
         url = database_url or resolve()
         get_catalog()  # a malformed catalog fails here, at start, naming file and path
         app.state.engine = prepare_db(url) if prepare else engine_for(url)

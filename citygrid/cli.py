@@ -17,6 +17,20 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
+@app.callback()
+def _start() -> None:
+    """Validate the settings before any command (a bad CITYGRID_* value is named here, not mid-way)."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        for e in exc.errors():
+            name = "CITYGRID_" + "_".join(str(p) for p in e["loc"]).upper()
+            console.print(f"[red]设置错误 / bad setting[/red] {name}={e.get('input')!r}: {e['msg']}")
+        raise typer.Exit(2) from None
+
+
 def _cluster():  # noqa: ANN202
     from citygrid.db.cluster import Cluster
 

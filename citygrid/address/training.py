@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import time
@@ -56,22 +55,20 @@ from pathlib import Path
 
 from citygrid.address.normalize import AddressInputError, normalize_with_map
 from citygrid.address.parse import DEFAULT_STYLE, LABELS, MODEL_PATH, STYLES, Gazetteer, chunks, features
+from citygrid.settings import REPO_ROOT, get_settings
 
-# --------------------------------------------------------------------------- environment
-# The one place the parser and its training read the environment and the repository's location (to find the
-# shared corpora). A settings object replaces it later (citygrid/settings.py holds the others); add no second one.
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# --------------------------------------------------------------------------- corpora location
 
 
 def shared_address_dir(data_dir: Path | None = None) -> Path:
-    """The shared labelled address data: data_dir, $CITYGRID_SHARED_DATA, or ../shared/data/address."""
+    """The shared labelled address data: data_dir, the settings' `shared_data` (CITYGRID_SHARED_DATA), or
+    ../shared/data/address next to the repository."""
     cands: list[Path] = []
     if data_dir is not None:
         cands.append(Path(data_dir))
-    env = os.environ.get("CITYGRID_SHARED_DATA")
+    env = get_settings().shared_data
     if env:
-        cands += [Path(env) / "address", Path(env) / "data" / "address", Path(env)]
+        cands += [env / "address", env / "data" / "address", env]
     cands.append(REPO_ROOT.parent / "shared" / "data" / "address")
     for c in cands:
         if (c / "ncap_dev.txt").exists():
