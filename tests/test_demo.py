@@ -216,6 +216,6 @@ def test_force_regenerates_identically_with_new_codes(demo: dict, engine: Engine
                       c=list(codes)) == len(codes)
     # the session's address base (demo_county fixture) points at object codes: rebuild it for later tests
     if count_rows("SELECT count(*) FROM data_source WHERE name = 'address-420281'"):
-        from citygrid.address.base import build_from_registry
+        from citygrid.demo.generate import load_address_base
 
-        build_from_registry(engine, COUNTY, seed=SEED)
+        load_address_base(engine, COUNTY, seed=SEED)

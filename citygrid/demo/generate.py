@@ -44,7 +44,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from citygrid.address.base import build_from_registry
 from citygrid.catalog import ObjectClass, get_catalog
+from citygrid.demo.people import facts_writer
 from citygrid.errors import CitygridError
 from citygrid.registry.bulk import BulkItem, bulk_create
 
@@ -1945,3 +1947,9 @@ def unload_demo(engine: Engine) -> dict:
                             {"p": DEMO_COUNTY + "%"}).rowcount
         s.execute(text("DELETE FROM data_source WHERE name = :n"), {"n": DEMO_SOURCE})
     return {"objects_deleted": deleted, "divisions_cleared": cleared}
+
+
+def load_address_base(engine: Engine, county: str = DEMO_COUNTY, *, seed: int = 42,
+                      progress: Progress | None = None) -> dict[str, Any]:
+    """(Re)build the demo county's address base from its registry objects, with fake 三实 drawn from `seed`."""
+    return build_from_registry(engine, county, facts=facts_writer(seed), provenance={"seed": seed}, progress=progress)
