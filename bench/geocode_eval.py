@@ -34,7 +34,7 @@ from citygrid.address import batch as batchmod  # noqa: E402
 from citygrid.address.resolve import AddressIndex  # noqa: E402
 from citygrid.db.bootstrap import prepare  # noqa: E402
 from citygrid.db.cluster import Cluster  # noqa: E402
-from citygrid.demo.generate import load_address_base, load_demo  # noqa: E402
+from citygrid.demo.load import load_address_base, load_demo  # noqa: E402
 from citygrid.grid.generate import generate as generate_grids  # noqa: E402
 from citygrid.regions.load import load_divisions  # noqa: E402
 from citygrid.settings import get_settings  # noqa: E402

@@ -91,8 +91,8 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     """Generate the demo county 大冶市 (420281) deterministically from a seed."""
     from citygrid.db.bootstrap import prepare
     from citygrid.db.engine import database_url
-    from citygrid.demo.generate import load_address_base
-    from citygrid.demo.generate import load_demo as gen
+    from citygrid.demo.load import load_address_base
+    from citygrid.demo.load import load_demo as gen
     from citygrid.grid.generate import generate as generate_grids
     from citygrid.regions.load import load_divisions as load
 

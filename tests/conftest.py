@@ -109,7 +109,7 @@ def count_rows(engine: Engine):  # noqa: ANN201
 @pytest.fixture(scope="session")
 def demo_county(engine: Engine) -> dict:
     """The demo county at a small scale with grids and its standard address base (once per session)."""
-    from citygrid.demo.generate import load_address_base, load_demo
+    from citygrid.demo.load import load_address_base, load_demo
     from citygrid.grid.generate import generate
 
     summary = load_demo(engine, seed=7, scale=0.05)

@@ -9,7 +9,7 @@ and village → group (组) → door plate for rural plates. Every node gets a p
 registry (the demo county puts them there), then generates units, floors and rooms for residential buildings
 in compounds. The 三实 (houses, persons, organizations) on the new rooms and doors come from the caller through
 `facts`: the address base itself has no source of them, and the demo's fake ones live in
-`citygrid/demo/people.py` (passed in by `citygrid.demo.generate.load_address_base`), so nothing here depends on the demo.
+`citygrid/demo/people.py` (passed in by `citygrid.demo.load.load_address_base`), so nothing here depends on the demo.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Obviously fake and marked so: names say 示例 (example), every row has `generated = true`; ID numbers and credit
 codes are well-formed (valid check characters) so that intake validation and masking have something real to
 work on. The address base (`citygrid/address/base.py`) builds rooms and doors from the registry and takes its
-三实 from a writer it is given; `facts_writer` is the demo's, passed in by `generate.load_address_base`.
+三实 from a writer it is given; `facts_writer` is the demo's, passed in by `load.load_address_base`.
 """
 
 from __future__ import annotations
