@@ -31,11 +31,10 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citygrid.address import batch as batchmod  # noqa: E402
-from citygrid.address.base import build_from_registry  # noqa: E402
 from citygrid.address.resolve import AddressIndex  # noqa: E402
 from citygrid.db.bootstrap import prepare  # noqa: E402
 from citygrid.db.cluster import Cluster  # noqa: E402
-from citygrid.demo.generate import load_demo  # noqa: E402
+from citygrid.demo.load import load_address_base, load_demo  # noqa: E402
 from citygrid.grid.generate import generate as generate_grids  # noqa: E402
 from citygrid.regions.load import load_divisions  # noqa: E402
 from citygrid.settings import get_settings  # noqa: E402
@@ -66,7 +65,7 @@ def url_for(fresh: bool, scale: float) -> tuple[str, object]:
         have = c.execute(text("SELECT count(*) FROM data_source WHERE name IN ('grids-420281', 'address-420281')")).scalar()
     if have < 2:
         generate_grids(engine, "420281", seed=42)
-        build_from_registry(engine, "420281", seed=42)
+        load_address_base(engine, "420281", seed=42)
     print(f"database ready in {time.time() - t:.0f}s: {url}")
     return url, engine
 

@@ -146,7 +146,7 @@ def setup_database(fresh: bool, rep: Report) -> str:
 
     from citygrid.db.bootstrap import prepare
     from citygrid.db.cluster import Cluster
-    from citygrid.demo.generate import load_demo
+    from citygrid.demo.load import load_demo
     from citygrid.grid.generate import generate
     from citygrid.regions.load import load_divisions
     from citygrid.settings import get_settings

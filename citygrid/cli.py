@@ -103,10 +103,10 @@ def load_divisions(force: bool = typer.Option(False, help="reload even if loaded
 @app.command("load-demo")
 def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, help="regenerate")) -> None:
     """Generate the demo county 大冶市 (420281) deterministically from a seed."""
-    from citygrid.address.base import build_from_registry
     from citygrid.db.bootstrap import prepare
     from citygrid.db.engine import database_url
-    from citygrid.demo.generate import load_demo as gen
+    from citygrid.demo.load import load_address_base
+    from citygrid.demo.load import load_demo as gen
     from citygrid.grid.generate import generate as generate_grids
     from citygrid.regions.load import load_divisions as load
 
@@ -122,7 +122,7 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
                                              lambda p: generate_grids(engine, "420281", seed=seed, progress=p))
         summary["address_base"] = ensure_after_demo(
             engine, "address-420281", "address-base", force, report,
-            lambda p: build_from_registry(engine, "420281", seed=seed, progress=p), after="grids-420281")
+            lambda p: load_address_base(engine, "420281", seed=seed, progress=p), after="grids-420281")
     console.print_json(json.dumps(summary, ensure_ascii=False, default=str))
     console.print(f"done in {time.time() - t:.1f}s")
 

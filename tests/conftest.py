@@ -109,13 +109,12 @@ def count_rows(engine: Engine):  # noqa: ANN201
 @pytest.fixture(scope="session")
 def demo_county(engine: Engine) -> dict:
     """The demo county at a small scale with grids and its standard address base (once per session)."""
-    from citygrid.address.base import build_from_registry
-    from citygrid.demo.generate import load_demo
+    from citygrid.demo.load import load_address_base, load_demo
     from citygrid.grid.generate import generate
 
     summary = load_demo(engine, seed=7, scale=0.05)
     summary["grids"] = generate(engine, "420281", seed=7)
-    summary["address"] = build_from_registry(engine, "420281", seed=7)
+    summary["address"] = load_address_base(engine, "420281", seed=7)
     return summary
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from citygrid.catalog import get_catalog
 from citygrid.coding.scheme import unified_scheme
-from citygrid.demo import load_demo
+from citygrid.demo.load import load_demo
 
 SEED, SCALE = 7, 0.05
 COUNTY = "420281"
@@ -216,6 +216,6 @@ def test_force_regenerates_identically_with_new_codes(demo: dict, engine: Engine
                       c=list(codes)) == len(codes)
     # the session's address base (demo_county fixture) points at object codes: rebuild it for later tests
     if count_rows("SELECT count(*) FROM data_source WHERE name = 'address-420281'"):
-        from citygrid.address.base import build_from_registry
+        from citygrid.demo.load import load_address_base
 
-        build_from_registry(engine, COUNTY, seed=SEED)
+        load_address_base(engine, COUNTY, seed=SEED)

@@ -7,7 +7,9 @@ and village → group (组) → door plate for rural plates. Every node gets a p
 
 `build_from_registry` derives the tree from door-plate, road, compound and building objects already in the
 registry (the demo county puts them there), then generates units, floors and rooms for residential buildings
-in compounds, and — for the demo only — plausible, obviously fake houses, persons and organizations.
+in compounds. The 三实 (houses, persons, organizations) on the new rooms and doors come from the caller through
+`facts`: the address base itself has no source of them, and the demo's fake ones live in
+`citygrid/demo/people.py` (passed in by `citygrid.demo.load.load_address_base`), so nothing here depends on the demo.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from citygrid.coding.allocator import advance
-from citygrid.coding.checks import citizen_id_check, credit_code_check
 from citygrid.coding.scheme import load_schemes
 from citygrid.regions.load import drop_secondary
 
@@ -52,6 +54,11 @@ class Node:
     code: str = ""
     unit_grid: str | None = None
     gov_grid: str | None = None
+
+
+FactsWriter = Callable[[psycopg.Cursor[Any], str, list[Node], list[Node]], dict[str, int]]
+"""Writes the 三实 of a freshly built address base: given the open COPY cursor, the county, the new room nodes and
+door nodes, it COPYs rows into house, person and organization and returns how many of each it wrote."""
 
 
 def group_name(raw: str) -> str:
@@ -86,11 +93,16 @@ def _arr(items: list[str]) -> str:
     return "{" + ",".join('"' + i.replace('"', "") + '"' for i in items) + "}"
 
 
-def build_from_registry(engine: Engine, county: str, *, seed: int = 42, with_facts: bool = True,
+def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | None = None,
+                        provenance: Mapping[str, Any] | None = None,
                         progress: Progress | None = None) -> dict[str, Any]:
-    """(Re)build the address base of one county from its registry objects. One transaction."""
+    """(Re)build the address base of one county from its registry objects. One transaction.
+
+    `facts`, when given, writes the 三实 of the new rooms and doors (none otherwise). `provenance` says where the
+    load comes from; it is recorded in the county's `data_source` row (edition `k=v ...`, and in the detail).
+    """
     progress = progress or (lambda s, d, t: None)
-    rng = np.random.default_rng(seed)
+    provenance = dict(provenance or {})
     with Session(engine) as s, s.begin():
         c = s.connection()
         names = dict(c.execute(text("SELECT code, name FROM division WHERE code = :c OR parent_code = :c OR "
@@ -243,16 +255,17 @@ def build_from_registry(engine: Engine, county: str, *, seed: int = 42, with_fac
                 cp.write(buf.getvalue())
             cur.execute("SELECT setval(pg_get_serial_sequence('addr_node', 'id'), (SELECT max(id) FROM addr_node))")
             progress("address: codes", len(nodes), len(nodes))
-            facts = _facts(c, rooms, doors, rng, county) if with_facts else {}
+            n_facts = facts(cur, county, rooms, doors) if facts else {}
             progress("address: indexes", 0, len(restore))
             for stmt in restore:
                 cur.execute(stmt)
         counts = dict(c.execute(text("SELECT level, count(*) FROM addr_node WHERE division_code=:c GROUP BY level"),
                                 {"c": county}).all())
-        detail = {"nodes": counts, "facts": facts, "seed": seed}
+        detail = {"nodes": counts, "facts": n_facts, **provenance}
+        edition = " ".join(f"{k}={v}" for k, v in provenance.items()) or "registry"
         c.execute(text("INSERT INTO data_source (name, edition, detail) VALUES (:n, :e, CAST(:d AS jsonb)) "
                        "ON CONFLICT (name) DO UPDATE SET edition=:e, detail=CAST(:d AS jsonb), loaded_at=now()"),
-                  {"n": f"address-{county}", "e": f"seed={seed}", "d": json.dumps(detail, ensure_ascii=False)})
+                  {"n": f"address-{county}", "e": edition, "d": json.dumps(detail, ensure_ascii=False)})
     return detail
 
 
@@ -283,57 +296,3 @@ def _grids(c: Any, county: str, nodes: list[Node]) -> None:
 def _int(s: str) -> int | None:
     m = re.match(r"\d+", s)
     return int(m.group()) if m else None
-
-
-_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
-
-
-def fake_people(rng: np.random.Generator, county: str, n: int, start: int = 0) -> list[tuple[str, str, str]]:
-    """Obviously fake: the name says 示例 (example); ID numbers have a valid check character."""
-    sur = rng.integers(len(_SURNAMES), size=n)
-    year, month, day = rng.integers(1940, 2020, size=n), rng.integers(1, 13, size=n), rng.integers(1, 29, size=n)
-    seq, phone = rng.integers(900, 1000, size=n), rng.integers(0, 10**8, size=n)
-    out = []
-    for i in range(n):
-        body = f"{county}{year[i]}{month[i]:02d}{day[i]:02d}{seq[i]}"
-        out.append((f"{_SURNAMES[sur[i]]}示例{start + i}", body + citizen_id_check(body), f"170{phone[i]:08d}"))
-    return out
-
-
-def fake_credit_code(rng: np.random.Generator, county: str) -> str:
-    """GB 32100 structure: 9 (registration dept) 1 (kind) + county + organisation code + check char."""
-    org = "".join(str(int(d)) for d in rng.integers(0, 10, 8)) + "X"
-    body = "91" + county + org
-    return body + credit_code_check(body)
-
-
-def _facts(c: Any, rooms: list[Node], doors: list[Node], rng: np.random.Generator, county: str) -> dict[str, int]:
-    uses = ["自住", "出租", "空置"]
-    hb, pb = io.StringIO(), io.StringIO()
-    use_idx = rng.choice(3, size=len(rooms), p=[0.7, 0.2, 0.1])
-    areas = rng.integers(60, 140, size=len(rooms))
-    sizes = rng.integers(1, 5, size=len(rooms))
-    sizes[use_idx == 2] = 0
-    people = fake_people(rng, county, int(sizes.sum()))
-    n_p = 0
-    for r, u, a, k in zip(rooms, use_idx, areas, sizes, strict=True):
-        hb.write(f"{r.id}\t{uses[u]}\t{a}\t商品房\tt\n")
-        for j in range(k):
-            name, idn, phone = people[n_p]
-            pb.write(f"{r.id}\t{name}\t{idn}\t{phone}\t{'户主' if j == 0 else '家庭成员'}\tt\n")
-            n_p += 1
-    ob = io.StringIO()
-    street = [d for d in doors if d.village is None or d.number is not None]
-    n_o = 0
-    for d in street[::4]:
-        ob.write(f"{d.id}\t示例商贸{n_o}有限公司\t{fake_credit_code(rng, county)}\t企业\tt\n")
-        n_o += 1
-    raw = c.connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy("COPY house (room_id, house_use, area, property_type, generated) FROM STDIN") as cp:
-            cp.write(hb.getvalue())
-        with cur.copy("COPY person (room_id, name, id_number, phone, relation, generated) FROM STDIN") as cp:
-            cp.write(pb.getvalue())
-        with cur.copy("COPY organization (door_id, name, credit_code, category, generated) FROM STDIN") as cp:
-            cp.write(ob.getvalue())
-    return {"houses": len(rooms), "persons": n_p, "organizations": n_o}
