@@ -29,11 +29,11 @@ from sqlalchemy.orm import Session
 
 from citygrid.coding.allocator import advance
 from citygrid.coding.scheme import load_schemes
+from citygrid.jobs import Progress
 from citygrid.regions.load import drop_secondary
 
 LEVEL_CODES = {"village_group": "34", "road": "41", "compound": "42", "door": "45", "building": "50", "unit": "61",
                "room": "62", "floor": "63"}
-Progress = Callable[[str, int, int | None], None]
 _CN_GROUP = {c: i for i, c in enumerate("一二三四五六七八九十", start=1)}
 
 

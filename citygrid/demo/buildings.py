@@ -20,12 +20,13 @@ from shapely import STRtree
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
 
-from citygrid.demo.common import Progress, stream
+from citygrid.demo.common import stream
 from citygrid.demo.geometry import frame, polygonal, rects
 from citygrid.demo.names import Names, village_group, village_label, village_stem
 from citygrid.demo.objects import Generated, component_attrs, dates, pick, rounded
 from citygrid.demo.partition import Partition
 from citygrid.demo.roads import Network, Road, StreetGrid
+from citygrid.jobs import Progress
 
 
 @dataclass

@@ -8,7 +8,6 @@ seed and the stage's name, so a change to one stage leaves the output of the oth
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 
 import numpy as np
 
@@ -17,7 +16,6 @@ DEMO_SOURCE = "demo-420281"  # data_source row of the load
 BY = "demo"  # created_by of every demo object
 PROVINCE_CITY = "湖北省黄石市大冶市"
 
-Progress = Callable[[str, int, int | None], None]
 
 
 def stream(seed: int, name: str) -> np.random.Generator:

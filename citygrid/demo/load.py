@@ -29,7 +29,6 @@ from citygrid.demo.common import (
     DEMO_COUNTY,
     DEMO_SOURCE,
     PROVINCE_CITY,
-    Progress,
     generator_tag,
     geom_source,
     stream,
@@ -41,6 +40,7 @@ from citygrid.demo.objects import Generated, rounded
 from citygrid.demo.partition import Division, Partition, build_partition, store_partition
 from citygrid.demo.people import facts_writer
 from citygrid.demo.roads import build_roads
+from citygrid.jobs import Progress
 from citygrid.registry.bulk import BulkItem, bulk_create
 
 CHUNK = 20_000

