@@ -1,6 +1,6 @@
 """Code allocation throughput: single codes, one 100k block, and 8 concurrent writers.
 
-Target (DESIGN §9): 100k codes in < 5 s with zero duplicates under 8 concurrent writers.
+Target: 100k codes in < 5 s with zero duplicates under 8 concurrent writers.
 Runs against DATABASE_URL or the private cluster; uses its own scratch database.
 """
 

@@ -1,4 +1,4 @@
-"""Address normalizer (DESIGN §5): one test per rule, plus the index map and input limits."""
+"""Address normalizer: one test per rule, plus the index map and input limits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Address parser (DESIGN §5): the shipped CRF model on labelled NCAP dev addresses and on 大冶 addresses.
+"""Address parser: the shipped CRF model on labelled NCAP dev addresses and on 大冶 addresses.
 
 NCAP dev comes from the shared data folder ($CITYGRID_SHARED_DATA or ../shared/data/address next to the
 repository); when it is missing these tests fail (they do not skip), since a silent skip would hide a broken

@@ -1,4 +1,4 @@
-"""Normalize a free-text Chinese address before parsing and matching (DESIGN §5).
+"""Normalize a free-text Chinese address before parsing and matching.
 
 `normalize_with_map(text)` returns the normalized text and, for every normalized character, the index of the
 input character it came from, so callers can map parsed spans back and report which input parts were unused.

@@ -1,4 +1,4 @@
-"""Parse a normalized Chinese address into levelled elements with a CRF sequence labeller (DESIGN §5): the run-time
+"""Parse a normalized Chinese address into levelled elements with a CRF sequence labeller: the run-time
 tagger, what `/address/parse` and the resolver load.
 
 The model is a linear-chain CRF (python-crfsuite) over characters of the *normalized* text
@@ -11,7 +11,7 @@ the data itself). Nothing here trains or reads a corpus, and crfsuite is importe
 The two corpora annotate differently (CCKS2021 leaves rooms, 单元 after a building and noise unlabelled, draws
 devzone/poi/subpoi boundaries its own way; NCAP labels every level down to the room), so the model is trained with
 the corpus as a *style*: every character also gets the attribute `d=<corpus>`, and `parse` picks the style: `ncap`
-by default (every level down to the room, as DESIGN §5 wants), `ccks` on request. NCAP's annotators marked
+by default (every level down to the room, as the address base needs), `ccks` on request. NCAP's annotators marked
 repeated division names as noise and its style overdoes it on short input (湖北省大冶市 → redundant twice), so a
 span tagged redundant whose text is a known division name takes that division's level when no other span has it
 (`AddressParser.promote_divisions`, on by default; it also raises NCAP dev F1 slightly).

@@ -2,7 +2,7 @@
 
 Policy: SQL first. The migrations in `citygrid/db/migrations/versions/` build every database; queries are
 `text()` SQL in the domain modules (`citygrid/regions/query.py`, `citygrid/registry/objects.py`,
-`citygrid/grid/aggregate.py`, ...), because what they lean on (PostGIS functions, COPY, partial indexes whose
+`citygrid/layers/aggregate.py`, ...), because what they lean on (PostGIS functions, COPY, partial indexes whose
 condition a query must repeat to use them) reads more plainly as SQL than as ORM expressions. These
 classes are the schema's picture: every table, column, key, constraint and index at head, kept true by
 `tests/test_schema.py`, which compares a migrated database with this module (Alembic autogenerate, then every
@@ -292,7 +292,7 @@ class Job(Base):
 
 class LayerVersion(Base):
     """One counter per map layer, bumped by statement triggers (listed above); tile and page caches key on it
-    (citygrid/layers/cache.py)."""
+    (citygrid/db/versions.py)."""
 
     __tablename__ = "layer_version"
     layer: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -424,7 +424,7 @@ class GridMembership(Base):
 
 class AggH3(Base):
     """Active objects per (class, H3 res-9 cell), kept exact by the ``city_object_counts_*`` triggers; the key
-    INCLUDEs the count so a class's counts are an index-only scan (citygrid/grid/aggregate.py)."""
+    INCLUDEs the count so a class's counts are an index-only scan (citygrid/layers/aggregate.py)."""
 
     __tablename__ = "agg_h3"
     class_code: Mapped[str] = mapped_column(String(6), nullable=False)

@@ -136,7 +136,7 @@ def also_matches(conn: Connection, asked: str, resolved: str) -> list[dict[str, 
 
 def has_boundary(conn: Connection, code: str) -> bool:
     """Whether an outline is loaded: published ones reach county level (citygrid/regions/load.py); townships and
-    villages have one only where the demo drew it (citygrid/demo/generate.py)."""
+    villages have one only where the demo drew it (citygrid/demo/partition.py)."""
     return bool(conn.execute(text("SELECT geom IS NOT NULL FROM division WHERE code=:c"), {"c": code}).scalar())
 
 
