@@ -1,16 +1,24 @@
-"""Every error leaves as {error_code, message_zh, message_en, field, row, errors[]} with a 4xx status."""
+"""Every error leaves as {error_code, message_zh, message_en, field, row, errors[]} with a 4xx status.
+
+This is the one place that knows which HTTP status each kind of catalogue entry (`citygrid.errors.E`) is
+answered with; `/errors` and the API documentation list the catalogue with those statuses.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citygrid.errors import CitygridError
+from citygrid.errors import CitygridError, E, ErrorEntry, Problem, catalogue
 
 STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "unprocessable": 422}
 
+# The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
     "missing": "缺少必填字段", "json_invalid": "JSON 格式错误", "string_type": "应为文本",
     "int_parsing": "应为整数", "float_parsing": "应为数字", "dict_type": "应为对象", "list_type": "应为数组",
@@ -18,12 +26,41 @@ _ZH = {
     "string_too_short": "文本过短", "literal_error": "取值不在允许范围内", "model_attributes_type": "应为对象",
     "int_type": "应为整数", "float_type": "应为数字", "bool_parsing": "应为布尔值", "string_pattern_mismatch": "格式不正确",
 }
+_HTTP_ZH = {404: "资源不存在", 405: "不支持该请求方法", 413: "请求体过大"}
+
+
+def status_of(entry: ErrorEntry) -> int:
+    return STATUS[entry.kind]
+
+
+def listing() -> list[dict[str, Any]]:
+    """The catalogue for API users: code, status, the two templates and their parameters."""
+    return [{"error_code": e.code, "http_status": status_of(e), "message_zh": e.zh, "message_en": e.en,
+             "params": e.params, "note": e.note or None} for e in catalogue().values()]
+
+
+def markdown() -> str:
+    """The catalogue as a Markdown table, for the API description (`/docs`)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rows = [f"| `{e['error_code']}` | {e['http_status']} | {cell(e['message_zh'])} | {cell(e['message_en'])} |"
+            for e in listing()]
+    return "\n".join(["| error_code | HTTP | 中文 | English |", "| --- | --- | --- | --- |", *rows])
 
 
 def _field(loc: tuple) -> tuple[str | None, int | None]:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     row = next((p for p in loc if isinstance(p, int)), None)
     return (".".join(parts) or None), row
+
+
+def _validation_problem(e: dict[str, Any]) -> Problem:
+    field, row = _field(tuple(e.get("loc", ())))
+    kind = e.get("type", "invalid")
+    p = E.request_invalid.problem(field, row, loc_zh=field or "请求体", loc_en=field or "body",
+                                  detail_zh=_ZH.get(kind, "请求参数不正确"), detail_en=e.get("msg"))
+    return replace(p, error_code=f"request_{kind}")
 
 
 def install(app: FastAPI) -> None:
@@ -33,23 +70,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for e in exc.errors():
-            field, row = _field(tuple(e.get("loc", ())))
-            kind = e.get("type", "invalid")
-            zh = _ZH.get(kind, "请求参数不正确")
-            errors.append({"error_code": f"request_{kind}", "field": field, "row": row,
-                           "message_zh": f"字段 {field or '请求体'}：{zh}", "message_en": f"{field or 'body'}: {e.get('msg')}"})
-        head = errors[0] if errors else {"error_code": "request_invalid", "field": None, "row": None,
-                                         "message_zh": "请求不正确", "message_en": "invalid request"}
-        return JSONResponse({**head, "errors": errors}, status_code=422)
+        problems = [_validation_problem(e) for e in exc.errors()] or [E.request_invalid.problem(
+            loc_zh="请求体", loc_en="body", detail_zh="请求参数不正确", detail_en="invalid request")]
+        return JSONResponse(CitygridError(problems).to_dict(), status_code=status_of(E.request_invalid))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        zh = {404: "资源不存在", 405: "不支持该请求方法", 413: "请求体过大"}.get(exc.status_code, "请求错误")
-        code = {400: "request_malformed"}.get(exc.status_code, f"http_{exc.status_code}")
         if exc.status_code == 400:
-            zh = "请求体无法解析（不是合法的 JSON）"
-        body = {"error_code": code, "message_zh": zh, "message_en": str(exc.detail),
-                "field": None, "row": None}
-        return JSONResponse({**body, "errors": [body]}, status_code=exc.status_code)
+            p = E.request_malformed.problem(detail_en=str(exc.detail))
+        else:
+            p = replace(E.http_error.problem(detail_zh=_HTTP_ZH.get(exc.status_code, "请求错误"),
+                                             detail_en=str(exc.detail)), error_code=f"http_{exc.status_code}")
+        return JSONResponse(CitygridError(p).to_dict(), status_code=exc.status_code)

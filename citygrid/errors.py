@@ -39,11 +39,26 @@ class CitygridError(Exception):
         self.kind = kind
         super().__init__("; ".join(p.message_en for p in self.problems))
 
+    # Still used by citygrid/layers/cql2.py and citygrid/demo/, which others are reshaping right now; their codes
+    # are already in the catalogue. Remove once they raise `E.<code>(...)`.
     @classmethod
     def one(cls, error_code: str, zh: str, en: str, field: str | None = None, row: int | None = None,
             kind: Kind = "invalid") -> CitygridError:
         """Transitional: raise sites move to catalogue entries (`E.<code>(...)`)."""
         return cls(Problem(error_code, zh, en, field, row), kind)
+
+    # The headline, for callers that handle one problem (CLI messages, per-row results).
+    @property
+    def error_code(self) -> str:
+        return self.problems[0].error_code
+
+    @property
+    def message_zh(self) -> str:
+        return self.problems[0].message_zh
+
+    @property
+    def message_en(self) -> str:
+        return self.problems[0].message_en
 
     def to_dict(self) -> dict[str, Any]:
         head = self.problems[0]
@@ -58,10 +73,12 @@ class ErrorEntry:
     kind: Kind
     zh: str
     en: str
+    note: str = ""
 
     @property
-    def params(self) -> set[str]:
-        return {name for t in (self.zh, self.en) for _, name, _, _ in Formatter().parse(t) if name}
+    def params(self) -> list[str]:
+        """The template parameters, sorted; `_zh`/`_en` ones are words in that language only."""
+        return sorted({name for t in (self.zh, self.en) for _, name, _, _ in Formatter().parse(t) if name})
 
     def problem(self, field: str | None = None, row: int | None = None, **params: Any) -> Problem:
         return Problem(self.code, self.zh.format(**params), self.en.format(**params), field, row)
@@ -70,17 +87,170 @@ class ErrorEntry:
         return CitygridError(self.problem(field, row, **params), self.kind)
 
 
-def _e(code: str, zh: str, en: str, kind: Kind = "invalid") -> ErrorEntry:
-    return ErrorEntry(code, kind, zh, en)
+def detail(zh: str | None, en: str | None = None) -> dict[str, str]:
+    """`detail_zh`/`detail_en` for templates ending in an optional "：why" (empty when there is no why)."""
+    if not zh:
+        return {"detail_zh": "", "detail_en": ""}
+    return {"detail_zh": f"：{zh}", "detail_en": f": {zh if en is None else en}"}
+
+
+def _e(code: str, zh: str, en: str, kind: Kind = "invalid", note: str = "") -> ErrorEntry:
+    return ErrorEntry(code, kind, zh, en, note)
 
 
 class E:
     """The catalogue. Attribute names are the error codes."""
 
-    # --- requests (api/errors.py) ---------------------------------------------------------------------------
-    request_invalid = _e("request_invalid", "字段 {field}：{detail_zh}", "{field}: {detail_en}", "unprocessable")
-    request_malformed = _e("request_malformed", "请求体无法解析（不是合法的 JSON）", "{detail_en}")
-    http_error = _e("http_error", "{detail_zh}", "{detail_en}")
+    # --- requests: the web framework's own errors, answered in the same shape (api/errors.py) -------------------
+    request_invalid = _e("request_invalid", "字段 {loc_zh}：{detail_zh}", "{loc_en}: {detail_en}", "unprocessable",
+                         "a family: the code is request_<type>, the pydantic error type (request_missing, …)")
+    request_malformed = _e("request_malformed", "请求体无法解析（不是合法的 JSON）", "{detail_en}",
+                           note="the English text is the framework's own")
+    http_error = _e("http_error", "{detail_zh}", "{detail_en}", "not_found",
+                    "a family: the code is http_<status> and the status is that HTTP status (http_404, http_405, …)")
+
+    # --- codes: unified and component codes, their validation and allocation ------------------------------------
+    code_length = _e("code_length", "代码长度应为 {length} 位，实际为 {actual} 位",
+                     "code must be {length} characters long, got {actual}")
+    code_characters = _e("code_characters", "代码只能包含数字 0-9，发现非法字符：{chars}",
+                         "code may contain digits 0-9 only, found: {chars}")
+    code_division_unknown = _e("code_division_unknown", "行政区划代码 {division} 不存在", "unknown division code {division}")
+    code_class_unknown = _e("code_class_unknown", "分类代码 {class_code} 不在分类目录中", "unknown class code {class_code}")
+    code_check_digit = _e("code_check_digit", "校验码错误：应为 {expected}，实际为 {actual}",
+                          "check digit mismatch: expected {expected}, got {actual}")
+    code_format = _e("code_format", "对象代码格式错误：{code}", "malformed object code {code!r}")
+    code_not_found = _e("code_not_found", "部件代码 {code} 未登记", "component code {code} is not registered", "not_found")
+    alloc_count = _e("alloc_count", "分配数量必须大于 0", "count must be at least 1")
+    alloc_exhausted = _e("alloc_exhausted", "{division}/{series} 的顺序码已用尽（上限 {limit}）",
+                         "serials for {division}/{series} are exhausted (limit {limit})", "conflict",
+                         "series is a class code, or c + a component code for component serials")
+
+    # --- catalog and attributes: object classes and the values of their attributes ----------------------------
+    class_unknown = _e("class_unknown", "分类代码 {code} 不在分类目录中", "unknown class {code}")
+    class_not_found = _e("class_not_found", "分类代码 {code} 不存在", "class {code} not found", "not_found")
+    attrs_type = _e("attrs_type", "属性必须是对象（键值对）", "attrs must be an object")
+    attr_required = _e("attr_required", "缺少必填{attr_zh}", "missing required {attr_en}")
+    attr_type = _e("attr_type", "{attr_zh} {value_zh}不是{type_zh}", "{attr_en}: {value_en} is not {type_en}")
+    attr_enum = _e("attr_enum", "{attr_zh} {value_zh}不在允许值中：{choices_zh}", "{attr_en}: {value_en} is not one of: {choices_en}")
+    attr_range = _e("attr_range", "{attr_zh} {value_zh}{bound_zh} {limit}{unit}", "{attr_en}: {value_en} is {bound_en} {limit}{unit}")
+    attr_length = _e("attr_length", "{attr_zh} 的长度 {length} 超过上限 {limit} 个字符",
+                     "{attr_en}: length {length} exceeds the maximum of {limit} characters")
+    attr_pattern = _e("attr_pattern", "{attr_zh} {value_zh}不符合格式要求{hint_zh}（格式 {pattern}）",
+                      "{attr_en}: {value_en} does not match the required pattern {pattern}")
+    attr_unknown = _e("attr_unknown", "未知属性“{key}”：类“{class_name_zh}”({class_code}) 没有该属性{hint_zh}",
+                      "unknown attribute '{key}': class {class_code} ({class_name_en}) has no such attribute{hint_en}")
+
+    # --- divisions: administrative divisions (GB/T 2260 and below) ---------------------------------------------
+    division_code_format = _e("division_code_format", "行政区划代码格式错误：{code}（应为 2/4/6/9/12 位数字）",
+                              "malformed division code {code!r}: expected 2, 4, 6, 9 or 12 digits")
+    division_not_found = _e("division_not_found", "行政区划代码 {code} 不存在", "division {code} not found", "not_found")
+    division_unknown = _e("division_unknown", "行政区划代码 {code} 不存在{rule_zh}", "division {code} does not exist{rule_en}")
+    division_required = _e("division_required", "无法根据位置确定所属县级行政区，请提供 division_code",
+                           "cannot place the object in a county from its location; give division_code")
+    boundary_missing = _e("boundary_missing", "{name_zh}（{code}）没有边界数据", "no boundary loaded for {code}", "not_found")
+    geom_outside_division = _e("geom_outside_division", "对象位置不在行政区 {name_zh}（{county}）范围内",
+                               "object location is outside division {county}")
+
+    # --- registry: city objects, their versions and lineage --------------------------------------------------
+    object_not_found = _e("object_not_found", "对象 {code} 不存在", "object {code} not found", "not_found")
+    object_retired = _e("object_retired", "对象 {code} 已注销，不能修改", "object {code} is retired", "conflict")
+    version_conflict = _e("version_conflict", "版本冲突：当前版本为 {version}", "version conflict: current version is {version}",
+                          "conflict")
+    name_invalid = _e("name_invalid", "{label_zh}必须是不超过 {max} 字的{nonempty_zh}文本",
+                      "name must be {nonempty_en}text of at most {max} chars")
+    part_invalid = _e("part_invalid", "第 {n} 个部分必须是对象", "part {n} must be an object")
+    split_parts = _e("split_parts", "拆分至少需要 2 个部分", "a split needs at least 2 parts")
+    merge_parts = _e("merge_parts", "合并至少需要 2 个不同的对象", "a merge needs at least 2 distinct objects")
+    merge_classes = _e("merge_classes", "合并的对象分类不同，请指定结果的 class_code",
+                       "parts have different classes; give class_code for the result")
+
+    # --- geometry and CRS: GeoJSON intake, reprojection, bounding boxes ----------------------------------------
+    crs_unknown = _e("crs_unknown", "不支持的坐标参考系：{crs}", "unknown CRS: {crs}")
+    crs_unsupported = _e("crs_unsupported", "不支持的坐标参考系：{crs}",
+                         "unsupported CRS {crs}; supported: CRS84, EPSG:4490, 4326, 4534-4554")
+    geom_missing = _e("geom_missing", "缺少几何图形（GeoJSON geometry 对象）", "geometry must be a GeoJSON geometry object")
+    geom_malformed = _e("geom_malformed", "几何图形格式错误{detail_zh}", "malformed geometry{detail_en}")
+    geom_empty = _e("geom_empty", "几何图形为空", "geometry is empty")
+    geom_out_of_range = _e("geom_out_of_range", "坐标超出中国范围（经度 73–136，纬度 3–54）：{bounds}",
+                           "coordinates outside China (lon 73–136, lat 3–54): {bounds}")
+    geom_type = _e("geom_type", "几何类型应为 {expected_zh}，实际为 {actual}", "geometry type must be {expected_en}, got {actual}")
+    geom_invalid = _e("geom_invalid", "几何图形无效：{reason}", "invalid geometry: {reason}")
+    bbox_invalid = _e("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy 四个数字且 min ≤ max",
+                      "bbox must be minx,miny,maxx,maxy with min <= max")
+    point_out_of_range = _e("point_out_of_range", "坐标超出中国范围", "point outside China")
+
+    # --- layers, OGC API and tiles: collections, features, CQL2 filters, vector tiles --------------------------
+    collection_not_found = _e("collection_not_found", "图层 {collection} 不存在", "collection {collection} not found",
+                              "not_found")
+    feature_not_found = _e("feature_not_found", "要素 {feature} 不存在", "feature {feature} not found", "not_found")
+    limit_invalid = _e("limit_invalid", "limit 应在 1 到 {max} 之间", "limit must be 1..{max}")
+    datetime_invalid = _e("datetime_invalid", "datetime 格式错误：{value}", "invalid datetime {value!r} (RFC 3339)")
+    datetime_unsupported = _e("datetime_unsupported", "图层 {collection} 没有有效时间，不能按 datetime 筛选",
+                              "collection {collection} has no valid time to filter by datetime")
+    property_unknown = _e("property_unknown", "属性 {name} 不是图层 {collection} 的可查询属性",
+                          "{name} is not a queryable property of {collection}")
+    filter_invalid = _e("filter_invalid", "过滤条件无效：{detail_zh}", "invalid filter: {detail_en}")
+    filter_type_mismatch = _e("filter_type_mismatch", "{op} 两侧类型不一致：{kinds_zh}", "{op} compares {kinds_en}")
+    filter_function_unknown = _e("filter_function_unknown", "不支持的函数或运算符：{op}",
+                                 "unknown function or operator {op!r}; see the conformance classes at /ogc/conformance")
+    filter_property_unknown = _e("filter_property_unknown",
+                                 "属性 {name} 不是图层 {collection} 的可查询属性（见 queryables）",
+                                 "{name!r} is not a queryable of {collection} (see its queryables)")
+    filter_lang_unsupported = _e("filter_lang_unsupported", "不支持的 filter-lang：{lang}（可用 cql2-text、cql2-json）",
+                                 "unsupported filter-lang {lang!r}; use cql2-text or cql2-json")
+    tile_out_of_range = _e("tile_out_of_range", "瓦片坐标超出范围：{z}/{x}/{y}", "tile {z}/{x}/{y} is outside the tile matrix")
+    layer_not_found = _e("layer_not_found", "图层 {layer} 不存在", "layer {layer} not found", "not_found")
+
+    # --- aggregation: counts, sums and averages by area, with small groups suppressed --------------------------
+    stat_invalid = _e("stat_invalid", "stat 只能是 count、sum 或 avg", "stat must be count, sum or avg")
+    attr_not_numeric = _e("attr_not_numeric", "属性 {attr} 不是 {class_name_zh}（{class_code}）的数值属性",
+                          "{attr} is not a numeric attribute of {class_code}")
+    by_invalid = _e("by_invalid", "分组方式 {by} 不正确，只能是 {choices_zh}", "invalid by={by}; must be {choices_en}")
+
+    # --- grids: unit and governance grids, departments' own grid systems (多网合一) ----------------------------
+    system_invalid = _e("system_invalid", "网格体系名称应为小写字母开头的字母、数字、-、_（不能是 unit/governance）",
+                        "system must be a lowercase slug other than unit/governance")
+    system_not_found = _e("system_not_found", "网格体系 {system} 不存在", "grid system {system} not found", "not_found")
+    base_invalid = _e("base_invalid", "基础网格只能是 unit 或 governance", "base must be unit or governance")
+    geojson_invalid = _e("geojson_invalid", "需要 GeoJSON FeatureCollection{detail_zh}",
+                         "a GeoJSON FeatureCollection is required{detail_en}")
+    geojson_empty = _e("geojson_empty", "文件中没有网格", "no grid cells in the file")
+    grid_code_missing = _e("grid_code_missing", "第 {n} 个要素缺少网格编码字段 {code_field}", "feature {n} has no {code_field}")
+    grid_code_duplicate = _e("grid_code_duplicate", "网格编码 {code} 重复", "duplicate grid code {code}")
+    grid_not_found = _e("grid_not_found", "网格 {system}/{code} 不存在", "grid {system}/{code} not found", "not_found")
+
+    # --- addresses: normalizing and geocoding text, address nodes, 三实 records ----------------------------------
+    address_empty = _e("address_empty", "地址为空", "the address is empty")
+    address_too_long = _e("address_too_long", "地址过长：{length} 个字符，最多 {limit} 个",
+                          "the address is too long: {length} characters, at most {limit}")
+    address_not_text = _e("address_not_text", "地址必须是文本，不能是 {type}", "the address must be text, got {type}")
+    address_binary = _e("address_binary", "地址含有二进制或控制字符，不是文本", "the address looks like binary data, not text")
+    address_not_found = _e("address_not_found", "地址编码 {code} 不存在", "address {code} not found", "not_found")
+    address_level = _e("address_level", "该地址是 {level} 级，只能登记到{needed_zh}", "address is a {level}; this needs a {needed_en}")
+    no_match = _e("no_match", "没有匹配到乡镇级以下的地址", "no address below county level matches", "not_found",
+                  "batch geocoding results only: the error_code of a row that found no address")
+    id_number_invalid = _e("id_number_invalid", "公民身份号码格式或校验码错误（GB 11643）",
+                           "citizen ID number malformed or check character wrong (GB 11643)")
+    phone_invalid = _e("phone_invalid", "电话号码格式错误", "phone number malformed")
+    credit_code_invalid = _e("credit_code_invalid", "统一社会信用代码格式或校验码错误（GB 32100）",
+                             "unified social credit code malformed or check character wrong (GB 32100)")
+
+    # --- jobs and files: uploads, batch jobs and their results -------------------------------------------------
+    job_not_found = _e("job_not_found", "任务 {job} 不存在", "job {job} not found", "not_found")
+    job_not_done = _e("job_not_done", "任务尚未完成（{state}）", "job is {state}", "conflict")
+    file_too_large = _e("file_too_large", "文件超过 {limit}", "file larger than {limit}")
+    file_empty = _e("file_empty", "文件为空", "file is empty")
+    file_type = _e("file_type", "文件不是 CSV 或 Excel（xlsx）表格{detail_zh}", "file is neither CSV nor Excel (xlsx){detail_en}")
+    file_encoding = _e("file_encoding", "无法识别文件编码（支持 UTF-8、GBK）", "unknown encoding (UTF-8 or GBK)")
+    column_missing = _e("column_missing", "找不到地址列{column_zh}，现有列：{columns_zh}（可用 column 参数指定）",
+                        "no address column{column_en} in the header {columns_en} (name one with column=)")
+    format_invalid = _e("format_invalid", "format 只能是 csv、xlsx 或 geojson", "format must be csv, xlsx or geojson")
+
+    # --- demo data: the generated demonstration county ---------------------------------------------------------
+    demo_no_outline = _e("demo_no_outline", "区划 {county} 没有边界，请先加载区划数据",
+                         "division {county} has no outline: load the divisions first")
+    demo_no_townships = _e("demo_no_townships", "区划 {county} 没有乡级区划，请先加载区划数据",
+                           "division {county} has no townships: load the divisions first")
 
 
 def catalogue() -> dict[str, ErrorEntry]:

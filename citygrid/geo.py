@@ -11,7 +11,7 @@ from pyproj.exceptions import CRSError
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from citygrid.errors import CitygridError
+from citygrid.errors import E, detail
 
 SRID = 4490
 # Multi-part variants are accepted for single-part classes (a building with two wings is one object).
@@ -44,33 +44,29 @@ def parse_crs(crs: str | None) -> str:
     try:
         CRS.from_user_input(c)
     except CRSError as exc:
-        raise CitygridError.one("crs_unknown", f"不支持的坐标参考系：{crs}", f"unknown CRS: {crs}", "crs") from exc
+        raise E.crs_unknown("crs", crs=crs) from exc
     return c
 
 
 def parse_geometry(data: Any, crs: str | None = None, field: str = "geometry", row: int | None = None) -> BaseGeometry:
     """GeoJSON geometry (dict) in `crs` -> shapely geometry in EPSG:4490, with clear errors."""
     if not isinstance(data, dict) or "type" not in data:
-        raise CitygridError.one("geom_missing", "缺少几何图形（GeoJSON geometry 对象）",
-                                "geometry must be a GeoJSON geometry object", field, row)
+        raise E.geom_missing(field, row)
     try:
         geom = shape(data)
     except Exception as exc:  # shapely raises several types for malformed input
-        raise CitygridError.one("geom_malformed", f"几何图形格式错误：{exc}", f"malformed geometry: {exc}",
-                                field, row) from exc
+        raise E.geom_malformed(field, row, **detail(str(exc))) from exc
     if geom.is_empty:
-        raise CitygridError.one("geom_empty", "几何图形为空", "geometry is empty", field, row)
+        raise E.geom_empty(field, row)
     coords = shapely.get_coordinates(geom)
     if not shapely.is_valid_input(geom) or not (coords == coords).all():  # NaN check
-        raise CitygridError.one("geom_malformed", "坐标包含非数值", "coordinates contain NaN", field, row)
+        raise E.geom_malformed(field, row, **detail("坐标包含非数值", "coordinates contain NaN"))
     tr = transformer_to_4490(parse_crs(crs))
     if tr is not None:
         geom = shapely.transform(geom, lambda xy: _apply(tr, xy))
     x0, y0, x1, y1 = geom.bounds
     if x0 < 73 or x1 > 136 or y0 < 3 or y1 > 54:
-        raise CitygridError.one(
-            "geom_out_of_range", f"坐标超出中国范围（经度 73–136，纬度 3–54）：{geom.bounds}",
-            f"coordinates outside China (lon 73–136, lat 3–54): {geom.bounds}", field, row)
+        raise E.geom_out_of_range(field, row, bounds=geom.bounds)
     return geom
 
 
@@ -84,12 +80,10 @@ def _apply(tr: Transformer, xy):  # noqa: ANN001, ANN202
 def check_geometry(geom: BaseGeometry, expected: str, field: str = "geometry", row: int | None = None) -> None:
     allowed = COMPATIBLE.get(expected, {expected})
     if geom.geom_type not in allowed:
-        raise CitygridError.one(
-            "geom_type", f"几何类型应为 {expected}，实际为 {geom.geom_type}",
-            f"geometry type must be {expected}, got {geom.geom_type}", field, row)
+        raise E.geom_type(field, row, expected_zh=expected, expected_en=expected, actual=geom.geom_type)
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
-        raise CitygridError.one("geom_invalid", f"几何图形无效：{reason}", f"invalid geometry: {reason}", field, row)
+        raise E.geom_invalid(field, row, reason=reason)
 
 
 def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
@@ -105,6 +99,5 @@ def parse_bbox(value: str | None, field: str = "bbox") -> tuple[float, float, fl
     except ValueError:
         vals = ()
     if len(vals) != 4 or vals[0] > vals[2] or vals[1] > vals[3] or any(v != v for v in vals):
-        raise CitygridError.one("bbox_invalid", "bbox 应为 minx,miny,maxx,maxy 四个数字且 min ≤ max",
-                                "bbox must be minx,miny,maxx,maxy with min <= max", field)
+        raise E.bbox_invalid(field)
     return vals  # type: ignore[return-value]

@@ -20,7 +20,7 @@ from citygrid.address import reverse as reversemod
 from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
 from citygrid.address.resolve import geocode_safe
-from citygrid.errors import CitygridError
+from citygrid.errors import CitygridError, E
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
@@ -30,10 +30,9 @@ MAX_UPLOAD = 512 * 1024 * 1024
 
 def _check_text(q: Any, field: str = "q", row: int | None = None) -> str:
     if not isinstance(q, str) or not q.strip():
-        raise CitygridError.one("address_empty", "地址不能为空", "address is empty", field, row)
+        raise E.address_empty(field, row)
     if len(q) > MAX_LEN:
-        raise CitygridError.one("address_too_long", f"地址过长（{len(q)} 字，上限 {MAX_LEN}）",
-                                f"address too long ({len(q)} chars, limit {MAX_LEN})", field, row)
+        raise E.address_too_long(field, row, length=len(q), limit=MAX_LEN)
     return q
 
 
@@ -69,12 +68,11 @@ def post_geocode(body: GeocodeMany, indexes: AddressIndexCache = Depends(address
     idx = indexes.get()
     results = []
     for i, a in enumerate(body.addresses):
-        if not a or not a.strip() or len(a) > MAX_LEN:
-            code = "address_empty" if not a or not a.strip() else "address_too_long"
+        try:
+            _check_text(a, "addresses", i)
+        except CitygridError as e:  # a bad row is answered in its place; the others are still geocoded
             results.append({"row": i, "input": a[:MAX_LEN] if a else a, "candidates": [],
-                            "error": {"error_code": code, "field": "addresses", "row": i,
-                                      "message_zh": "地址为空" if code == "address_empty" else "地址过长",
-                                      "message_en": "empty address" if code == "address_empty" else "address too long"}})
+                            "error": e.problems[0].to_dict()})
             continue
         results.append({"row": i} | geocode_safe(idx, a, body.division, body.limit))
     return {"count": len(results), "results": results}
@@ -108,9 +106,9 @@ async def post_batch(request: Request, file: UploadFile = File(...), column: str
                      ) -> dict[str, Any]:
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
-        raise CitygridError.one("file_too_large", "文件超过 512 MB", "file larger than 512 MB", "file")
+        raise E.file_too_large("file", limit=f"{MAX_UPLOAD >> 20} MB")
     if not data:
-        raise CitygridError.one("file_empty", "文件为空", "file is empty", "file")
+        raise E.file_empty("file")
     upload = batchmod.accept(get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
     rec = jobs.start(request.app.state.engine, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
                      detail=upload.detail())
@@ -122,8 +120,7 @@ async def post_batch(request: Request, file: UploadFile = File(...), column: str
 def batch_status(job_id: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     j = jobs.get_job(c, job_id)
     if j is None or j["kind"] != "address-batch":
-        raise CitygridError.one("job_not_found", f"任务 {job_id} 不存在", f"job {job_id} not found", "job_id",
-                                kind="not_found")
+        raise E.job_not_found("job_id", job=job_id)
     return j
 
 
@@ -132,8 +129,7 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
                  c: Connection = Depends(conn)) -> Response:
     j = batch_status(job_id, c)
     if j["state"] != "done":
-        raise CitygridError.one("job_not_done", f"任务尚未完成（{j['state']}）", f"job is {j['state']}", "job_id",
-                                kind="conflict")
+        raise E.job_not_done("job_id", state=j["state"])
     path = Path(j["detail"]["result"]["result"])
     body, media, suffix = batchmod.convert(path, format)
     headers = {"Content-Disposition": f'attachment; filename="geocode-{job_id}.{suffix}"'}

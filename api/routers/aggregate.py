@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.engine import Connection
 
 from api.deps import conn
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.layers.aggregate import aggregate, area_tile
 from citygrid.layers.aggregate import heat_tile as heat_tile_mvt
@@ -39,6 +39,6 @@ def heat_tile(z: int, x: int, y: int, class_: str | None = Query(None, alias="cl
 
     check_tile(z, x, y)
     if class_ and get_catalog().get(class_) is None:
-        raise CitygridError.one("class_unknown", f"分类代码 {class_} 不存在", f"unknown class {class_}", "class")
+        raise E.class_unknown("class", code=class_)
     mvt = heat_tile_mvt(c, z, x, y, class_) if by == "h3" else area_tile(c, z, x, y, by, class_)
     return Response(mvt, media_type="application/vnd.mapbox-vector-tile")

@@ -1,4 +1,4 @@
-"""Object classes (大类/中类/小类) and responsible departments, from `schemas/`."""
+"""Object classes (大类/中类/小类) and responsible departments, from `schemas/`; the catalogue of error codes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from api import errors
 from citygrid.catalog import get_catalog
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 
 router = APIRouter(tags=["catalog"])
 
@@ -28,8 +29,7 @@ def get_class(code: str) -> dict[str, Any]:
     cat = get_catalog()
     cls = cat.get(code) or (cat.by_component_code(code) if len(code) == 4 else None)
     if cls is None:
-        raise CitygridError.one("class_not_found", f"分类代码 {code} 不存在", f"class {code} not found", "code",
-                                kind="not_found")
+        raise E.class_not_found("code", code=code)
     return cls.to_dict()
 
 
@@ -42,3 +42,8 @@ def list_departments() -> dict[str, Any]:
         row["classes"] = [c.code for c in cat.classes.values() if c.department.id == d.id]
         items.append(row)
     return {"items": items, "count": len(items)}
+
+
+@router.get("/errors", tags=["system"], summary="Every error code: HTTP status, Chinese and English templates")
+def list_errors() -> dict[str, Any]:
+    return {"errors": errors.listing()}

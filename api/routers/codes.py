@@ -14,7 +14,7 @@ from api.deps import conn, principal
 from citygrid.catalog import get_catalog
 from citygrid.coding.allocator import allocate, ledger_entry
 from citygrid.coding.scheme import component_scheme, unified_scheme
-from citygrid.errors import CitygridError, Problem
+from citygrid.errors import CitygridError, E
 from citygrid.regions import query as regions
 from citygrid.registry import objects
 
@@ -28,14 +28,13 @@ def explain(c: Connection, code: str) -> dict[str, Any]:
         obj = objects.get(c, code)
         parts = comp.describe(code)
         if obj is None:
-            raise CitygridError.one("code_not_found", f"部件代码 {code} 未登记", f"component code {code} is not registered",
-                                    "code", kind="not_found")
+            raise E.code_not_found("code", code=code)
         return {"code": code, "scheme": comp.name, "standard": comp.standard, "valid": True, "segments": parts,
                 "object": obj}
     problems = scheme.validate(code, known_division=lambda d: regions.get(c, d) is not None,
                                known_class=lambda k: get_catalog().get(k) is not None)
     if problems:
-        raise CitygridError([Problem(p.error_code, p.message_zh, p.message_en, "code") for p in problems], "invalid")
+        raise CitygridError([p.problem("code") for p in problems], "invalid")
     segs = scheme.describe(code)
     d = scheme.decode(code)
     div = regions.get(c, d["division"])
@@ -69,11 +68,9 @@ def reserve_block(body: BlockIn, request: Request, by: str = Depends(principal))
     with Session(bind=request.app.state.engine) as s, s.begin():
         c = s.connection()
         if regions.get(c, body.division_code) is None:
-            raise CitygridError.one("division_unknown", f"行政区划代码 {body.division_code} 不存在",
-                                    f"unknown division {body.division_code}", "division_code")
+            raise E.division_unknown("division_code", code=body.division_code, rule_zh="", rule_en="")
         if get_catalog().get(body.class_code) is None:
-            raise CitygridError.one("class_unknown", f"分类代码 {body.class_code} 不在分类目录中",
-                                    f"unknown class {body.class_code}", "class_code")
+            raise E.class_unknown("class_code", code=body.class_code)
         batch = body.batch or f"block-{uuid.uuid4().hex[:12]}"
         codes = allocate(s, body.division_code, body.class_code, body.count, by=by, batch=batch)
     return {"batch": batch, "count": len(codes), "first": codes[0], "last": codes[-1],

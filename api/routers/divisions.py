@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Connection
 
 from api.deps import conn
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.regions import query as q
 
 router = APIRouter(prefix="/divisions", tags=["divisions"])
@@ -16,12 +16,10 @@ router = APIRouter(prefix="/divisions", tags=["divisions"])
 
 def _require(c: Connection, code: str) -> q.DivisionOut:
     if not code.isdigit() or len(code) not in (2, 4, 6, 9, 12):
-        raise CitygridError.one("division_code_format", f"行政区划代码格式错误：{code}（应为 2/4/6/9/12 位数字）",
-                                f"malformed division code {code!r}: expected 2, 4, 6, 9 or 12 digits", "code")
+        raise E.division_code_format("code", code=code)
     d = q.get(c, code)
     if d is None:
-        raise CitygridError.one("division_not_found", f"行政区划代码 {code} 不存在", f"division {code} not found", "code",
-                                kind="not_found")
+        raise E.division_not_found("code", code=code)
     return d
 
 
@@ -65,7 +63,6 @@ def get_boundary(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     d = _require(c, code)
     b = q.boundary(c, d.code)
     if b is None:
-        raise CitygridError.one("boundary_missing", f"{d.name} 没有边界数据", f"no boundary loaded for {d.code}",
-                                "code", kind="not_found")
+        raise E.boundary_missing("code", name_zh=d.name, code=d.code)
     return {"type": "Feature", "id": d.code, "geometry": b.geometry,
             "properties": {"code": d.code, "name": d.name, "geom_source": b.geom_source}}

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from api.deps import conn
-from citygrid.errors import CitygridError
+from citygrid.errors import E, detail
 from citygrid.geo import parse_bbox
 from citygrid.grid import multi, query
 
@@ -39,8 +39,7 @@ def get_report(system: str, c: Connection = Depends(conn)) -> dict[str, Any]:
 def get_grid(system: str, code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     cell = query.cell(c, system, code)
     if cell is None:
-        raise CitygridError.one("grid_not_found", f"网格 {system}/{code} 不存在", f"grid {system}/{code} not found",
-                                "code", kind="not_found")
+        raise E.grid_not_found("code", system=system, code=code)
     return {"type": "Feature", "id": cell.properties["code"], "geometry": cell.geometry,
             "properties": cell.properties | {"objects": cell.objects}, "base": cell.base}
 
@@ -53,7 +52,6 @@ async def import_grids(request: Request, file: UploadFile = File(...), system: s
     try:
         fc = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CitygridError.one("geojson_invalid", f"文件不是 GeoJSON：{exc}", f"file is not GeoJSON: {exc}",
-                                "file") from exc
+        raise E.geojson_invalid("file", **detail(f"文件不是 JSON（{exc}）", f"the file is not JSON ({exc})")) from exc
     with Session(bind=request.app.state.engine) as s, s.begin():
         return multi.import_system(s.connection(), system, fc, code_field, name_field, crs, base)

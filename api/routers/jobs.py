@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from api.deps import conn
 from citygrid import jobs
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -24,6 +24,5 @@ def list_jobs(limit: int = Query(50, ge=1, le=500), c: Connection = Depends(conn
 def get_job(job_id: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     j = jobs.get_job(c, job_id)
     if j is None:
-        raise CitygridError.one("job_not_found", f"任务 {job_id} 不存在", f"job {job_id} not found", "job_id",
-                                kind="not_found")
+        raise E.job_not_found("job_id", job=job_id)
     return j

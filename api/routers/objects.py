@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from api.deps import conn, principal
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.registry import objects
 
@@ -56,7 +56,7 @@ def _write(request: Request) -> Session:
 
 def _code(code: str) -> str:
     if not code.isdigit() or len(code) not in (16, 21):
-        raise CitygridError.one("code_format", f"对象代码格式错误：{code}", f"malformed object code {code!r}", "code")
+        raise E.code_format("code", code=code)
     return code
 
 
@@ -84,8 +84,7 @@ def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
 def get_object(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     obj = objects.get(c, _code(code))
     if obj is None:
-        raise CitygridError.one("object_not_found", f"对象 {code} 不存在", f"object {code} not found", "code",
-                                kind="not_found")
+        raise E.object_not_found("code", code=code)
     return obj
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from citygrid.address.resolve import AddressIndex, geocode_safe
-from citygrid.errors import CitygridError
+from citygrid.errors import CitygridError, E, detail
 from citygrid.jobs import Progress
 
 MAX_FIELD = 2000
@@ -76,8 +76,7 @@ def sniff_kind(path: Path) -> str:
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
     if b"\x00" in head:
-        raise CitygridError.one("file_type", "文件不是 CSV 或 Excel（xlsx）表格", "file is neither CSV nor Excel (xlsx)",
-                                "file")
+        raise E.file_type("file", **detail(None))
     return "csv"
 
 
@@ -91,8 +90,7 @@ def _decode_lines(path: Path) -> Iterator[str]:
         except UnicodeDecodeError:
             continue
     else:
-        raise CitygridError.one("file_encoding", "无法识别文件编码（支持 UTF-8、GBK）", "unknown encoding (UTF-8 or GBK)",
-                                "file")
+        raise E.file_encoding("file")
     with open(path, encoding=enc, newline="") as f:
         yield from f
 
@@ -105,7 +103,7 @@ def iter_rows(path: Path, column: str | None) -> tuple[list[str], Iterator[tuple
         try:
             header = next(reader)
         except StopIteration as exc:
-            raise CitygridError.one("file_empty", "文件为空", "file is empty", "file") from exc
+            raise E.file_empty("file") from exc
         rows: Iterator[list[Any]] = reader
     else:
         from openpyxl import load_workbook
@@ -113,12 +111,11 @@ def iter_rows(path: Path, column: str | None) -> tuple[list[str], Iterator[tuple
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many kinds for a broken file
-            raise CitygridError.one("file_type", f"Excel 文件无法读取：{exc}", f"cannot read Excel file: {exc}",
-                                    "file") from exc
+            raise E.file_type("file", **detail(str(exc))) from exc
         it = wb.active.iter_rows(values_only=True)
         first = next(it, None)
         if first is None:
-            raise CitygridError.one("file_empty", "文件为空", "file is empty", "file")
+            raise E.file_empty("file")
         header = ["" if v is None else str(v) for v in first]
         rows = ([("" if v is None else v) for v in r] for r in it)
     header = [h.strip() for h in header]
@@ -136,8 +133,7 @@ def iter_rows(path: Path, column: str | None) -> tuple[list[str], Iterator[tuple
 def pick_column(header: list[str], column: str | None) -> str:
     if column:
         if column not in header:
-            raise CitygridError.one("column_missing", f"表头中没有列“{column}”，现有列：{'、'.join(header)}",
-                                    f"column {column!r} not in header {header}", "column")
+            raise _column_missing(header, column)
         return column
     for cand in ("地址", "address", "详细地址", "住址", "addr"):
         for h in header:
@@ -146,8 +142,12 @@ def pick_column(header: list[str], column: str | None) -> str:
     for h in header:
         if "地址" in h or "address" in h.lower():
             return h
-    raise CitygridError.one("column_missing", f"找不到地址列，请用 column 参数指定；现有列：{'、'.join(header)}",
-                            f"no address column found; pass column=, header is {header}", "column")
+    raise _column_missing(header, None)
+
+
+def _column_missing(header: list[str], column: str | None) -> CitygridError:
+    return E.column_missing("column", column_zh=f"“{column}”" if column else "",
+                            column_en=f" {column!r}" if column else "", columns_zh="、".join(header), columns_en=header)
 
 
 def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress: Any = None,
@@ -162,7 +162,7 @@ def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress
             value = rec["__address__"]
             text = "" if value is None else str(value)
             if len(text) > MAX_FIELD:
-                res = {"error": {"error_code": "address_too_long"}, "candidates": []}
+                res = {"error": {"error_code": E.address_too_long.code}, "candidates": []}
             else:
                 res = geocode_safe(index, text, hint, limit=1)
             top = res["candidates"][0] if res.get("candidates") else None
@@ -177,7 +177,7 @@ def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress
                             codes.get("room_address"), "|".join(top["unused"])] + [rec.get(h, "") for h in extra])
             else:
                 counts["failed"] += 1
-                err = (res.get("error") or {}).get("error_code") or "no_match"
+                err = (res.get("error") or {}).get("error_code") or E.no_match.code
                 w.writerow([i, text[:MAX_FIELD], "failed", err] + [""] * (len(OUT_COLUMNS) - 4)
                            + [rec.get(h, "") for h in extra])
             if progress and counts["rows"] % 1000 == 0:
@@ -220,5 +220,4 @@ def convert(result_csv: Path, fmt: str) -> tuple[bytes | Iterator[bytes], str, s
         buf = io.BytesIO()
         wb.save(buf)
         return buf.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"
-    raise CitygridError.one("format_invalid", "format 只能是 csv、xlsx 或 geojson", "format must be csv, xlsx or geojson",
-                            "format")
+    raise E.format_invalid("format")

@@ -13,14 +13,13 @@ from sqlalchemy.engine import Connection
 
 from citygrid.address import nodes
 from citygrid.coding.checks import citizen_id_valid, credit_code_valid
-from citygrid.errors import CitygridError, Problem
+from citygrid.errors import CitygridError, E, ErrorEntry
 from citygrid.security.masking import mask_person
 
 _PHONE = re.compile(r"^1\d{10}$|^0\d{2,3}-?\d{7,8}$")
 
-# An optional field's check: (field, valid, error code, message zh, message en) of the problem when the field is
-# present and not valid.
-Check = tuple[str, Callable[[str], Any], str, str, str]
+# An optional field's check: (field, valid, the error when the field is present and not valid).
+Check = tuple[str, Callable[[str], Any], ErrorEntry]
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,7 @@ class _Fact:
 
     level: str  # the address level it belongs to
     name_max: int
-    name_zh: str  # the problem when the name is missing or too long
-    name_en: str
+    name_zh: str  # what the name is called, in the problem when it is missing or too long
     checks: tuple[Check, ...]  # in the order problems are reported, after the name's
     fields: tuple[str, ...]  # taken from the body as they are, except `upper` ones (upper-cased, "" → None)
     upper: tuple[str, ...]
@@ -40,18 +38,15 @@ class _Fact:
 
 
 _PERSON = _Fact(
-    level="room", name_max=50, name_zh="姓名必填，1–50 字", name_en="name is required, 1-50 chars",
-    checks=(("id_number", citizen_id_valid, "id_number_invalid", "公民身份号码格式或校验码错误（GB 11643）",
-             "citizen ID number malformed or check character wrong (GB 11643)"),
-            ("phone", _PHONE.match, "phone_invalid", "电话号码格式错误", "phone number malformed")),
+    level="room", name_max=50, name_zh="姓名",
+    checks=(("id_number", citizen_id_valid, E.id_number_invalid), ("phone", _PHONE.match, E.phone_invalid)),
     fields=("id_number", "phone", "relation"), upper=("id_number",),
     insert="INSERT INTO person (room_id, name, id_number, phone, relation) VALUES (:node, :name, :id_number, :phone, "
            ":relation) RETURNING id, name, id_number, phone, relation, generated",
     action="add_person", id_key="person_id")
 _ORGANIZATION = _Fact(
-    level="door", name_max=200, name_zh="单位名称必填，1–200 字", name_en="name is required, 1-200 chars",
-    checks=(("credit_code", credit_code_valid, "credit_code_invalid", "统一社会信用代码格式或校验码错误（GB 32100）",
-             "unified social credit code malformed or check character wrong (GB 32100)"),),
+    level="door", name_max=200, name_zh="单位名称",
+    checks=(("credit_code", credit_code_valid, E.credit_code_invalid),),
     fields=("credit_code", "category"), upper=("credit_code",),
     insert="INSERT INTO organization (door_id, name, credit_code, category) VALUES (:node, :name, :credit_code, "
            ":category) RETURNING id, name, credit_code, category, generated",
@@ -84,11 +79,12 @@ def _valid_name(fact: _Fact, body: dict[str, Any]) -> str:
     problems = []
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= fact.name_max:
-        problems.append(Problem("name_invalid", fact.name_zh, fact.name_en, "name"))
-    for field, valid, error_code, zh, en in fact.checks:
+        problems.append(E.name_invalid.problem("name", label_zh=fact.name_zh, max=fact.name_max, nonempty_zh="非空",
+                                               nonempty_en="non-empty "))
+    for field, valid, entry in fact.checks:
         value = body.get(field)
         if value is not None and (not isinstance(value, str) or not valid(value)):
-            problems.append(Problem(error_code, zh, en, field))
+            problems.append(entry.problem(field))
     if problems or not isinstance(name, str):
         raise CitygridError(problems, "unprocessable")
     return name.strip()

@@ -15,7 +15,7 @@ import segno
 from sqlalchemy import Row, text
 from sqlalchemy.engine import Connection
 
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.security.masking import mask_person
 
 
@@ -26,12 +26,9 @@ def find(c: Connection, code: str, level: str | None = None) -> Row[Any]:
                        "ST_X(point) AS x, ST_Y(point) AS y, object_code, status FROM addr_node WHERE code=:c"),
                   {"c": code}).first()
     if r is None:
-        raise CitygridError.one("address_not_found", f"地址编码 {code} 不存在", f"address {code} not found", "code",
-                                kind="not_found")
+        raise E.address_not_found("code", code=code)
     if level is not None and r.level != level:
-        zh = {"room": "户室", "door": "门牌"}[level]
-        raise CitygridError.one("address_level", f"该地址是 {r.level} 级，只能登记到{zh}", f"address is a {r.level}; "
-                                f"this needs a {level}", "code")
+        raise E.address_level("code", level=r.level, needed_zh={"room": "户室", "door": "门牌"}[level], needed_en=level)
     return r
 
 

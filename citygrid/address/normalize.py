@@ -36,8 +36,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-from citygrid.errors import CitygridError, Problem
+from citygrid.errors import CitygridError, E, ErrorEntry
 
 MAX_LENGTH = 500
 
@@ -48,11 +49,8 @@ PROTECTED_CHARS = frozenset("乾於磑鴜濛塚篢洩藉")
 class AddressInputError(CitygridError, ValueError):
     """The address text cannot be normalized: too long, empty or binary."""
 
-    def __init__(self, error_code: str, message_zh: str, message_en: str) -> None:
-        self.error_code = error_code
-        self.message_zh = message_zh
-        self.message_en = message_en
-        super().__init__(Problem(error_code, message_zh, message_en, field="address"), kind="invalid")
+    def __init__(self, entry: ErrorEntry, **params: Any) -> None:
+        super().__init__(entry.problem("address", **params), entry.kind)
 
 
 _CONTROL = re.compile(
@@ -217,22 +215,17 @@ def _dedupe(text: str, idx: Index) -> tuple[str, Index]:
 
 
 def _validate(text: object) -> str:
-    if isinstance(text, bytes | bytearray | memoryview):
-        raise AddressInputError("address_not_text", "地址必须是文本，不能是二进制数据", "the address must be text, not bytes")
-    if not isinstance(text, str):
-        raise AddressInputError("address_not_text", "地址必须是文本", f"the address must be text, got {type(text).__name__}")
+    if not isinstance(text, str):  # bytes too: decoding is the caller's business
+        raise AddressInputError(E.address_not_text, type=type(text).__name__)
     if len(text) > MAX_LENGTH:
-        raise AddressInputError(
-            "address_too_long", f"地址过长：{len(text)} 个字符，最多 {MAX_LENGTH} 个",
-            f"the address is too long: {len(text)} characters, at most {MAX_LENGTH}",
-        )
+        raise AddressInputError(E.address_too_long, length=len(text), limit=MAX_LENGTH)
     if "\x00" in text or len(_BINARYISH.findall(text)) * 10 > len(text):
-        raise AddressInputError("address_binary", "地址含有二进制或控制字符，不是文本", "the address looks like binary data, not text")
+        raise AddressInputError(E.address_binary)
     return text
 
 
 def _empty() -> AddressInputError:
-    return AddressInputError("address_empty", "地址为空", "the address is empty")
+    return AddressInputError(E.address_empty)
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.geo import parse_crs, transformer_to_4490
 
 
@@ -23,7 +23,7 @@ def reverse(c: Connection, x: float, y: float, crs: str | None = None, radius: f
     tr = transformer_to_4490(parse_crs(crs))
     lon, lat = tr.transform(x, y) if tr else (x, y)
     if not (73 <= lon <= 136 and 3 <= lat <= 54):
-        raise CitygridError.one("point_out_of_range", "坐标超出中国范围", "point outside China", "x")
+        raise E.point_out_of_range("x")
     p = "ST_SetSRID(ST_Point(:lon, :lat), 4490)"
     near = c.execute(text(
         f"SELECT code, full_name, level, object_code, ST_Distance(point::geography, {p}::geography) AS d FROM addr_node "

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from citygrid.errors import E, ErrorEntry
+
 GEOMETRY_TYPES: tuple[str, ...] = (
     "Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
 )
@@ -60,6 +62,11 @@ class FieldProblem:
     field: str
     message_zh: str
     message_en: str
+
+    @classmethod
+    def of(cls, entry: ErrorEntry, field: str, **params: Any) -> FieldProblem:
+        p = entry.problem(**params)
+        return cls(p.error_code, field, p.message_zh, p.message_en)
 
     def to_dict(self) -> dict[str, str]:
         return {"error_code": self.error_code, "field": self.field,
@@ -108,24 +115,18 @@ class Attribute:
 
     # -- value checking -------------------------------------------------------------------------------
 
-    @property
-    def _name_zh(self) -> str:
-        return f"属性“{self.label}”({self.field})"
+    def _problem(self, entry: ErrorEntry, value: Any = None, **params: Any) -> FieldProblem:
+        """A problem naming this attribute and, unless its level hides values, the value."""
+        return FieldProblem.of(entry, self.field, attr_zh=f"属性“{self.label}”({self.field})",
+                               attr_en=f"attribute '{self.field}' ({self.label})", **self._value_words(value), **params)
 
-    @property
-    def _name_en(self) -> str:
-        return f"attribute '{self.field}' ({self.label})"
-
-    def _problem(self, code: str, zh: str, en: str) -> FieldProblem:
-        return FieldProblem(code, self.field, f"{self._name_zh} {zh}", f"{self._name_en}: {en}")
-
-    def _value_words(self, value: Any) -> tuple[str, str]:
+    def _value_words(self, value: Any) -> dict[str, str]:
         if self.level in HIDDEN_VALUE_LEVELS:
-            return "的值", "the value"
+            return {"value_zh": "的值", "value_en": "the value"}
         shown = _show(value)
         if isinstance(value, str):
-            return f"的值“{shown}”", f"value '{shown}'"
-        return f"的值 {shown} ", f"value {shown}"  # unquoted, so 1 is not mistaken for "1"
+            return {"value_zh": f"的值“{shown}”", "value_en": f"value '{shown}'"}
+        return {"value_zh": f"的值 {shown} ", "value_en": f"value {shown}"}  # unquoted, so 1 is not mistaken for "1"
 
     def is_empty(self, value: Any) -> bool:
         """None and blank strings mean "no value" (a blank spreadsheet cell), for every type."""
@@ -134,39 +135,32 @@ class Attribute:
     def check(self, value: Any) -> list[FieldProblem]:
         """All problems with one value of this attribute (empty list when it is acceptable)."""
         if self.is_empty(value):
-            if self.required:
-                return [self._problem("attr_required", "为必填项，不能为空", "is required and must not be empty")]
-            return []
-        vzh, ven = self._value_words(value)
+            return [self.missing()] if self.required else []
         if not self._type_ok(value):
-            return [self._problem("attr_type", f"{vzh}不是{_TYPE_ZH[self.type]}",
-                                  f"{ven} is not {_TYPE_EN[self.type]}")]
+            return [self._problem(E.attr_type, value, type_zh=_TYPE_ZH[self.type], type_en=_TYPE_EN[self.type])]
         problems: list[FieldProblem] = []
         if self.type == "enum" and self.enum is not None and value not in self.enum:
-            problems.append(self._problem(
-                "attr_enum", f"{vzh}不在允许值中：{'、'.join(self.enum)}",
-                f"{ven} is not one of: {', '.join(self.enum)}"))
+            problems.append(self._problem(E.attr_enum, value, choices_zh="、".join(self.enum),
+                                          choices_en=", ".join(self.enum)))
         if self.type in ("integer", "number"):
             unit = f" {self.unit}" if self.unit else ""
             if self.min is not None and value < self.min:
-                problems.append(self._problem(
-                    "attr_range", f"{vzh}小于最小值 {_num(self.min)}{unit}",
-                    f"{ven} is below the minimum {_num(self.min)}{unit}"))
+                problems.append(self._problem(E.attr_range, value, bound_zh="小于最小值", bound_en="below the minimum",
+                                              limit=_num(self.min), unit=unit))
             if self.max is not None and value > self.max:
-                problems.append(self._problem(
-                    "attr_range", f"{vzh}大于最大值 {_num(self.max)}{unit}",
-                    f"{ven} is above the maximum {_num(self.max)}{unit}"))
+                problems.append(self._problem(E.attr_range, value, bound_zh="大于最大值", bound_en="above the maximum",
+                                              limit=_num(self.max), unit=unit))
         if self.type == "string":
             if self.max_length is not None and len(value) > self.max_length:
-                problems.append(self._problem(
-                    "attr_length", f"的长度 {len(value)} 超过上限 {self.max_length} 个字符",
-                    f"length {len(value)} exceeds the maximum of {self.max_length} characters"))
+                problems.append(self._problem(E.attr_length, value, length=len(value), limit=self.max_length))
             if self.pattern is not None and not _regex(self.pattern).fullmatch(value):
                 hint = f"：{self.description}" if self.description else ""
-                problems.append(self._problem(
-                    "attr_pattern", f"{vzh}不符合格式要求{hint}（格式 {self.pattern}）",
-                    f"{ven} does not match the required pattern {self.pattern}"))
+                problems.append(self._problem(E.attr_pattern, value, hint_zh=hint, pattern=self.pattern))
         return problems
+
+    def missing(self) -> FieldProblem:
+        """A required attribute that is absent or blank (blank would clear it)."""
+        return self._problem(E.attr_required)
 
     def _type_ok(self, value: Any) -> bool:
         t = self.type
@@ -245,18 +239,16 @@ class ObjectClass:
         still reported, because that would clear it.
         """
         if not isinstance(attrs, Mapping):
-            return [FieldProblem("attr_type", "", "属性必须是“字段名: 值”形式的对象",
-                                 f"attributes must be an object of field: value, got {type(attrs).__name__}")]
+            return [FieldProblem.of(E.attr_type, "", attr_zh="属性", attr_en="attributes", value_zh="",
+                                    value_en=f"a {type(attrs).__name__}", type_zh="“字段名: 值”形式的对象",
+                                    type_en="an object of field: value")]
         by_field: dict[str, Attribute] = self._by_field  # type: ignore[attr-defined]
         problems: list[FieldProblem] = []
         for attr in self.attributes:
             if attr.field in attrs:
                 problems.extend(attr.check(attrs[attr.field]))
             elif attr.required and not partial:
-                problems.append(FieldProblem(
-                    "attr_required", attr.field,
-                    f"缺少必填属性“{attr.label}”({attr.field})",
-                    f"missing required attribute '{attr.field}' ({attr.label})"))
+                problems.append(attr.missing())
         for key in attrs:
             if key in by_field:
                 continue
@@ -264,10 +256,9 @@ class ObjectClass:
             close = difflib.get_close_matches(shown, list(by_field), n=1) if isinstance(key, str) else []
             hint_zh = f"，是否应为“{close[0]}”（{by_field[close[0]].label}）？" if close else ""
             hint_en = f"; did you mean '{close[0]}'?" if close else ""
-            problems.append(FieldProblem(
-                "attr_unknown", shown,
-                f"未知属性“{shown}”：类“{self.name}”({self.code}) 没有该属性{hint_zh}",
-                f"unknown attribute '{shown}': class {self.code} ({self.name_en}) has no such attribute{hint_en}"))
+            problems.append(FieldProblem.of(E.attr_unknown, shown, key=shown, class_name_zh=self.name,
+                                            class_code=self.code, class_name_en=self.name_en, hint_zh=hint_zh,
+                                            hint_en=hint_en))
         return problems
 
     def to_dict(self) -> dict[str, Any]:

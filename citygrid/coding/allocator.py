@@ -16,12 +16,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from citygrid.coding.scheme import CodeScheme, unified_scheme
+from citygrid.errors import CitygridError, E, ErrorEntry
 
 
-class AllocationError(ValueError):
-    def __init__(self, error_code: str, message_zh: str, message_en: str) -> None:
-        super().__init__(message_en)
-        self.error_code, self.message_zh, self.message_en = error_code, message_zh, message_en
+class AllocationError(CitygridError, ValueError):
+    """Codes cannot be issued; a ValueError too, as it was before it had a catalogue entry and an HTTP status."""
+
+    def __init__(self, entry: ErrorEntry, **params: Any) -> None:
+        super().__init__(entry.problem(**params), entry.kind)
 
 
 def advance(session: Session, division: str, class_code: str, n: int) -> int:
@@ -51,16 +53,12 @@ def allocate(
     """Issue n new codes for (division, class) inside the caller's transaction."""
     scheme = scheme or unified_scheme()
     if n < 1:
-        raise AllocationError("alloc_count", "分配数量必须大于 0", "count must be at least 1")
+        raise AllocationError(E.alloc_count)
     seg = scheme.segment("serial")
     limit = 10**seg.length - 1
     first = advance(session, division, class_code, n)
     if first + n - 1 > limit:
-        raise AllocationError(
-            "alloc_exhausted",
-            f"{division}/{class_code} 的顺序码已用尽（上限 {limit}）",
-            f"serials for {division}/{class_code} are exhausted (limit {limit})",
-        )
+        raise AllocationError(E.alloc_exhausted, division=division, series=class_code, limit=limit)
     prefix = division + class_code
     width = seg.length
     codes = []

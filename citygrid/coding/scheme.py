@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from citygrid.coding.checks import mod11_10
+from citygrid.errors import E, ErrorEntry, Problem
 from citygrid.settings import get_settings
 
 
@@ -31,9 +32,18 @@ class CodeProblem:
     message_en: str
     segment: str | None = None
 
+    @classmethod
+    def of(cls, entry: ErrorEntry, segment: str | None = None, **params: object) -> CodeProblem:
+        p = entry.problem(**params)
+        return cls(p.error_code, p.message_zh, p.message_en, segment)
+
     def to_dict(self) -> dict[str, str | None]:
         return {"error_code": self.error_code, "segment": self.segment,
                 "message_zh": self.message_zh, "message_en": self.message_en}
+
+    def problem(self, field: str | None = None) -> Problem:
+        """As one problem of a request, naming the request's field rather than the segment."""
+        return Problem(self.error_code, self.message_zh, self.message_en, field)
 
 
 @dataclass(frozen=True)
@@ -90,33 +100,24 @@ class CodeScheme:
         """Every reason the code is invalid; empty when valid."""
         problems: list[CodeProblem] = []
         if len(code) != self.length:
-            problems.append(CodeProblem(
-                "code_length", f"代码长度应为 {self.length} 位，实际为 {len(code)} 位",
-                f"code must be {self.length} characters long, got {len(code)}"))
+            problems.append(CodeProblem.of(E.code_length, length=self.length, actual=len(code)))
         bad = sorted({c for c in code if not c.isascii() or not c.isdigit()})
         if bad:
-            problems.append(CodeProblem(
-                "code_characters", f"代码只能包含数字 0-9，发现非法字符：{''.join(bad)}",
-                f"code may contain digits 0-9 only, found: {''.join(bad)}"))
+            problems.append(CodeProblem.of(E.code_characters, chars="".join(bad)))
         if "division" in self.offsets and known_division is not None:
             a, b = self.offsets["division"]
             div = code[a:b]
             if len(div) == b - a and div.isdigit() and not known_division(div):
-                problems.append(CodeProblem(
-                    "code_division_unknown", f"行政区划代码 {div} 不存在", f"unknown division code {div}",
-                    "division"))
+                problems.append(CodeProblem.of(E.code_division_unknown, "division", division=div))
         if "class" in self.offsets and known_class is not None:
             a, b = self.offsets["class"]
             cls = code[a:b]
             if len(cls) == b - a and cls.isdigit() and not known_class(cls):
-                problems.append(CodeProblem(
-                    "code_class_unknown", f"分类代码 {cls} 不在分类目录中", f"unknown class code {cls}", "class"))
+                problems.append(CodeProblem.of(E.code_class_unknown, "class", class_code=cls))
         if self.has_check() and len(code) == self.length and not bad:
             expected = self.check_digit(code[:-1])
             if expected != code[-1]:
-                problems.append(CodeProblem(
-                    "code_check_digit", f"校验码错误：应为 {expected}，实际为 {code[-1]}",
-                    f"check digit mismatch: expected {expected}, got {code[-1]}", "check"))
+                problems.append(CodeProblem.of(E.code_check_digit, "check", expected=expected, actual=code[-1]))
         return problems
 
 

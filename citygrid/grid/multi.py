@@ -7,10 +7,11 @@ import json
 import re
 from typing import Any
 
+import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from citygrid.errors import CitygridError, Problem
+from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import parse_geometry
 
 RESERVED = {"unit", "governance"}
@@ -21,13 +22,11 @@ def import_system(conn: Connection, system: str, fc: Any, code_field: str = "cod
                   crs: str | None = None, base: str = "unit") -> dict[str, Any]:
     """Replace `system`'s cells with the features of a GeoJSON FeatureCollection; map them onto `base`."""
     if not SYSTEM_RE.match(system or "") or system in RESERVED:
-        raise CitygridError.one("system_invalid", "网格体系名称应为小写字母开头的字母、数字、-、_（不能是 unit/governance）",
-                                "system must be a lowercase slug other than unit/governance", "system")
+        raise E.system_invalid("system")
     if not isinstance(fc, dict) or fc.get("type") != "FeatureCollection" or not isinstance(fc.get("features"), list):
-        raise CitygridError.one("geojson_invalid", "需要 GeoJSON FeatureCollection", "a GeoJSON FeatureCollection is required",
-                                "file")
+        raise E.geojson_invalid("file", **detail(None))
     if base not in RESERVED:
-        raise CitygridError.one("base_invalid", "基础网格只能是 unit 或 governance", "base must be unit or governance", "base")
+        raise E.base_invalid("base")
     problems: list[Problem] = []
     rows = []
     seen: set[str] = set()
@@ -35,12 +34,10 @@ def import_system(conn: Connection, system: str, fc: Any, code_field: str = "cod
         props = (f or {}).get("properties") or {}
         code = str(props.get(code_field, "")).strip()
         if not code or len(code) > 24:
-            problems.append(Problem("grid_code_missing", f"第 {i + 1} 个要素缺少网格编码字段 {code_field}",
-                                    f"feature {i + 1} has no {code_field}", code_field, i))
+            problems.append(E.grid_code_missing.problem(code_field, i, n=i + 1, code_field=code_field))
             continue
         if code in seen:
-            problems.append(Problem("grid_code_duplicate", f"网格编码 {code} 重复", f"duplicate grid code {code}",
-                                    code_field, i))
+            problems.append(E.grid_code_duplicate.problem(code_field, i, code=code))
             continue
         seen.add(code)
         try:
@@ -49,8 +46,9 @@ def import_system(conn: Connection, system: str, fc: Any, code_field: str = "cod
             problems += e.problems
             continue
         if g.geom_type not in ("Polygon", "MultiPolygon") or not g.is_valid:
-            problems.append(Problem("geom_type", f"第 {i + 1} 个网格应为有效的面", f"feature {i + 1} must be a valid polygon",
-                                    "geometry", i))
+            actual = g.geom_type if g.is_valid else f"{g.geom_type} ({shapely.is_valid_reason(g)})"
+            problems.append(E.geom_type.problem("geometry", i, expected_zh="有效的面（Polygon 或 MultiPolygon）",
+                                                expected_en="a valid Polygon or MultiPolygon", actual=actual))
             continue
         rows.append({"s": system, "c": code, "n": str(props.get(name_field) or code), "g": g.wkb,
                      "a": json.dumps({k: v for k, v in props.items() if k not in (code_field, name_field)},
@@ -58,7 +56,7 @@ def import_system(conn: Connection, system: str, fc: Any, code_field: str = "cod
     if problems:
         raise CitygridError(problems[:200], "unprocessable")
     if not rows:
-        raise CitygridError.one("geojson_empty", "文件中没有网格", "no grid cells in the file", "file")
+        raise E.geojson_empty("file")
     conn.execute(text("DELETE FROM grid_membership WHERE system=:s"), {"s": system})
     conn.execute(text("DELETE FROM grid WHERE system=:s"), {"s": system})
     conn.execute(text("INSERT INTO grid (code, system, kind, name, attrs, geom) VALUES (:c, :s, 'thematic', :n, "
@@ -81,8 +79,7 @@ def report(conn: Connection, system: str) -> dict[str, Any]:
     """Where the system disagrees with the base: cells crossing communities, overlaps, gaps."""
     n = conn.execute(text("SELECT count(*) FROM grid WHERE system=:s"), {"s": system}).scalar_one()
     if not n:
-        raise CitygridError.one("system_not_found", f"网格体系 {system} 不存在", f"grid system {system} not found",
-                                "system", kind="not_found")
+        raise E.system_not_found("system", system=system)
     crossing = conn.execute(text(
         "SELECT g.code, array_agg(d.code ORDER BY d.code) AS communities FROM grid g JOIN division d ON d.level = 5 "
         "AND d.geom IS NOT NULL AND ST_Intersects(d.geom, g.geom) "

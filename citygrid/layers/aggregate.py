@@ -16,13 +16,19 @@ from sqlalchemy.engine import Connection
 from citygrid.catalog import get_catalog
 from citygrid.db.engine import fetch_tuples
 from citygrid.db.versions import VersionedCache, layer_version
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
 from citygrid.layers.sources import DivisionsLayer, GridSystemLayer, Layer
 
 DIVISION_LEVELS = {"county": (3, "division_code"), "township": (4, "township_code"), "village": (5, "village_code")}
 GRID_KINDS = {"unit_grid": ("unit", "unit_grid"), "gov_grid": ("governance", "gov_grid")}
 K_DEFAULT = 5
+# What `by` may be, for the by_invalid answer: points group by H3 cell or area; area tiles by area only.
+_AREAS = [*GRID_KINDS, *DIVISION_LEVELS]
+_BY_AREAS = {"choices_zh": "、".join(_AREAS[:-1]) + " 或 " + _AREAS[-1],
+             "choices_en": ", ".join(_AREAS[:-1]) + " or " + _AREAS[-1]}
+_BY_POINTS = {"choices_zh": f"h3:0–{STORED_RES}、" + _BY_AREAS["choices_zh"],
+              "choices_en": f"h3:0..{STORED_RES}, " + _BY_AREAS["choices_en"]}
 
 
 def is_personal(class_code: str | None, attr: str | None = None) -> bool:
@@ -33,30 +39,25 @@ def is_personal(class_code: str | None, attr: str | None = None) -> bool:
     return cls.personal or any(a.field == attr and a.level == "L4" for a in cls.attributes)
 
 
-def _err(code: str, zh: str, en: str, field: str) -> CitygridError:
-    return CitygridError.one(code, zh, en, field)
-
-
 def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr: str | None = None,
               stat: str = "count", region: str | None = None, bbox: tuple[float, float, float, float] | None = None,
               k: int = K_DEFAULT, may_see_personal: bool = False, with_geometry: bool = True) -> dict[str, Any]:
     if stat not in ("count", "sum", "avg"):
-        raise _err("stat_invalid", "stat 只能是 count、sum 或 avg", "stat must be count, sum or avg", "stat")
+        raise E.stat_invalid("stat")
     cls = None
     if class_code is not None:
         cls = get_catalog().get(class_code)
         if cls is None:
-            raise _err("class_unknown", f"分类代码 {class_code} 不存在", f"unknown class {class_code}", "class")
+            raise E.class_unknown("class", code=class_code)
     value = "count(*)"
     params: dict[str, Any] = {}
     if stat != "count":
         if not attr or cls is None:
-            raise _err("attr_required", "sum/avg 需要指定 class 和数值属性 attr", "sum/avg need class and a numeric attr",
-                       "attr")
+            raise E.attr_required("attr", attr_zh="参数 class 和 attr（sum/avg 需要分类和它的数值属性）",
+                                  attr_en="class and attr (sum/avg need a class and its numeric attribute)")
         a = next((x for x in cls.attributes if x.field == attr), None)
         if a is None or a.type not in ("integer", "number"):
-            raise _err("attr_not_numeric", f"属性 {attr} 不是 {cls.name} 的数值属性",
-                       f"{attr} is not a numeric attribute of {cls.code}", "attr")
+            raise E.attr_not_numeric("attr", attr=attr, class_name_zh=cls.name, class_code=cls.code)
         params["attr"] = attr
         num = "CASE WHEN jsonb_typeof(o.attrs->:attr) = 'number' THEN (o.attrs->>:attr)::numeric END"
         value = f"{stat}({num})"
@@ -64,17 +65,16 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
         try:
             res = int(by[3:])
         except ValueError as exc:
-            raise _err("by_invalid", f"分组方式 {by} 不正确", f"invalid by={by}", "by") from exc
+            raise E.by_invalid("by", by=by, **_BY_POINTS) from exc
         if not 0 <= res <= STORED_RES:
-            raise _err("by_invalid", f"H3 分辨率应在 0–{STORED_RES} 之间", f"H3 resolution must be 0..{STORED_RES}", "by")
+            raise E.by_invalid("by", by=by, **_BY_POINTS)
         key = parent_sql("o.h3", res)
     elif by in DIVISION_LEVELS:
         key = "o." + DIVISION_LEVELS[by][1]
     elif by in GRID_KINDS:
         key = "o." + GRID_KINDS[by][1]
     else:
-        raise _err("by_invalid", "by 只能是 h3:N、unit_grid、gov_grid、county、township 或 village",
-                   "by must be h3:N, unit_grid, gov_grid, county, township or village", "by")
+        raise E.by_invalid("by", by=by, **_BY_POINTS)
     where = ["o.status = 'active'", f"{key} IS NOT NULL"]
     if class_code:
         where.append("o.class_code = :cls")
@@ -214,8 +214,7 @@ def area_tile(conn: Connection, z: int, x: int, y: int, by: str, class_code: str
                   "(SELECT code FROM areas) AND o.status = 'active' "
                   "AND (CAST(:cls AS text) IS NULL OR o.class_code = :cls) GROUP BY 1")
     else:
-        raise _err("by_invalid", "面状聚合瓦片的 by 只能是 unit_grid、gov_grid、county、township 或 village",
-                   "area tiles need by = unit_grid, gov_grid, county, township or village", "by")
+        raise E.by_invalid("by", by=by, **_BY_AREAS)
     hide = is_personal(class_code) and not may_see_personal
     count = "CASE WHEN c.n < :k THEN NULL ELSE c.n END" if hide else "c.n"
     sql = (

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.db.versions import VersionedCache, layer_version
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.layers import cql2, sources
 from citygrid.layers.sources import Layer
@@ -55,8 +55,7 @@ def parse_crs_uri(value: str | None, field: str) -> int | None:
     if v.isdigit():
         srid = int(v)
     if srid not in SUPPORTED_SRIDS:
-        raise CitygridError.one("crs_unsupported", f"不支持的坐标参考系：{value}",
-                                f"unsupported CRS {value}; supported: CRS84, EPSG:4490, 4326, 4534-4554", field)
+        raise E.crs_unsupported(field, crs=value)
     return srid
 
 
@@ -96,8 +95,7 @@ def _resolve(conn: Connection, cid: str, count: bool = False) -> tuple[Layer, Co
         n = layer.count(conn, at_least_one=not count)
         if n or layer.listed_when_empty:
             return layer, _describe(conn, layer, n)
-    raise CitygridError.one("collection_not_found", f"图层 {cid} 不存在", f"collection {cid} not found", "collectionId",
-                            kind="not_found")
+    raise E.collection_not_found("collectionId", collection=cid)
 
 
 def _bbox(bbox: str | None, srid: int | None, params: dict[str, Any]) -> str | None:
@@ -123,8 +121,7 @@ def _datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
         try:
             d = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise CitygridError.one("datetime_invalid", f"datetime 格式错误：{v}", f"invalid datetime {v!r} (RFC 3339)",
-                                    "datetime") from exc
+            raise E.datetime_invalid("datetime", value=v) from exc
         return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
 
     if "/" in value:
@@ -169,8 +166,7 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
            filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> dict[str, Any]:
     layer, col = _resolve(conn, cid)
     if not 1 <= limit <= MAX_LIMIT:
-        raise CitygridError.one("limit_invalid", f"limit 应在 1 到 {MAX_LIMIT} 之间", f"limit must be 1..{MAX_LIMIT}",
-                                "limit")
+        raise E.limit_invalid("limit", max=MAX_LIMIT)
     out_srid = parse_crs_uri(crs, "crs")
     table, key, geom, props_sql = layer.table, "o.code", layer.geom, layer.props_sql
     base, base_params = layer.where()
@@ -181,14 +177,12 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
     for i, (k, v) in enumerate((props or {}).items()):  # simple equality on a queryable (Part 1 §7.15.9)
         q = queryables.get(k)
         if q is None or q.kind == "geom":
-            raise CitygridError.one("property_unknown", f"属性 {k} 不是该图层的可查询属性",
-                                    f"{k} is not a queryable property of {cid}", k)
+            raise E.property_unknown(k, name=k, collection=cid)
         where.append(f"CAST({q.sql} AS text) = :pv{i}")
         params[f"pv{i}"] = v
     interval = _datetime(datetime_)
     if interval and not layer.valid_time:
-        raise CitygridError.one("datetime_unsupported", f"图层 {cid} 没有有效时间，不能按 datetime 筛选",
-                                f"collection {cid} has no valid time to filter by datetime", "datetime")
+        raise E.datetime_unsupported("datetime", collection=cid)
     if interval:
         start, end = interval
         if end is not None:
@@ -265,8 +259,7 @@ def item(conn: Connection, cid: str, fid: str, crs: str | None = None) -> dict[s
     r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}) AS g, {layer.props_sql}{extra_props} AS p "
                           f"FROM {layer.table} WHERE o.code = :f AND {' AND '.join(where)}"), params | {"f": fid}).first()
     if r is None:
-        raise CitygridError.one("feature_not_found", f"要素 {fid} 不存在", f"feature {fid} not found", "featureId",
-                                kind="not_found")
+        raise E.feature_not_found("featureId", feature=fid)
     props_out = mask_attrs(r.p, personal_fields(col.class_code)) if col.class_code else r.p
     return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": props_out,
             "crs": crs_uri(out_srid)}

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.db.versions import VersionedCache, layer_version
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.layers import sources
 from citygrid.layers.sources import TILE_BUFFER, TILE_EXTENT, Layer
 from citygrid.settings import get_settings
@@ -41,16 +41,14 @@ RENDERS = threading.BoundedSemaphore(get_settings().tile_renders)
 
 def check_tile(z: int, x: int, y: int) -> None:
     if not (0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z):
-        raise CitygridError.one("tile_out_of_range", f"瓦片坐标超出范围：{z}/{x}/{y}",
-                                f"tile {z}/{x}/{y} is outside the tile matrix", "z")
+        raise E.tile_out_of_range("z", z=z, x=x, y=y)
 
 
 def find_layer(conn: Connection, layer_id: str) -> Layer:
     """The layer a tile, TileJSON or style request names, or a coded 404."""
     layer = sources.find(layer_id)
     if layer is None or not layer.exists(conn):
-        raise CitygridError.one("layer_not_found", f"图层 {layer_id} 不存在", f"layer {layer_id} not found", "layer",
-                                kind="not_found")
+        raise E.layer_not_found("layer", layer=layer_id)
     return layer
 
 

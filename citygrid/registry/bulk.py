@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from citygrid.catalog import get_catalog
 from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
-from citygrid.errors import CitygridError, Problem
+from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
@@ -47,8 +47,7 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
         return []
     cls = get_catalog().get(class_code)
     if cls is None:
-        raise CitygridError.one("class_unknown", f"分类代码 {class_code} 不在分类目录中", f"unknown class {class_code}",
-                                "class_code")
+        raise E.class_unknown("class_code", code=class_code)
     if validate:
         problems: list[Problem] = []
         for i, it in enumerate(items):
@@ -75,9 +74,7 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
         sch = component_scheme()
         limit = 10 ** sch.segment("serial").length - 1
         if int(end) - 1 > limit:
-            raise CitygridError.one(
-                "alloc_exhausted", f"部件 {cls.component_code} 在 {county} 的流水号已用尽（上限 {limit}）",
-                f"component serials for {cls.component_code} in {county} are exhausted (limit {limit})", "class_code")
+            raise E.alloc_exhausted("class_code", division=county, series="c" + cls.component_code, limit=limit)
         comp = [sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=first + i)
                 for i in range(len(items))]
     buf = io.StringIO()

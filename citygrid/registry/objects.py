@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
-from citygrid.errors import CitygridError, Problem
+from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry, parse_geometry, to_geojson
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
@@ -43,14 +43,13 @@ class NewObject:
 def _class(code: str, row: int | None = None) -> ObjectClass:
     cls = get_catalog().get(code) if isinstance(code, str) else None
     if cls is None:
-        raise CitygridError.one("class_unknown", f"分类代码 {code} 不在分类目录中", f"unknown class code {code}",
-                                "class_code", row)
+        raise E.class_unknown("class_code", row, code=code)
     return cls
 
 
 def _attr_problems(cls: ObjectClass, attrs: Any, row: int | None, partial: bool = False) -> list[Problem]:
     if not isinstance(attrs, dict):
-        return [Problem("attrs_type", "属性必须是对象（键值对）", "attrs must be an object", "attrs", row)]
+        return [E.attrs_type.problem("attrs", row)]
     return [Problem(p.error_code, p.message_zh, p.message_en, f"attrs.{p.field}", row)
             for p in cls.validate_attrs(attrs, partial=partial)]
 
@@ -61,9 +60,8 @@ def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row:
     if division_code:
         d = divisions.get(conn, division_code)
         if d is None or d.level < 3:
-            raise CitygridError.one(
-                "division_unknown", f"行政区划代码 {division_code} 不存在或不是县级及以下",
-                f"division {division_code} does not exist or is above county level", "division_code", row)
+            raise E.division_unknown("division_code", row, code=division_code, rule_zh="或不是县级及以下",
+                                     rule_en=" or is above county level")
         chain = {a.level: a.code for a in divisions.ancestors(conn, d.code)} | {d.level: d.code}
         county = chain.get(3, d.code[:6])
         inside = conn.execute(
@@ -71,15 +69,11 @@ def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row:
             {"c": d.code if d.level <= 3 else county, "p": rep},
         ).scalar()
         if inside is False:
-            raise CitygridError.one(
-                "geom_outside_division", f"对象位置不在行政区 {d.name}（{county}）范围内",
-                f"object location is outside division {county}", "geometry", row)
+            raise E.geom_outside_division("geometry", row, name_zh=d.name, county=county)
     else:
         county = divisions.containing(conn, rep, 3)
         if county is None:
-            raise CitygridError.one(
-                "division_required", "无法根据位置确定所属县级行政区，请提供 division_code",
-                "cannot place the object in a county from its location; give division_code", "division_code", row)
+            raise E.division_required("division_code", row)
         chain = {3: county}
     township = chain.get(4) or divisions.containing(conn, rep, 4)
     village = chain.get(5) or (divisions.containing(conn, rep, 5) if township else None)
@@ -115,10 +109,9 @@ def _component_code(s: Session, cls: ObjectClass, county: str) -> str | None:
         {"d": county, "c": "c" + cls.component_code},
     ).scalar_one()
     sch = component_scheme()
-    if int(serial) > 10 ** sch.segment("serial").length - 1:
-        raise CitygridError.one(
-            "alloc_exhausted", f"部件 {cls.component_code} 在 {county} 的流水号已用尽",
-            f"component serials for {cls.component_code} in {county} are exhausted", "class_code", kind="conflict")
+    limit = 10 ** sch.segment("serial").length - 1
+    if int(serial) > limit:
+        raise E.alloc_exhausted("class_code", division=county, series="c" + cls.component_code, limit=limit)
     return sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=int(serial))
 
 
@@ -133,8 +126,7 @@ def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[
     except CitygridError as e:
         problems += e.problems
     if obj.name is not None and (not isinstance(obj.name, str) or len(obj.name) > 200):
-        problems.append(Problem("name_invalid", "名称必须是不超过 200 字的文本", "name must be text of at most 200 chars",
-                                "name", row))
+        problems.append(E.name_invalid.problem("name", row, label_zh="名称", max=200, nonempty_zh="", nonempty_en=""))
     if problems:
         raise CitygridError(problems, "unprocessable")
     assert geom is not None
@@ -192,8 +184,7 @@ def _require(conn: Connection, code: str, for_write: bool = True) -> Any:
     r = conn.execute(text("SELECT uid, code, class_code, status, version, division_code FROM city_object "
                           "WHERE code=:c" + (" FOR UPDATE" if for_write else "")), {"c": code}).first()
     if r is None:
-        raise CitygridError.one("object_not_found", f"对象 {code} 不存在", f"object {code} not found", "code",
-                                kind="not_found")
+        raise E.object_not_found("code", code=code)
     return r
 
 
@@ -229,16 +220,14 @@ def update(s: Session, code: str, *, by: str, attrs: dict[str, Any] | None = Non
     conn = s.connection()
     cur = _require(conn, code)
     if cur.status != "active":
-        raise CitygridError.one("object_retired", f"对象 {code} 已注销，不能修改", f"object {code} is retired",
-                                "code", kind="conflict")
+        raise E.object_retired("code", code=code)
     if expected_version is not None and expected_version != cur.version:
-        raise CitygridError.one("version_conflict", f"版本冲突：当前版本为 {cur.version}",
-                                f"version conflict: current version is {cur.version}", "version", kind="conflict")
+        raise E.version_conflict("version", version=cur.version)
     cls = _class(cur.class_code)
     merged = dict(conn.execute(text("SELECT attrs FROM city_object WHERE uid=:u"), {"u": cur.uid}).scalar_one())
     if attrs is not None:
         if not isinstance(attrs, dict):
-            raise CitygridError.one("attrs_type", "属性必须是对象", "attrs must be an object", "attrs")
+            raise E.attrs_type("attrs")
         for k, v in attrs.items():
             if v is None:
                 merged.pop(k, None)
@@ -274,8 +263,7 @@ def retire(s: Session, code: str, *, by: str, reason: str | None = None, op: str
     conn = s.connection()
     cur = _require(conn, code)
     if cur.status != "active":
-        raise CitygridError.one("object_retired", f"对象 {code} 已注销", f"object {code} is already retired", "code",
-                                kind="conflict")
+        raise E.object_retired("code", code=code)
     s.execute(text("UPDATE city_object SET status='retired', valid_to=now(), version=version+1, updated_by=:by, "
                    "updated_at=now() WHERE uid=:u"), {"by": by, "u": cur.uid})
     _history(s, cur.uid, op, by, reason)
@@ -285,8 +273,7 @@ def retire(s: Session, code: str, *, by: str, reason: str | None = None, op: str
 
 def _new_like(cur: Any, part: dict[str, Any], i: int) -> NewObject:
     if not isinstance(part, dict):
-        raise CitygridError.one("part_invalid", f"第 {i + 1} 个部分必须是对象", f"part {i + 1} must be an object",
-                                "parts", i)
+        raise E.part_invalid("parts", i, n=i + 1)
     return NewObject(class_code=part.get("class_code", cur.class_code), geometry=part.get("geometry"),
                      attrs=part.get("attrs", {}), name=part.get("name"),
                      division_code=part.get("division_code"), crs=part.get("crs"))
@@ -296,7 +283,7 @@ def split(s: Session, code: str, parts: list[dict[str, Any]], *, by: str, reason
           ) -> dict[str, Any]:
     """Retire the parent; each part becomes a new object with a new code; lineage parent→children."""
     if not isinstance(parts, list) or len(parts) < 2:
-        raise CitygridError.one("split_parts", "拆分至少需要 2 个部分", "a split needs at least 2 parts", "parts")
+        raise E.split_parts("parts")
     conn = s.connection()
     cur = _require(conn, code)
     retire(s, code, by=by, reason=reason, op="split")
@@ -313,13 +300,11 @@ def merge(s: Session, codes: list[str], result: dict[str, Any], *, by: str, reas
           ) -> dict[str, Any]:
     """Retire every part; the result gets a new code; lineage parts→result."""
     if not isinstance(codes, list) or len(set(codes)) < 2:
-        raise CitygridError.one("merge_parts", "合并至少需要 2 个不同的对象", "a merge needs at least 2 distinct objects",
-                                "codes")
+        raise E.merge_parts("codes")
     conn = s.connection()
     curs = [_require(conn, c) for c in codes]
     if len({c.class_code for c in curs}) > 1 and "class_code" not in (result or {}):
-        raise CitygridError.one("merge_classes", "合并的对象分类不同，请指定结果的 class_code",
-                                "parts have different classes; give class_code for the result", "class_code")
+        raise E.merge_classes("class_code")
     for c in codes:
         retire(s, c, by=by, reason=reason, op="merge")
     merged = create(s, _new_like(curs[0], result, 0), by)
