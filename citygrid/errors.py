@@ -39,14 +39,6 @@ class CitygridError(Exception):
         self.kind = kind
         super().__init__("; ".join(p.message_en for p in self.problems))
 
-    # Still used by citygrid/layers/cql2.py and citygrid/demo/, which others are reshaping right now; their codes
-    # are already in the catalogue. Remove once they raise `E.<code>(...)`.
-    @classmethod
-    def one(cls, error_code: str, zh: str, en: str, field: str | None = None, row: int | None = None,
-            kind: Kind = "invalid") -> CitygridError:
-        """Transitional: raise sites move to catalogue entries (`E.<code>(...)`)."""
-        return cls(Problem(error_code, zh, en, field, row), kind)
-
     # The headline, for callers that handle one problem (CLI messages, per-row results).
     @property
     def error_code(self) -> str:
@@ -190,7 +182,7 @@ class E:
     property_unknown = _e("property_unknown", "属性 {name} 不是图层 {collection} 的可查询属性",
                           "{name} is not a queryable property of {collection}")
     filter_invalid = _e("filter_invalid", "过滤条件无效：{detail_zh}", "invalid filter: {detail_en}")
-    filter_type_mismatch = _e("filter_type_mismatch", "{op} 两侧类型不一致：{kinds_zh}", "{op} compares {kinds_en}")
+    filter_type_mismatch = _e("filter_type_mismatch", "{op} 的类型不一致：{kinds_zh}", "{op} compares {kinds_en}")
     filter_function_unknown = _e("filter_function_unknown", "不支持的函数或运算符：{op}",
                                  "unknown function or operator {op!r}; see the conformance classes at /ogc/conformance")
     filter_property_unknown = _e("filter_property_unknown",

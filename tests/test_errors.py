@@ -17,17 +17,10 @@ from citygrid.errors import E, ErrorEntry, catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "citygrid").rglob("*.py"), *(ROOT / "api").rglob("*.py")])
-# Temporary: these still build errors with CitygridError.one while others move them; their codes are in the
-# catalogue already. Drop each from here as it is converted.
-ON_THE_SHIM = ("citygrid/layers/cql2.py", "citygrid/demo/")
 
 
 def _rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
-
-
-def _on_the_shim(path: Path) -> bool:
-    return _rel(path).startswith(ON_THE_SHIM)
 
 
 def _names(template: str) -> set[str]:
@@ -67,17 +60,8 @@ def _referenced() -> set[str]:
     return used
 
 
-def _still_literal() -> set[str]:
-    """Codes still written as string literals in the files on the shim (temporary)."""
-    found: set[str] = set()
-    for path in SOURCES:
-        if _on_the_shim(path):
-            found |= {c for c in catalogue() if re.search(rf"[\"']{c}[\"']", path.read_text(encoding="utf-8"))}
-    return found
-
-
 def test_every_entry_is_used() -> None:
-    unused = set(catalogue()) - _referenced() - _still_literal()
+    unused = set(catalogue()) - _referenced()
     assert not unused, f"catalogue entries no code raises: {sorted(unused)}"
 
 
@@ -91,7 +75,7 @@ _INLINE = re.compile(r"CitygridError\.one\(|\b(?:Problem|FieldProblem|CodeProble
 
 
 def test_no_inline_error_texts_outside_the_catalogue() -> None:
-    offenders = [f"{_rel(p)}:{i}" for p in SOURCES if _rel(p) != "citygrid/errors.py" and not _on_the_shim(p)
+    offenders = [f"{_rel(p)}:{i}" for p in SOURCES if _rel(p) != "citygrid/errors.py"
                  for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if _INLINE.search(line)]
     assert not offenders
 

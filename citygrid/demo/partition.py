@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.demo.common import DEMO_COUNTY, geom_source, stream
 from citygrid.demo.geometry import lonlat_to_local, polygonal, to_4490, to_local
-from citygrid.errors import CitygridError
+from citygrid.errors import E
 from citygrid.jobs import Progress
 
 SEAT_LONLAT = (114.97, 30.10)  # 大冶 county seat, roughly
@@ -209,8 +209,7 @@ def _read_divisions(s: Session) -> tuple[BaseGeometry, list[Division], list[Divi
     conn = s.connection()
     wkb = conn.execute(text("SELECT ST_AsBinary(geom) FROM division WHERE code=:c"), {"c": DEMO_COUNTY}).scalar()
     if wkb is None:
-        raise CitygridError.one("demo_no_outline", f"区划 {DEMO_COUNTY} 没有边界，请先加载区划数据",
-                                f"division {DEMO_COUNTY} has no outline: load the divisions first", "division")
+        raise E.demo_no_outline("division", county=DEMO_COUNTY)
     towns = [Division(*r) for r in conn.execute(text(
         "SELECT code, name, short_name, kind, parent_code FROM division WHERE parent_code=:c AND level=4 "
         "ORDER BY code"), {"c": DEMO_COUNTY})]
@@ -218,8 +217,7 @@ def _read_divisions(s: Session) -> tuple[BaseGeometry, list[Division], list[Divi
         "SELECT code, name, short_name, kind, parent_code FROM division WHERE level=5 AND parent_code = ANY(:p) "
         "ORDER BY code"), {"p": [t.code for t in towns]})]
     if not towns:
-        raise CitygridError.one("demo_no_townships", f"区划 {DEMO_COUNTY} 没有乡级区划，请先加载区划数据",
-                                f"division {DEMO_COUNTY} has no townships: load the divisions first", "division")
+        raise E.demo_no_townships("division", county=DEMO_COUNTY)
     return shapely.from_wkb(bytes(wkb)), towns, villages
 
 

@@ -19,15 +19,15 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import shape
 
-from citygrid.errors import CitygridError
+from citygrid.errors import CitygridError, E
 from citygrid.layers.cql2.vocab import (
     COMPARISONS,
     DATE,
+    FIELD,
     MAX_DEPTH,
     MAX_PARAMS,
     PARAM_PREFIX,
     SPATIAL,
-    error,
     invalid,
 )
 
@@ -153,8 +153,7 @@ class _Compiler:
             return f"{SPATIAL[lop]}({g1}, {g2})"
         if lop in ("casei", "accenti"):
             raise invalid(f"{op}(…) 不是条件，应与值比较", f"{op}(…) is not a predicate; compare it with a value")
-        raise error("filter_function_unknown", f"不支持的函数或运算符：{op}",
-                   f"unknown function or operator {op!r}; see the conformance classes at /ogc/conformance")
+        raise E.filter_function_unknown(FIELD, op=op)
 
     @staticmethod
     def pattern(node: Any) -> Any:
@@ -231,15 +230,14 @@ class _Compiler:
         known = {"and", "or", "not", "like", "between", "in", "isnull", *COMPARISONS, *SPATIAL}
         if op.lower() in known:
             raise invalid(f"{op} 是条件，不能当作值使用", f"{op} is a predicate, not a value")
-        raise error("filter_function_unknown", f"不支持的函数：{op}", f"unknown function {op!r}")
+        raise E.filter_function_unknown(FIELD, op=op)
 
     def prop(self, name: Any) -> _Val:
         if not isinstance(name, str):
             raise invalid("property 应为字符串", "property must be a string")
         q = self.q.get(name)
         if q is None:
-            raise error("filter_property_unknown", f"属性 {name[:60]} 不是图层 {self.collection} 的可查询属性（见 queryables）",
-                       f"{name[:60]!r} is not a queryable of {self.collection} (see its queryables)")
+            raise E.filter_property_unknown(FIELD, name=name[:60], collection=self.collection)
         return _Val(q.kind, sql=q.sql)
 
     @staticmethod
@@ -258,13 +256,13 @@ class _Compiler:
                 return "date"
         if pair == {"ts", "date"} and (a.kind == "dateLit" or b.kind == "dateLit"):
             return "ts"
-        raise error("filter_type_mismatch", f"{op} 两侧类型不一致：{_KIND_ZH.get(ka, ka)}与{_KIND_ZH.get(kb, kb)}",
-                   f"{op} compares {_KIND_EN.get(ka, ka)} with {_KIND_EN.get(kb, kb)}")
+        raise E.filter_type_mismatch(FIELD, op=op, kinds_zh=f"{_KIND_ZH.get(ka, ka)}与{_KIND_ZH.get(kb, kb)}",
+                                     kinds_en=f"{_KIND_EN.get(ka, ka)} with {_KIND_EN.get(kb, kb)}")
 
     def common_all(self, a: _Val, others: list[_Val], op: str) -> str:
         kinds = {self.common(a, b, op) for b in others}
         if len(kinds) != 1:
-            raise error("filter_type_mismatch", f"{op} 的各个值类型不一致", f"the values of {op} are of different types")
+            raise E.filter_type_mismatch(FIELD, op=op, kinds_zh="各个值不是同一类型", kinds_en="values of different types")
         return kinds.pop()
 
     def bind(self, v: _Val, kind: str) -> str:
@@ -367,14 +365,14 @@ def _check_coordinates(g: Any, src: int) -> None:
     xy = shapely.get_coordinates(g)
     if _geographic(src):
         if ((abs(xy[:, 0]) > 180) | (abs(xy[:, 1]) > 90)).any():
-            raise error("filter_invalid", "过滤条件无效：经纬度超出范围（注意 filter-crs 的轴顺序）",
-                       "invalid filter: longitude/latitude out of range (mind the axis order of filter-crs)")
+            raise invalid("经纬度超出范围（注意 filter-crs 的轴顺序）",
+                          "longitude/latitude out of range (mind the axis order of filter-crs)")
     if src != 4490:
         lon, lat = _to_cgcs2000(src).transform(xy[:, 0], xy[:, 1])
         ok = all(math.isfinite(v) for v in list(lon) + list(lat))
         if not ok or any(abs(v) > 180 for v in lon) or any(abs(v) > 90 for v in lat):
-            raise error("filter_invalid", "过滤条件无效：坐标无法转换到 CGCS2000（检查 filter-crs）",
-                       "invalid filter: coordinates cannot be transformed to CGCS2000 (check filter-crs)")
+            raise invalid("坐标无法转换到 CGCS2000（检查 filter-crs）",
+                          "coordinates cannot be transformed to CGCS2000 (check filter-crs)")
 
 
 

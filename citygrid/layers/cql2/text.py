@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from citygrid.errors import CitygridError
+from citygrid.errors import CitygridError, E
 from citygrid.layers.cql2.vocab import (
     COMPARISONS,
     GEOMETRY_TYPES,
     MAX_DEPTH,
     MAX_FILTER_CHARS,
     SPATIAL,
-    error,
     invalid,
 )
 
@@ -357,8 +356,7 @@ def parse(filter_: str, lang: str | None) -> Any:
     """The CQL2 JSON tree of a filter in either encoding."""
     lang_ = (lang or "cql2-text").strip().lower()
     if lang_ not in ("cql2-text", "cql2-json"):
-        raise error("filter_lang_unsupported", f"不支持的 filter-lang：{lang[:40] if lang else ''}（可用 cql2-text、cql2-json）",
-                   f"unsupported filter-lang {lang!r}; use cql2-text or cql2-json", "filter-lang")
+        raise E.filter_lang_unsupported("filter-lang", lang=lang[:40] if lang else "")
     if not filter_.strip():
         raise invalid("过滤条件为空", "empty filter")
     if len(filter_) > MAX_FILTER_CHARS:

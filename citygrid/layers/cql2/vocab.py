@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from citygrid.errors import CitygridError
+from citygrid.errors import CitygridError, E
 
 MAX_FILTER_CHARS = 20_000
 MAX_DEPTH = 60
@@ -24,10 +24,7 @@ GEOMETRY_TYPES = {"point": "Point", "linestring": "LineString", "polygon": "Poly
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def error(code: str, zh: str, en: str, field: str = FIELD) -> CitygridError:
-    return CitygridError.one(code, zh, en, field)
-
-
 def invalid(zh: str, en: str) -> CitygridError:
-    return error("filter_invalid", f"过滤条件无效：{zh}", f"invalid filter: {en}")
+    """`filter_invalid` with what is wrong, in both languages (the parser and compiler have many such details)."""
+    return E.filter_invalid(FIELD, detail_zh=zh, detail_en=en)
 
