@@ -90,6 +90,13 @@ def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
     return dict(mapping(geom))
 
 
+def bbox_condition(column: str, bbox: tuple[float, float, float, float], params: dict[str, Any]) -> str:
+    """`column && envelope` in EPSG:4490 over bound parameters (`:x0 … :y1`, added to `params`): one statement text
+    for every bbox, so PostgreSQL plans it once."""
+    params |= dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True))
+    return f"{column} && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
+
+
 def parse_bbox(value: str | None, field: str = "bbox") -> tuple[float, float, float, float] | None:
     """`minx,miny,maxx,maxy` → a tuple, or a coded 4xx naming the field."""
     if not value:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -257,32 +257,35 @@ def _parse_attribute(ck: _Checker, raw: Any, path: str, levels: dict[str, str]) 
         ck.error(f"{path}.min", f"min {bounds['min']} is greater than max {bounds['max']}", raw, "min")
         ok = False
 
-    max_length = raw.get("max_length")
-    if max_length is not None:
-        if typ is not None and typ != "string":
-            ck.error(f"{path}.max_length", f"'max_length' is only allowed with type string, not '{typ}'",
-                     raw, "max_length")
-            ok = False
-        elif not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-            ck.error(f"{path}.max_length", f"must be a positive integer, got {_describe(max_length)}",
-                     raw, "max_length")
-            ok = False
+    def string_only(key: str, problem: Callable[[Any], str | None]) -> Any:
+        """A constraint only strings take (`max_length`, `pattern`): its value, None when absent, False once reported."""
+        value = raw.get(key)
+        if value is None:
+            return None
+        why = (f"'{key}' is only allowed with type string, not '{typ}'" if typ is not None and typ != "string"
+               else problem(value))
+        if why:
+            ck.error(f"{path}.{key}", why, raw, key)
+            return False
+        return value
 
-    pattern = raw.get("pattern")
-    if pattern is not None:
-        if typ is not None and typ != "string":
-            ck.error(f"{path}.pattern", f"'pattern' is only allowed with type string, not '{typ}'",
-                     raw, "pattern")
-            ok = False
-        elif not isinstance(pattern, str):
-            ck.error(f"{path}.pattern", f"must be a string, got {_describe(pattern)}", raw, "pattern")
-            ok = False
-        else:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                ck.error(f"{path}.pattern", f"invalid regular expression {pattern!r}: {exc}", raw, "pattern")
-                ok = False
+    def bad_length(v: Any) -> str | None:
+        ok_ = isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        return None if ok_ else f"must be a positive integer, got {_describe(v)}"
+
+    def bad_pattern(v: Any) -> str | None:
+        if not isinstance(v, str):
+            return f"must be a string, got {_describe(v)}"
+        try:
+            re.compile(v)
+        except re.error as exc:
+            return f"invalid regular expression {v!r}: {exc}"
+        return None
+
+    max_length = string_only("max_length", bad_length)
+    pattern = string_only("pattern", bad_pattern)
+    if max_length is False or pattern is False:
+        ok = False
 
     level = raw.get("level", DEFAULT_LEVEL)
     if level not in levels:

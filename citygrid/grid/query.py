@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from citygrid.geo import bbox_condition
+
 
 @dataclass
 class Cell:
@@ -32,8 +34,7 @@ def features(conn: Connection, system: str, division: str | None = None,
         where.append("(division_code LIKE :d OR code LIKE :d)")
         params["d"] = division + "%"
     if box:
-        where.append("geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)")
-        params |= dict(zip(("x0", "y0", "x1", "y1"), box, strict=True))
+        where.append(bbox_condition("geom", box, params))
     rows = conn.execute(text(f"SELECT code, system, kind, name, division_code, households, attrs, "
                              f"ST_AsGeoJSON(geom, 7) g FROM grid WHERE {' AND '.join(where)} ORDER BY code LIMIT :l"),
                         params).all()

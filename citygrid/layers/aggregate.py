@@ -17,6 +17,7 @@ from citygrid.catalog import get_catalog
 from citygrid.db.engine import fetch_tuples
 from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
+from citygrid.geo import bbox_condition
 from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
 from citygrid.layers.sources import DivisionsLayer, GridSystemLayer, Layer
 
@@ -83,8 +84,7 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
         where.append("(o.division_code = :rg OR o.township_code = :rg OR o.village_code = :rg)")
         params["rg"] = region
     if bbox:
-        where.append("o.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)")
-        params |= dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True))
+        where.append(bbox_condition("o.geom", bbox, params))
     counted = _counts_sql(by, class_code) if stat == "count" and not region and not bbox else None
     if counted is not None:  # exact counts kept by triggers (migration 0010), not a pass over every object
         # plain tuples from the driver: SQLAlchemy rows cost more than the query for 20k unit grids

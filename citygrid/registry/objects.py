@@ -21,7 +21,7 @@ from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
 from citygrid.errors import CitygridError, E, Problem
-from citygrid.geo import check_geometry, parse_geometry, to_geojson
+from citygrid.geo import bbox_condition, check_geometry, parse_geometry, to_geojson
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
 from citygrid.regions import query as divisions
@@ -200,8 +200,7 @@ def query(conn: Connection, *, class_code: str | None = None, division: str | No
         where.append("(o.division_code=:d OR o.township_code=:d OR o.village_code=:d OR o.division_code LIKE :dp)")
         params |= {"d": division, "dp": division + "%"}
     if bbox:
-        where.append("o.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)")
-        params |= dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True))
+        where.append(bbox_condition("o.geom", bbox, params))
     if status:
         where.append("o.status=:st")
         params["st"] = status
