@@ -85,20 +85,20 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
             _esc(by),
         ]) + "\n")
     raw = s.connection().connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy("COPY city_object (uid, code, class_code, division_code, township_code, village_code, "
-                      "component_code, name, geom, h3, attrs, created_by, updated_by) FROM STDIN") as cp:
-            cp.write(buf.getvalue())
-        cur.execute(
-            "INSERT INTO city_object_history (uid, version, code, op, name, geom, attrs, status, division_code, "
-            "changed_by, changed_at) SELECT uid, version, code, 'create', name, geom, attrs, status, division_code, "
-            "created_by, created_at FROM city_object WHERE code = ANY(%s)", (codes,))
-        cur.execute("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE %s)", (county + "%",))
-        if cur.fetchone()[0]:  # grids exist: every object knows its grids from the moment it is written
-            assign_objects(s.connection(), codes=codes)
-        cur.execute("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' FROM unnest(%s::text[]) c",
-                    (codes,))
-        cur.execute("INSERT INTO audit_log (principal, action, target, detail) VALUES (%s, 'bulk_create', %s, %s)",
-                    (by, class_code, json.dumps({"count": len(codes), "county": county, "batch": batch,
-                                                  "first": codes[0], "last": codes[-1]})))
+    with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+            "COPY city_object (uid, code, class_code, division_code, township_code, village_code, "
+            "component_code, name, geom, h3, attrs, created_by, updated_by) FROM STDIN") as cp:
+        cp.write(buf.getvalue())
+    s.execute(text(
+        "INSERT INTO city_object_history (uid, version, code, op, name, geom, attrs, status, division_code, "
+        "changed_by, changed_at) SELECT uid, version, code, 'create', name, geom, attrs, status, division_code, "
+        "created_by, created_at FROM city_object WHERE code = ANY(:codes)"), {"codes": codes})
+    if s.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE :p)"), {"p": county + "%"}).scalar_one():
+        assign_objects(s.connection(), codes=codes)  # grids exist: every object knows its grids from the start
+    s.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' FROM unnest(CAST(:codes AS text[])) c"),
+              {"codes": codes})
+    s.execute(text("INSERT INTO audit_log (principal, action, target, detail) "
+                   "VALUES (:by, 'bulk_create', :cls, CAST(:d AS jsonb))"),
+              {"by": by, "cls": class_code, "d": json.dumps({"count": len(codes), "county": county, "batch": batch,
+                                                            "first": codes[0], "last": codes[-1]})})
     return codes
