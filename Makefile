@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 run: setup
-	.venv/bin/citygrid serve
+	CITYGRID_DEMO=1 .venv/bin/citygrid serve
 
 test:
 	CITYGRID_SETUP_TEST=1 bash scripts/setup.sh

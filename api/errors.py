@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citygrid.errors import CitygridError, E, ErrorEntry, Problem, catalogue
 
-STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "unprocessable": 422}
+STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
+          "unprocessable": 422, "too_many": 429}
 
 # The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
@@ -66,7 +67,12 @@ def _validation_problem(e: dict[str, Any]) -> Problem:
 def install(app: FastAPI) -> None:
     @app.exception_handler(CitygridError)
     async def _domain(_: Request, exc: CitygridError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400))
+        headers = {}
+        if exc.kind == "unauthenticated":  # RFC 6750: say which scheme would have worked
+            headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

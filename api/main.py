@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import errors, web
-from api.routers import address, aggregate, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
+from api.routers import address, aggregate, auth, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 from citygrid.db.health import loaded
@@ -45,7 +45,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         lifespan=lifespan,
     )
     errors.install(app)
-    for r in (divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
+    for r in (auth.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
               address.router, grids.router):
         app.include_router(r)
 

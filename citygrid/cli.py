@@ -158,8 +158,150 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
         from citygrid.regions.load import load_divisions as load
 
         load(prepare(url))
+    if demo:
+        _print_demo_principals(url)
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
     uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+
+
+def _print_demo_principals(url: str) -> None:
+    from rich.table import Table
+
+    from citygrid.db.engine import engine_for
+    from citygrid.demo.principals import demo_principals
+
+    people = demo_principals(engine_for(url))
+    if not s_demo():
+        console.print("[yellow]演示账户已创建，但 CITYGRID_DEMO 未开启，它们无法登录 / demo principals exist but "
+                      "only work with CITYGRID_DEMO=1 (make run sets it)[/yellow]")
+        return
+    t = Table(title="演示账户 / demo principals (POST /auth/token, or Authorize in /docs)")
+    for col in ("username", "password", "role", "clearance"):
+        t.add_column(col)
+    for p in people:
+        roles = ", ".join(r["role"] + (f":{r['department']}" if r["department"] else "")
+                          + (f"@{r['division']}" if r["division"] else "") for r in p["roles"])
+        t.add_row(p["username"], p["password"], roles, p["clearance"] + (" +personal" if p["personal"] else ""))
+    console.print(t)
+
+
+def s_demo() -> bool:
+    return get_settings().demo
+
+
+# --- principals and keys --------------------------------------------------------------------------------------
+principal_app = typer.Typer(help="People and department systems that may call citygrid.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys of department systems (shown once, stored hashed).", no_args_is_help=True)
+keys_app = typer.Typer(help="The keyring that signs tokens and encrypts personal fields.", no_args_is_help=True)
+app.add_typer(principal_app, name="principal")
+app.add_typer(key_app, name="key")
+app.add_typer(keys_app, name="keys")
+
+
+def _engine():  # noqa: ANN202
+    from citygrid.db.bootstrap import prepare
+    from citygrid.db.engine import database_url
+
+    return prepare(database_url())
+
+
+def _fail(exc: Exception) -> None:
+    from citygrid.errors import CitygridError
+
+    if isinstance(exc, CitygridError):
+        console.print(f"[red]✗[/red] {exc.error_code}: {exc.message_zh} / {exc.message_en}")
+        raise typer.Exit(2) from exc
+    raise exc
+
+
+@principal_app.command("add")
+def principal_add(username: str, kind: str = typer.Option("user", help="user (a person) or service (a system)"),
+                  role: list[str] = typer.Option([], help="role[:department][@division], repeatable"),
+                  clearance: str = typer.Option("L2", help="highest attribute level readable: L1..L4"),
+                  personal: bool = typer.Option(False, help="may read personal fields (names, ID numbers, phones)"),
+                  display_name: str | None = typer.Option(None)) -> None:
+    """Add a principal; a person is asked for a password."""
+    from citygrid.security import credentials
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True) if kind == "user" else None
+    try:
+        grants = [credentials.parse_grant(r) for r in role]
+        with _engine().begin() as c:
+            pid = credentials.add_principal(c, username, kind=kind, password=password, grants=grants,
+                                            clearance=clearance, personal=personal, display_name=display_name, by="cli")
+    except Exception as exc:  # noqa: BLE001 - coded errors are printed, others raised
+        _fail(exc)
+        return
+    console.print(f"added {username} ({pid})")
+
+
+@principal_app.command("list")
+def principal_list() -> None:
+    """Every principal with its roles, clearance and state."""
+    from citygrid.security import credentials
+
+    with _engine().connect() as c:
+        console.print_json(json.dumps(credentials.list_principals(c), ensure_ascii=False, default=str))
+
+
+@principal_app.command("disable")
+def principal_disable(username: str, enable: bool = typer.Option(False, help="enable again instead")) -> None:
+    """Disable a principal: its tokens and keys stop working at once."""
+    from citygrid.security import credentials
+
+    try:
+        with _engine().begin() as c:
+            credentials.set_disabled(c, username, not enable)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    console.print(f"{username}: {'enabled' if enable else 'disabled'}")
+
+
+@key_app.command("create")
+def key_create(username: str, name: str = typer.Option(..., help="what the key is for"),
+               expires_days: int | None = typer.Option(None)) -> None:
+    """Create an API key for a principal; the key is printed once and never again."""
+    from citygrid.security import credentials
+
+    try:
+        with _engine().begin() as c:
+            k = credentials.create_api_key(c, username, name, expires_days)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    console.print(f"API key for {username} ({name}), id {k['id']}; store it now, it is not shown again:")
+    print(k["key"])
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: str) -> None:
+    """Revoke an API key by its id."""
+    from citygrid.security import credentials
+
+    try:
+        with _engine().begin() as c:
+            credentials.revoke_api_key(c, key_id)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    console.print(f"revoked {key_id}")
+
+
+@key_app.command("list")
+def key_list() -> None:
+    """API keys (ids, owners, last use; never the secrets)."""
+    from citygrid.security import credentials
+
+    with _engine().connect() as c:
+        console.print_json(json.dumps(credentials.list_api_keys(c), ensure_ascii=False, default=str))
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new active key to the keyring; tokens and data under older keys keep working."""
+    from citygrid.security.keys import keyring_path, rotate
+
+    ring = rotate()
+    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()})")
 
 
 @app.command("geocode-file")

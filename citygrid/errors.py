@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from string import Formatter
 from typing import Any, Literal
 
-Kind = Literal["invalid", "not_found", "conflict", "unprocessable"]
+Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many"]
 
 
 @dataclass
@@ -34,9 +34,11 @@ class Problem:
 class CitygridError(Exception):
     """One or more problems with a request; `problems[0]` is the headline."""
 
-    def __init__(self, problems: list[Problem] | Problem, kind: Kind = "invalid") -> None:
+    def __init__(self, problems: list[Problem] | Problem, kind: Kind = "invalid",
+                 retry_after: int | None = None) -> None:
         self.problems = problems if isinstance(problems, list) else [problems]
         self.kind = kind
+        self.retry_after = retry_after  # seconds, for answers a caller should retry later (429, 503)
         super().__init__("; ".join(p.message_en for p in self.problems))
 
     # The headline, for callers that handle one problem (CLI messages, per-row results).
@@ -75,8 +77,9 @@ class ErrorEntry:
     def problem(self, field: str | None = None, row: int | None = None, **params: Any) -> Problem:
         return Problem(self.code, self.zh.format(**params), self.en.format(**params), field, row)
 
-    def __call__(self, field: str | None = None, row: int | None = None, **params: Any) -> CitygridError:
-        return CitygridError(self.problem(field, row, **params), self.kind)
+    def __call__(self, field: str | None = None, row: int | None = None, retry_after: int | None = None,
+                 **params: Any) -> CitygridError:
+        return CitygridError(self.problem(field, row, **params), self.kind, retry_after)
 
 
 def detail(zh: str | None, en: str | None = None) -> dict[str, str]:
@@ -237,6 +240,28 @@ class E:
     column_missing = _e("column_missing", "找不到地址列{column_zh}，现有列：{columns_zh}（可用 column 参数指定）",
                         "no address column{column_en} in the header {columns_en} (name one with column=)")
     format_invalid = _e("format_invalid", "format 只能是 csv、xlsx 或 geojson", "format must be csv, xlsx or geojson")
+
+    # --- security: who is calling and what they may do (citygrid/security/) ------------------------------------
+    unauthenticated = _e("unauthenticated", "需要登录：{action_zh}需要身份凭证（Bearer 令牌或 API 密钥）",
+                         "authentication required: {action_en} needs credentials (a bearer token or an API key)",
+                         "unauthenticated")
+    forbidden = _e("forbidden", "无权操作：{why_zh}", "forbidden: {why_en}", "forbidden")
+    login_failed = _e("login_failed", "用户名或密码错误", "wrong username or password", "unauthenticated")
+    account_locked = _e("account_locked", "登录失败次数过多，账户已锁定，请 {minutes} 分钟后再试",
+                        "too many failed logins: the account is locked, try again in {minutes} min", "too_many")
+    token_invalid = _e("token_invalid", "身份凭证无效（令牌或 API 密钥错误、已吊销或已停用）",
+                       "invalid credentials (token or API key wrong, revoked or disabled)", "unauthenticated")
+    token_expired = _e("token_expired", "令牌已过期，请重新登录", "the token has expired: log in again",
+                       "unauthenticated")
+    password_weak = _e("password_weak", "密码至少 {n} 个字符", "the password needs at least {n} characters")
+    grant_invalid = _e("grant_invalid", "角色写法不正确：{spec}（如 admin、department:natural_resources@420281、"
+                       "cadre@420281001001）", "malformed role {spec} (e.g. admin, department:natural_resources@420281, "
+                       "cadre@420281001001)")
+    principal_exists = _e("principal_exists", "用户 {username} 已存在", "principal {username} already exists", "conflict")
+    principal_not_found = _e("principal_not_found", "用户 {username} 不存在", "principal {username} not found",
+                             "not_found")
+    api_key_not_found = _e("api_key_not_found", "API 密钥 {key} 不存在或已吊销", "API key {key} not found or revoked",
+                           "not_found")
 
     # --- demo data: the generated demonstration county ---------------------------------------------------------
     demo_no_outline = _e("demo_no_outline", "区划 {county} 没有边界，请先加载区划数据",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,12 +37,24 @@ class Settings(BaseSettings):
     # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs (0: CPU count)
     tile_renders: int = Field(0, ge=0)
 
+    # --- security (citygrid/security/) ---
+    demo: bool = Field(False, description="the demo principals' credentials work only when this is on (make run)")
+    keyring: str | None = Field(None, repr=False, description="keyring JSON (else keyring_file), see security/keys.py")
+    keyring_file: Path | None = Field(None, description="default <data_dir>/keyring.json, created 0600")
+    token_minutes: int = Field(30, ge=1, le=24 * 60, description="lifetime of a login's bearer token")
+    token_issuer: str = "citygrid"
+    token_audience: str = "citygrid-api"
+    login_max_failures: int = Field(5, ge=1, description="failed logins in a row before the account locks")
+    login_lock_minutes: int = Field(15, ge=1)
+    public_clearance: Literal["L1", "L2", "L3"] = Field(
+        "L1", description="highest catalog level anonymous callers see (L1 公开; a county publishing L2 raises it)")
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return v or None
 
-    @field_validator("data_dir", "schemas_dir", "npm_dir", "shared_data")
+    @field_validator("data_dir", "schemas_dir", "npm_dir", "shared_data", "keyring_file")
     @classmethod
     def _absolute(cls, v: Path | None) -> Path | None:
         return v.resolve() if v is not None else None

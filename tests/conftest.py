@@ -22,6 +22,8 @@ from citygrid.db.engine import engine_for
 from citygrid.regions.load import load_divisions
 
 ROOT = Path(__file__).resolve().parents[1]
+# Tests sign tokens and hash keys with their own keyring, never the developer's (.citygrid/keyring.json).
+os.environ.setdefault("CITYGRID_KEYRING_FILE", str(ROOT / ".citygrid-test" / "keyring.json"))
 TEMPLATE = "citygrid_tmpl"
 TEST_DB = f"citygrid_test_{os.getpid()}"  # one per pytest process, so parallel runs never clobber each other
 

@@ -31,7 +31,7 @@ DEPARTMENTS_FILE = "departments.yaml"
 CLASSES_FILE = "classes.yaml"
 
 CLASS_KEYS = ("code", "name", "name_en", "geometry", "department", "component_code", "update_period_days",
-              "include", "attributes", "note", "personal")
+              "include", "attributes", "note", "personal", "public")
 CLASS_REQUIRED = ("code", "name", "name_en", "geometry", "department", "update_period_days")
 ATTRIBUTE_KEYS = ("field", "label", "type", "required", "enum", "min", "max", "unit", "max_length", "pattern",
                   "level", "description")
@@ -512,6 +512,10 @@ def _parse_class(ck: _Checker, item: _Map, p: str, *, departments: dict[str, Dep
     if not isinstance(personal, bool):
         ck.error(f"{p}.personal", f"must be true or false, got {_describe(personal)}", item, "personal")
         personal = False
+    public = item.get("public", True)
+    if not isinstance(public, bool):
+        ck.error(f"{p}.public", f"must be true or false, got {_describe(public)}", item, "public")
+        public = True
 
     includes: list[str] = []
     attributes: list[Attribute] = []
@@ -560,7 +564,7 @@ def _parse_class(ck: _Checker, item: _Map, p: str, *, departments: dict[str, Dep
     return ObjectClass(
         code=code, name=name, name_en=name_en, geometry=geometry, department=department,
         attributes=attributes, major_name=majors[code[:2]], middle_name=middles[code[:4]],
-        component_code=component_code, update_period_days=period, note=note, includes=includes, personal=personal,
+        component_code=component_code, update_period_days=period, note=note, includes=includes, personal=personal, public=public,
     )
 
 

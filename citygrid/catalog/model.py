@@ -207,6 +207,8 @@ class ObjectClass:
     includes: list[str] = field(default_factory=list)
     # Objects of this class describe people or households: aggregates suppress small groups (k-anonymity).
     personal: bool = False
+    # False keeps the class out of public collections, tiles and aggregates (classified objects such as 人防工事)
+    public: bool = True
     major: str = field(init=False)
     middle: str = field(init=False)
     minor: str = field(init=False)
@@ -268,7 +270,7 @@ class ObjectClass:
             "major_name": self.major_name, "middle_name": self.middle_name,
             "name": self.name, "name_en": self.name_en, "geometry": self.geometry,
             "department": self.department.to_dict(), "component_code": self.component_code,
-            "update_period_days": self.update_period_days, "note": self.note, "personal": self.personal,
+            "update_period_days": self.update_period_days, "note": self.note, "personal": self.personal, "public": self.public,
             "includes": list(self.includes), "attributes": [a.to_dict() for a in self.attributes],
         }
 

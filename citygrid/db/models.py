@@ -61,6 +61,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -273,6 +274,70 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(Text, nullable=False)
     target: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+
+
+class Principal(Base):
+    """A person (user: password, short-lived tokens) or a department system (service: API keys) that calls citygrid
+    (citygrid/security/credentials.py, migration 0012)."""
+
+    __tablename__ = "principal"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    username: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id
+    clearance: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'L2'::text"))
+    personal: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    demo: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint("kind IN ('user', 'service')", name="principal_kind_check"),
+        CheckConstraint("username ~ '^[A-Za-z0-9_.@-]{2,64}$'", name="principal_username_check"),
+        CheckConstraint("clearance IN ('L1', 'L2', 'L3', 'L4')", name="principal_clearance_check"),
+    )
+
+
+class PrincipalRole(Base):
+    """One role of a principal with its scope: a division prefix and, for departments, the department whose
+    catalog classes it owns (citygrid/security/principal.py)."""
+
+    __tablename__ = "principal_role"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principal.id", ondelete="CASCADE"),
+                                                    nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    division: Mapped[str | None] = mapped_column(Text)
+    department: Mapped[str | None] = mapped_column(Text, ForeignKey("department.id"))
+    classes: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    __table_args__ = (
+        CheckConstraint("role IN ('cadre', 'reviewer', 'department', 'admin')", name="principal_role_role_check"),
+        CheckConstraint("division ~ '^[0-9]{2,12}$'", name="principal_role_division_check"),
+        CheckConstraint("role <> 'department' OR department IS NOT NULL OR classes IS NOT NULL",
+                        name="principal_role_check"),
+        CheckConstraint("role NOT IN ('cadre', 'reviewer') OR division IS NOT NULL", name="principal_role_check1"),
+        Index("principal_role_principal_idx", "principal_id"),
+    )
+
+
+class ApiKey(Base):
+    """A department system's API key, stored as a keyed HMAC of its secret (`hash_kid` names the keyring key)."""
+
+    __tablename__ = "api_key"
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principal.id", ondelete="CASCADE"),
+                                                    nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    hash_kid: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("api_key_principal_idx", "principal_id"),)
 
 
 class Job(Base):
