@@ -260,6 +260,14 @@ class E:
     principal_exists = _e("principal_exists", "用户 {username} 已存在", "principal {username} already exists", "conflict")
     principal_not_found = _e("principal_not_found", "用户 {username} 不存在", "principal {username} not found",
                              "not_found")
+    block_too_large = _e("block_too_large", "一次最多预留 {limit} 个代码，请求了 {n} 个",
+                         "at most {limit} codes may be reserved in one call, {n} were asked for")
+    quota_exceeded = _e("quota_exceeded", "24 小时内最多预留 {limit} 个代码（已预留 {used} 个），请约 {minutes} 分钟后再试",
+                        "at most {limit} codes may be reserved in 24 hours ({used} reserved): try again in about "
+                        "{minutes} min", "too_many")
+    attr_withheld = _e("attr_withheld", "属性 {attr} 是 {level} 级数据，超出您的密级，不能用于筛选或统计",
+                       "{attr} is {level} data, above your clearance: it cannot be filtered or aggregated",
+                       "forbidden")
     api_key_not_found = _e("api_key_not_found", "API 密钥 {key} 不存在或已吊销", "API key {key} not found or revoked",
                            "not_found")
 

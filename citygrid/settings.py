@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     login_lock_minutes: int = Field(15, ge=1)
     public_clearance: Literal["L1", "L2", "L3"] = Field(
         "L1", description="highest catalog level anonymous callers see (L1 公开; a county publishing L2 raises it)")
+    k_anonymity: int = Field(5, ge=2, description="aggregates counting persons or households hide groups below k")
+    code_block_max: int = Field(10_000, ge=1, description="codes one non-admin call may reserve (POST /codes/blocks)")
+    code_block_daily: int = Field(200_000, ge=1, description="codes a non-admin principal may reserve in 24 h")
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -23,7 +23,7 @@ may read; reading personal information (L4 person fields: names, ID numbers, pho
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Role = Literal["cadre", "reviewer", "department", "admin"]
@@ -90,3 +90,9 @@ class Principal:
 ANONYMOUS = Principal(kind="anonymous", name="anonymous", clearance="L1")
 # The process acting on its own (CLI loads, the demo generator, migrations): every right, recorded as "system".
 SYSTEM = Principal(kind="system", name="system", clearance="L4", personal=True, via="process")
+
+
+def system_as(name: str) -> Principal:
+    """The process acting on its own under a name of its own, so history says which process wrote (the demo
+    generator, an import, a test): every right, like `SYSTEM`."""
+    return replace(SYSTEM, name=name)
