@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.errors import E
-from citygrid.security import credentials, tokens
+from citygrid.security import credentials, rules, tokens
 from citygrid.security.credentials import API_KEY_PREFIX
 from citygrid.security.principal import ANONYMOUS, Principal
 
@@ -55,9 +55,11 @@ def current_principal(request: Request, token: str | None = Depends(_bearer),
     return p
 
 
-def principal(p: Principal = Depends(current_principal)) -> str:
-    """The caller's name, for history and audit (the `X-Citygrid-User` header is no longer believed)."""
-    return p.name
+def acting_principal(p: Principal = Depends(current_principal)) -> Principal:
+    """The caller of a route that writes (or does bulk work). Anonymous callers get their 401 here, before the
+    body is even validated: `rules.require_login` decides, the core checks every other right itself."""
+    rules.require_login(p, "写入或批量操作", "writing or bulk work")
+    return p
 
 
 def not_modified(request: Request, etag: str) -> bool:

@@ -7,7 +7,9 @@ Loading every division of China takes most of a minute, so it is done once into 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -20,6 +22,8 @@ from citygrid.db.bootstrap import prepare
 from citygrid.db.cluster import Cluster
 from citygrid.db.engine import engine_for
 from citygrid.regions.load import load_divisions
+from citygrid.security import credentials
+from citygrid.security.principal import Grant
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tests sign tokens and hash keys with their own keyring, never the developer's (.citygrid/keyring.json).
@@ -97,6 +101,48 @@ def client(database_url: str) -> Iterator[TestClient]:
 
     with TestClient(create_app(database_url)) as c:
         yield c
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A principal made for a test: its name (the author history records) and the headers to call as it."""
+
+    name: str
+    headers: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def caller(engine: Engine) -> Callable[..., Caller]:
+    """A new principal with these grants (`role[:department][@division]` or `Grant`), calling with an API key
+    (no password hashing per test)."""
+    def make(*grants: str | Grant, clearance: str = "L2", personal: bool = False) -> Caller:
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        with engine.begin() as c:
+            credentials.add_principal(c, name, kind="service", clearance=clearance, personal=personal,
+                                      grants=[g if isinstance(g, Grant) else credentials.parse_grant(g) for g in grants])
+            key = credentials.create_api_key(c, name, "test")["key"]
+        return Caller(name, {"X-API-Key": key})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def admin(caller: Callable[..., Caller]) -> Caller:
+    return caller("admin", clearance="L4", personal=True)
+
+
+@pytest.fixture(scope="session")
+def admin_headers(admin: Caller) -> dict[str, str]:
+    return admin.headers
+
+
+@pytest.fixture(scope="session")
+def dept_headers(caller: Callable[..., Caller]) -> Callable[..., dict[str, str]]:
+    """Headers of a department's system: `dept_headers("housing")`, scoped to the demo county by default."""
+    def make(department: str, division: str = "420281", clearance: str = "L2") -> dict[str, str]:
+        return caller(f"department:{department}@{division}", clearance=clearance).headers
+
+    return make
 
 
 @pytest.fixture()

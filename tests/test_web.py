@@ -27,6 +27,7 @@ from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security.principal import system_as
 
 CLS, CLS_NAME = "080102", "物联感知设备"
 POINTS = [(114.9743 + i * 0.0021, 30.1037) for i in range(5)]  # ~200 m apart: one object per click
@@ -144,7 +145,7 @@ def devices(engine) -> list[str]:  # noqa: ANN001
     items = [BulkItem(Point(lon, lat), {"device_id": f"W{i}", "device_kind": "烟感"})
              for i, (lon, lat) in enumerate(POINTS)]
     with Session(engine) as s, s.begin():
-        return bulk_create(s, CLS, "420281", items, by="test-web")
+        return bulk_create(s, system_as("test-web"), CLS, "420281", items)
 
 
 @pytest.fixture(scope="module")

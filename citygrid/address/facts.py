@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 from citygrid.address import nodes
 from citygrid.coding.checks import citizen_id_valid, credit_code_valid
 from citygrid.errors import CitygridError, E, ErrorEntry
-from citygrid.security.masking import mask_person
+from citygrid.security import classification, rules
+from citygrid.security.principal import Principal
 
 _PHONE = re.compile(r"^1\d{10}$|^0\d{2,3}-?\d{7,8}$")
 
@@ -53,18 +54,25 @@ _ORGANIZATION = _Fact(
     action="add_organization", id_key="organization_id")
 
 
-def add_person(conn: Connection, room_code: str, body: dict[str, Any], by: str) -> dict[str, Any]:
-    """Register a person in a room; the answer is masked."""
-    return mask_person(_register(conn, _PERSON, room_code, body, by))
+def add_person(conn: Connection, p: Principal, room_code: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Register a person in a room: only with the personal grant for the room's place."""
+    rules.require_login(p, "登记实有人口", "registering persons")
+    node = nodes.find(conn, room_code, _PERSON.level)
+    place = rules.place_of(node.village_code, node.township_code, None)
+    rules.require_personal(p, place, "登记实有人口", "registering persons")
+    return classification.redact_person(p, _register(conn, _PERSON, node, body, p.name), place)
 
 
-def add_organization(conn: Connection, door_code: str, body: dict[str, Any], by: str) -> dict[str, Any]:
-    """Register an organization at a door plate."""
-    return _register(conn, _ORGANIZATION, door_code, body, by)
+def add_organization(conn: Connection, p: Principal, door_code: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Register an organization at a door plate: any role covering the door plate's place."""
+    rules.require_login(p, "登记实有单位", "registering organizations")
+    node = nodes.find(conn, door_code, _ORGANIZATION.level)
+    rules.require_register_organization(p, rules.place_of(node.village_code, node.township_code, None))
+    return _register(conn, _ORGANIZATION, node, body, p.name)
 
 
-def _register(conn: Connection, fact: _Fact, code: str, body: dict[str, Any], by: str) -> dict[str, Any]:
-    node = nodes.find(conn, code, fact.level).id
+def _register(conn: Connection, fact: _Fact, node_row: Any, body: dict[str, Any], by: str) -> dict[str, Any]:
+    node, code = node_row.id, node_row.code
     name = _valid_name(fact, body)
     params: dict[str, Any] = {"node": node, "name": name} | {f: body.get(f) for f in fact.fields}
     for f in fact.upper:

@@ -417,7 +417,7 @@ class House(Base):
 
 class Person(Base):
     """实有人口: a person living in a room; personal fields are masked on the way out
-    (citygrid/security/masking.py)."""
+    (citygrid/security/classification.py)."""
 
     __tablename__ = "person"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

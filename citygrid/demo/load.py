@@ -42,6 +42,7 @@ from citygrid.demo.people import facts_writer
 from citygrid.demo.roads import build_roads
 from citygrid.jobs import Progress
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security.principal import system_as
 
 CHUNK = 20_000
 _LOCK_KEY = 420281_0042
@@ -164,7 +165,7 @@ def _insert(s: Session, out: Generated, part: Partition, seed: int, progress: Pr
             items.append(BulkItem(geom=g[i], attrs=d, name=names[k], township_code=tcodes[k], village_code=vcodes[k]))
         for start in range(0, len(items), CHUNK):  # provenance attributes exist on every class (every_class set)
             chunk = items[start:start + CHUNK]
-            bulk_create(s, cls.code, DEMO_COUNTY, chunk, by=BY, batch=f"demo-{seed}")
+            bulk_create(s, system_as(BY), cls.code, DEMO_COUNTY, chunk, batch=f"demo-{seed}")
             done += len(chunk)
             progress("demo: insert objects", done, total)
         by_class[name] = len(items)
