@@ -7,6 +7,7 @@ Loading every division of China takes most of a minute, so it is done once into 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -145,6 +146,22 @@ def dept_headers(caller: Callable[..., Caller]) -> Callable[..., dict[str, str]]
     return make
 
 
+@pytest.fixture(scope="session")
+def run_batch(client: TestClient) -> Callable[[dict[str, str], str], str]:
+    """Upload a CSV for batch geocoding as a caller and wait for its job to finish: the job's id."""
+    def run(headers: dict[str, str], csv_text: str) -> str:
+        r = client.post("/address/batch", files={"file": ("b.csv", csv_text.encode())}, headers=headers)
+        assert r.status_code == 202, r.text
+        job = str(r.json()["job"])
+        for _ in range(200):
+            if client.get(f"/jobs/{job}", headers=headers).json()["state"] != "running":
+                break
+            time.sleep(0.1)
+        return job
+
+    return run
+
+
 @pytest.fixture()
 def count_rows(engine: Engine):  # noqa: ANN201
     def _count(sql: str, **params: object) -> int:
@@ -164,6 +181,23 @@ def demo_county(engine: Engine) -> dict:
     summary["grids"] = generate(engine, "420281", seed=7)
     summary["address"] = load_address_base(engine, "420281", seed=7)
     return summary
+
+
+@pytest.fixture(scope="session")
+def places(engine: Engine, demo_county: dict) -> dict:
+    """Two villages of two townships of the demo county with rooms, each with a point inside it, and a room and
+    a door plate in the first (for tests of scopes)."""
+    with engine.connect() as c:
+        rows = c.execute(text(
+            "SELECT DISTINCT ON (parent_code) code, parent_code, ST_X(ST_PointOnSurface(geom)) x, "
+            "ST_Y(ST_PointOnSurface(geom)) y FROM division WHERE level = 5 AND code LIKE '420281%' AND geom IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM addr_node a WHERE a.village_code = division.code AND a.level = 'room') "
+            "ORDER BY parent_code, code LIMIT 2")).all()
+        a, b = rows
+        room, door = (c.execute(text(f"SELECT code FROM addr_node WHERE level = '{level}' AND village_code = :v "
+                                     "ORDER BY code LIMIT 1"), {"v": a.code}).scalar_one() for level in ("room", "door"))
+    return {"a": {"village": a.code, "township": a.parent_code, "pt": [a.x, a.y]},
+            "b": {"village": b.code, "township": b.parent_code, "pt": [b.x, b.y]}, "room": room, "door": door}
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from citygrid.settings import get_settings
 
@@ -23,25 +20,6 @@ LAMP, LAMP_DEPT = "010402", "urban_management"  # 路灯
 TREE, TREE_DEPT = "040101", "forestry"  # 古树名木
 SHELTER, SHELTER_DEPT = "050402", "civil_air_defense"  # 人防工事: public: false
 Caller = Any  # tests/conftest.py Caller
-
-
-@pytest.fixture(scope="module")
-def places(engine: Engine, demo_county: dict) -> dict[str, Any]:
-    """Two villages in two townships of the demo county, each with a point inside it, and a room and a door plate
-    in the first village."""
-    with engine.connect() as c:
-        rows = c.execute(text(
-            "SELECT DISTINCT ON (parent_code) code, parent_code, ST_X(ST_PointOnSurface(geom)) x, "
-            "ST_Y(ST_PointOnSurface(geom)) y FROM division WHERE level = 5 AND code LIKE '420281%' AND geom IS NOT NULL "
-            "AND EXISTS (SELECT 1 FROM addr_node a WHERE a.village_code = division.code AND a.level = 'room') "
-            "ORDER BY parent_code, code LIMIT 2")).all()
-        a, b = rows
-        room = c.execute(text("SELECT code FROM addr_node WHERE level = 'room' AND village_code = :v ORDER BY code "
-                              "LIMIT 1"), {"v": a.code}).scalar_one()
-        door = c.execute(text("SELECT code FROM addr_node WHERE level = 'door' AND village_code = :v ORDER BY code "
-                              "LIMIT 1"), {"v": a.code}).scalar_one()
-    return {"a": {"village": a.code, "township": a.parent_code, "pt": [a.x, a.y]},
-            "b": {"village": b.code, "township": b.parent_code, "pt": [b.x, b.y]}, "room": room, "door": door}
 
 
 def _body(cls: str, pt: list[float], **attrs: Any) -> dict[str, Any]:
@@ -300,15 +278,10 @@ def test_bulk_geocoding_is_for_departments(client: TestClient, caller: Callable[
     assert client.get("/address/geocode", params={"q": "大冶市"}).status_code == 200  # one address: everyone
 
 
-def test_jobs_are_seen_by_their_owner(client: TestClient, caller: Callable[..., Caller], admin_headers: dict) -> None:
+def test_jobs_are_seen_by_their_owner(client: TestClient, caller: Callable[..., Caller], admin_headers: dict,
+                                      run_batch: Callable[[dict, str], str]) -> None:
     mine, theirs = caller("department:civil_affairs@420281").headers, caller("department:housing@420281").headers
-    r = _batch(client, mine)
-    assert r.status_code == 202, r.text
-    job = r.json()["job"]
-    for _ in range(100):
-        if client.get(f"/jobs/{job}", headers=mine).json()["state"] != "running":
-            break
-        time.sleep(0.1)
+    job = run_batch(mine, "地址\n大冶市\n")
     for url in (f"/jobs/{job}", f"/address/batch/{job}", f"/address/batch/{job}/result"):
         assert client.get(url, headers=mine).status_code == 200, url
         assert client.get(url, headers=admin_headers).status_code == 200, url

@@ -6,21 +6,22 @@ for objects and layers of classes the caller may not read (so their existence do
 A *place* is the most specific division code known of a thing (village, else township, else county): a grant
 covers it when the code starts with the grant's division prefix (`Grant.covers`).
 
-| act | who | tests (tests/test_security_roles.py unless named) |
+| act | who | negative test (tests/test_security_roles.py, C: tests/test_security_classification.py) |
 |---|---|---|
-| read public layers, tiles, reference data, the QR page | everyone (anonymous included) | test_web.py, classification sweep |
-| read objects of a restricted class (catalog `public: false`, or `personal: true`) one by one, in layers, tiles | admin; a department owning the class, in its scope; cadres and reviewers in their area; for personal classes also the personal grant in its scope; others get 404 | test_unpublished_class_is_404_for_the_public, test_restricted_layer_is_scoped |
-| see attributes above the public clearance | a principal in its scope, up to its clearance; L4 person fields (names, ID numbers, phones) also need the personal grant | test_security_classification.py |
-| aggregates of personal classes | everyone, groups below k hidden and whole groups only, unless cleared (`may_see_small_counts`) | test_security_classification.py |
+| read public layers, tiles, reference data, the QR page | everyone (anonymous included) | (tests/test_web.py: the map and QR page work anonymously) |
+| read objects of a restricted class (catalog `public: false`, or `personal: true`) one by one, in layers and tiles | admin; a department owning the class, in its scope; cadres and reviewers in their area; for personal classes also the personal grant in its scope; others get 404 | test_unpublished_class_is_404_for_the_public, test_restricted_layer_is_scoped |
+| see attributes above the public clearance (`public_clearance`, L1) | a principal in its scope, up to its clearance; L4 person fields (names, ID numbers, phones) also need the personal grant, else masked | C: test_no_l3_or_l4_value_reaches_a_caller_without_clearance, test_masks_and_withholding_below_the_personal_grant |
+| filter or aggregate on an attribute | up to the clearance the caller holds everywhere, never L4 in filters | C: the sweep (aggregates of capacity/floor_area), tests/test_ogc_cql.py |
+| counts of persons or households below k | admins and the unscoped personal grant (`may_see_small_counts`); others get them hidden, bbox/region answers in whole groups, all-classes counts without personal classes | C: test_overlapping_bboxes_cannot_isolate_a_household, test_household_counts_of_grids_below_k_are_hidden, test_classified_and_household_objects_stay_out_of_public_counts |
 | create/update/retire/split/merge objects of a class | admin; a department owning the class (责任分工目录, or an explicit class list), inside its scope; never cadres or reviewers | test_cadre_may_not_write_the_registry, test_department_may_not_edit_another_departments_class, test_department_outside_its_scope |
-| reserve code blocks for a class | as editing the class, at most `code_block_max` codes a call and `code_block_daily` a day (admins exempt) | test_code_blocks_need_rights_and_respect_quotas |
+| reserve code blocks for a class | as editing the class (in a county it works in), at most `code_block_max` codes a call and `code_block_daily` in 24 h (admins exempt) | test_code_blocks_need_rights_and_respect_quotas, test_daily_code_quota_answers_429_with_retry_after |
 | register persons (三实) | the personal grant with L4 clearance, in its scope | test_registering_persons_needs_the_personal_grant |
 | register organizations (三实) | admin; any role covering the door plate's place | test_registering_organizations_needs_a_role_there |
 | resolve addresses in bulk (POST /address/geocode, batch files) | departments and admins | test_bulk_geocoding_is_for_departments |
-| see a job | its owner; admins all | test_jobs_are_seen_by_their_owner |
-| grid-system imports, principals, grants, catalog | admin | test_grid_import_is_for_admins |
-| submit surveyed objects / review submissions | a cadre in its village / a reviewer in its township (the intake issue) | - |
-| any write, anonymously | nobody: 401 | test_every_write_route_refuses_anonymous_callers |
+| see a job and its result | its owner; admins all | test_jobs_are_seen_by_their_owner |
+| grid-system imports (principals, grants and the catalog are CLI work) | admin | test_grid_import_is_for_admins |
+| submit surveyed objects / review submissions | a cadre in its village / a reviewer in its township (for the intake issue) | - |
+| any write or bulk work, anonymously | nobody: 401 before the body is read | test_every_write_route_refuses_anonymous_callers |
 """
 
 from __future__ import annotations
