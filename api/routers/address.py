@@ -128,7 +128,7 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
-@router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口); masked")
+@router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口): the personal grant there")
 def post_person(code: str, body: dict[str, Any], request: Request, p: Principal = Depends(acting_principal)
                 ) -> dict[str, Any]:
     with Session(bind=request.app.state.engine) as s, s.begin():
