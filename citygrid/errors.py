@@ -160,6 +160,8 @@ class E:
                        "parts have different classes; give class_code for the result")
 
     # --- geometry and CRS: GeoJSON intake, reprojection, bounding boxes ----------------------------------------
+    crs_offset_outside = _e("crs_offset_outside", "{crs} 坐标只在中国境内有定义：坐标超出中国范围或不是有限数",
+                            "{crs} is defined only inside China: the coordinates are outside it or not finite numbers")
     crs_unknown = _e("crs_unknown", "不支持的坐标参考系：{crs}", "unknown CRS: {crs}")
     crs_unsupported = _e("crs_unsupported", "不支持的坐标参考系：{crs}",
                          "unsupported CRS {crs}; supported: CRS84, EPSG:4490, 4326, 4534-4554")
