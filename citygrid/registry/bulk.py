@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from citygrid.catalog import get_catalog
 from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
+from citygrid.db.engine import driver_connection
 from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry
 from citygrid.grid.assign import assign_objects
@@ -84,7 +85,7 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
             _esc(it.name), "SRID=4490;" + it.geom.wkb_hex, str(cell_of(it.geom)), _esc(json.dumps(it.attrs, ensure_ascii=False)), _esc(by),
             _esc(by),
         ]) + "\n")
-    raw = s.connection().connection.driver_connection
+    raw = driver_connection(s.connection())
     with raw.cursor() as cur:
         with cur.copy("COPY city_object (uid, code, class_code, division_code, township_code, village_code, "
                       "component_code, name, geom, h3, attrs, created_by, updated_by) FROM STDIN") as cp:
@@ -94,7 +95,8 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
             "changed_by, changed_at) SELECT uid, version, code, 'create', name, geom, attrs, status, division_code, "
             "created_by, created_at FROM city_object WHERE code = ANY(%s)", (codes,))
         cur.execute("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE %s)", (county + "%",))
-        if cur.fetchone()[0]:  # grids exist: every object knows its grids from the moment it is written
+        exists = cur.fetchone()  # one row, (bool,)
+        if exists and exists[0]:  # grids exist: every object knows its grids from the moment it is written
             assign_objects(s.connection(), codes=codes)
         cur.execute("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' FROM unnest(%s::text[]) c",
                     (codes,))
