@@ -50,7 +50,7 @@ def markdown() -> str:
     return "\n".join(["| error_code | HTTP | 中文 | English |", "| --- | --- | --- | --- |", *rows])
 
 
-def _field(loc: tuple) -> tuple[str | None, int | None]:
+def _field(loc: tuple[int | str, ...]) -> tuple[str | None, int | None]:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     row = next((p for p in loc if isinstance(p, int)), None)
     return (".".join(parts) or None), row

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from citygrid.settings import get_settings
+
+if TYPE_CHECKING:  # imported where used, to keep the command quick to start
+    from sqlalchemy.engine import Engine
+
+    from citygrid.db.cluster import Cluster
+    from citygrid.jobs import Progress as Report
 
 app = typer.Typer(help="citygrid: 城市数字公共基础设施 / digital public infrastructure for a county", no_args_is_help=True)
 db_app = typer.Typer(help="The private PostGIS cluster (ignored when DATABASE_URL is set).", no_args_is_help=True)
@@ -31,7 +39,7 @@ def _start() -> None:
         raise typer.Exit(2) from None
 
 
-def _cluster():  # noqa: ANN202
+def _cluster() -> Cluster:
     from citygrid.db.cluster import Cluster
 
     return Cluster(get_settings().data_dir)
@@ -69,10 +77,10 @@ def migrate() -> None:
     console.print("migrated")
 
 
-def _progress() -> tuple[Progress, object]:
+def _progress() -> tuple[Progress, Report]:
     prog = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), console=console)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def report(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:
@@ -95,7 +103,7 @@ def load_divisions(force: bool = typer.Option(False, help="reload even if loaded
     from citygrid.jobs import run
 
     with prog:
-        detail = run(engine, "load-divisions", lambda p: load(engine, force=force, progress=p), report)  # type: ignore[arg-type]
+        detail = run(engine, "load-divisions", lambda p: load(engine, force=force, progress=p), report)
     console.print_json(json.dumps(detail, ensure_ascii=False))
     console.print(f"done in {time.time() - t:.1f}s")
 
@@ -116,8 +124,8 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     from citygrid.jobs import run
 
     with prog:
-        run(engine, "load-divisions", lambda p: load(engine, progress=p), report)  # type: ignore[arg-type]
-        summary = run(engine, "load-demo", lambda p: gen(engine, seed=seed, force=force, progress=p), report)  # type: ignore[arg-type]
+        run(engine, "load-divisions", lambda p: load(engine, progress=p), report)
+        summary = run(engine, "load-demo", lambda p: gen(engine, seed=seed, force=force, progress=p), report)
         summary["grids"] = ensure_after_demo(engine, "grids-420281", "grids", force, report,
                                              lambda p: generate_grids(engine, "420281", seed=seed, progress=p))
         summary["address_base"] = ensure_after_demo(
@@ -127,7 +135,8 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     console.print(f"done in {time.time() - t:.1f}s")
 
 
-def ensure_after_demo(engine, name: str, kind: str, force: bool, report, build, after: str = "demo-420281"):  # noqa: ANN001, ANN201
+def ensure_after_demo(engine: Engine, name: str, kind: str, force: bool, report: Report,
+                      build: Callable[[Report], dict[str, Any]], after: str = "demo-420281") -> dict[str, Any]:
     """Run `build` unless its data_source row is newer than the step it depends on (demo, then grids)."""
     from sqlalchemy import text
 
@@ -198,7 +207,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(keys_app, name="keys")
 
 
-def _engine():  # noqa: ANN202
+def _engine() -> Engine:
     from citygrid.db.bootstrap import prepare
     from citygrid.db.engine import database_url
 

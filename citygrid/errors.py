@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from string import Formatter
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many"]
 
@@ -82,7 +82,14 @@ class ErrorEntry:
         return CitygridError(self.problem(field, row, **params), self.kind, retry_after)
 
 
-def detail(zh: str | None, en: str | None = None) -> dict[str, str]:
+class Detail(TypedDict):
+    """Typed, so that `**detail(...)` cannot be mistaken for an entry's `field` or `row`."""
+
+    detail_zh: str
+    detail_en: str
+
+
+def detail(zh: str | None, en: str | None = None) -> Detail:
     """`detail_zh`/`detail_en` for templates ending in an optional "：why" (empty when there is no why)."""
     if not zh:
         return {"detail_zh": "", "detail_en": ""}

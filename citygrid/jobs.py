@@ -25,7 +25,8 @@ Progress = Callable[[str, int, int | None], None]
 class JobRecorder:
     """Wraps a progress callback: forwards it (CLI bar) and writes it to the job row at most every 0.5 s."""
 
-    def __init__(self, engine: Engine, kind: str, forward: Progress | None = None, detail: dict | None = None) -> None:
+    def __init__(self, engine: Engine, kind: str, forward: Progress | None = None,
+                 detail: dict[str, Any] | None = None) -> None:
         self.engine, self.forward, self.id = engine, forward, uuid.uuid4()
         self._last = 0.0
         with engine.begin() as c:
@@ -72,7 +73,7 @@ def run(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], for
     return _execute(JobRecorder(engine, kind, forward), fn)
 
 
-def start(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], detail: dict | None = None
+def start(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], detail: dict[str, Any] | None = None
           ) -> JobRecorder:
     """Run a job in a named daemon thread and return at once; its row says when it is done or failed.
 

@@ -69,7 +69,7 @@ def _register(conn: Connection, fact: _Fact, code: str, body: dict[str, Any], by
     params: dict[str, Any] = {"node": node, "name": name} | {f: body.get(f) for f in fact.fields}
     for f in fact.upper:
         params[f] = params[f].upper() if params[f] else None
-    row = conn.execute(text(fact.insert), params).first()
+    row = conn.execute(text(fact.insert), params).one()  # INSERT … RETURNING: one row
     _audit(conn, by, fact.action, code, {fact.id_key: row.id})
     return dict(row._mapping)
 
