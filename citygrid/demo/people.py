@@ -2,7 +2,8 @@
 
 Obviously fake and marked so: names say 示例 (example), every row has `generated = true`; ID numbers and credit
 codes are well-formed (valid check characters) so that intake validation and masking have something real to
-work on. The address base (`citygrid/address/base.py`) builds rooms and doors from the registry and takes its
+work on; ID numbers and phones are encrypted before the COPY, like every other person's
+(citygrid/security/crypto.py). The address base (`citygrid/address/base.py`) builds rooms and doors from the registry and takes its
 三实 from a writer it is given; `facts_writer` is the demo's, passed in by `load.load_address_base`.
 """
 
