@@ -40,7 +40,8 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         title="citygrid",
         version=__version__,
         summary="城市数字公共基础设施：统一编码、行政区划、城市对象登记 / unified codes, divisions, object registry",
-        description="Errors are 4xx answers with `{error_code, message_zh, message_en, field, row, errors[]}`; "
+        description="Errors are 4xx answers with `{error_code, message_zh, message_en, field, row, errors[]}` "
+                    "(an internal error is a 500 in the same shape, with a reference to the server log); "
                     "`{name}` in a message is filled in per request. Also at `GET /errors`.\n\n" + errors.markdown(),
         lifespan=lifespan,
         docs_url=None, redoc_url=None,  # self-hosted under the pages' CSP instead (api/web.py)

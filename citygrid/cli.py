@@ -301,7 +301,8 @@ def keys_rotate() -> None:
     from citygrid.security.keys import keyring_path, rotate
 
     ring = rotate()
-    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()})")
+    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()}); persons stay "
+                  "under their old key until `citygrid crypto reencrypt` (or use `citygrid crypto rotate`)")
 
 
 # --- encryption of personal fields (citygrid/security/crypto.py) --------------------------------------------------
