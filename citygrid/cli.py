@@ -310,7 +310,66 @@ def keys_rotate() -> None:
     from citygrid.security.keys import keyring_path, rotate
 
     ring = rotate()
-    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()})")
+    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()}); persons stay "
+                  "under their old key until `citygrid crypto reencrypt` (or use `citygrid crypto rotate`)")
+
+
+# --- encryption of personal fields (citygrid/security/crypto.py) --------------------------------------------------
+crypto_app = typer.Typer(help="ID numbers and phones encrypted at rest: key rotation, re-encryption, retiring keys.",
+                         no_args_is_help=True)
+app.add_typer(crypto_app, name="crypto")
+
+
+def _reencrypt(engine: Engine) -> dict[str, Any]:
+    from citygrid.jobs import run
+    from citygrid.security import crypto
+
+    prog, report = _progress()
+    with prog:
+        return run(engine, "crypto-reencrypt", lambda p: crypto.reencrypt(engine, p), report)
+
+
+@crypto_app.command("status")
+def crypto_status() -> None:
+    """The active key, the keys in the ring, person rows per key, rows still in plaintext."""
+    from citygrid.security import crypto
+
+    with _engine().connect() as c:
+        console.print_json(json.dumps(crypto.status(c), ensure_ascii=False))
+
+
+@crypto_app.command("rotate")
+def crypto_rotate() -> None:
+    """A new active key, then every person row re-encrypted under it (batched, resumable with `reencrypt`)."""
+    from citygrid.security.keys import rotate
+
+    engine = _engine()
+    try:
+        ring = rotate()
+    except RuntimeError as exc:  # the keyring comes from CITYGRID_KEYRING: rotate there, then `reencrypt`
+        console.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"active key is now {ring.active}; re-encrypting persons")
+    console.print_json(json.dumps(_reencrypt(engine), ensure_ascii=False))
+
+
+@crypto_app.command("reencrypt")
+def crypto_reencrypt() -> None:
+    """Re-encrypt every person row not under the active key (resumes an interrupted rotation; safe to repeat)."""
+    console.print_json(json.dumps(_reencrypt(_engine()), ensure_ascii=False))
+
+
+@crypto_app.command("retire-key")
+def crypto_retire_key(kid: str) -> None:
+    """Remove an old key from the ring once no person row and no live API key uses it."""
+    from citygrid.security import crypto
+
+    try:
+        out = crypto.retire_key(_engine(), kid)
+    except Exception as exc:  # noqa: BLE001 - coded refusals are printed, others raised
+        _fail(exc)
+        return
+    console.print_json(json.dumps(out))
 
 
 @app.command("geocode-file")

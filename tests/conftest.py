@@ -24,6 +24,9 @@ from citygrid.regions.load import load_divisions
 ROOT = Path(__file__).resolve().parents[1]
 # Tests sign tokens and hash keys with their own keyring, never the developer's (.citygrid/keyring.json).
 os.environ.setdefault("CITYGRID_KEYRING_FILE", str(ROOT / ".citygrid-test" / "keyring.json"))
+# The session's app serves every test module from one client address: rate limits would trip over the suite's own
+# logins. tests/test_security_hardening.py builds apps with limits on to test them.
+os.environ.setdefault("CITYGRID_RATE_LIMITS", "0")
 TEMPLATE = "citygrid_tmpl"
 TEST_DB = f"citygrid_test_{os.getpid()}"  # one per pytest process, so parallel runs never clobber each other
 

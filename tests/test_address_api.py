@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from citygrid.security import crypto
+
 
 @pytest.fixture(scope="module")
 def base(engine, demo_county) -> dict:  # noqa: ANN001
@@ -114,8 +116,9 @@ def test_reverse_geocoding(client: TestClient, base: dict) -> None:
 
 def test_address_node_masks_persons_and_has_qr(client: TestClient, engine) -> None:  # noqa: ANN001
     with engine.connect() as c:
-        code, name, phone = c.execute(text("SELECT a.code, p.name, p.phone FROM person p JOIN addr_node a "
-                                           "ON a.id=p.room_id ORDER BY p.id LIMIT 1")).first()
+        code, name, phone_enc = c.execute(text("SELECT a.code, p.name, p.phone_enc FROM person p JOIN addr_node a "
+                                               "ON a.id=p.room_id ORDER BY p.id LIMIT 1")).first()
+    phone = crypto.decrypt(phone_enc, "phone")
     r = client.get(f"/addresses/{code}").json()
     assert r["level"] == "room" and r["persons"] and r["house"]
     assert name not in str(r) and phone not in str(r)

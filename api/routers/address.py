@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from api.deps import address_indexes, conn, principal
+from api.deps import address_indexes, conn, current_principal, principal
 from api.web import render
 from citygrid import jobs
 from citygrid.address import batch as batchmod
@@ -21,6 +21,7 @@ from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
 from citygrid.address.resolve import geocode_safe
 from citygrid.errors import CitygridError, E
+from citygrid.security.principal import Principal
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
@@ -148,3 +149,14 @@ def post_person(code: str, body: dict[str, Any], request: Request, by: str = Dep
 def post_org(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
     with Session(bind=request.app.state.engine) as s, s.begin():
         return facts.add_organization(s.connection(), code, body, by)
+
+
+class PersonQuery(BaseModel):
+    id_number: str = Field(..., max_length=40, description="公民身份号码 (sent in the body, never in a URL)")
+
+
+@router.post("/persons/search", summary="Find persons by ID number (keyed hash; needs the personal-data grant)")
+def search_persons(body: PersonQuery, request: Request, p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    with Session(bind=request.app.state.engine) as s, s.begin():
+        found = facts.find_persons(s.connection(), p, body.id_number)
+    return {"count": len(found), "persons": found}

@@ -16,6 +16,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import E
+from citygrid.security import crypto
 from citygrid.security.masking import mask_person
 
 
@@ -54,9 +55,9 @@ def describe(c: Connection, code: str, limit: int = 200) -> dict[str, Any]:
         h = c.execute(text("SELECT house_use, area, property_type, generated FROM house WHERE room_id=:i"),
                       {"i": r.id}).first()
         out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
-        people = c.execute(text("SELECT name, id_number, phone, relation, generated FROM person WHERE room_id=:i "
-                                "ORDER BY id"), {"i": r.id}).all()
-        out["persons"] = [mask_person(dict(p._mapping)) for p in people]
+        people = c.execute(text("SELECT name, id_number_enc, phone_enc, relation, generated FROM person "
+                                "WHERE room_id=:i ORDER BY id"), {"i": r.id}).all()
+        out["persons"] = [mask_person(crypto.open_person(p._mapping)) for p in people]  # decrypt, then mask
     if r.level == "door":
         orgs = c.execute(text("SELECT name, credit_code, category, generated FROM organization WHERE door_id=:i"),
                          {"i": r.id}).all()

@@ -418,7 +418,9 @@ class House(Base):
 
 class Person(Base):
     """实有人口: a person living in a room; personal fields are masked on the way out
-    (citygrid/security/masking.py)."""
+    (citygrid/security/masking.py). ID numbers and phones are stored only encrypted (`*_enc`, AES-GCM blobs that
+    carry their key id `pii_kid`) with a keyed hash for lookup (citygrid/security/crypto.py); the plaintext
+    columns `id_number` and `phone` are kept empty by a check and will be dropped."""
 
     __tablename__ = "person"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -429,7 +431,17 @@ class Person(Base):
     relation: Mapped[str | None] = mapped_column(Text)
     generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    __table_args__ = (Index("person_room_idx", "room_id"),)
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pii_kid: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        Index("person_room_idx", "room_id"),
+        Index("person_id_number_hash_idx", "id_number_hash"),
+        Index("person_pii_kid_idx", "pii_kid"),
+        CheckConstraint("(id_number_enc IS NULL AND phone_enc IS NULL) OR pii_kid IS NOT NULL", name="person_pii_kid"),
+        CheckConstraint("id_number IS NULL AND phone IS NULL", name="person_no_plaintext"),
+    )
 
 
 class Organization(Base):
