@@ -16,7 +16,8 @@ from citygrid.security.principal import ANONYMOUS, Principal
 
 
 def engine(request: Request) -> Engine:
-    return request.app.state.engine
+    e: Engine = request.app.state.engine  # app.state is untyped: set in the app's lifespan (api/main.py)
+    return e
 
 
 def conn(request: Request) -> Iterator[Connection]:
@@ -28,7 +29,8 @@ async def address_indexes(request: Request) -> AddressIndexCache:
     """The process's address index holder, created in the app's lifespan (api/main.py); routes call `.get()` for
     the current index. Async and free of I/O, so FastAPI resolves it without a trip through the thread pool (the
     index's freshness check queries the database, so that runs in the route's own thread)."""
-    return request.app.state.address_indexes
+    indexes: AddressIndexCache = request.app.state.address_indexes
+    return indexes
 
 
 # /docs shows an Authorize button for both: the OAuth2 password flow (people) and an API key header (systems).

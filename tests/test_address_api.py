@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from citygrid.security import crypto
+
 
 @pytest.fixture(scope="module")
 def base(engine, demo_county) -> dict:  # noqa: ANN001
@@ -117,8 +119,9 @@ def test_reverse_geocoding(client: TestClient, base: dict) -> None:
 def test_address_node_masks_persons_and_has_qr(client: TestClient, engine, dept_headers: Callable[..., dict]  # noqa: ANN001
                                                ) -> None:
     with engine.connect() as c:
-        code, name, phone = c.execute(text("SELECT a.code, p.name, p.phone FROM person p JOIN addr_node a "
-                                           "ON a.id=p.room_id ORDER BY p.id LIMIT 1")).first()
+        code, name, phone_enc = c.execute(text("SELECT a.code, p.name, p.phone_enc FROM person p JOIN addr_node a "
+                                               "ON a.id=p.room_id ORDER BY p.id LIMIT 1")).first()
+    phone = crypto.decrypt(phone_enc, "phone")
     public = client.get(f"/addresses/{code}").json()  # the public sees no 三实 of a room at all
     assert public["persons"] is None and public["house"] is None and name not in str(public)
     r = client.get(f"/addresses/{code}", headers=dept_headers("housing")).json()  # staff there: masked

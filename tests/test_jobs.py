@@ -7,7 +7,6 @@ from fastapi.testclient import TestClient
 
 from citygrid import jobs
 from citygrid.jobs import run
-from citygrid.security.principal import SYSTEM
 
 
 def test_job_progress_is_visible_over_the_api(engine, client: TestClient, admin_headers: dict) -> None:  # noqa: ANN001
@@ -46,8 +45,8 @@ def test_background_job_records_result_or_error(engine, client: TestClient, admi
     def boom(progress) -> dict:  # noqa: ANN001
         raise ValueError("broken in the background")
 
-    ok = jobs.start(engine, SYSTEM, "test-bg", work, detail={"file": "a.csv"})
-    bad = jobs.start(engine, SYSTEM, "test-bg-fail", boom)
+    ok = jobs.start(engine, "system", "test-bg", work, detail={"file": "a.csv"})
+    bad = jobs.start(engine, "system", "test-bg-fail", boom)
     assert jobs.wait(str(ok.id), 30) and jobs.wait(str(bad.id), 30)
     assert str(ok.id) not in jobs.running() and str(bad.id) not in jobs.running()
     one = client.get(f"/jobs/{ok.id}", headers=admin_headers).json()

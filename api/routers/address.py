@@ -20,6 +20,7 @@ from citygrid.address import reverse as reversemod
 from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
 from citygrid.errors import E
+from citygrid.security import rules
 from citygrid.security.principal import ANONYMOUS, Principal
 from citygrid.settings import get_settings
 
@@ -99,7 +100,7 @@ async def post_batch(request: Request, file: UploadFile = File(...), column: str
     if not data:
         raise E.file_empty("file")
     upload = batchmod.accept(p, get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
-    rec = jobs.start(request.app.state.engine, p, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
+    rec = jobs.start(request.app.state.engine, p.name, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
                      detail=upload.detail())
     return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": upload.header,
             "result": f"/address/batch/{rec.id}/result"}
@@ -108,7 +109,7 @@ async def post_batch(request: Request, file: UploadFile = File(...), column: str
 @router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts (your own batches)")
 def batch_status(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
                  ) -> dict[str, Any]:
-    j = jobs.get_job(c, p, job_id)
+    j = jobs.get_job(c, job_id, rules.job_owner(p))
     if j is None or j["kind"] != "address-batch":
         raise E.job_not_found("job_id", job=job_id)
     return j
@@ -140,3 +141,14 @@ def post_org(code: str, body: dict[str, Any], request: Request, p: Principal = D
              ) -> dict[str, Any]:
     with Session(bind=request.app.state.engine) as s, s.begin():
         return facts.add_organization(s.connection(), p, code, body)
+
+
+class PersonQuery(BaseModel):
+    id_number: str = Field(..., max_length=40, description="公民身份号码 (sent in the body, never in a URL)")
+
+
+@router.post("/persons/search", summary="Find persons by ID number (keyed hash; needs the personal-data grant)")
+def search_persons(body: PersonQuery, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    with Session(bind=request.app.state.engine) as s, s.begin():
+        found = facts.find_persons(s.connection(), p, body.id_number)
+    return {"count": len(found), "persons": found}

@@ -26,7 +26,7 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
                   geometry: bool = True, c: Connection = Depends(conn),
                   p: Principal = Depends(current_principal)) -> dict[str, Any]:
     box = parse_bbox(bbox)
-    return aggregate(c, p, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,  # type: ignore[arg-type]
+    return aggregate(c, p, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,
                      with_geometry=geometry)
 
 

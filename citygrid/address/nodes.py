@@ -16,7 +16,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import E
-from citygrid.security import classification, rules
+from citygrid.security import classification, crypto, rules
 from citygrid.security.principal import Principal
 
 
@@ -58,9 +58,10 @@ def describe(c: Connection, p: Principal, code: str, limit: int = 200) -> dict[s
         h = c.execute(text("SELECT house_use, area, property_type, generated FROM house WHERE room_id=:i"),
                       {"i": r.id}).first() if listed else None
         out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
-        people = c.execute(text("SELECT name, id_number, phone, relation, generated FROM person WHERE room_id=:i "
-                                "ORDER BY id"), {"i": r.id}).all() if listed else []
-        out["persons"] = classification.redact_persons(p, [dict(x._mapping) for x in people], place)
+        people = c.execute(text("SELECT name, id_number_enc, phone_enc, relation, generated FROM person "
+                                "WHERE room_id=:i ORDER BY id"), {"i": r.id}).all() if listed else []
+        # decrypt, then redact for the caller
+        out["persons"] = classification.redact_persons(p, [crypto.open_person(x._mapping) for x in people], place)
     if r.level == "door":
         orgs = c.execute(text("SELECT name, credit_code, category, generated FROM organization WHERE door_id=:i"),
                          {"i": r.id}).all()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.catalog import get_catalog
 from citygrid.coding.scheme import CodeScheme, unified_scheme
+from citygrid.db.engine import driver_connection
 from citygrid.errors import CitygridError, E, ErrorEntry
 from citygrid.regions import query as regions
 from citygrid.security import rules
@@ -93,7 +94,7 @@ def _record(session: Session, codes: list[str], division: str, class_code: str, 
         )
         return
     # Bulk: COPY is an order of magnitude faster than INSERT for 100k rows.
-    raw = session.connection().connection.driver_connection
+    raw = driver_connection(session.connection())
     buf = io.StringIO()
     b = batch if batch is not None else "\\N"
     for i, c in enumerate(codes):

@@ -50,6 +50,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -133,7 +134,7 @@ class DataSource(Base):
     __tablename__ = "data_source"
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     edition: Mapped[str] = mapped_column(Text, nullable=False)
-    detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -154,7 +155,7 @@ class ObjectClassRow(Base):
     geometry_type: Mapped[str] = mapped_column(Text, nullable=False)
     department_id: Mapped[str | None] = mapped_column(Text, ForeignKey("department.id"))
     component_code: Mapped[str | None] = mapped_column(String(4))
-    attribute_schema: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    attribute_schema: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     update_period_days: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -194,7 +195,7 @@ class CityObject(Base):
     component_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     name: Mapped[str | None] = mapped_column(Text)
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=True), nullable=False)
-    attrs: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="active")
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     h3: Mapped[int | None] = mapped_column(BigInteger, index=False)
@@ -230,7 +231,7 @@ class CityObjectHistory(Base):
     op: Mapped[str] = mapped_column(Text, nullable=False)
     name: Mapped[str | None] = mapped_column(Text)
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False), nullable=False)
-    attrs: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     status: Mapped[str] = mapped_column(Text, nullable=False)
     division_code: Mapped[str] = mapped_column(String(12), nullable=False)
     changed_by: Mapped[str] = mapped_column(Text, nullable=False)
@@ -273,7 +274,7 @@ class AuditLog(Base):
     principal: Mapped[str] = mapped_column(Text, nullable=False)
     action: Mapped[str] = mapped_column(Text, nullable=False)
     target: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
 
 
 class Principal(Base):
@@ -349,7 +350,7 @@ class Job(Base):
     state: Mapped[str] = mapped_column(Text, nullable=False, server_default="running")
     done: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     total: Mapped[int | None] = mapped_column(BigInteger)
-    detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -417,7 +418,9 @@ class House(Base):
 
 class Person(Base):
     """实有人口: a person living in a room; personal fields are masked on the way out
-    (citygrid/security/classification.py)."""
+    (citygrid/security/classification.py). ID numbers and phones are stored only encrypted (`*_enc`, AES-GCM blobs that
+    carry their key id `pii_kid`) with a keyed hash for lookup (citygrid/security/crypto.py); the plaintext
+    columns `id_number` and `phone` are kept empty by a check and will be dropped."""
 
     __tablename__ = "person"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -428,7 +431,17 @@ class Person(Base):
     relation: Mapped[str | None] = mapped_column(Text)
     generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    __table_args__ = (Index("person_room_idx", "room_id"),)
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pii_kid: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        Index("person_room_idx", "room_id"),
+        Index("person_id_number_hash_idx", "id_number_hash"),
+        Index("person_pii_kid_idx", "pii_kid"),
+        CheckConstraint("(id_number_enc IS NULL AND phone_enc IS NULL) OR pii_kid IS NOT NULL", name="person_pii_kid"),
+        CheckConstraint("id_number IS NULL AND phone IS NULL", name="person_no_plaintext"),
+    )
 
 
 class Organization(Base):
@@ -460,7 +473,7 @@ class Grid(Base):
     township_code: Mapped[str | None] = mapped_column(String(12))
     name: Mapped[str | None] = mapped_column(Text)
     households: Mapped[int | None] = mapped_column(Integer)
-    attrs: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     __table_args__ = (

@@ -249,8 +249,12 @@ def require_bulk_resolve(p: Principal) -> None:
     _refuse(p, "批量地址解析", "batch address resolution", "仅部门和管理员可以使用", "departments and admins only")
 
 
-def may_see_job(p: Principal, owner: str | None) -> bool:
-    return p.is_admin or (not p.anonymous and owner == p.name)
+def job_owner(p: Principal) -> str | None:
+    """Whose jobs (and their results) `p` sees: everyone's for admins (None), its own otherwise; the public has
+    none (no job is owned by the empty name)."""
+    if p.is_admin:
+        return None
+    return "" if p.anonymous else p.name
 
 
 def code_block_quota(p: Principal) -> tuple[int, int] | None:
