@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.engine import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.errors import E
@@ -39,25 +40,33 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API 密钥 / API key of a department system")
 
 
-def current_principal(request: Request, token: str | None = Depends(_bearer),
-                      api_key: str | None = Depends(_api_key)) -> Principal:
+async def current_principal(request: Request, token: str | None = Depends(_bearer),
+                            api_key: str | None = Depends(_api_key)) -> Principal:
     """Who is calling: the principal of a bearer token or an API key, else the anonymous public. Credentials that
-    are present but wrong, expired, revoked or disabled are a 401, never a silent fall back to anonymous."""
+    are present but wrong, expired, revoked or disabled are a 401, never a silent fall back to anonymous.
+
+    Async, so the public's requests (most of them: the map, tiles) cost no trip through the thread pool; only
+    loading a principal, which queries the database, takes one."""
     if not token and not api_key:
         request.state.principal = ANONYMOUS
         return ANONYMOUS
-    with request.app.state.engine.connect() as c:
+    p = await run_in_threadpool(_authenticate, request.app.state.engine, token, api_key)
+    request.state.principal = p
+    return p
+
+
+def _authenticate(engine: Engine, token: str | None, api_key: str | None) -> Principal:
+    with engine.connect() as c:
         if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
             p = credentials.authenticate_key(c, api_key or token or "")
         else:
             p = credentials.load(c, tokens.subject(token or ""), via="token")
     if p is None:
         raise E.token_invalid("Authorization")
-    request.state.principal = p
     return p
 
 
-def acting_principal(p: Principal = Depends(current_principal)) -> Principal:
+async def acting_principal(p: Principal = Depends(current_principal)) -> Principal:
     """The caller of a route that writes (or does bulk work). Anonymous callers get their 401 here, before the
     body is even validated: `rules.require_login` decides, the core checks every other right itself."""
     rules.require_login(p, "写入或批量操作", "writing or bulk work")

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security.principal import system_as
 
-# a class whose identifying attribute (tree_no) is public (L1): the map is anonymous and shows what the public may see
-CLS, CLS_NAME = "040101", "古树名木"
+# a class whose identifying attribute (kiosk_no) is public (L1): the map is anonymous and shows what the public may see
+CLS, CLS_NAME = "010801", "报刊亭"
 POINTS = [(114.9743 + i * 0.0021, 30.1037) for i in range(5)]  # ~200 m apart: one object per click
 WIDTH, HEIGHT = 1280, 800
 CHROMIUM = shutil.which("chromium")
@@ -163,7 +163,7 @@ class Chromium:
 
 @pytest.fixture(scope="module")
 def devices(engine) -> list[str]:  # noqa: ANN001
-    items = [BulkItem(Point(lon, lat), {"state": "完好", "tree_no": f"W{i}", "species": "樟树", "protection_level": "一级"})
+    items = [BulkItem(Point(lon, lat), {"state": "完好", "kiosk_no": f"W{i}"})
              for i, (lon, lat) in enumerate(POINTS)]
     with Session(engine) as s, s.begin():
         return bulk_create(s, system_as("test-web"), CLS, "420281", items)
