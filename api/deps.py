@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.engine import Connection, Engine
-from starlette.concurrency import run_in_threadpool
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.errors import E
@@ -19,11 +18,6 @@ from citygrid.security.principal import ANONYMOUS, Principal
 def engine(request: Request) -> Engine:
     e: Engine = request.app.state.engine  # app.state is untyped: set in the app's lifespan (api/main.py)
     return e
-
-
-def conn(request: Request) -> Iterator[Connection]:
-    with request.app.state.engine.connect() as c:
-        yield c
 
 
 async def address_indexes(request: Request) -> AddressIndexCache:
@@ -40,29 +34,30 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API 密钥 / API key of a department system")
 
 
-async def current_principal(request: Request, token: str | None = Depends(_bearer),
-                            api_key: str | None = Depends(_api_key)) -> Principal:
-    """Who is calling: the principal of a bearer token or an API key, else the anonymous public. Credentials that
-    are present but wrong, expired, revoked or disabled are a 401, never a silent fall back to anonymous.
+def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
+         ) -> Iterator[Connection]:
+    """The request's connection, and who is calling, found on it in the same trip to the thread pool (loading a
+    principal is one query; the public costs none): `current_principal` reads what this found. Credentials that
+    are present but wrong, expired, revoked or disabled are a 401, never a silent fall back to anonymous."""
+    with request.app.state.engine.connect() as c:
+        request.state.principal = _authenticate(c, token, api_key) if token or api_key else ANONYMOUS
+        yield c
 
-    Async, so the public's requests (most of them: the map, tiles) cost no trip through the thread pool; only
-    loading a principal, which queries the database, takes one."""
-    if not token and not api_key:
-        request.state.principal = ANONYMOUS
-        return ANONYMOUS
-    p = await run_in_threadpool(_authenticate, request.app.state.engine, token, api_key)
-    request.state.principal = p
+
+def _authenticate(c: Connection, token: str | None, api_key: str | None) -> Principal:
+    if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
+        p = credentials.authenticate_key(c, api_key or token or "")
+    else:
+        p = credentials.load(c, tokens.subject(token or ""), via="token")
+    if p is None:
+        raise E.token_invalid("Authorization")
     return p
 
 
-def _authenticate(engine: Engine, token: str | None, api_key: str | None) -> Principal:
-    with engine.connect() as c:
-        if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
-            p = credentials.authenticate_key(c, api_key or token or "")
-        else:
-            p = credentials.load(c, tokens.subject(token or ""), via="token")
-    if p is None:
-        raise E.token_invalid("Authorization")
+async def current_principal(request: Request, c: Connection = Depends(conn)) -> Principal:
+    """Who is calling: the principal of a bearer token or an API key, else the anonymous public (`conn` loads it,
+    so a route that also reads the database takes one trip to the thread pool for both, not two)."""
+    p: Principal = request.state.principal
     return p
 
 

@@ -264,6 +264,23 @@ def test_masks_are_the_same_in_python_and_sql(engine: Engine, kind: classificati
             assert got == classification.MASKS[kind](v), (kind, v)
 
 
+@pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4"])
+def test_plans_are_the_same_in_python_and_sql(engine: Engine, level: str) -> None:
+    """Whatever the values (numbers, dates, strings of personal kinds, attributes no catalog lists)."""
+    house = get_catalog().get(HOUSE)
+    assert house is not None
+    rows = [{"house_use": "自住", "floor": 3, "floor_area": 88.5, "owner_name": "司徒秘主", "owner_phone": "13812348765",
+             "owner_id_number": OWNER_ID, "certificate_no": "鄂秘证第8888号", "hazard_level": "一般"},
+            {"house_use": "出租", "owner_phone": 13812348765, "not_in_the_catalog": "x", "generated": True}, {}]
+    with engine.connect() as c:
+        for personal in (False, True):
+            plan = classification.plan(house, level, personal)  # type: ignore[arg-type]
+            sql, params = plan.sql("CAST(:a AS jsonb)", "t_")
+            for attrs in rows:
+                got = c.execute(text(f"SELECT {sql}"), params | {"a": json.dumps(attrs)}).scalar()
+                assert got == plan.apply(attrs), (level, personal, attrs)
+
+
 # --- classified classes and counts ------------------------------------------------------------------------------
 
 

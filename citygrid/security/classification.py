@@ -126,11 +126,13 @@ def mask_sql(kind: MaskKind, v: str) -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a caller with one clearance sees of a class's attributes. `keep_all` when nothing is withheld."""
+    """What a caller with one clearance sees of a class's attributes. `keep_all` when nothing is withheld;
+    `known` are the attributes the catalog lists (any other is treated as L4)."""
 
     keep: frozenset[str]
     mask: tuple[tuple[str, MaskKind], ...]
     keep_all: bool
+    known: frozenset[str] = frozenset()
 
     def apply(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         if self.keep_all:
@@ -143,12 +145,17 @@ class Plan:
         return out
 
     def sql(self, column: str, prefix: str) -> tuple[str, dict[str, Any]]:
-        """The same as `apply`, as SQL over a jsonb column; bind parameters start with `prefix`."""
+        """The same as `apply`, as SQL over a jsonb column; bind parameters start with `prefix`. Rows holding only
+        catalog attributes (all of them, as written through validation) take the withheld ones out with one
+        `-`; a row with others is rebuilt from the kept keys (five times slower, and never seen in practice)."""
         if self.keep_all:
             return column, {}
-        params: dict[str, Any] = {f"{prefix}keep": sorted(self.keep)}
-        out = (f"(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) FROM jsonb_each({column}) e "
-               f"WHERE e.key = ANY(CAST(:{prefix}keep AS text[])))")
+        params: dict[str, Any] = {f"{prefix}keep": sorted(self.keep), f"{prefix}known": sorted(self.known | self.keep),
+                                  f"{prefix}drop": sorted(self.known - self.keep)}
+        out = (f"(CASE WHEN ({column} - CAST(:{prefix}known AS text[])) = '{{}}'::jsonb "
+               f"THEN {column} - CAST(:{prefix}drop AS text[]) "
+               f"ELSE (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) FROM jsonb_each({column}) e "
+               f"WHERE e.key = ANY(CAST(:{prefix}keep AS text[]))) END)")
         if self.mask:
             pairs = []
             for i, (f, kind) in enumerate(self.mask):
@@ -175,7 +182,7 @@ def plan(cls: ObjectClass, level: Level, personal: bool) -> Plan:
     keep = frozenset(a.field for a in cls.attributes if _visible(a, level, personal))
     mask = tuple((a.field, k) for a in cls.attributes if a.field not in keep and (k := mask_kind(a)) is not None)
     keep_all = level == "L4" and personal  # unknown attributes count as L4
-    return Plan(keep, mask, keep_all)
+    return Plan(keep, mask, keep_all, frozenset(a.field for a in cls.attributes))
 
 
 # Attributes every table may carry (the catalog's `every_class` set, L1): where generated data came from.
