@@ -16,8 +16,8 @@ demo county with its grids and address base (the database of bench/geocode_eval.
   `classification.attrs_sql`).
 - **public** (for reference): anonymous, no credentials to check, the public's redaction.
 
-Rate limits are off for the run (a tight loop would be answered 429). Requests of the variants are interleaved (off, on, public, off, …) so drift in the machine hits all alike.
-Pages and tiles are measured twice: built every time (the in-process caches off) and served from the cache
+Rate limits are off for the run (a tight loop would be answered 429). Requests of the variants are interleaved
+(off, on, public, off, …) so drift in the machine hits all alike. Pages and tiles are measured twice: built every time (the in-process caches off) and served from the cache
 (the common case for map clients; the cache key includes the caller's view). Then the parts in process, without
 HTTP: authentication, the authorization decision, and a page built with and without redaction. Figures are
 printed, not asserted.
