@@ -1,27 +1,27 @@
-"""Shared request dependencies: the engine, the address index and who is calling."""
+"""Shared request dependencies: the engine, the address index, who is calling, and connections and write
+transactions in the caller's database scope (`citygrid.security.scope`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import replace
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.errors import E
 from citygrid.security import credentials, tokens
 from citygrid.security.credentials import API_KEY_PREFIX
-from citygrid.security.principal import ANONYMOUS, Principal
+from citygrid.security.principal import ANONYMOUS, SYSTEM, Principal, RequestMeta
+from citygrid.security.scope import scoped, scoped_session
 
 
 def engine(request: Request) -> Engine:
     return request.app.state.engine
-
-
-def conn(request: Request) -> Iterator[Connection]:
-    with request.app.state.engine.connect() as c:
-        yield c
 
 
 async def address_indexes(request: Request) -> AddressIndexCache:
@@ -41,18 +41,33 @@ def current_principal(request: Request, token: str | None = Depends(_bearer),
                       api_key: str | None = Depends(_api_key)) -> Principal:
     """Who is calling: the principal of a bearer token or an API key, else the anonymous public. Credentials that
     are present but wrong, expired, revoked or disabled are a 401, never a silent fall back to anonymous."""
+    meta = RequestMeta(client=request.client.host if request.client else None,
+                       user_agent=request.headers.get("user-agent"))
     if not token and not api_key:
-        request.state.principal = ANONYMOUS
-        return ANONYMOUS
+        request.state.principal = replace(ANONYMOUS, meta=meta)
+        return request.state.principal
     with request.app.state.engine.connect() as c:
+        scoped(c, SYSTEM)  # checking credentials comes before anyone is known
         if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
             p = credentials.authenticate_key(c, api_key or token or "")
         else:
             p = credentials.load(c, tokens.subject(token or ""), via="token")
     if p is None:
         raise E.token_invalid("Authorization")
-    request.state.principal = p
-    return p
+    request.state.principal = replace(p, meta=meta)
+    return request.state.principal
+
+
+def conn(request: Request, p: Principal = Depends(current_principal)) -> Iterator[Connection]:
+    """A connection whose transaction has the caller's scope (role, divisions, personal data)."""
+    with request.app.state.engine.connect() as c:
+        yield scoped(c, p)
+
+
+def writing(request: Request) -> AbstractContextManager[Session]:
+    """A write transaction in the caller's scope, for routes that depend on `current_principal` (or `principal`);
+    without one it is the anonymous public's."""
+    return scoped_session(request.app.state.engine, getattr(request.state, "principal", ANONYMOUS))
 
 
 def principal(p: Principal = Depends(current_principal)) -> str:

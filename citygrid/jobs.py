@@ -19,6 +19,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from citygrid.security.principal import SYSTEM
+from citygrid.security.scope import scoped
+
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -29,6 +32,7 @@ class JobRecorder:
         self.engine, self.forward, self.id = engine, forward, uuid.uuid4()
         self._last = 0.0
         with engine.begin() as c:
+            scoped(c, SYSTEM)  # the job's bookkeeping; its work runs with its own principal
             c.execute(text("INSERT INTO job (id, kind, detail) VALUES (:i, :k, CAST(:d AS jsonb))"),
                       {"i": self.id, "k": kind, "d": json.dumps(detail or {}, ensure_ascii=False)})
 
@@ -39,11 +43,13 @@ class JobRecorder:
         if now - self._last >= 0.5 or (total is not None and done >= total):
             self._last = now
             with self.engine.begin() as c:
+                scoped(c, SYSTEM)
                 c.execute(text("UPDATE job SET done=:d, total=:t, detail = detail || jsonb_build_object('stage', "
                                "CAST(:s AS text)) WHERE id=:i"), {"d": done, "t": total, "s": stage, "i": self.id})
 
     def finish(self, state: str = "done", result: dict[str, Any] | None = None) -> None:
         with self.engine.begin() as c:
+            scoped(c, SYSTEM)
             c.execute(text("UPDATE job SET state=:s, finished_at=now(), detail = detail || CAST(:r AS jsonb) "
                            "WHERE id=:i"),
                       {"s": state, "r": json.dumps({"result": result} if result else {}, ensure_ascii=False,

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from api.deps import address_indexes, conn, principal
+from api.deps import address_indexes, conn, principal, writing
 from api.web import render
 from citygrid import jobs
 from citygrid.address import batch as batchmod
@@ -140,11 +139,11 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
 
 @router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口); masked")
 def post_person(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         return facts.add_person(s.connection(), code, body, by)
 
 
 @router.post("/addresses/{code}/organizations", status_code=201, summary="Register an organization at a door (实有单位)")
 def post_org(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         return facts.add_organization(s.connection(), code, body, by)

@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from api.deps import conn, principal
+from api.deps import conn, principal, writing
 from citygrid.catalog import get_catalog
 from citygrid.coding.allocator import allocate, ledger_entry
 from citygrid.coding.scheme import component_scheme, unified_scheme
@@ -65,7 +64,7 @@ class BlockIn(BaseModel):
 
 @router.post("/blocks", status_code=201, summary="Reserve a block of codes for bulk work (one statement)")
 def reserve_block(body: BlockIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         c = s.connection()
         if regions.get(c, body.division_code) is None:
             raise E.division_unknown("division_code", code=body.division_code, rule_zh="", rule_en="")

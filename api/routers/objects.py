@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from api.deps import conn, principal
+from api.deps import conn, principal, writing
 from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.registry import objects
@@ -50,8 +51,8 @@ class MergeIn(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-def _write(request: Request) -> Session:
-    return Session(bind=request.app.state.engine, expire_on_commit=False)
+def _write(request: Request) -> AbstractContextManager[Session]:
+    return writing(request)
 
 
 def _code(code: str) -> str:
@@ -62,7 +63,7 @@ def _code(code: str) -> str:
 
 @router.post("", status_code=201, summary="Create an object; a unified code is assigned in the same transaction")
 def create(body: ObjectIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.create(s, objects.NewObject(**body.model_dump()), by)
 
 
@@ -90,26 +91,26 @@ def get_object(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
 
 @router.patch("/{code}", summary="Update: a new version, the old one kept in history")
 def update(code: str, body: ObjectPatch, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.update(s, _code(code), by=by, attrs=body.attrs, name=body.name, geometry=body.geometry,
                               crs=body.crs, expected_version=body.version, reason=body.reason)
 
 
 @router.post("/{code}/retire", summary="Retire: the code stays resolvable with status retired")
 def retire(code: str, request: Request, body: RetireIn | None = None, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.retire(s, _code(code), by=by, reason=body.reason if body else None)
 
 
 @router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")
 def split(code: str, body: SplitIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.split(s, _code(code), body.parts, by=by, reason=body.reason)
 
 
 @router.post("/merge", status_code=201, summary="Merge objects into a new one with a new code")
 def merge(body: MergeIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.merge(s, [_code(c) for c in body.codes], body.result, by=by, reason=body.reason)
 
 

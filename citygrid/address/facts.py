@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from sqlalchemy.engine import Connection
 from citygrid.address import nodes
 from citygrid.coding.checks import citizen_id_valid, credit_code_valid
 from citygrid.errors import CitygridError, E, ErrorEntry
+from citygrid.security import audit
 from citygrid.security.masking import mask_person
 
 _PHONE = re.compile(r"^1\d{10}$|^0\d{2,3}-?\d{7,8}$")
@@ -70,7 +70,7 @@ def _register(conn: Connection, fact: _Fact, code: str, body: dict[str, Any], by
     for f in fact.upper:
         params[f] = params[f].upper() if params[f] else None
     row = conn.execute(text(fact.insert), params).first()
-    _audit(conn, by, fact.action, code, {fact.id_key: row.id})
+    _audit(conn, by, fact.action, code, {fact.id_key: row.id}, ["name", *(f for f in fact.fields if params[f])])
     return dict(row._mapping)
 
 
@@ -90,6 +90,5 @@ def _valid_name(fact: _Fact, body: dict[str, Any]) -> str:
     return name.strip()
 
 
-def _audit(conn: Connection, by: str, action: str, target: str, detail: dict[str, Any]) -> None:
-    conn.execute(text("INSERT INTO audit_log (principal, action, target, detail) VALUES (:p, :a, :t, CAST(:d AS jsonb))"),
-                 {"p": by, "a": action, "t": target, "d": json.dumps(detail)})
+def _audit(conn: Connection, by: str, action: str, target: str, detail: dict[str, Any], fields: list[str]) -> None:
+    audit.record(conn, by, action, target, fields=fields, detail=detail)

@@ -16,7 +16,10 @@ from sqlalchemy import Row, text
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import E
+from citygrid.security import audit
 from citygrid.security.masking import mask_person
+from citygrid.security.principal import ANONYMOUS, Principal
+from citygrid.security.rules import may_read_personal
 
 
 def find(c: Connection, code: str, level: str | None = None) -> Row[Any]:
@@ -32,9 +35,10 @@ def find(c: Connection, code: str, level: str | None = None) -> Row[Any]:
     return r
 
 
-def describe(c: Connection, code: str, limit: int = 200) -> dict[str, Any]:
+def describe(c: Connection, code: str, limit: int = 200, *, principal: Principal = ANONYMOUS) -> dict[str, Any]:
     """A node with its parents (top down), up to `limit` children, its object code, and its 三实: the house and
-    its persons (masked) for a room, the organizations for a door."""
+    its persons for a room (masked unless `principal` may read personal data; an unmasked read is recorded in the
+    audit log before the answer leaves), the organizations for a door."""
     r = find(c, code)
     parents = c.execute(text(
         "WITH RECURSIVE up AS (SELECT id, parent_id, code, level, name, 0 AS depth FROM addr_node WHERE id=:i "
@@ -56,7 +60,11 @@ def describe(c: Connection, code: str, limit: int = 200) -> dict[str, Any]:
         out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
         people = c.execute(text("SELECT name, id_number, phone, relation, generated FROM person WHERE room_id=:i "
                                 "ORDER BY id"), {"i": r.id}).all()
-        out["persons"] = [mask_person(dict(p._mapping)) for p in people]
+        if people and may_read_personal(principal):
+            out["persons"] = [dict(p._mapping) for p in people]
+            audit.read_personal(c, principal, r.code, audit.PERSON_FIELDS, {"persons": len(people)})
+        else:
+            out["persons"] = [mask_person(dict(p._mapping)) for p in people]
     if r.level == "door":
         orgs = c.execute(text("SELECT name, credit_code, category, generated FROM organization WHERE door_id=:i"),
                          {"i": r.id}).all()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.coding.scheme import CodeScheme, unified_scheme
 from citygrid.errors import CitygridError, E, ErrorEntry
+from citygrid.security import audit
 
 
 class AllocationError(CitygridError, ValueError):
@@ -66,6 +67,9 @@ def allocate(
         body = f"{prefix}{serial:0{width}d}"
         codes.append(body + scheme.check_digit(body))
     _record(session, codes, division, class_code, first, by=by, batch=batch, state=state)
+    if state == "reserved":  # a block for later use; codes assigned to objects are audited with their object
+        audit.record(session, by, "reserve_codes", class_code, detail={
+            "division": division, "count": n, "batch": batch, "first": codes[0], "last": codes[-1]})
     return codes
 
 

@@ -25,6 +25,7 @@ from citygrid.geo import bbox_condition, check_geometry, parse_geometry, to_geoj
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
 from citygrid.regions import query as divisions
+from citygrid.security import audit
 from citygrid.security.masking import mask_attrs
 
 
@@ -82,9 +83,9 @@ def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row:
     return {"county": county, "township": township, "village": village}
 
 
-def _audit(s: Session, by: str, action: str, target: str, detail: dict[str, Any]) -> None:
-    s.execute(text("INSERT INTO audit_log (principal, action, target, detail) VALUES (:p, :a, :t, CAST(:d AS jsonb))"),
-              {"p": by, "a": action, "t": target, "d": json.dumps(detail, ensure_ascii=False, default=str)})
+def _audit(s: Session, by: str, action: str, target: str, detail: dict[str, Any], fields: list[str] | None = None
+           ) -> None:
+    audit.record(s, by, action, target, fields=fields or (), detail=detail)
     s.execute(text("INSERT INTO change_log (entity, key, op) VALUES ('object', :k, :o)"), {"k": target, "o": action})
 
 
@@ -146,7 +147,7 @@ def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[
     )
     assign_objects(conn, codes=[code])
     _history(s, uid, "create", by)
-    _audit(s, by, "create", code, {"class": cls.code})
+    _audit(s, by, "create", code, {"class": cls.code}, sorted(obj.attrs))
     return get(conn, code) or {}
 
 
@@ -254,7 +255,8 @@ def update(s: Session, code: str, *, by: str, attrs: dict[str, Any] | None = Non
     if geom_wkb is not None:
         assign_objects(conn, codes=[code])
     _history(s, cur.uid, "update", by, reason)
-    _audit(s, by, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None})
+    _audit(s, by, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None},
+           sorted(attrs or {}))
     return get(conn, code) or {}
 
 
