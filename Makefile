@@ -13,7 +13,13 @@ run: setup
 test:
 	CITYGRID_SETUP_TEST=1 bash scripts/setup.sh
 	.venv/bin/ruff check citygrid api tests bench
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+# Style and types only (ruff, then mypy --strict on citygrid/ and api/; its configuration is in pyproject.toml).
+lint: setup
+	.venv/bin/ruff check citygrid api tests bench
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/python bench/coding.py

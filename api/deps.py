@@ -21,14 +21,16 @@ from citygrid.security.scope import scoped, scoped_session
 
 
 def engine(request: Request) -> Engine:
-    return request.app.state.engine
+    e: Engine = request.app.state.engine  # app.state is untyped: set in the app's lifespan (api/main.py)
+    return e
 
 
 async def address_indexes(request: Request) -> AddressIndexCache:
     """The process's address index holder, created in the app's lifespan (api/main.py); routes call `.get()` for
     the current index. Async and free of I/O, so FastAPI resolves it without a trip through the thread pool (the
     index's freshness check queries the database, so that runs in the route's own thread)."""
-    return request.app.state.address_indexes
+    indexes: AddressIndexCache = request.app.state.address_indexes
+    return indexes
 
 
 # /docs shows an Authorize button for both: the OAuth2 password flow (people) and an API key header (systems).
@@ -44,8 +46,8 @@ def current_principal(request: Request, token: str | None = Depends(_bearer),
     meta = RequestMeta(client=request.client.host if request.client else None,
                        user_agent=request.headers.get("user-agent"))
     if not token and not api_key:
-        request.state.principal = replace(ANONYMOUS, meta=meta)
-        return request.state.principal
+        request.state.principal = anonymous = replace(ANONYMOUS, meta=meta)
+        return anonymous
     with request.app.state.engine.connect() as c:
         scoped(c, SYSTEM)  # checking credentials comes before anyone is known
         if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
@@ -54,8 +56,8 @@ def current_principal(request: Request, token: str | None = Depends(_bearer),
             p = credentials.load(c, tokens.subject(token or ""), via="token")
     if p is None:
         raise E.token_invalid("Authorization")
-    request.state.principal = replace(p, meta=meta)
-    return request.state.principal
+    request.state.principal = caller = replace(p, meta=meta)
+    return caller
 
 
 def conn(request: Request, p: Principal = Depends(current_principal)) -> Iterator[Connection]:

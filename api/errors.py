@@ -20,7 +20,7 @@ from citygrid.security import audit
 from citygrid.security.principal import ANONYMOUS
 
 STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
-          "unprocessable": 422, "too_many": 429}
+          "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500}
 
 # The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
@@ -53,7 +53,7 @@ def markdown() -> str:
     return "\n".join(["| error_code | HTTP | 中文 | English |", "| --- | --- | --- | --- |", *rows])
 
 
-def _field(loc: tuple) -> tuple[str | None, int | None]:
+def _field(loc: tuple[int | str, ...]) -> tuple[str | None, int | None]:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     row = next((p for p in loc if isinstance(p, int)), None)
     return (".".join(parts) or None), row

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, web
+from api import errors, hardening, web
 from api.routers import address, aggregate, audit, auth, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
 from citygrid import __version__
 from citygrid.catalog import get_catalog
@@ -46,9 +46,11 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         title="citygrid",
         version=__version__,
         summary="城市数字公共基础设施：统一编码、行政区划、城市对象登记 / unified codes, divisions, object registry",
-        description="Errors are 4xx answers with `{error_code, message_zh, message_en, field, row, errors[]}`; "
+        description="Errors are 4xx answers with `{error_code, message_zh, message_en, field, row, errors[]}` "
+                    "(an internal error is a 500 in the same shape, with a reference to the server log); "
                     "`{name}` in a message is filled in per request. Also at `GET /errors`.\n\n" + errors.markdown(),
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # self-hosted under the pages' CSP instead (api/web.py)
     )
     errors.install(app)
     for r in (auth.router, audit.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
@@ -56,6 +58,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         app.include_router(r)
 
     web.install(app)
+    hardening.install(app)
 
     @app.get("/health", tags=["system"])
     def health() -> dict[str, Any]:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from citygrid.settings import get_settings
+
+if TYPE_CHECKING:  # imported where used, to keep the command quick to start
+    from sqlalchemy.engine import Engine
+
+    from citygrid.db.cluster import Cluster
+    from citygrid.jobs import Progress as Report
 
 app = typer.Typer(help="citygrid: 城市数字公共基础设施 / digital public infrastructure for a county", no_args_is_help=True)
 db_app = typer.Typer(help="The private PostGIS cluster (ignored when DATABASE_URL is set).", no_args_is_help=True)
@@ -31,7 +39,7 @@ def _start() -> None:
         raise typer.Exit(2) from None
 
 
-def _cluster():  # noqa: ANN202
+def _cluster() -> Cluster:
     from citygrid.db.cluster import Cluster
 
     return Cluster(get_settings().data_dir)
@@ -69,10 +77,10 @@ def migrate() -> None:
     console.print("migrated")
 
 
-def _progress() -> tuple[Progress, object]:
+def _progress() -> tuple[Progress, Report]:
     prog = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), console=console)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def report(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:
@@ -95,7 +103,7 @@ def load_divisions(force: bool = typer.Option(False, help="reload even if loaded
     from citygrid.jobs import run
 
     with prog:
-        detail = run(engine, "load-divisions", lambda p: load(engine, force=force, progress=p), report)  # type: ignore[arg-type]
+        detail = run(engine, "load-divisions", lambda p: load(engine, force=force, progress=p), report)
     console.print_json(json.dumps(detail, ensure_ascii=False))
     console.print(f"done in {time.time() - t:.1f}s")
 
@@ -116,8 +124,8 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     from citygrid.jobs import run
 
     with prog:
-        run(engine, "load-divisions", lambda p: load(engine, progress=p), report)  # type: ignore[arg-type]
-        summary = run(engine, "load-demo", lambda p: gen(engine, seed=seed, force=force, progress=p), report)  # type: ignore[arg-type]
+        run(engine, "load-divisions", lambda p: load(engine, progress=p), report)
+        summary = run(engine, "load-demo", lambda p: gen(engine, seed=seed, force=force, progress=p), report)
         summary["grids"] = ensure_after_demo(engine, "grids-420281", "grids", force, report,
                                              lambda p: generate_grids(engine, "420281", seed=seed, progress=p))
         summary["address_base"] = ensure_after_demo(
@@ -127,7 +135,8 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     console.print(f"done in {time.time() - t:.1f}s")
 
 
-def ensure_after_demo(engine, name: str, kind: str, force: bool, report, build, after: str = "demo-420281"):  # noqa: ANN001, ANN201
+def ensure_after_demo(engine: Engine, name: str, kind: str, force: bool, report: Report,
+                      build: Callable[[Report], dict[str, Any]], after: str = "demo-420281") -> dict[str, Any]:
     """Run `build` unless its data_source row is newer than the step it depends on (demo, then grids)."""
     from sqlalchemy import text
 
@@ -198,7 +207,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(keys_app, name="keys")
 
 
-def _engine():  # noqa: ANN202
+def _engine() -> Engine:
     from citygrid.db.bootstrap import prepare
     from citygrid.db.engine import database_url
 
@@ -301,7 +310,66 @@ def keys_rotate() -> None:
     from citygrid.security.keys import keyring_path, rotate
 
     ring = rotate()
-    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()})")
+    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()}); persons stay "
+                  "under their old key until `citygrid crypto reencrypt` (or use `citygrid crypto rotate`)")
+
+
+# --- encryption of personal fields (citygrid/security/crypto.py) --------------------------------------------------
+crypto_app = typer.Typer(help="ID numbers and phones encrypted at rest: key rotation, re-encryption, retiring keys.",
+                         no_args_is_help=True)
+app.add_typer(crypto_app, name="crypto")
+
+
+def _reencrypt(engine: Engine) -> dict[str, Any]:
+    from citygrid.jobs import run
+    from citygrid.security import crypto
+
+    prog, report = _progress()
+    with prog:
+        return run(engine, "crypto-reencrypt", lambda p: crypto.reencrypt(engine, p), report)
+
+
+@crypto_app.command("status")
+def crypto_status() -> None:
+    """The active key, the keys in the ring, person rows per key, rows still in plaintext."""
+    from citygrid.security import crypto
+
+    with _engine().connect() as c:
+        console.print_json(json.dumps(crypto.status(c), ensure_ascii=False))
+
+
+@crypto_app.command("rotate")
+def crypto_rotate() -> None:
+    """A new active key, then every person row re-encrypted under it (batched, resumable with `reencrypt`)."""
+    from citygrid.security.keys import rotate
+
+    engine = _engine()
+    try:
+        ring = rotate()
+    except RuntimeError as exc:  # the keyring comes from CITYGRID_KEYRING: rotate there, then `reencrypt`
+        console.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"active key is now {ring.active}; re-encrypting persons")
+    console.print_json(json.dumps(_reencrypt(engine), ensure_ascii=False))
+
+
+@crypto_app.command("reencrypt")
+def crypto_reencrypt() -> None:
+    """Re-encrypt every person row not under the active key (resumes an interrupted rotation; safe to repeat)."""
+    console.print_json(json.dumps(_reencrypt(_engine()), ensure_ascii=False))
+
+
+@crypto_app.command("retire-key")
+def crypto_retire_key(kid: str) -> None:
+    """Remove an old key from the ring once no person row and no live API key uses it."""
+    from citygrid.security import crypto
+
+    try:
+        out = crypto.retire_key(_engine(), kid)
+    except Exception as exc:  # noqa: BLE001 - coded refusals are printed, others raised
+        _fail(exc)
+        return
+    console.print_json(json.dumps(out))
 
 
 # --- the audit log --------------------------------------------------------------------------------------------

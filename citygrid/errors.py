@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from string import Formatter
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
-Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many"]
+Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many",
+               "too_large", "internal"]
 
 
 @dataclass
@@ -82,7 +83,14 @@ class ErrorEntry:
         return CitygridError(self.problem(field, row, **params), self.kind, retry_after)
 
 
-def detail(zh: str | None, en: str | None = None) -> dict[str, str]:
+class Detail(TypedDict):
+    """Typed, so that `**detail(...)` cannot be mistaken for an entry's `field` or `row`."""
+
+    detail_zh: str
+    detail_en: str
+
+
+def detail(zh: str | None, en: str | None = None) -> Detail:
     """`detail_zh`/`detail_en` for templates ending in an optional "：why" (empty when there is no why)."""
     if not zh:
         return {"detail_zh": "", "detail_en": ""}
@@ -103,6 +111,14 @@ class E:
                            note="the English text is the framework's own")
     http_error = _e("http_error", "{detail_zh}", "{detail_en}", "not_found",
                     "a family: the code is http_<status> and the status is that HTTP status (http_404, http_405, …)")
+    body_too_large = _e("body_too_large", "请求体超过本接口的上限 {limit}", "the request body exceeds this route's limit of {limit}",
+                        "too_large", "answered before the body is read (api/hardening.py)")
+    rate_limited = _e("rate_limited", "请求过于频繁（{what_zh}），请 {seconds} 秒后再试",
+                      "too many requests ({what_en}): retry in {seconds} s", "too_many",
+                      "the Retry-After header says the same")
+    internal_error = _e("internal_error", "服务器内部错误，已记录（编号 {ref}）",
+                        "internal server error, logged under reference {ref}", "internal",
+                        "the details (never SQL, values or secrets) are in the server log under the reference")
 
     # --- codes: unified and component codes, their validation and allocation ------------------------------------
     code_length = _e("code_length", "代码长度应为 {length} 位，实际为 {actual} 位",
@@ -160,6 +176,8 @@ class E:
                        "parts have different classes; give class_code for the result")
 
     # --- geometry and CRS: GeoJSON intake, reprojection, bounding boxes ----------------------------------------
+    crs_offset_outside = _e("crs_offset_outside", "{crs} 坐标只在中国境内有定义：坐标超出中国范围或不是有限数",
+                            "{crs} is defined only inside China: the coordinates are outside it or not finite numbers")
     crs_unknown = _e("crs_unknown", "不支持的坐标参考系：{crs}", "unknown CRS: {crs}")
     crs_unsupported = _e("crs_unsupported", "不支持的坐标参考系：{crs}",
                          "unsupported CRS {crs}; supported: CRS84, EPSG:4490, 4326, 4534-4554")
@@ -262,6 +280,17 @@ class E:
                              "not_found")
     api_key_not_found = _e("api_key_not_found", "API 密钥 {key} 不存在或已吊销", "API key {key} not found or revoked",
                            "not_found")
+
+    # --- personal data encryption (citygrid/security/crypto.py) and the keys it uses ---------------------------
+    pii_key_missing = _e("pii_key_missing", "个人信息密文使用的密钥 {kid} 不在密钥环中，无法解密",
+                         "personal data is encrypted under key {kid}, which is not in the keyring", "internal",
+                         "a key was removed while rows still used it: restore it from the keyring backup")
+    pii_corrupt = _e("pii_corrupt", "个人信息密文无法解密（已损坏或被篡改）",
+                     "personal data failed to decrypt (the ciphertext is damaged or was tampered with)", "internal")
+    key_unknown = _e("key_unknown", "密钥 {kid} 不在密钥环中", "key {kid} is not in the keyring", "not_found")
+    key_active = _e("key_active", "密钥 {kid} 是当前密钥，不能停用（先轮换）",
+                    "key {kid} is the active key and cannot be retired (rotate first)", "conflict")
+    key_in_use = _e("key_in_use", "密钥 {kid} 仍在使用：{uses_zh}", "key {kid} is still in use: {uses_en}", "conflict")
 
     # --- demo data: the generated demonstration county ---------------------------------------------------------
     demo_no_outline = _e("demo_no_outline", "区划 {county} 没有边界，请先加载区划数据",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import shapely
+from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry import mapping, shape
@@ -70,9 +72,7 @@ def parse_geometry(data: Any, crs: str | None = None, field: str = "geometry", r
     return geom
 
 
-def _apply(tr: Transformer, xy):  # noqa: ANN001, ANN202
-    import numpy as np
-
+def _apply(tr: Transformer, xy: NDArray[np.float64]) -> NDArray[np.float64]:
     x, y = tr.transform(xy[:, 0], xy[:, 1])
     return np.column_stack([x, y])
 
@@ -107,4 +107,4 @@ def parse_bbox(value: str | None, field: str = "bbox") -> tuple[float, float, fl
         vals = ()
     if len(vals) != 4 or vals[0] > vals[2] or vals[1] > vals[3] or any(v != v for v in vals):
         raise E.bbox_invalid(field)
-    return vals  # type: ignore[return-value]
+    return vals

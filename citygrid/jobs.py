@@ -19,20 +19,17 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from citygrid.security.principal import SYSTEM
-from citygrid.security.scope import scoped
-
 Progress = Callable[[str, int, int | None], None]
 
 
 class JobRecorder:
     """Wraps a progress callback: forwards it (CLI bar) and writes it to the job row at most every 0.5 s."""
 
-    def __init__(self, engine: Engine, kind: str, forward: Progress | None = None, detail: dict | None = None) -> None:
+    def __init__(self, engine: Engine, kind: str, forward: Progress | None = None,
+                 detail: dict[str, Any] | None = None) -> None:
         self.engine, self.forward, self.id = engine, forward, uuid.uuid4()
         self._last = 0.0
         with engine.begin() as c:
-            scoped(c, SYSTEM)  # the job's bookkeeping; its work runs with its own principal
             c.execute(text("INSERT INTO job (id, kind, detail) VALUES (:i, :k, CAST(:d AS jsonb))"),
                       {"i": self.id, "k": kind, "d": json.dumps(detail or {}, ensure_ascii=False)})
 
@@ -43,13 +40,11 @@ class JobRecorder:
         if now - self._last >= 0.5 or (total is not None and done >= total):
             self._last = now
             with self.engine.begin() as c:
-                scoped(c, SYSTEM)
                 c.execute(text("UPDATE job SET done=:d, total=:t, detail = detail || jsonb_build_object('stage', "
                                "CAST(:s AS text)) WHERE id=:i"), {"d": done, "t": total, "s": stage, "i": self.id})
 
     def finish(self, state: str = "done", result: dict[str, Any] | None = None) -> None:
         with self.engine.begin() as c:
-            scoped(c, SYSTEM)
             c.execute(text("UPDATE job SET state=:s, finished_at=now(), detail = detail || CAST(:r AS jsonb) "
                            "WHERE id=:i"),
                       {"s": state, "r": json.dumps({"result": result} if result else {}, ensure_ascii=False,
@@ -78,7 +73,7 @@ def run(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], for
     return _execute(JobRecorder(engine, kind, forward), fn)
 
 
-def start(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], detail: dict | None = None
+def start(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], detail: dict[str, Any] | None = None
           ) -> JobRecorder:
     """Run a job in a named daemon thread and return at once; its row says when it is done or failed.
 

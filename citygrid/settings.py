@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +52,33 @@ class Settings(BaseSettings):
     public_clearance: Literal["L1", "L2", "L3"] = Field(
         "L1", description="highest catalog level anonymous callers see (L1 公开; a county publishing L2 raises it)")
 
+    # --- hardening (api/hardening.py) ---
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [], description="browser origins allowed to call the API (CORS), comma-separated; none by default")
+    body_limit: int = Field(1 << 20, ge=1024, description="largest request body in bytes where a route sets none")
+    rate_limits: bool = Field(True, description="per-principal rate limits on login and expensive routes")
+    # "N/second|minute|hour|day": a bucket of N requests refilled over that period, per principal (per client
+    # address for anonymous callers and for logins); "off" for none
+    rate_login: str = "10/minute"
+    rate_geocode: str = "30/minute"
+    rate_batch: str = "20/hour"
+    rate_export: str = "60/minute"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: object) -> object:
+        return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("rate_login", "rate_geocode", "rate_batch", "rate_export")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        parse_rate(v)
+        return v
+
+    def rate(self, bucket: str) -> tuple[int, float] | None:
+        """(requests, period in seconds) of a rate setting, None when it is off or limits are disabled."""
+        return parse_rate(getattr(self, f"rate_{bucket}")) if self.rate_limits else None
+
     @field_validator("database_url", "app_database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
@@ -70,6 +97,20 @@ class Settings(BaseSettings):
     @property
     def catalog_dir(self) -> Path:
         return self.schemas_dir / "catalog"
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
+            "d": 86400, "day": 86400}
+
+
+def parse_rate(v: str) -> tuple[int, float] | None:
+    """`10/minute` → (10, 60.0); `off` → None."""
+    if v.strip().lower() in ("off", "0", "none"):
+        return None
+    n, _, unit = v.strip().lower().partition("/")
+    if not n.isdigit() or int(n) < 1 or unit not in _PERIODS:
+        raise ValueError(f"rate {v!r}: expected N/second|minute|hour|day or off")
+    return int(n), float(_PERIODS[unit])
 
 
 @lru_cache(maxsize=1)

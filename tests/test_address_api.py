@@ -5,25 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import time
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from citygrid.security import credentials
-from citygrid.security.principal import Grant
+from citygrid.security import crypto
 
 
-@pytest.fixture(scope="module")
-def personal(engine) -> dict[str, str]:  # noqa: ANN001
-    """Headers of a department system granted personal data (persons are invisible without the grant: row-level
-    security, tests/test_security_rls.py)."""
-    name = f"police-{uuid.uuid4().hex[:6]}"
-    with engine.begin() as c:
-        credentials.add_principal(c, name, kind="service", grants=[Grant("department", "420281", "public_security")],
-                                  clearance="L4", personal=True, by="test")
-        return {"X-API-Key": str(credentials.create_api_key(c, name, "address tests")["key"])}
+@pytest.fixture()
+def personal(login_as) -> dict[str, str]:  # noqa: ANN001
+    """A department granted personal data: without the grant persons and houses are invisible (row-level security,
+    tests/test_security_rls.py)."""
+    return login_as("police-personal", "department:public_security@420281", clearance="L4", personal=True)
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +123,9 @@ def test_reverse_geocoding(client: TestClient, base: dict) -> None:
 
 def test_address_node_masks_persons_and_has_qr(client: TestClient, engine, personal: dict) -> None:  # noqa: ANN001
     with engine.connect() as c:
-        code, name, phone = c.execute(text("SELECT a.code, p.name, p.phone FROM person p JOIN addr_node a "
-                                           "ON a.id=p.room_id ORDER BY p.id LIMIT 1")).first()
+        code, name, phone_enc = c.execute(text("SELECT a.code, p.name, p.phone_enc FROM person p JOIN addr_node a "
+                                               "ON a.id=p.room_id ORDER BY p.id LIMIT 1")).first()
+    phone = crypto.decrypt(phone_enc, "phone")
     public = client.get(f"/addresses/{code}").json()
     assert public["level"] == "room" and public["persons"] == [] and public["house"] is None
     r = client.get(f"/addresses/{code}", headers=personal).json()

@@ -25,10 +25,15 @@ LAMP = _cls("路灯")
 BUILDING = _cls("建筑物")
 
 
+@pytest.fixture(scope="module")
+def alice(login_as) -> dict[str, str]:  # noqa: ANN001
+    return login_as("alice", "admin")  # type: ignore[no-any-return]
+
+
 def _lamp(client: TestClient, **over: Any) -> dict[str, Any]:
     body = {"class_code": LAMP.code, "geometry": {"type": "Point", "coordinates": list(IN_DAYE)},
             "attrs": {"state": "完好"}, "division_code": "420281"} | over
-    r = client.post("/objects", json=body, headers={"X-Citygrid-User": "alice"})
+    r = client.post("/objects", json=body, headers=ALICE[0])
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -45,6 +50,14 @@ def _building_attrs() -> dict[str, Any]:
         else:
             attrs[a.field] = "测试"
     return attrs
+
+
+ALICE: list[dict[str, str]] = [{}]  # the authenticated author of the lamps, set once per module
+
+
+@pytest.fixture(autouse=True)
+def _as_alice(alice: dict[str, str]) -> None:
+    ALICE[0] = alice
 
 
 def test_create_assigns_a_valid_code_that_codes_endpoint_explains(client: TestClient) -> None:
@@ -149,9 +162,10 @@ def test_geometry_in_other_crs_is_reprojected(client: TestClient) -> None:
     assert abs(gx - IN_DAYE[0]) < 1e-7 and abs(gy - IN_DAYE[1]) < 1e-7
 
 
-def test_update_keeps_full_history_and_checks_version(client: TestClient) -> None:
+def test_update_keeps_full_history_and_checks_version(client: TestClient, login_as) -> None:  # noqa: ANN001
     code = _lamp(client)["code"]
-    r = client.patch(f"/objects/{code}", json={"attrs": {"state": "破损"}, "version": 1}, headers={"X-Citygrid-User": "bob"})
+    bob = login_as("bob", "admin")
+    r = client.patch(f"/objects/{code}", json={"attrs": {"state": "破损"}, "version": 1}, headers=bob)
     assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["attrs"]["state"] == "破损"
     r = client.patch(f"/objects/{code}", json={"attrs": {"state": "完好"}, "version": 1})
     assert r.status_code == 409 and r.json()["error_code"] == "version_conflict"

@@ -1,4 +1,4 @@
-"""The audit log nobody can rewrite (migration 0013, `citygrid/security/audit.py`): writes and personal reads are
+"""The audit log nobody can rewrite (migration 0016, `citygrid/security/audit.py`): writes and personal reads are
 recorded with who, roles, what, from where and the outcome; the hash chain verifies; the application role cannot
 UPDATE, DELETE or TRUNCATE it (grants) and nobody can without switching triggers off; a superuser who does is
 caught by `verify` and by `citygrid audit verify`; concurrent writers never fork the chain."""

@@ -1,5 +1,5 @@
 """Defence in depth in PostgreSQL: the application's role owns nothing and holds exactly its grants, and row-level
-security keeps a query that forgot its WHERE inside the caller's division scope (migration 0014,
+security keeps a query that forgot its WHERE inside the caller's division scope (migration 0017,
 `citygrid/db/roles.py`, `citygrid/security/scope.py`).
 
 The rules are tested by connecting as the application role directly (psycopg, no citygrid code in between) and
@@ -231,7 +231,7 @@ def test_scope_survives_a_commit_in_the_middle(database_url: str) -> None:
 
 def test_county_wide_reads_keep_their_spatial_index(app_url: str, towns: list[str]) -> None:
     """The county-wide role's policies are `true` and vanish at planning; the area role's are real, and the bbox
-    still uses the GiST index because `&&` is marked LEAKPROOF (0014)."""
+    still uses the GiST index because `&&` is marked LEAKPROOF (0017)."""
     query = ("EXPLAIN SELECT count(*) FROM city_object WHERE class_code = '050402' AND status = 'active' "
              "AND geom && ST_MakeEnvelope(114.9, 30.0, 115.0, 30.1, 4490)")
     for role, divisions in ((roles.ALL, "*"), (roles.AREA, towns[0])):

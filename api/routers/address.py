@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from api.deps import address_indexes, conn, principal, writing
+from api.deps import address_indexes, conn, current_principal, principal, writing
 from api.web import render
 from citygrid import jobs
 from citygrid.address import batch as batchmod
@@ -20,6 +20,8 @@ from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
 from citygrid.address.resolve import geocode_safe
 from citygrid.errors import CitygridError, E
+from citygrid.security.principal import Principal
+from citygrid.security.scope import scoped_engine
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
@@ -101,16 +103,17 @@ def page(code: str, c: Connection = Depends(conn)) -> HTMLResponse:
 
 @router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress")
 async def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
-                     division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes)
-                     ) -> dict[str, Any]:
+                     division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes),
+                     p: Principal = Depends(current_principal)) -> dict[str, Any]:
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise E.file_too_large("file", limit=f"{MAX_UPLOAD >> 20} MB")
     if not data:
         raise E.file_empty("file")
     upload = batchmod.accept(get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
-    rec = jobs.start(request.app.state.engine, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
-                     detail=upload.detail())
+    # the job's rows are written in the caller's scope, from the job's thread
+    rec = jobs.start(scoped_engine(request.app.state.engine, p), "address-batch",
+                     batchmod.geocode_job(indexes.get(), upload, division), detail=upload.detail())
     return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": upload.header,
             "result": f"/address/batch/{rec.id}/result"}
 
@@ -147,3 +150,14 @@ def post_person(code: str, body: dict[str, Any], request: Request, by: str = Dep
 def post_org(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
     with writing(request) as s:
         return facts.add_organization(s.connection(), code, body, by)
+
+
+class PersonQuery(BaseModel):
+    id_number: str = Field(..., max_length=40, description="公民身份号码 (sent in the body, never in a URL)")
+
+
+@router.post("/persons/search", summary="Find persons by ID number (keyed hash; needs the personal-data grant)")
+def search_persons(body: PersonQuery, request: Request, p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    with writing(request) as s:
+        found = facts.find_persons(s.connection(), p, body.id_number)
+    return {"count": len(found), "persons": found}

@@ -24,7 +24,7 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
                   region: str | None = Query(None, pattern=r"^\d{6,12}$"), bbox: str | None = None,
                   geometry: bool = True, c: Connection = Depends(conn)) -> dict[str, Any]:
     box = parse_bbox(bbox)
-    return aggregate(c, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,  # type: ignore[arg-type]
+    return aggregate(c, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,
                      with_geometry=geometry)
 
 

@@ -38,7 +38,7 @@ def list_departments() -> dict[str, Any]:
     cat = get_catalog()
     items = []
     for d in cat.departments.values():
-        row = d.to_dict()
+        row: dict[str, Any] = d.to_dict()
         row["classes"] = [c.code for c in cat.classes.values() if c.department.id == d.id]
         items.append(row)
     return {"items": items, "count": len(items)}

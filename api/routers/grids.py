@@ -14,6 +14,7 @@ from citygrid.geo import parse_bbox
 from citygrid.grid import multi, query
 
 router = APIRouter(prefix="/grids", tags=["grids"])
+MAX_FILE = 64 * 1024 * 1024  # the body limit of the import route follows it (api/hardening.py)
 
 
 @router.get("", summary="Grid cells as GeoJSON, by system, community or bbox")
@@ -47,7 +48,7 @@ def get_grid(system: str, code: str, c: Connection = Depends(conn)) -> dict[str,
 async def import_grids(request: Request, file: UploadFile = File(...), system: str = Form(...),
                        code_field: str = Form("code"), name_field: str = Form("name"), crs: str | None = Form(None),
                        base: str = Form("unit")) -> dict[str, Any]:
-    raw = await file.read(64 * 1024 * 1024 + 1)
+    raw = await file.read(MAX_FILE + 1)
     try:
         fc = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -75,7 +75,7 @@ def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
                  limit: int = Query(100, ge=1, le=1000), after: str | None = Query(None, pattern=r"^\d{21}$"),
                  c: Connection = Depends(conn)) -> dict[str, Any]:
     box = parse_bbox(bbox)
-    page = objects.query(c, class_code=class_code, division=division, bbox=box,  # type: ignore[arg-type]
+    page = objects.query(c, class_code=class_code, division=division, bbox=box,
                          status=None if status == "all" else status, limit=limit, after=after)
     page["count"] = len(page["items"])
     return page

@@ -86,7 +86,7 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
               filter_: str | None = Query(None, alias="filter", description="CQL2 filter (Part 3)"),
               filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default), cql2-json"),
               filter_crs: str | None = Query(None, alias="filter-crs", description="CRS of geometry literals"),
-              c: Connection = Depends(conn)) -> JSONResponse:
+              c: Connection = Depends(conn)) -> Response:
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
     page = F.items(c, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
                    datetime_=datetime, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.coding.allocator import advance
 from citygrid.coding.scheme import load_schemes
+from citygrid.db.engine import driver_connection
 from citygrid.jobs import Progress
 from citygrid.regions.load import drop_secondary
 
@@ -105,17 +106,18 @@ def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | Non
     provenance = dict(provenance or {})
     with Session(engine) as s, s.begin():
         c = s.connection()
-        names = dict(c.execute(text("SELECT code, name FROM division WHERE code = :c OR parent_code = :c OR "
-                                    "parent_code IN (SELECT code FROM division WHERE parent_code = :c)"),
-                               {"c": county}).all())
+        names: dict[str, str] = dict(c.execute(
+            text("SELECT code, name FROM division WHERE code = :c OR parent_code = :c OR "
+                 "parent_code IN (SELECT code FROM division WHERE parent_code = :c)"), {"c": county}).tuples().all())
         chain = c.execute(text("WITH RECURSIVE up AS (SELECT code, name, parent_code FROM division WHERE code=:c "
                                "UNION ALL SELECT d.code, d.name, d.parent_code FROM division d JOIN up "
                                "ON d.code = up.parent_code) SELECT name FROM up"), {"c": county}).scalars().all()
         prefix = "".join(reversed(chain))  # 湖北省黄石市大冶市
-        village_short = dict(c.execute(text("SELECT code, short_name FROM division WHERE level=5 AND code LIKE :p"),
-                                       {"p": county + "%"}).all())
+        village_short: dict[str, str] = dict(
+            c.execute(text("SELECT code, short_name FROM division WHERE level=5 AND code LIKE :p"),
+                      {"p": county + "%"}).tuples().all())
 
-        def objs(cls_name: str, extra: str = "") -> list[Any]:
+        def objs(cls_name: str, extra: str = "") -> Sequence[Any]:
             return c.execute(text(
                 "SELECT o.code, o.name, o.attrs, o.township_code, o.village_code, "
                 "ST_X(ST_PointOnSurface(o.geom)) AS x, ST_Y(ST_PointOnSurface(o.geom)) AS y" + extra +
@@ -162,6 +164,7 @@ def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | Non
             rn, num = a.get("road_name"), a.get("number")
             if not rn or not isinstance(num, int):
                 continue
+            parent: Node | None
             if a.get("plate_type") == "村组门牌":
                 if not d.village_code:
                     continue
@@ -247,7 +250,7 @@ def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | Non
             buf.write("\t".join(_esc(v) for v in (
                 n.id, n.code, n.level, n.parent, county, n.township, n.village, n.name, n.number, n.suffix,
                 _arr(n.aliases), n.full_name, pt, n.object_code, n.unit_grid, n.gov_grid)) + "\n")
-        raw = c.connection.driver_connection
+        raw = driver_connection(c)
         with raw.cursor() as cur:
             restore = drop_secondary(cur, ["addr_node", "house", "person", "organization"])
             with cur.copy("COPY addr_node (id, code, level, parent_id, division_code, township_code, village_code, "
@@ -259,8 +262,9 @@ def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | Non
             progress("address: indexes", 0, len(restore))
             for stmt in restore:
                 cur.execute(stmt)
-        counts = dict(c.execute(text("SELECT level, count(*) FROM addr_node WHERE division_code=:c GROUP BY level"),
-                                {"c": county}).all())
+        counts: dict[str, int] = dict(
+            c.execute(text("SELECT level, count(*) FROM addr_node WHERE division_code=:c GROUP BY level"),
+                      {"c": county}).tuples().all())
         detail = {"nodes": counts, "facts": n_facts, **provenance}
         edition = " ".join(f"{k}={v}" for k, v in provenance.items()) or "registry"
         c.execute(text("INSERT INTO data_source (name, edition, detail) VALUES (:n, :e, CAST(:d AS jsonb)) "
@@ -283,7 +287,7 @@ def _grids(c: Any, county: str, nodes: list[Node]) -> None:
         polys = [wkb.loads(bytes(g)) for _, g in rows]
         tree = shapely.STRtree(polys)
         placed = [n for n in nodes if n.point and n.level in ("road", "door", "village_group", "compound", "building")]
-        pts = shapely.points([n.point for n in placed])
+        pts = shapely.points([n.point for n in placed if n.point is not None])  # all are: narrows for the checker
         hit_pt, hit_poly = tree.query(pts, predicate="intersects")
         for i, j in zip(hit_pt, hit_poly, strict=True):
             if getattr(placed[i], attr) is None:

@@ -112,7 +112,10 @@ def iter_rows(path: Path, column: str | None) -> tuple[list[str], Iterator[tuple
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many kinds for a broken file
             raise E.file_type("file", **detail(str(exc))) from exc
-        it = wb.active.iter_rows(values_only=True)
+        sheet = wb.active
+        if sheet is None:  # a workbook without sheets has no rows either
+            raise E.file_empty("file")
+        it = sheet.iter_rows(values_only=True)
         first = next(it, None)
         if first is None:
             raise E.file_empty("file")
@@ -162,7 +165,7 @@ def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress
             value = rec["__address__"]
             text = "" if value is None else str(value)
             if len(text) > MAX_FIELD:
-                res = {"error": {"error_code": E.address_too_long.code}, "candidates": []}
+                res: dict[str, Any] = {"error": {"error_code": E.address_too_long.code}, "candidates": []}
             else:
                 res = geocode_safe(index, text, hint, limit=1)
             top = res["candidates"][0] if res.get("candidates") else None

@@ -1,4 +1,6 @@
-"""三实 intake: persons in rooms (实有人口) and organizations at door plates (实有单位), validated on entry."""
+"""三实 intake: persons in rooms (实有人口) and organizations at door plates (实有单位), validated on entry; ID
+numbers and phones are encrypted before they reach the table (citygrid/security/crypto.py), and a person is found
+by ID number through its keyed hash."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from sqlalchemy.engine import Connection
 from citygrid.address import nodes
 from citygrid.coding.checks import citizen_id_valid, credit_code_valid
 from citygrid.errors import CitygridError, E, ErrorEntry
-from citygrid.security import audit
+from citygrid.security import audit, crypto, rules
 from citygrid.security.masking import mask_person
+from citygrid.security.principal import Principal
 
 _PHONE = re.compile(r"^1\d{10}$|^0\d{2,3}-?\d{7,8}$")
 
@@ -32,7 +35,8 @@ class _Fact:
     checks: tuple[Check, ...]  # in the order problems are reported, after the name's
     fields: tuple[str, ...]  # taken from the body as they are, except `upper` ones (upper-cased, "" → None)
     upper: tuple[str, ...]
-    insert: str  # with :node, :name and the fields as parameters; RETURNING id and what the caller answers
+    insert: str  # with :node, :name and the stored fields as parameters; RETURNING id and what the caller answers
+    seal: Callable[[dict[str, Any]], dict[str, Any]] | None  # the fields → the columns they are stored in
     action: str  # audit action and the detail key of the new row's id
     id_key: str
 
@@ -41,8 +45,10 @@ _PERSON = _Fact(
     level="room", name_max=50, name_zh="姓名",
     checks=(("id_number", citizen_id_valid, E.id_number_invalid), ("phone", _PHONE.match, E.phone_invalid)),
     fields=("id_number", "phone", "relation"), upper=("id_number",),
-    insert="INSERT INTO person (room_id, name, id_number, phone, relation) VALUES (:node, :name, :id_number, :phone, "
-           ":relation) RETURNING id, name, id_number, phone, relation, generated",
+    insert="INSERT INTO person (room_id, name, id_number_enc, phone_enc, id_number_hash, pii_kid, relation) VALUES "
+           "(:node, :name, :id_number_enc, :phone_enc, :id_number_hash, :pii_kid, :relation) "
+           "RETURNING id, name, relation, generated",
+    seal=lambda p: crypto.seal_person(p.pop("id_number"), p.pop("phone")),
     action="add_person", id_key="person_id")
 _ORGANIZATION = _Fact(
     level="door", name_max=200, name_zh="单位名称",
@@ -50,7 +56,7 @@ _ORGANIZATION = _Fact(
     fields=("credit_code", "category"), upper=("credit_code",),
     insert="INSERT INTO organization (door_id, name, credit_code, category) VALUES (:node, :name, :credit_code, "
            ":category) RETURNING id, name, credit_code, category, generated",
-    action="add_organization", id_key="organization_id")
+    seal=None, action="add_organization", id_key="organization_id")
 
 
 def add_person(conn: Connection, room_code: str, body: dict[str, Any], by: str) -> dict[str, Any]:
@@ -69,9 +75,29 @@ def _register(conn: Connection, fact: _Fact, code: str, body: dict[str, Any], by
     params: dict[str, Any] = {"node": node, "name": name} | {f: body.get(f) for f in fact.fields}
     for f in fact.upper:
         params[f] = params[f].upper() if params[f] else None
-    row = conn.execute(text(fact.insert), params).first()
-    _audit(conn, by, fact.action, code, {fact.id_key: row.id}, ["name", *(f for f in fact.fields if params[f])])
-    return dict(row._mapping)
+    given = {f: params[f] for f in fact.fields}
+    if fact.seal is not None:
+        params |= fact.seal(params)
+    row = conn.execute(text(fact.insert), params).one()  # INSERT … RETURNING: one row
+    audit.record(conn, by, fact.action, code, fields=["name", *(f for f in fact.fields if given[f])],
+                 detail={fact.id_key: row.id})
+    return {"id": row.id, "name": row.name} | given | dict(row._mapping)
+
+
+def find_persons(conn: Connection, principal: Principal, id_number: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The persons registered with this ID number, with the room they live in, found through the keyed hash
+    (the table holds no plaintext to search); masked unless the caller may see personal data."""
+    rules.require_personal(principal, "按身份号码查找人口", "finding persons by ID number")
+    if not isinstance(id_number, str) or not citizen_id_valid(crypto.normalise_id_number(id_number)):
+        raise E.id_number_invalid("id_number")
+    rows = conn.execute(text(
+        "SELECT p.id, a.code AS room, a.full_name AS address, p.name, p.id_number_enc, p.phone_enc, p.relation, "
+        "p.generated FROM person p JOIN addr_node a ON a.id = p.room_id WHERE p.id_number_hash = ANY(:h) "
+        "ORDER BY p.id LIMIT :l"), {"h": crypto.index_candidates(id_number), "l": limit}).all()
+    see = rules.may_read_personal(principal)
+    audit.record(conn, principal, "find_person", "person", fields=audit.PERSON_FIELDS if see and rows else (),
+                 detail={"found": len(rows)})  # never the number itself
+    return [mask_person(crypto.open_person(r._mapping), may_see=see) for r in rows]
 
 
 def _valid_name(fact: _Fact, body: dict[str, Any]) -> str:
@@ -88,7 +114,3 @@ def _valid_name(fact: _Fact, body: dict[str, Any]) -> str:
     if problems or not isinstance(name, str):
         raise CitygridError(problems, "unprocessable")
     return name.strip()
-
-
-def _audit(conn: Connection, by: str, action: str, target: str, detail: dict[str, Any], fields: list[str]) -> None:
-    audit.record(conn, by, action, target, fields=fields, detail=detail)

@@ -16,7 +16,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import E
-from citygrid.security import audit
+from citygrid.security import audit, crypto
 from citygrid.security.masking import mask_person
 from citygrid.security.principal import ANONYMOUS, Principal
 from citygrid.security.rules import may_read_personal
@@ -58,13 +58,12 @@ def describe(c: Connection, code: str, limit: int = 200, *, principal: Principal
         h = c.execute(text("SELECT house_use, area, property_type, generated FROM house WHERE room_id=:i"),
                       {"i": r.id}).first()
         out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
-        people = c.execute(text("SELECT name, id_number, phone, relation, generated FROM person WHERE room_id=:i "
-                                "ORDER BY id"), {"i": r.id}).all()
-        if people and may_read_personal(principal):
-            out["persons"] = [dict(p._mapping) for p in people]
+        people = c.execute(text("SELECT name, id_number_enc, phone_enc, relation, generated FROM person "
+                                "WHERE room_id=:i ORDER BY id"), {"i": r.id}).all()
+        see = bool(people) and may_read_personal(principal)
+        if see:  # recorded before the answer leaves, whatever happens next
             audit.read_personal(c, principal, r.code, audit.PERSON_FIELDS, {"persons": len(people)})
-        else:
-            out["persons"] = [mask_person(dict(p._mapping)) for p in people]
+        out["persons"] = [mask_person(crypto.open_person(p._mapping), may_see=see) for p in people]  # decrypt, mask
     if r.level == "door":
         orgs = c.execute(text("SELECT name, credit_code, category, generated FROM organization WHERE door_id=:i"),
                          {"i": r.id}).all()

@@ -36,9 +36,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citygrid.errors import CitygridError, E, ErrorEntry
+
+if TYPE_CHECKING:
+    import opencc
 
 MAX_LENGTH = 500
 
@@ -61,8 +64,8 @@ _BINARYISH = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 
 _WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 _WIDTH[0x3000] = 0x20
-for _dash in "‐‑‒–—―﹣~～－":
-    _WIDTH[ord(_dash)] = ord("-")
+for _ch in "‐‑‒–—―﹣~～－":
+    _WIDTH[ord(_ch)] = ord("-")
 
 _SEPARATORS = re.compile(r"[\s,，、;；:：。!！?？'\"“”‘’`·|/\\_]+")
 _DASH = re.compile(r"-+")
@@ -105,7 +108,7 @@ def _sub(text: str, idx: Index, pattern: re.Pattern[str], fn: Callable[[re.Match
 
 
 @lru_cache(maxsize=1)
-def _opencc():  # noqa: ANN202
+def _opencc() -> opencc.OpenCC:
     import opencc
 
     return opencc.OpenCC("t2s")

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from citygrid.address.normalize import normalize_with_map
 
@@ -313,7 +314,7 @@ class AddressParser:
         if not self.path.exists():
             raise FileNotFoundError(f"address model not found: {self.path} (train it: python -m citygrid.address.training train)")
         meta_path = self.path.with_suffix(".json")
-        self.meta: dict = json.loads(meta_path.read_text("utf-8")) if meta_path.exists() else {}
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text("utf-8")) if meta_path.exists() else {}
         self.styles: tuple[str, ...] = tuple(self.meta.get("styles") or ())
         self.style = self._check_style(style) if style is not None else self.meta.get("default_style")
         self.gazetteer = gazetteer if gazetteer is not None else Gazetteer.default()
@@ -330,7 +331,7 @@ class AddressParser:
         may call it per request.
         """
         if path is None and gazetteer is None and style is None:
-            return _default_parser(cls)
+            return _default_parser(cls)  # type: ignore[arg-type]  # a class is hashable; mypy#11470
         return cls(Path(path) if path is not None else MODEL_PATH, gazetteer, style)
 
     def _check_style(self, style: str | None) -> str | None:
@@ -340,7 +341,7 @@ class AddressParser:
             raise ValueError(f"style must be one of {self.styles} for this model, got {style!r}")
         return style
 
-    def _tagger(self):  # noqa: ANN202 - pycrfsuite.Tagger, one per thread (not thread-safe)
+    def _tagger(self) -> Any:  # pycrfsuite.Tagger (untyped), one per thread (not thread-safe)
         tagger = getattr(self._local, "tagger", None)
         if tagger is None:
             tagger = self._pycrfsuite.Tagger()

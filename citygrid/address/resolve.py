@@ -188,7 +188,7 @@ class AddressIndex:
             d = self.divisions.get(hint_division)
             if d and d[0] == 4:
                 div.setdefault("township", hint_division)
-        occupied = set()
+        occupied: set[int] = set()
         for a, b in used:
             occupied.update(range(a, b))
         results: list[Candidate] = []
@@ -320,7 +320,7 @@ class AddressIndex:
 
     def _answer(self, c: Candidate, t: str, raw: str, back: list[int]) -> dict[str, Any]:
         n = c.node
-        covered = set()
+        covered: set[int] = set()
         for a, b in c.used:
             covered.update(range(a, b))
         # ancestors written in the input (a compound's road and gate number) count as used, in order
@@ -345,7 +345,7 @@ class AddressIndex:
         town = (n.township if n else None) or c.division.get("township")
         village = (n.village if n else None) or c.division.get("village")
         point = None
-        if n and n.x is not None:
+        if n and n.x is not None and n.y is not None:
             point = {"lon": round(n.x, 7), "lat": round(n.y, 7), "crs": "EPSG:4490",
                      "wgs84": {"lon": round(n.x, 7), "lat": round(n.y, 7)}}
         coverage = len(covered) / max(1, len(t))
@@ -365,7 +365,7 @@ class AddressIndex:
         }
 
     def _chain(self, n: NodeRow) -> dict[str, NodeRow]:
-        out = {}
+        out: dict[str, NodeRow] = {}
         cur: NodeRow | None = n
         while cur is not None:
             out.setdefault(cur.level, cur)

@@ -52,6 +52,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from citygrid.address.normalize import AddressInputError, normalize_with_map
 from citygrid.address.parse import DEFAULT_STYLE, LABELS, MODEL_PATH, STYLES, Gazetteer, chunks, features
@@ -218,7 +219,7 @@ def training_examples(data_dir: Path | None = None, holdout: float = 0.1, seed: 
 
 def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 0.1, max_iter: int = 150,
           holdout: float = 0.1, seed: int = 2021, minfreq: int = 2, verbose: bool = False,
-          corpora: Sequence[str] = ("ccks", "ncap"), style: bool = True, scheme: str = "bio") -> dict:
+          corpora: Sequence[str] = ("ccks", "ncap"), style: bool = True, scheme: str = "bio") -> dict[str, Any]:
     """Train the CRF on the shared corpora and write the model to `out`; returns training statistics.
 
     The statistics are also written next to the model (`address_crf.json`), so the bench knows the held-out split.

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -54,22 +54,25 @@ class CatalogError(Exception):
 
 # -- YAML with line numbers and duplicate-key detection --------------------------------------------------
 
-class _Map(dict):
+class _Map(dict[Any, Any]):
     """A YAML mapping that remembers where it and each of its keys start (1-based lines)."""
 
     line: int | None = None
     key_lines: dict[Any, int]
 
 
-class _Seq(list):
+class _Seq(list[Any]):
     line: int | None = None
 
 
 # libyaml parses the catalog about 10x faster than pure-Python PyYAML; both give line marks.
-_SafeBase: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # one base for the checker: both offer SafeLoader's constructor interface
+    _SafeBase = yaml.SafeLoader
+else:
+    _SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_SafeBase):  # type: ignore[misc,valid-type]
+class _Loader(_SafeBase):
     pass
 
 
@@ -218,7 +221,7 @@ def _parse_attribute(ck: _Checker, raw: Any, path: str, levels: dict[str, str]) 
         ck.error(f"{path}.required", f"must be true or false, got {_describe(required)}", raw, "required")
         ok = False
 
-    enum = raw.get("enum")
+    enum: Any = raw.get("enum")  # unchecked YAML until the checks below
     if typ == "enum":
         if not isinstance(enum, list) or not enum:
             ck.error(f"{path}.enum", "type 'enum' needs a non-empty list of allowed values", raw,
@@ -561,6 +564,7 @@ def _parse_class(ck: _Checker, item: _Map, p: str, *, departments: dict[str, Dep
     if len(ck.problems) > n_before:
         return None
     assert code is not None and name is not None and name_en is not None and department is not None
+    assert isinstance(geometry, str) and isinstance(period, int)  # both required and checked above
     return ObjectClass(
         code=code, name=name, name_en=name_en, geometry=geometry, department=department,
         attributes=attributes, major_name=majors[code[:2]], middle_name=middles[code[:4]],

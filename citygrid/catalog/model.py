@@ -212,6 +212,7 @@ class ObjectClass:
     major: str = field(init=False)
     middle: str = field(init=False)
     minor: str = field(init=False)
+    _by_field: dict[str, Attribute] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "major", self.code[0:2])
@@ -228,7 +229,7 @@ class ObjectClass:
         return self.code[:4]
 
     def attribute(self, field_name: str) -> Attribute | None:
-        return self._by_field.get(field_name)  # type: ignore[attr-defined]
+        return self._by_field.get(field_name)
 
     @property
     def required_fields(self) -> list[str]:
@@ -244,7 +245,7 @@ class ObjectClass:
             return [FieldProblem.of(E.attr_type, "", attr_zh="属性", attr_en="attributes", value_zh="",
                                     value_en=f"a {type(attrs).__name__}", type_zh="“字段名: 值”形式的对象",
                                     type_en="an object of field: value")]
-        by_field: dict[str, Attribute] = self._by_field  # type: ignore[attr-defined]
+        by_field = self._by_field
         problems: list[FieldProblem] = []
         for attr in self.attributes:
             if attr.field in attrs:
@@ -287,6 +288,8 @@ class Catalog:
     edition: str
     levels: dict[str, str] = field(default_factory=dict)
     attribute_sets: dict[str, list[Attribute]] = field(default_factory=dict)
+    _by_component: dict[str, ObjectClass] = field(init=False, repr=False)
+    _by_name: dict[str, ObjectClass] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_component", {
@@ -298,10 +301,10 @@ class Catalog:
 
     def by_component_code(self, code4: str) -> ObjectClass | None:
         """The class carrying a GB/T 30428.2 component code, to join digital urban-management systems."""
-        return self._by_component.get(code4)  # type: ignore[attr-defined]
+        return self._by_component.get(code4)
 
     def by_name(self, name: str) -> ObjectClass | None:
-        return self._by_name.get(name)  # type: ignore[attr-defined]
+        return self._by_name.get(name)
 
     def to_dict(self) -> dict[str, Any]:
         return {

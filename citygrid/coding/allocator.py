@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from citygrid.coding.scheme import CodeScheme, unified_scheme
+from citygrid.db.engine import driver_connection
 from citygrid.errors import CitygridError, E, ErrorEntry
 from citygrid.security import audit
 
@@ -86,7 +87,7 @@ def _record(session: Session, codes: list[str], division: str, class_code: str, 
         )
         return
     # Bulk: COPY is an order of magnitude faster than INSERT for 100k rows.
-    raw = session.connection().connection.driver_connection
+    raw = driver_connection(session.connection())
     buf = io.StringIO()
     b = batch if batch is not None else "\\N"
     for i, c in enumerate(codes):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -33,7 +34,7 @@ class CodeProblem:
     segment: str | None = None
 
     @classmethod
-    def of(cls, entry: ErrorEntry, segment: str | None = None, **params: object) -> CodeProblem:
+    def of(cls, entry: ErrorEntry, segment: str | None = None, **params: Any) -> CodeProblem:
         p = entry.problem(**params)
         return cls(p.error_code, p.message_zh, p.message_en, segment)
 
@@ -121,7 +122,7 @@ class CodeScheme:
         return problems
 
 
-def _build(spec: dict) -> CodeScheme:
+def _build(spec: dict[str, Any]) -> CodeScheme:
     segs = tuple(Segment(s["name"], s["label"], s.get("label_en", s["name"]), int(s["length"]), s.get("algorithm"))
                  for s in spec["segments"])
     offsets: dict[str, tuple[int, int]] = {}

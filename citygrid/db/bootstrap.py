@@ -1,5 +1,6 @@
-"""Bring a database to a usable state: migrate from wherever it is, sync the catalog, and make sure the
-application role can log in."""
+"""Bring a database to a usable state: migrate from wherever it is, sync the catalog, encrypt personal fields left
+in plaintext from before migration 0015 (citygrid/security/crypto.py: the keys live with the application), and
+make sure the application role can log in (citygrid/db/roles.py)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ class AppRoleError(RuntimeError):
 
 
 def prepare(url: str) -> Engine:
+    from citygrid.security.crypto import seal_leftovers
+
     upgrade(url)
     engine = engine_for(url)
     sync_catalog(engine)
+    seal_leftovers(engine)
     _set_app_password(engine)
     return engine
 

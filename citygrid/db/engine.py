@@ -13,16 +13,15 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from citygrid.db.cluster import resolve_database_url
 from citygrid.db.roles import APP_LOGIN
+from citygrid.security.scope import APP_OPTION  # marks the application's engine: its connections are scoped
 from citygrid.settings import get_settings
-
-# Execution option marking the application's engine: its connections are scoped, the owner's are not.
-APP_OPTION = "citygrid_app"
 
 
 def database_url(start: bool = True) -> str:
@@ -71,12 +70,20 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         session.close()
 
 
+def driver_connection(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under `conn`, for COPY and for cursors that skip SQLAlchemy's Row objects."""
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError(f"expected a psycopg connection, got {type(raw).__name__}")
+    return raw
+
+
 def fetch_tuples(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Rows of a `:name`-style statement as the driver's plain tuples, skipping SQLAlchemy's Row objects, which
     cost more than the query itself on answers of tens of thousands of small rows (aggregates)."""
     compiled = text(sql).compile(dialect=conn.dialect)
     values = {k: params.get(k) for k in compiled.params}
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur = driver_connection(conn).cursor()
     try:
         cur.execute(str(compiled), values)
         return list(cur.fetchall())

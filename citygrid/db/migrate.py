@@ -34,7 +34,7 @@ def upgrade(url: str) -> None:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS pgaudit"))
         if superuser and not conn.execute(text(
                 "SELECT bool_and(proleakproof) FROM pg_proc WHERE proname IN ('geometry_overlaps', 'geography_overlaps')"
-        )).scalar():  # bbox indexes under row-level security (0014 explains); a PostGIS upgrade resets them
+        )).scalar():  # bbox indexes under row-level security (0017 explains); a PostGIS upgrade resets them
             conn.execute(text("ALTER FUNCTION geometry_overlaps(geometry, geometry) LEAKPROOF"))
             conn.execute(text("ALTER FUNCTION geography_overlaps(geography, geography) LEAKPROOF"))
     command.upgrade(alembic_config(url), "head")

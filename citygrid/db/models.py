@@ -17,11 +17,11 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
 - ``audit_log_no_change`` on audit_log → ``audit_log_append_only()``: refuses every UPDATE and DELETE, so the
   audit log stays append-only (0001_initial_schema.py).
 - ``audit_log_no_truncate`` on audit_log → ``audit_log_append_only()``: refuses TRUNCATE too
-  (0013_audit_chain.py).
+  (0016_audit_chain.py).
 - ``audit_log_chain`` on audit_log → ``audit_chain()``: before each insert, locks the one ``audit_head`` row,
   numbers the row (gapless ``seq``), stamps ``at`` and chains ``hash`` = sha256(previous hash, the row as
   ``audit_row_hash`` serialises it); SECURITY DEFINER, the application role never touches ``audit_head``
-  (0013_audit_chain.py).
+  (0016_audit_chain.py).
 - ``city_object_layer_ins`` on city_object → ``bump_object_layers()``: bumps ``layer_version`` of each class
   written, once per statement, so tile and page ETags change exactly when a layer does (0002_layer_versions.py).
 - ``city_object_layer_upd`` on city_object → ``bump_object_layers()``: the same for updates
@@ -50,10 +50,10 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
 ``agg_rollup`` and its ``agg_rollup_*`` functions (0008_aggregation_rollup.py) were dropped by 0010; they are
 history, not part of this picture.
 
-The ``bump_*`` and ``agg_counts_*`` functions run as their owner (SECURITY DEFINER, 0014), so the application
+The ``bump_*`` and ``agg_counts_*`` functions run as their owner (SECURITY DEFINER, 0017), so the application
 role may only read ``layer_version``, ``agg_h3`` and ``agg_grid``. SQL (not PL/pgSQL) helpers: ``audit_row_hash``
-(0013), and ``citygrid_areas``, ``citygrid_personal``, ``citygrid_hidden_classes``, ``citygrid_node_in_area``,
-which the row-level security policies on city_object, addr_node, house, person and organization call (0014).
+(0016), and ``citygrid_areas``, ``citygrid_personal``, ``citygrid_hidden_classes``, ``citygrid_node_in_area``,
+which the row-level security policies on city_object, addr_node, house, person and organization call (0017).
 Roles, grants and policies are pictured in `citygrid/db/roles.py` and checked by `tests/test_security_rls.py`.
 """
 
@@ -62,6 +62,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -145,7 +146,7 @@ class DataSource(Base):
     __tablename__ = "data_source"
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     edition: Mapped[str] = mapped_column(Text, nullable=False)
-    detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -166,9 +167,9 @@ class ObjectClassRow(Base):
     geometry_type: Mapped[str] = mapped_column(Text, nullable=False)
     department_id: Mapped[str | None] = mapped_column(Text, ForeignKey("department.id"))
     component_code: Mapped[str | None] = mapped_column(String(4))
-    attribute_schema: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    attribute_schema: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     update_period_days: Mapped[int | None] = mapped_column(Integer)
-    # catalog `public: false` keeps the class out of public layers; row-level security reads it (0014)
+    # catalog `public: false` keeps the class out of public layers; row-level security reads it (0017)
     public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
 
 
@@ -208,7 +209,7 @@ class CityObject(Base):
     component_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     name: Mapped[str | None] = mapped_column(Text)
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=True), nullable=False)
-    attrs: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="active")
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     h3: Mapped[int | None] = mapped_column(BigInteger, index=False)
@@ -244,7 +245,7 @@ class CityObjectHistory(Base):
     op: Mapped[str] = mapped_column(Text, nullable=False)
     name: Mapped[str | None] = mapped_column(Text)
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False), nullable=False)
-    attrs: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     status: Mapped[str] = mapped_column(Text, nullable=False)
     division_code: Mapped[str] = mapped_column(String(12), nullable=False)
     changed_by: Mapped[str] = mapped_column(Text, nullable=False)
@@ -281,7 +282,7 @@ class ChangeLog(Base):
 class AuditLog(Base):
     """Append-only, hash-chained record of every write and every read of personal fields: who (principal name and
     id, roles), when, what (action, target, fields), from where, outcome. Written only through
-    `citygrid/security/audit.py`; triggers forbid UPDATE, DELETE and TRUNCATE and compute the chain (0013)."""
+    `citygrid/security/audit.py`; triggers forbid UPDATE, DELETE and TRUNCATE and compute the chain (0016)."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -289,7 +290,7 @@ class AuditLog(Base):
     principal: Mapped[str] = mapped_column(Text, nullable=False)
     action: Mapped[str] = mapped_column(Text, nullable=False)
     target: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False)  # gapless position in the chain
     principal_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     roles: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
@@ -309,7 +310,7 @@ class AuditLog(Base):
 
 
 class AuditHead(Base):
-    """The head of the audit chain: one row (last seq and hash), locked by each insert (0013)."""
+    """The head of the audit chain: one row (last seq and hash), locked by each insert (0016)."""
 
     __tablename__ = "audit_head"
     one: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
@@ -391,7 +392,7 @@ class Job(Base):
     state: Mapped[str] = mapped_column(Text, nullable=False, server_default="running")
     done: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     total: Mapped[int | None] = mapped_column(BigInteger)
-    detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -459,7 +460,9 @@ class House(Base):
 
 class Person(Base):
     """实有人口: a person living in a room; personal fields are masked on the way out
-    (citygrid/security/masking.py)."""
+    (citygrid/security/masking.py). ID numbers and phones are stored only encrypted (`*_enc`, AES-GCM blobs that
+    carry their key id `pii_kid`) with a keyed hash for lookup (citygrid/security/crypto.py); the plaintext
+    columns `id_number` and `phone` are kept empty by a check and will be dropped."""
 
     __tablename__ = "person"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -470,7 +473,17 @@ class Person(Base):
     relation: Mapped[str | None] = mapped_column(Text)
     generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    __table_args__ = (Index("person_room_idx", "room_id"),)
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pii_kid: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        Index("person_room_idx", "room_id"),
+        Index("person_id_number_hash_idx", "id_number_hash"),
+        Index("person_pii_kid_idx", "pii_kid"),
+        CheckConstraint("(id_number_enc IS NULL AND phone_enc IS NULL) OR pii_kid IS NOT NULL", name="person_pii_kid"),
+        CheckConstraint("id_number IS NULL AND phone IS NULL", name="person_no_plaintext"),
+    )
 
 
 class Organization(Base):
@@ -502,7 +515,7 @@ class Grid(Base):
     township_code: Mapped[str | None] = mapped_column(String(12))
     name: Mapped[str | None] = mapped_column(Text)
     households: Mapped[int | None] = mapped_column(Integer)
-    attrs: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     __table_args__ = (

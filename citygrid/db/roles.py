@@ -1,5 +1,5 @@
 """The database roles the application uses, what each may touch, and the row-level security policies: the
-picture of migration 0014 (and of the grants later migrations add), checked against a migrated database by
+picture of migration 0017 (and of the grants later migrations add), checked against a migrated database by
 `tests/test_security_rls.py`, as `models.py` is the picture of the tables.
 
 Migrations run as the owner of the tables. The web application logs in as `citygrid_app`, which owns nothing,
@@ -29,9 +29,9 @@ map and tile request, pay nothing; only area-scoped staff pay for the policy the
 
 from __future__ import annotations
 
+from citygrid.security.scope import ALL, AREA  # the names the application takes per transaction
+
 APP_LOGIN = "citygrid_app"
-ALL = "citygrid_all"
-AREA = "citygrid_area"
 ROLES = (ALL, AREA)
 
 # The tables under row-level security.
@@ -67,7 +67,7 @@ GRANTS: dict[str, dict[str, frozenset[str]]] = {
     AREA: WORKING,
 }
 
-# Policies by table: name → (command, roles). Their expressions are in 0014_app_role_and_row_security.py.
+# Policies by table: name → (command, roles). Their expressions are in 0017_app_role_and_row_security.py.
 POLICIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "city_object": {"city_object_all": ("ALL", (ALL,)), "city_object_area_read": ("SELECT", (AREA,)),
                     "city_object_area_insert": ("INSERT", (AREA,)), "city_object_area_update": ("UPDATE", (AREA,))},

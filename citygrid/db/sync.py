@@ -1,5 +1,5 @@
 """Mirror the catalog from `schemas/` into the database at start, so rows can reference classes by key and the
-row-level security policies know which classes stay out of public layers (`object_class.public`, migration 0014)."""
+row-level security policies know which classes stay out of public layers (`object_class.public`, migration 0017)."""
 
 from __future__ import annotations
 

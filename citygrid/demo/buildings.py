@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely import STRtree
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from citygrid.demo.common import stream
@@ -56,7 +56,7 @@ _LAND = {  # block use -> (land_use, land_use_code, right_type, acquisition)
 
 
 def _building_attrs(rng: np.random.Generator, footprint: np.ndarray, uses: Sequence[str], floors: np.ndarray,
-                    structure: Sequence[str] | None = None, year: tuple[int, int] = (1985, 2023)) -> list[dict]:
+                    structure: Sequence[str] | None = None, year: tuple[int, int] = (1985, 2023)) -> list[dict[str, Any]]:
     n = len(footprint)
     if n == 0:
         return []
@@ -136,8 +136,8 @@ def _lattice(region: BaseGeometry, theta: float, w: float, d: float, sx: float, 
     vs = np.arange(v.min() + d / 2 + rng.uniform(0, sy * 0.5), v.max(), sy)
     if len(us) == 0 or len(vs) == 0:
         return np.empty(0, object), np.empty((0, 2))
-    gu, gv = np.meshgrid(us, vs)
-    gu, gv = gu.ravel(), gv.ravel()
+    mu, mv = np.meshgrid(us, vs)
+    gu, gv = mu.ravel(), mv.ravel()
     if jitter:
         gu = gu + rng.uniform(-jitter, jitter, len(gu))
         gv = gv + rng.uniform(-jitter, jitter, len(gv))
@@ -156,7 +156,7 @@ def _split_parcels(net: BaseGeometry, theta: float, k: int) -> list[BaseGeometry
     u = xy[:, 0] * c + xy[:, 1] * s
     v = -xy[:, 0] * s + xy[:, 1] * c
     cuts = np.linspace(u.min(), u.max(), k + 1)
-    out = []
+    out: list[BaseGeometry] = []
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
         rect = np.array([(a, v.min() - 10), (b, v.min() - 10), (b, v.max() + 10), (a, v.max() + 10)])
         poly = shapely.Polygon(np.column_stack([rect[:, 0] * c - rect[:, 1] * s, rect[:, 0] * s + rect[:, 1] * c]))
@@ -243,7 +243,7 @@ def _fill_blocks(grid: StreetGrid, road_buffers: STRtree, buffers: np.ndarray, b
                 a["building_no"] = tg
                 a["building_name"] = f"{cname}{tg}"
             # the tag (楼牌) hangs on the facade facing the lattice's local "south"
-            tag_pts = [np.array(p.exterior.interpolate(0.125, normalized=True).coords[0]) for p in polys]
+            tag_pts: list[np.ndarray | None] = [np.array(p.exterior.interpolate(0.125, normalized=True).coords[0]) for p in polys]
             _add_buildings(bld, polys, attrs, [f"{cname}{t}" for t in tags], tag_pts, "tag", rng, keep_p, tags=tags)
             if rng.random() < keep_p:
                 blk.compounds.append((net, cname, ctype))
@@ -308,14 +308,15 @@ def _fill_blocks(grid: StreetGrid, road_buffers: STRtree, buffers: np.ndarray, b
         _add_buildings(bld, row.polys, attrs, [None] * n, list(row.front), "street", rng, keep_p)
 
 
-def _gate(net: BaseGeometry) -> np.ndarray:
+def _gate(net: Polygon) -> np.ndarray:
     ring = np.asarray(net.exterior.coords)
     seg = np.hypot(*(ring[1:] - ring[:-1]).T)
     k = int(np.argmax(seg))
-    return (ring[k] + ring[k + 1]) / 2
+    mid: np.ndarray = (ring[k] + ring[k + 1]) / 2
+    return mid
 
 
-def _add_buildings(bld: _Buildings, polys: np.ndarray, attrs: list[dict], names: list[str | None],
+def _add_buildings(bld: _Buildings, polys: np.ndarray, attrs: list[dict[str, Any]], names: list[str | None],
                    fronts: list[np.ndarray | None], kind: str, rng: np.random.Generator, keep_p: float,
                    tags: list[str] | None = None, plate_road: list[tuple[str, str]] | None = None,
                    plots: list[BaseGeometry | None] | None = None) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from shapely import STRtree
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
@@ -86,10 +87,10 @@ def _along(roads: Sequence[Road], idx: Sequence[int], interval: float, rng: np.r
     road = np.concatenate(ri)
     s = np.concatenate(ss)
     side = np.concatenate(sd)
-    off = np.concatenate(offs)
+    shift = np.concatenate(offs)
     lines = np.array([roads[i].line for i in road], dtype=object)
     p, t, n = frame(lines, s)
-    xy = p + n * (side * off)[:, None]
+    xy = p + n * (side * shift)[:, None]
     return _Samples(xy, road, s, side, t, n)
 
 
@@ -97,7 +98,7 @@ def _away_from(xy: np.ndarray, nodes: np.ndarray, r: float) -> np.ndarray:
     """Mask: points at least r from every node (intersections are kept clear of lamps, trees, plates)."""
     if len(xy) == 0 or len(nodes) == 0:
         return np.ones(len(xy), bool)
-    tree = STRtree(shapely.points(nodes))
+    tree = STRtree(cast(NDArray[np.object_], shapely.points(nodes)))
     hit = tree.query(shapely.points(xy), predicate="dwithin", distance=r)
     mask = np.ones(len(xy), bool)
     mask[hit[0]] = False
@@ -263,9 +264,9 @@ def build_components(out: Generated, part: Partition, net: Network, blk: Blocks,
                "警告标志": ["注意行人", "注意儿童", "急弯路", "陡坡", "注意信号灯"],
                "告示标志": ["前方学校 减速慢行", "电子警察 抓拍"]}
     texts = []
-    for k, c in enumerate(klass):
+    for j, c in enumerate(klass):
         if c == "指路标志":
-            r = roads[int(sh.road[k - len(sg)])]
+            r = roads[int(sh.road[j - len(sg)])]
             texts.append(f"{r.end_point or r.name} {int(a.integers(2, 25))} km")
         else:
             texts.append(content[c][int(a.integers(len(content[c])))])
@@ -329,7 +330,8 @@ def _stop_name(roads: list[Road], sm: _Samples, k: int, node_xy: np.ndarray,
 def _tangent_at(line: LineString, p: np.ndarray) -> np.ndarray:
     s = line.project(Point(p))
     _, t, _ = frame(np.array([line], dtype=object), np.array([s]))
-    return t[0]
+    tangent: np.ndarray = t[0]
+    return tangent
 
 
 def _facing(v: np.ndarray) -> str:
@@ -338,5 +340,6 @@ def _facing(v: np.ndarray) -> str:
 
 
 def _points(xy: np.ndarray) -> list[BaseGeometry]:
-    return list(shapely.points(xy)) if len(xy) else []
+    # an (n, 2) array gives an array of points; the stubs also allow a single Point
+    return list(cast(NDArray[np.object_], shapely.points(xy))) if len(xy) else []
 

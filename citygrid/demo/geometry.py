@@ -7,11 +7,13 @@ private to that stage's module (`partition.py`, `roads.py`, ...).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from pyproj import Transformer
+from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 LOCAL_CRS = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E
@@ -35,16 +37,16 @@ def lonlat_to_local(lon: float, lat: float) -> np.ndarray:
     return np.array(_FWD.transform(lon, lat))
 
 
-def polygonal(g: BaseGeometry) -> BaseGeometry:
+def polygonal(g: BaseGeometry) -> Polygon | MultiPolygon:
     """The (multi)polygon part of `g`, made valid; an empty polygon when there is none."""
     if g is None or g.is_empty:
         return shapely.Polygon()
     if not g.is_valid:
         g = shapely.make_valid(g)
-    if g.geom_type in ("Polygon", "MultiPolygon"):
+    if isinstance(g, Polygon | MultiPolygon):
         return g
     parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(parts) if parts else shapely.Polygon()
+    return cast(Polygon | MultiPolygon, shapely.union_all(parts)) if parts else shapely.Polygon()
 
 
 def rects(cx: np.ndarray, cy: np.ndarray, ang: np.ndarray, w: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -57,7 +59,7 @@ def rects(cx: np.ndarray, cy: np.ndarray, ang: np.ndarray, w: np.ndarray, d: np.
     ys = cy[:, None] + px * s + py * c
     if len(cx) == 0:
         return np.empty(0, dtype=object)
-    return shapely.polygons(np.stack([xs, ys], axis=-1))
+    return cast(NDArray[np.object_], shapely.polygons(np.stack([xs, ys], axis=-1)))  # (n, 5, 2): n polygons
 
 
 def frame(line_geoms: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -49,7 +49,7 @@ _LOCK_KEY = 420281_0042
 
 
 def load_demo(engine: Engine, seed: int = 42, force: bool = False, progress: Progress | None = None,
-              scale: float = 1.0) -> dict:
+              scale: float = 1.0) -> dict[str, Any]:
     """Generate the demo county (idempotent per seed and scale); returns a summary with counts.
 
     With the same seed and scale already loaded and no `force`, the stored summary is returned and nothing is
@@ -94,14 +94,15 @@ def load_demo(engine: Engine, seed: int = 42, force: bool = False, progress: Pro
     return detail | {"reused": False}
 
 
-def unload_demo(engine: Engine) -> dict:
+def unload_demo(engine: Engine) -> dict[str, Any]:
     """Remove the demo: its objects (codes stay issued), the generated polygons and the data_source row."""
     with Session(engine) as s, s.begin():
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         deleted = _purge(s)
-        cleared = s.execute(text("UPDATE division SET geom = NULL, geom_source = NULL WHERE code LIKE :p "
-                                 "AND level IN (4, 5) AND geom_source LIKE 'generated-demo%'"),
-                            {"p": DEMO_COUNTY + "%"}).rowcount
+        cleared = s.connection().execute(
+            text("UPDATE division SET geom = NULL, geom_source = NULL WHERE code LIKE :p "
+                 "AND level IN (4, 5) AND geom_source LIKE 'generated-demo%'"),
+            {"p": DEMO_COUNTY + "%"}).rowcount  # the connection's result has the rowcount the session's lacks
         s.execute(text("DELETE FROM data_source WHERE name = :n"), {"n": DEMO_SOURCE})
     return {"objects_deleted": deleted, "divisions_cleared": cleared}
 
@@ -198,7 +199,7 @@ def _assign(geoms: np.ndarray, part: Partition) -> tuple[np.ndarray, np.ndarray]
     return ti, vi
 
 
-def _finalize(name: str, attrs: list[dict], names: list[str | None], tcodes: list[str], vcodes: list[str],
+def _finalize(name: str, attrs: list[dict[str, Any]], names: list[str | None], tcodes: list[str], vcodes: list[str],
               divs: dict[str, Division]) -> None:
     """The attributes that need the object's township or village: parcel codes and locations, standard
     addresses of door plates, names of bus stops outside the streets."""

@@ -71,7 +71,8 @@ _STATE_P = {"完好": 0.93, "破损": 0.05, "丢失": 0.005, "占用": 0.015}
 _GOV_SUFFIX = ("局", "办公室", "大队")
 
 
-def component_attrs(out: Generated, name: str, n: int, extra: dict[str, Sequence[Any]] | None = None) -> list[dict]:
+def component_attrs(out: Generated, name: str, n: int, extra: dict[str, Sequence[Any]] | None = None
+                    ) -> list[dict[str, Any]]:
     """The GB/T 30428.2 common attributes, plus per-item values in `extra` (field -> list of n values)."""
     cls = out.cls(name)
     if cls is None or n == 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -37,16 +37,19 @@ SEAT_LONLAT = (114.97, 30.10)  # 大冶 county seat, roughly
 
 @dataclass
 class Division:
-    """A real township or village (code, names, kind) and the polygon generated for it."""
+    """A real township or village (code, names, kind) and the polygon generated for it.
+
+    The polygon and centre are unset until `build_partition` sets them, for every division it returns.
+    """
 
     code: str
     name: str
     short: str
     kind: str | None
     parent: str | None
-    local: BaseGeometry | None = None
-    geom: BaseGeometry | None = None  # EPSG:4490
-    centre: np.ndarray | None = None
+    local: BaseGeometry = field(init=False)
+    geom: BaseGeometry = field(init=False)  # EPSG:4490
+    centre: np.ndarray = field(init=False)
 
 
 @dataclass
@@ -287,7 +290,7 @@ def build_partition(s: Session, seed: int, progress: Progress) -> Partition:
         vr = stream(seed, f"villages-{t.code}")
         n = len(vs)
         spacing = math.sqrt(t.local.area / n)
-        t_in = t.local.buffer(-0.2 * spacing)
+        t_in: BaseGeometry = t.local.buffer(-0.2 * spacing)
         if t_in.is_empty or t_in.area < 0.3 * t.local.area:
             t_in = t.local.buffer(-0.05 * spacing)
         if t_in.is_empty:
@@ -319,7 +322,7 @@ def build_partition(s: Session, seed: int, progress: Progress) -> Partition:
         done += n
         progress("demo: village polygons", done, len(villages))
     for d in [*towns, *villages]:
-        if d.local is None or d.local.is_empty:
+        if getattr(d, "local", None) is None or d.local.is_empty:
             raise RuntimeError(f"demo partition produced no polygon for {d.code}")
     # A straight edge in the plane is not straight in longitude/latitude: densify to 100 m before transforming,
     # so a village edge lying on its township's edge still lies on it (to well under a millimetre) in EPSG:4490.

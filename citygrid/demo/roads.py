@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from shapely import STRtree
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
@@ -48,7 +49,8 @@ def _meander(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, dev: float,
 
 
 def _longest(g: BaseGeometry, min_len: float = 0.0) -> LineString | None:
-    parts = [p for p in shapely.get_parts(g) if p.geom_type == "LineString" and p.length >= max(min_len, 1e-6)]
+    parts: list[LineString] = [p for p in shapely.get_parts(g)
+                               if p.geom_type == "LineString" and p.length >= max(min_len, 1e-6)]
     if not parts:
         return None
     return max(parts, key=lambda p: p.length)
@@ -237,7 +239,7 @@ def _village_roads(part: Partition, network: list[Road], hulls: BaseGeometry, cl
     per_village: dict[str, tuple[Road | None, Road | None]] = {}
     if not cand:
         return roads, per_village
-    pts = shapely.points(np.array([v.centre for v in cand]))
+    pts = cast(NDArray[np.object_], shapely.points(np.array([v.centre for v in cand])))  # (n, 2): n points
     net_lines = np.array([r.line for r in network], dtype=object)
     near = STRtree(net_lines).query_nearest(pts, all_matches=False)
     best_line = np.empty(len(cand), dtype=object)

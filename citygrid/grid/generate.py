@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely import wkb
-from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry import GeometryCollection, MultiPoint, MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -63,8 +63,9 @@ def unit_cells(community: BaseGeometry, roads: list[BaseGeometry]) -> list[BaseG
     """Tile a community (metres) into blocks cut by roads, then ~1 ha cells; slivers merged."""
     lines = [r.intersection(community) for r in roads if r.intersects(community)]
     noded = shapely.unary_union([community.boundary, *lines])
-    faces = [f for f in shapely.polygonize(shapely.get_parts(noded)).geoms
-             if community.contains(f.representative_point())]
+    # one collection: the stubs cannot tell that a 1-D array of parts reduces to a single geometry
+    polygons = cast(GeometryCollection, shapely.polygonize(shapely.get_parts(noded)))
+    faces = [f for f in polygons.geoms if community.contains(f.representative_point())]
     covered = shapely.unary_union(faces) if faces else Polygon()
     rest = community.difference(covered)  # faces polygonize may miss (dangles): keep coverage exact
     faces += [p for p in _polys(rest) if p.area > 1.0]
@@ -80,7 +81,7 @@ def unit_cells(community: BaseGeometry, roads: list[BaseGeometry]) -> list[BaseG
                 part = f.intersection(box(x, y, x + CELL, y + CELL))
                 if not part.is_empty and part.area > 0.5:
                     pieces.extend(_polys(part))
-        big = [p for p in pieces if p.area >= 0.25 * CELL * CELL]
+        big: list[BaseGeometry] = [p for p in pieces if p.area >= 0.25 * CELL * CELL]
         small = [p for p in pieces if p.area < 0.25 * CELL * CELL]
         if not big:
             cells.append(f)
@@ -106,7 +107,8 @@ def governance_cells(community: BaseGeometry, pts: np.ndarray, weights: np.ndarr
             m = lab == j
             if m.any():
                 centres[j] = (pts[m] * weights[m, None]).sum(0) / weights[m].sum()
-    vor = shapely.voronoi_polygons(shapely.multipoints(centres), extend_to=community.envelope.buffer(1000))
+    sites = cast(MultiPoint, shapely.multipoints(centres))  # one MultiPoint from a 2-D array of coordinates
+    vor = shapely.voronoi_polygons(sites, extend_to=community.envelope.buffer(1000))
     cells = []
     for cell in vor.geoms:
         part = cell.intersection(community)
@@ -175,8 +177,9 @@ def generate(engine: Engine, county: str = "420281", seed: int = 42, progress: P
         c.execute(text("ANALYZE grid"))  # fresh rows: without statistics the spatial join is planned as a scan
         progress("grids: assign objects", 0, None)
         assigned = assign_objects(c, county=county)
-        counts = dict(c.execute(text("SELECT system, count(*) FROM grid WHERE code LIKE :p GROUP BY system"),
-                                {"p": county + "%"}).all())
+        counts: dict[str, int] = dict(
+            c.execute(text("SELECT system, count(*) FROM grid WHERE code LIKE :p GROUP BY system"),
+                      {"p": county + "%"}).tuples().all())
         detail = {"grids": counts, "objects_assigned": assigned, "seed": seed}
         c.execute(text("INSERT INTO data_source (name, edition, detail) VALUES (:n, :e, CAST(:d AS jsonb)) "
                        "ON CONFLICT (name) DO UPDATE SET edition=:e, detail=CAST(:d AS jsonb), loaded_at=now()"),

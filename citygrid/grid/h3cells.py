@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import h3
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 STORED_RES = 12
@@ -12,8 +14,9 @@ _RES_SHIFT = 52
 
 
 def cell_of(geom: BaseGeometry, res: int = STORED_RES) -> int:
-    p = geom if geom.geom_type == "Point" else geom.representative_point()
-    return h3.str_to_int(h3.latlng_to_cell(p.y, p.x, res))
+    p = geom if isinstance(geom, Point) else geom.representative_point()
+    cell: int = h3.str_to_int(h3.latlng_to_cell(p.y, p.x, res))  # h3 ships no types
+    return cell
 
 
 def parent(cell: int, res: int) -> int:
@@ -31,7 +34,7 @@ def parent_sql(column: str, res: int) -> str:
 
 
 @lru_cache(maxsize=200_000)
-def boundary_geojson(cell: int) -> dict:
+def boundary_geojson(cell: int) -> dict[str, Any]:
     """Hexagon outline as GeoJSON (cached: cells never move; callers must not mutate the result)."""
     ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(h3.int_to_str(cell))]
     return {"type": "Polygon", "coordinates": [ring + [ring[0]]]}

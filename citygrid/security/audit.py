@@ -2,7 +2,7 @@
 and id, roles), when, what (action, target, fields), from where (client address, user agent) and the outcome
 (ok, or refused with the error code).
 
-`record` is the one way to write it. The database does the rest (migration 0013): a BEFORE INSERT trigger
+`record` is the one way to write it. The database does the rest (migration 0016): a BEFORE INSERT trigger
 numbers each row without gaps and chains its hash to the previous row's (sha256 over the row's canonical
 serialisation, `audit_row_hash`), holding the one-row `audit_head` locked until the transaction ends, so
 concurrent writers line up instead of forking the chain; triggers and grants refuse UPDATE, DELETE and TRUNCATE to
@@ -186,7 +186,8 @@ _COLUMNS = ("id, seq, at, principal, principal_id, roles, action, target, fields
 
 def _filters(since: dt.datetime | None, principal: str | None, action: str | None, target: str | None
              ) -> tuple[str, dict[str, Any]]:
-    where, params = ["TRUE"], {}
+    where: list[str] = ["TRUE"]
+    params: dict[str, Any] = {}
     for col, value in (("principal", principal), ("action", action), ("target", target)):
         if value is not None:
             where.append(f"{col} = :{col}")

@@ -89,7 +89,7 @@ class Principal:
         return [g for g in self.grants if g.role == role]
 
     def may_read_level(self, level: str) -> bool:
-        return self.is_admin or LEVELS.index(level) <= LEVELS.index(self.clearance)  # type: ignore[arg-type]
+        return self.is_admin or LEVELS.index(level) <= LEVELS.index(self.clearance)
 
     def to_dict(self) -> dict[str, object]:
         return {"id": str(self.id) if self.id else None, "kind": self.kind, "username": self.name,

@@ -1,5 +1,5 @@
 """The caller's scope in PostgreSQL: which role a transaction takes and which divisions and personal data its
-row-level security lets through (migration 0014, `citygrid/db/roles.py`). The second line of defence: the core
+row-level security lets through (migration 0017, `citygrid/db/roles.py`). The second line of defence: the core
 decides rights (`rules.py`); these keep a forgotten WHERE from leaking another township's rows.
 
 `scope_of` is the one place a `Principal` becomes a scope. `scoped(conn, principal)` puts it on the current
@@ -19,12 +19,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from citygrid.db import roles
-from citygrid.db.engine import APP_OPTION
 from citygrid.security.principal import Principal
 from citygrid.security.rules import may_read_personal
 
 ALL_DIVISIONS = "*"
+# The two roles a transaction of the application takes (their grants and policies: citygrid/db/roles.py, which
+# imports these names), and the execution option that marks the application's engine (citygrid/db/engine.py).
+ALL = "citygrid_all"
+AREA = "citygrid_area"
+APP_OPTION = "citygrid_app"
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,13 @@ def scope_of(p: Principal) -> Scope:
     `rules.may_read_personal` says so."""
     personal = may_read_personal(p)
     if p.is_admin:
-        return Scope(roles.ALL, ALL_DIVISIONS, personal)
+        return Scope(ALL, ALL_DIVISIONS, personal)
     prefixes = sorted({g.division or ALL_DIVISIONS for g in p.grants})
     if not prefixes:
-        return Scope(roles.ALL, ALL_DIVISIONS, False)
+        return Scope(ALL, ALL_DIVISIONS, False)
     if ALL_DIVISIONS in prefixes:
-        return Scope(roles.ALL, ALL_DIVISIONS, personal)
-    return Scope(roles.AREA, ",".join(p for p in prefixes if not any(
+        return Scope(ALL, ALL_DIVISIONS, personal)
+    return Scope(AREA, ",".join(p for p in prefixes if not any(
         p != q and p.startswith(q) for q in prefixes)), personal)
 
 
@@ -85,6 +88,15 @@ def _on_begin(conn: Connection) -> None:
     params = conn.get_execution_options().get(_OPTION)
     if params is not None:
         _apply(conn, params)
+
+
+def scoped_engine(engine: Engine, p: Principal) -> Engine:
+    """The same engine (and pool) whose every transaction takes `p`'s scope: for code that opens its own
+    connections and knows nothing of principals, such as a job's bookkeeping (`citygrid.jobs`)."""
+    if not engine.get_execution_options().get(APP_OPTION):
+        return engine
+    s = scope_of(p)
+    return engine.execution_options(**{_OPTION: (s.role, s.divisions, "on" if s.personal else "off")})
 
 
 @contextmanager

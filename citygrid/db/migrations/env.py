@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.sql.schema import SchemaItem
 
 from citygrid.db.models import Base
 
@@ -11,7 +12,8 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
+def include_object(obj: SchemaItem, name: str | None, type_: str, reflected: bool,
+                   compare_to: SchemaItem | None) -> bool:
     # PostGIS and tiger tables are not ours.
     if type_ == "table" and reflected and compare_to is None:
         return False

@@ -190,12 +190,12 @@ class _Compiler:
             if "date" in node:
                 v = node["date"]
                 try:
-                    d = dt.date.fromisoformat(v) if isinstance(v, str) and DATE.match(v) else None
+                    day = dt.date.fromisoformat(v) if isinstance(v, str) and DATE.match(v) else None
                 except ValueError:
-                    d = None
-                if d is None:
+                    day = None
+                if day is None:
                     raise invalid(f"日期应为 YYYY-MM-DD：{str(v)[:40]}", f"dates must be YYYY-MM-DD, got {str(v)[:40]!r}")
-                return _Val("dateLit", lit=d)
+                return _Val("dateLit", lit=day)
             if "timestamp" in node:
                 v = node["timestamp"]
                 try:

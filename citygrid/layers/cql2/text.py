@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -303,10 +304,11 @@ class _TextParser:
             self.expect_op(")")
             self.depth -= 1
             return {"type": gtype, "geometries": geoms}
-        parse = {"Point": self.point_text, "LineString": self.line_text, "Polygon": self.polygon_text,
-                 "MultiPoint": self.multipoint_text, "MultiLineString": lambda: self.list_of(self.line_text),
-                 "MultiPolygon": lambda: self.list_of(self.polygon_text)}[gtype]
-        return {"type": gtype, "coordinates": parse()}
+        parse: dict[str, Callable[[], list[Any]]] = {
+            "Point": self.point_text, "LineString": self.line_text, "Polygon": self.polygon_text,
+            "MultiPoint": self.multipoint_text, "MultiLineString": lambda: self.list_of(self.line_text),
+            "MultiPolygon": lambda: self.list_of(self.polygon_text)}
+        return {"type": gtype, "coordinates": parse[gtype]()}
 
     def geometry_member(self) -> dict[str, Any]:
         t = self.peek()

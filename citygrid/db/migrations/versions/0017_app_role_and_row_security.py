@@ -1,7 +1,7 @@
 """the application role (not the owner), its grants, and row-level security by division scope
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-03 10:00:00
 
 `citygrid/db/roles.py` explains the roles and is the picture this migration draws; `tests/test_security_rls.py`
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0014'
-down_revision: str | None = '0013'
+revision: str = '0017'
+down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,15 +1,15 @@
 """audit log: who, roles, fields, from where, outcome; a hash chain computed in the database; no TRUNCATE
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-03 09:00:00
 """
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0013'
-down_revision: str | None = '0012'
+revision: str = '0016'
+down_revision: str | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
