@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.orm import Session
 
 from citygrid.address import nodes
 from citygrid.catalog import get_catalog
@@ -77,6 +78,12 @@ def test_a_rolled_back_act_leaves_no_record_and_no_gap(app_engine: Engine, engin
         scoped(c, ADMIN)
         audit.record(c, ADMIN, "create", "never")
         c.rollback()
+    s = Session(app_engine)  # a session closed without committing, then used again: its old row stays out
+    scoped(s.connection(), ADMIN)
+    audit.record(s, ADMIN, "create", "never")
+    s.close()
+    with s.begin():
+        scoped(s.connection(), ADMIN)
     audit.record_apart(app_engine, ADMIN, "create", "kept")
     assert _last(engine).seq == head + 1 and _last(engine, target="never") is None and _verify(engine).ok
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from citygrid.security.principal import SYSTEM, Grant, Principal
 from citygrid.security.scope import scoped
@@ -87,9 +87,10 @@ def _flush(s: Session) -> None:
         s.execute(_INSERT, rows)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop(s: Session) -> None:
-    s.info.pop(_QUEUE, None)
+@event.listens_for(Session, "after_transaction_end")
+def _drop(s: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back or closed without a commit: the act did not happen
+        s.info.pop(_QUEUE, None)
 
 
 def record_apart(engine: Engine, who: Principal | str, action: str, target: str | None = None, *,
