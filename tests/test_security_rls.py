@@ -21,11 +21,12 @@ from sqlalchemy import make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from citygrid.db import roles
+from citygrid.db import bootstrap, roles
 from citygrid.db.engine import app_database_url, app_engine_for
 from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security.principal import ANONYMOUS, SYSTEM, Grant, Principal
 from citygrid.security.scope import Scope, scope_of, scoped
+from citygrid.settings import get_settings
 
 HIDDEN = "050402"  # 人防工事: catalog `public: false`
 
@@ -241,3 +242,29 @@ def test_county_wide_reads_keep_their_spatial_index(app_url: str, towns: list[st
         assert "Index" in plan and "Seq Scan" not in plan, plan
         if role == roles.ALL:
             assert "InitPlan" not in plan, plan
+
+
+def test_deployments_give_the_app_role_its_own_url_and_password(database_url: str, engine: Engine,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """CITYGRID_APP_DATABASE_URL wins over the derived URL; its password is given to the role as a SCRAM verifier
+    (never in clear, which pgaudit would log); a role that cannot log in stops the start with what to set."""
+    with engine.connect() as c:
+        if not c.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
+            pytest.skip("reading pg_authid needs a superuser")
+    given = make_url(app_database_url(database_url)).set(password="s3cret-app").render_as_string(hide_password=False)
+    monkeypatch.setenv("CITYGRID_APP_DATABASE_URL", given)
+    get_settings.cache_clear()
+    try:
+        assert app_database_url(database_url) == given
+        bootstrap._set_app_password(engine)
+        with engine.begin() as c:
+            stored = c.execute(text("SELECT rolpassword FROM pg_authid WHERE rolname = :r"),
+                               {"r": roles.APP_LOGIN}).scalar()
+            c.execute(text(f"ALTER ROLE {roles.APP_LOGIN} PASSWORD NULL"))  # back to trust only
+        assert stored.startswith("SCRAM-SHA-256$") and "s3cret-app" not in stored
+    finally:
+        monkeypatch.delenv("CITYGRID_APP_DATABASE_URL")
+        get_settings.cache_clear()
+    unreachable = make_url(app_database_url(database_url)).set(port=1).render_as_string(hide_password=False)
+    with pytest.raises(bootstrap.AppRoleError, match="CITYGRID_APP_DATABASE_URL"):
+        bootstrap.check_app_login(app_engine_for(unreachable))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from psycopg import sql
 from sqlalchemy import make_url, text
 from sqlalchemy.engine import Engine
@@ -42,11 +43,14 @@ def _set_app_password(owner: Engine) -> None:
     password = make_url(given).password if given else None
     if not password:
         return
-    statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(APP_LOGIN), sql.Literal(password))
     try:
-        with owner.begin() as c:  # a utility statement takes no parameters: the literal is quoted by the driver
+        with owner.begin() as c:
             raw = c.connection.driver_connection
-            raw.execute(statement.as_string(raw))  # type: ignore[union-attr]
+            assert isinstance(raw, psycopg.Connection)
+            # the SCRAM verifier, computed here by libpq: the password itself never reaches the server's logs (pgaudit
+            # logs role statements); a utility statement takes no parameters, so the driver quotes the literal
+            verifier = raw.pgconn.encrypt_password(password.encode(), APP_LOGIN.encode(), b"scram-sha-256").decode()
+            raw.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(APP_LOGIN), sql.Literal(verifier)))
     except Exception as exc:  # noqa: BLE001 - a DBA may have set it already
         log.warning("could not set the password of %s (%s); set it as a superuser if logins fail", APP_LOGIN, exc)
 
