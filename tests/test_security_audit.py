@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 
 from citygrid.address import nodes
 from citygrid.catalog import get_catalog
+from citygrid.coding.allocator import allocate
 from citygrid.db.engine import app_database_url, app_engine_for
+from citygrid.grid import multi
 from citygrid.registry import objects
 from citygrid.security import audit, credentials
 from citygrid.security.principal import ANONYMOUS, SYSTEM, Grant, Principal, RequestMeta
@@ -100,6 +102,20 @@ def test_object_writes_are_recorded_with_their_fields(app_engine: Engine, engine
                          {"t": made["code"]}).all()
     assert [tuple(r) for r in rows] == [("create", ["state"], "audit-admin"), ("update", ["state"], "audit-admin")]
     assert _verify(engine).ok
+
+
+def test_grid_imports_and_code_blocks_are_recorded(app_engine: Engine, engine: Engine, demo_county: dict) -> None:
+    lamp = next(c for c in get_catalog().classes.values() if c.name == "路灯")
+    square = [[[114.970, 30.090], [114.975, 30.090], [114.975, 30.095], [114.970, 30.095], [114.970, 30.090]]]
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "A1", "name": "审计网格"},
+         "geometry": {"type": "Polygon", "coordinates": square}}]}
+    with scoped_session(app_engine, ADMIN) as s:
+        multi.import_system(s.connection(), "auditgrid", fc, by="audit-admin")
+        block = allocate(s, "420281", lamp.code, 3, by="audit-admin")
+    grid, codes = _last(engine, target="auditgrid"), _last(engine, target=lamp.code, action="reserve_codes")
+    assert (grid.action, grid.principal, grid.detail["cells"]) == ("grid_import", "audit-admin", 1)
+    assert codes.detail["count"] == 3 and codes.detail["first"] == block[0] and _verify(engine).ok
 
 
 def test_the_app_role_cannot_update_delete_or_truncate(app_engine: Engine) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from sqlalchemy.engine import Connection
 
-from api.deps import conn, writing
+from api.deps import conn, principal, writing
 from citygrid.errors import E, detail
 from citygrid.geo import parse_bbox
 from citygrid.grid import multi, query
@@ -47,11 +47,11 @@ def get_grid(system: str, code: str, c: Connection = Depends(conn)) -> dict[str,
 @router.post("/import", status_code=201, summary="Import a department's grid system from GeoJSON (多网合一)")
 async def import_grids(request: Request, file: UploadFile = File(...), system: str = Form(...),
                        code_field: str = Form("code"), name_field: str = Form("name"), crs: str | None = Form(None),
-                       base: str = Form("unit")) -> dict[str, Any]:
+                       base: str = Form("unit"), by: str = Depends(principal)) -> dict[str, Any]:
     raw = await file.read(MAX_FILE + 1)
     try:
         fc = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise E.geojson_invalid("file", **detail(f"文件不是 JSON（{exc}）", f"the file is not JSON ({exc})")) from exc
     with writing(request) as s:
-        return multi.import_system(s.connection(), system, fc, code_field, name_field, crs, base)
+        return multi.import_system(s.connection(), system, fc, code_field, name_field, crs, base, by)

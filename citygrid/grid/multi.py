@@ -13,13 +13,14 @@ from sqlalchemy.engine import Connection
 
 from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import parse_geometry
+from citygrid.security import audit
 
 RESERVED = {"unit", "governance"}
 SYSTEM_RE = re.compile(r"^[a-z][a-z0-9_-]{1,40}$")
 
 
 def import_system(conn: Connection, system: str, fc: Any, code_field: str = "code", name_field: str = "name",
-                  crs: str | None = None, base: str = "unit") -> dict[str, Any]:
+                  crs: str | None = None, base: str = "unit", by: str = "system") -> dict[str, Any]:
     """Replace `system`'s cells with the features of a GeoJSON FeatureCollection; map them onto `base`."""
     if not SYSTEM_RE.match(system or "") or system in RESERVED:
         raise E.system_invalid("system")
@@ -72,6 +73,7 @@ def import_system(conn: Connection, system: str, fc: Any, code_field: str = "cod
         "FROM grid t JOIN grid b ON b.system = :b AND ST_Intersects(t.geom, b.geom) "
         "WHERE t.system = :s AND ST_Area(ST_Intersection(t.geom, b.geom)::geography) > 0.5"),
         {"s": system, "b": base})
+    audit.record(conn, by, "grid_import", system, detail={"cells": len(rows), "base": base})
     return {"system": system, "cells": len(rows), "base": base} | {"report": report(conn, system)}
 
 
