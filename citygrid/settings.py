@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(REPO_ROOT / ".citygrid", description="private cluster, uploads and job results")
     database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "CITYGRID_DATABASE_URL"),
                                      description="PostgreSQL/PostGIS URL; unset: a private cluster in data_dir")
+    app_database_url: str | None = Field(
+        None, repr=False, description="URL of the application role citygrid_app (not the owner); unset: DATABASE_URL "
+                                      "(or the private cluster) with the user citygrid_app and no password")
     schemas_dir: Path = Field(REPO_ROOT / "schemas", validation_alias=AliasChoices("CITYGRID_SCHEMAS",
                                                                                   "CITYGRID_SCHEMAS_DIR"),
                               description="the standards as data: catalog/, code_rules.yaml")
@@ -79,7 +82,7 @@ class Settings(BaseSettings):
         """(requests, period in seconds) of a rate setting, None when it is off or limits are disabled."""
         return parse_rate(getattr(self, f"rate_{bucket}")) if self.rate_limits else None
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "app_database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return v or None

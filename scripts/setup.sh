@@ -19,6 +19,11 @@ need_lean=()
 if [ "${CITYGRID_SETUP_TEST:-0}" = "1" ] && ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then
   need_lean+=(python3-qgis qgis-providers)
 fi
+# pgaudit (statement audit in the server log) complements citygrid's own audit log; optional: without it, say so.
+want_pgaudit=0
+if [ -z "${DATABASE_URL:-}" ] && [ ! -f /usr/lib/postgresql/15/lib/pgaudit.so ]; then
+  want_pgaudit=1
+fi
 if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_lean[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     echo "setup: installing ${need_apt[*]} ${need_lean[*]} with apt-get"
@@ -30,6 +35,19 @@ if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_lean[@]} -gt 0 ]; then
     echo "setup: please install: sudo apt-get install ${need_apt[*]} ${need_lean[*]}" >&2
     echo "       (or set DATABASE_URL to a PostGIS database you already have)" >&2
     exit 1
+  fi
+fi
+
+if [ "$want_pgaudit" = "1" ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "setup: installing postgresql-15-pgaudit with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get install -y -qq postgresql-15-pgaudit >/dev/null 2>&1 || \
+           { apt-get update -qq && apt-get install -y -qq postgresql-15-pgaudit >/dev/null; }; }; then
+      echo "setup: postgresql-15-pgaudit is not available; carrying on without pgaudit" >&2
+    fi
+  else
+    echo "setup: pgaudit is not installed (sudo apt-get install postgresql-15-pgaudit); carrying on without it" >&2
   fi
 fi
 

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from api.deps import acting_principal, address_indexes, conn, current_principal
+from api.deps import acting_principal, address_indexes, conn, current_principal, writing
 from api.web import render
 from citygrid import jobs
 from citygrid.address import batch as batchmod
@@ -22,6 +21,7 @@ from citygrid.address.normalize import normalize
 from citygrid.errors import E
 from citygrid.security import rules
 from citygrid.security.principal import ANONYMOUS, Principal
+from citygrid.security.scope import scoped_engine
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
@@ -100,8 +100,9 @@ async def post_batch(request: Request, file: UploadFile = File(...), column: str
     if not data:
         raise E.file_empty("file")
     upload = batchmod.accept(p, get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
-    rec = jobs.start(request.app.state.engine, p.name, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
-                     detail=upload.detail())
+    # the job's rows are written in the caller's scope, from the job's thread
+    rec = jobs.start(scoped_engine(request.app.state.engine, p), p.name, "address-batch",
+                     batchmod.geocode_job(indexes.get(), upload, division), detail=upload.detail())
     return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": upload.header,
             "result": f"/address/batch/{rec.id}/result"}
 
@@ -132,14 +133,14 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
 @router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口): the personal grant there")
 def post_person(code: str, body: dict[str, Any], request: Request, p: Principal = Depends(acting_principal)
                 ) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         return facts.add_person(s.connection(), p, code, body)
 
 
 @router.post("/addresses/{code}/organizations", status_code=201, summary="Register an organization at a door (实有单位)")
 def post_org(code: str, body: dict[str, Any], request: Request, p: Principal = Depends(acting_principal)
              ) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         return facts.add_organization(s.connection(), p, code, body)
 
 
@@ -149,6 +150,6 @@ class PersonQuery(BaseModel):
 
 @router.post("/persons/search", summary="Find persons by ID number (keyed hash; needs the personal-data grant)")
 def search_persons(body: PersonQuery, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         found = facts.find_persons(s.connection(), p, body.id_number)
     return {"count": len(found), "persons": found}

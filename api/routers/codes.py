@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from api.deps import acting_principal, conn, current_principal
+from api.deps import acting_principal, conn, current_principal, writing
 from citygrid.coding.allocator import reserve_block as reserve
 from citygrid.registry.codes import explain
 from citygrid.security.principal import Principal
@@ -31,5 +30,5 @@ class BlockIn(BaseModel):
 
 @router.post("/blocks", status_code=201, summary="Reserve a block of codes for bulk work (one statement, with quotas)")
 def reserve_block(body: BlockIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         return reserve(s, p, body.division_code, body.class_code, body.count, body.batch)

@@ -7,9 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from api.deps import acting_principal, conn, current_principal
+from api.deps import acting_principal, conn, current_principal, writing
 from citygrid.errors import E, detail
 from citygrid.geo import parse_bbox
 from citygrid.grid import multi, query
@@ -56,5 +55,5 @@ async def import_grids(request: Request, file: UploadFile = File(...), system: s
         fc = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise E.geojson_invalid("file", **detail(f"文件不是 JSON（{exc}）", f"the file is not JSON ({exc})")) from exc
-    with Session(bind=request.app.state.engine) as s, s.begin():
+    with writing(request) as s:
         return multi.import_system(s.connection(), p, system, fc, code_field, name_field, crs, base)

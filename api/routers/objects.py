@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from api.deps import acting_principal, conn, current_principal
+from api.deps import acting_principal, conn, current_principal, writing
 from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.registry import objects
@@ -51,8 +52,8 @@ class MergeIn(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-def _write(request: Request) -> Session:
-    return Session(bind=request.app.state.engine, expire_on_commit=False)
+def _write(request: Request) -> AbstractContextManager[Session]:
+    return writing(request)
 
 
 def _code(code: str) -> str:
@@ -63,7 +64,7 @@ def _code(code: str) -> str:
 
 @router.post("", status_code=201, summary="Create an object; a unified code is assigned in the same transaction")
 def create(body: ObjectIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.create(s, p, objects.NewObject(**body.model_dump()))
 
 
@@ -93,7 +94,7 @@ def get_object(code: str, c: Connection = Depends(conn), p: Principal = Depends(
 @router.patch("/{code}", summary="Update: a new version, the old one kept in history")
 def update(code: str, body: ObjectPatch, request: Request, p: Principal = Depends(acting_principal)
            ) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.update(s, p, _code(code), attrs=body.attrs, name=body.name, geometry=body.geometry,
                               crs=body.crs, expected_version=body.version, reason=body.reason)
 
@@ -101,19 +102,19 @@ def update(code: str, body: ObjectPatch, request: Request, p: Principal = Depend
 @router.post("/{code}/retire", summary="Retire: the code stays resolvable with status retired")
 def retire(code: str, request: Request, body: RetireIn | None = None, p: Principal = Depends(acting_principal)
            ) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.retire(s, p, _code(code), reason=body.reason if body else None)
 
 
 @router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")
 def split(code: str, body: SplitIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.split(s, p, _code(code), body.parts, reason=body.reason)
 
 
 @router.post("/merge", status_code=201, summary="Merge objects into a new one with a new code")
 def merge(body: MergeIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
+    with _write(request) as s:
         return objects.merge(s, p, [_code(c) for c in body.codes], body.result, reason=body.reason)
 
 

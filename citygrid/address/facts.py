@@ -4,7 +4,6 @@ by ID number through its keyed hash."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Connection
 from citygrid.address import nodes
 from citygrid.coding.checks import citizen_id_valid, credit_code_valid
 from citygrid.errors import CitygridError, E, ErrorEntry
-from citygrid.security import classification, crypto, rules
+from citygrid.security import audit, classification, crypto, rules
 from citygrid.security.principal import Principal
 
 _PHONE = re.compile(r"^1\d{10}$|^0\d{2,3}-?\d{7,8}$")
@@ -65,7 +64,7 @@ def add_person(conn: Connection, p: Principal, room_code: str, body: dict[str, A
     node = nodes.find(conn, room_code, _PERSON.level)
     place = rules.place_of(node.village_code, node.township_code, None)
     rules.require_personal(p, place, "登记实有人口", "registering persons")
-    return classification.redact_person(p, _register(conn, _PERSON, node, body, p.name), place)
+    return classification.redact_person(p, _register(conn, _PERSON, node, body, p), place)
 
 
 def add_organization(conn: Connection, p: Principal, door_code: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +72,10 @@ def add_organization(conn: Connection, p: Principal, door_code: str, body: dict[
     rules.require_login(p, "登记实有单位", "registering organizations")
     node = nodes.find(conn, door_code, _ORGANIZATION.level)
     rules.require_register_organization(p, rules.place_of(node.village_code, node.township_code, None))
-    return _register(conn, _ORGANIZATION, node, body, p.name)
+    return _register(conn, _ORGANIZATION, node, body, p)
 
 
-def _register(conn: Connection, fact: _Fact, node_row: Any, body: dict[str, Any], by: str) -> dict[str, Any]:
+def _register(conn: Connection, fact: _Fact, node_row: Any, body: dict[str, Any], by: Principal) -> dict[str, Any]:
     node, code = node_row.id, node_row.code
     name = _valid_name(fact, body)
     params: dict[str, Any] = {"node": node, "name": name} | {f: body.get(f) for f in fact.fields}
@@ -86,7 +85,8 @@ def _register(conn: Connection, fact: _Fact, node_row: Any, body: dict[str, Any]
     if fact.seal is not None:
         params |= fact.seal(params)
     row = conn.execute(text(fact.insert), params).one()  # INSERT … RETURNING: one row
-    _audit(conn, by, fact.action, code, {fact.id_key: row.id})
+    audit.record(conn, by, fact.action, code, fields=["name", *(f for f in fact.fields if given[f])],
+                 detail={fact.id_key: row.id})
     return {"id": row.id, "name": row.name} | given | dict(row._mapping)
 
 
@@ -107,7 +107,8 @@ def find_persons(conn: Connection, principal: Principal, id_number: str, limit: 
         place = rules.place_of(r.village_code, r.township_code, None)
         if rules.may_read_personal(principal, place):
             found.append(classification.redact_person(principal, crypto.open_person(r._mapping), place))
-    _audit(conn, principal.name, "find_person", "person", {"found": len(found)})  # never the number itself
+    audit.record(conn, principal, "find_person", "person", fields=audit.PERSON_FIELDS if found else (),
+                 detail={"found": len(found)})  # never the number itself
     return found
 
 
@@ -125,8 +126,3 @@ def _valid_name(fact: _Fact, body: dict[str, Any]) -> str:
     if problems or not isinstance(name, str):
         raise CitygridError(problems, "unprocessable")
     return name.strip()
-
-
-def _audit(conn: Connection, by: str, action: str, target: str, detail: dict[str, Any]) -> None:
-    conn.execute(text("INSERT INTO audit_log (principal, action, target, detail) VALUES (:p, :a, :t, CAST(:d AS jsonb))"),
-                 {"p": by, "a": action, "t": target, "d": json.dumps(detail)})

@@ -16,7 +16,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import E
-from citygrid.security import classification, crypto, rules
+from citygrid.security import audit, classification, crypto, rules
 from citygrid.security.principal import Principal
 
 
@@ -35,8 +35,8 @@ def find(c: Connection, code: str, level: str | None = None) -> Row[Any]:
 
 def describe(c: Connection, p: Principal, code: str, limit: int = 200) -> dict[str, Any]:
     """A node with its parents (top down), up to `limit` children, its object code, and its 三实: the house and
-    its persons for a room (masked unless the caller holds the personal grant there), the organizations for a
-    door."""
+    its persons for a room (masked unless the caller holds the personal grant there; an unmasked read is recorded
+    in the audit log before the answer leaves), the organizations for a door."""
     r = find(c, code)
     parents = c.execute(text(
         "WITH RECURSIVE up AS (SELECT id, parent_id, code, level, name, 0 AS depth FROM addr_node WHERE id=:i "
@@ -60,6 +60,8 @@ def describe(c: Connection, p: Principal, code: str, limit: int = 200) -> dict[s
         out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
         people = c.execute(text("SELECT name, id_number_enc, phone_enc, relation, generated FROM person "
                                 "WHERE room_id=:i ORDER BY id"), {"i": r.id}).all() if listed else []
+        if people and rules.may_read_personal(p, place):  # recorded before the answer leaves, whatever happens next
+            audit.read_personal(c, p, r.code, audit.PERSON_FIELDS, {"persons": len(people)})
         # decrypt, then redact for the caller
         out["persons"] = classification.redact_persons(p, [crypto.open_person(x._mapping) for x in people], place)
     if r.level == "door":

@@ -21,7 +21,7 @@ from citygrid.coding.scheme import CodeScheme, unified_scheme
 from citygrid.db.engine import driver_connection
 from citygrid.errors import CitygridError, E, ErrorEntry
 from citygrid.regions import query as regions
-from citygrid.security import rules
+from citygrid.security import audit, rules
 from citygrid.security.principal import Principal
 
 
@@ -78,6 +78,9 @@ def allocate(
         body = f"{prefix}{serial:0{width}d}"
         codes.append(body + scheme.check_digit(body))
     _record(session, codes, division, class_code, first, by=by, batch=batch, state=state)
+    if state == "reserved":  # a block for later use; codes assigned to objects are audited with their object
+        audit.record(session, p, "reserve_codes", class_code, detail={
+            "division": division, "count": n, "batch": batch, "first": codes[0], "last": codes[-1]})
     return codes
 
 

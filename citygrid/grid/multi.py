@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import parse_geometry
-from citygrid.security import rules
+from citygrid.security import audit, rules
 from citygrid.security.principal import Principal
 
 RESERVED = {"unit", "governance"}
@@ -76,6 +76,7 @@ def import_system(conn: Connection, p: Principal, system: str, fc: Any, code_fie
         "FROM grid t JOIN grid b ON b.system = :b AND ST_Intersects(t.geom, b.geom) "
         "WHERE t.system = :s AND ST_Area(ST_Intersection(t.geom, b.geom)::geography) > 0.5"),
         {"s": system, "b": base})
+    audit.record(conn, p, "grid_import", system, detail={"cells": len(rows), "base": base})
     return {"system": system, "cells": len(rows), "base": base} | {"report": report(conn, system)}
 
 

@@ -24,7 +24,7 @@ from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
-from citygrid.security import rules
+from citygrid.security import audit, rules
 from citygrid.security.principal import Principal
 
 
@@ -104,8 +104,6 @@ def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: l
         assign_objects(s.connection(), codes=codes)  # grids exist: every object knows its grids from the start
     s.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' "
                    "FROM unnest(CAST(:codes AS text[])) c"), {"codes": codes})
-    s.execute(text("INSERT INTO audit_log (principal, action, target, detail) "
-                   "VALUES (:by, 'bulk_create', :cls, CAST(:d AS jsonb))"),
-              {"by": by, "cls": class_code, "d": json.dumps({"count": len(codes), "county": county, "batch": batch,
-                                                            "first": codes[0], "last": codes[-1]})})
+    audit.record(s, p, "bulk_create", class_code, detail={"count": len(codes), "county": county, "batch": batch,
+                                                            "first": codes[0], "last": codes[-1]})
     return codes

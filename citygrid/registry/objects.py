@@ -26,7 +26,7 @@ from citygrid.geo import bbox_condition, check_geometry, parse_geometry, to_geoj
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
 from citygrid.regions import query as divisions
-from citygrid.security import classification, rules
+from citygrid.security import audit, classification, rules
 from citygrid.security.principal import Principal
 
 
@@ -91,9 +91,9 @@ def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row:
     return {"county": county, "township": township, "village": village}
 
 
-def _audit(s: Session, by: str, action: str, target: str, detail: dict[str, Any]) -> None:
-    s.execute(text("INSERT INTO audit_log (principal, action, target, detail) VALUES (:p, :a, :t, CAST(:d AS jsonb))"),
-              {"p": by, "a": action, "t": target, "d": json.dumps(detail, ensure_ascii=False, default=str)})
+def _audit(s: Session, by: Principal | str, action: str, target: str, detail: dict[str, Any], fields: list[str] | None = None
+           ) -> None:
+    audit.record(s, by, action, target, fields=fields or (), detail=detail)
     s.execute(text("INSERT INTO change_log (entity, key, op) VALUES ('object', :k, :o)"), {"k": target, "o": action})
 
 
@@ -161,7 +161,7 @@ def create(s: Session, p: Principal, obj: NewObject, row: int | None = None) -> 
     )
     assign_objects(conn, codes=[code])
     _history(s, uid, "create", by)
-    _audit(s, by, "create", code, {"class": cls.code})
+    _audit(s, p, "create", code, {"class": cls.code}, sorted(obj.attrs))
     return get(conn, p, code) or {}
 
 
@@ -291,7 +291,8 @@ def update(s: Session, p: Principal, code: str, *, attrs: dict[str, Any] | None 
     if geom_wkb is not None:
         assign_objects(conn, codes=[code])
     _history(s, cur.uid, "update", by, reason)
-    _audit(s, by, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None})
+    _audit(s, p, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None},
+           sorted(attrs or {}))
     return get(conn, p, code) or {}
 
 
@@ -303,7 +304,7 @@ def retire(s: Session, p: Principal, code: str, *, reason: str | None = None, op
     s.execute(text("UPDATE city_object SET status='retired', valid_to=now(), version=version+1, updated_by=:by, "
                    "updated_at=now() WHERE uid=:u"), {"by": p.name, "u": cur.uid})
     _history(s, cur.uid, op, p.name, reason)
-    _audit(s, p.name, op, code, {"reason": reason})
+    _audit(s, p, op, code, {"reason": reason})
     return get(conn, p, code) or {}
 
 

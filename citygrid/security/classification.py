@@ -18,9 +18,10 @@ recognise a record one already knows (surname, birth region and last digits) and
 stranger. Attributes the catalog does not list are treated as L4 (就高从严).
 
 Every answer goes through here: registry objects and their history (`object_view`, `redact_attrs`), persons
-(`redact_person`), OGC items (`attrs_sql`, the same plan as SQL so pages stay serialised by PostgreSQL), tiles
-(`tile_attributes`: L1 only), record metadata (who changed what and why: L2), and counts of persons or households
-(`k_anonymity`, `small_count`, `count_sql`).
+(`redact_person`, `redact_persons`: a room's persons only with the personal grant there), OGC items
+(`attrs_sql`, the same plan as SQL so pages stay serialised by PostgreSQL), tiles (`tile_attributes`: L1 only),
+record metadata (who changed what and why: L2), and counts of persons or households (`k_anonymity`,
+`small_count`, `count_sql`).
 """
 
 from __future__ import annotations
@@ -271,13 +272,13 @@ def tile_attributes(cls: ObjectClass) -> frozenset[str]:
 # --- persons ----------------------------------------------------------------------------------------------------
 
 PERSON_MASKS: dict[str, MaskKind] = {"name": "name", "id_number": "id_number", "phone": "phone"}
-# 三实 records of a room (persons, even masked, and the house's use and area) are internal: the public, and the
-# QR page, see none of them, not even how many persons live there.
-FACTS_LEVEL: Level = "L2"
 
 
 def may_list_facts(p: Principal, place: str | None) -> bool:
-    return LEVELS.index(rules.clearance_at(p, place)) >= LEVELS.index(FACTS_LEVEL)
+    """The 三实 records of a room (its persons, even masked, and its house) are shown only with the personal
+    grant there: anyone else, the QR page included, learns not even how many persons live in it. Row-level
+    security says the same in the database (`citygrid/db/roles.py`: persons and houses need the personal flag)."""
+    return rules.may_read_personal(p, place)
 
 
 def redact_person(p: Principal, person: Mapping[str, Any], place: str | None) -> dict[str, Any]:
@@ -290,7 +291,8 @@ def redact_person(p: Principal, person: Mapping[str, Any], place: str | None) ->
 
 
 def redact_persons(p: Principal, persons: list[Mapping[str, Any]], place: str | None) -> list[dict[str, Any]] | None:
-    """The persons of a room: None (withheld, count included) below `FACTS_LEVEL`, else each `redact_person`."""
+    """The persons of a room: None (withheld, their number included) unless `may_list_facts`, else each through
+    `redact_person`."""
     if not may_list_facts(p, place):
         return None
     return [redact_person(p, x, place) for x in persons]

@@ -54,6 +54,15 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class RequestMeta:
+    """Where a call came from, for the audit log: carried on the `Principal` into the core explicitly (a
+    thread-local would not survive FastAPI's thread pool)."""
+
+    client: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     kind: Kind
     name: str
@@ -63,6 +72,7 @@ class Principal:
     personal: bool = False
     display_name: str | None = None
     via: str = field(default="none", compare=False)  # how it authenticated: none | token | api_key | process
+    meta: RequestMeta | None = field(default=None, compare=False)  # the request's origin (api/deps.py)
 
     @property
     def anonymous(self) -> bool:
