@@ -13,10 +13,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from citygrid.address.index import AddressIndexCache
-from citygrid.errors import E
-from citygrid.security import credentials, rules, tokens
-from citygrid.security.credentials import API_KEY_PREFIX
-from citygrid.security.principal import ANONYMOUS, SYSTEM, Principal, RequestMeta
+from citygrid.security import caller, rules
+from citygrid.security.principal import ANONYMOUS, Principal, RequestMeta
 from citygrid.security.scope import scoped, scoped_session
 
 
@@ -42,29 +40,20 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API 密
 def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
          ) -> Iterator[Connection]:
     """The request's connection in the caller's database scope (`citygrid.security.scope`), and who is calling,
-    found on it in the same trip to the thread pool (loading a principal is one query; the public costs none):
+    found on it in the same trip to the thread pool (a known credential costs no extra round trip,
+`citygrid.security.caller`):
     `current_principal` reads what this found. Credentials that are present but wrong, expired, revoked or
     disabled are a 401, never a silent fall back to anonymous."""
     meta = RequestMeta(client=request.client.host if request.client else None,
                        user_agent=request.headers.get("user-agent"))
     with request.app.state.engine.connect() as c:
         if token or api_key:
-            scoped(c, SYSTEM)  # checking credentials comes before anyone is known
-            p = replace(_authenticate(c, token, api_key), meta=meta)
+            p = replace(caller.authenticate(c, token, api_key), meta=meta)  # puts p's scope on c
         else:
             p = replace(ANONYMOUS, meta=meta)
+            scoped(c, p)
         request.state.principal = p
-        yield scoped(c, p)
-
-
-def _authenticate(c: Connection, token: str | None, api_key: str | None) -> Principal:
-    if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
-        p = credentials.authenticate_key(c, api_key or token or "")
-    else:
-        p = credentials.load(c, tokens.subject(token or ""), via="token")
-    if p is None:
-        raise E.token_invalid("Authorization")
-    return p
+        yield c
 
 
 async def current_principal(request: Request, c: Connection = Depends(conn)) -> Principal:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from citygrid.security import credentials, keys
@@ -171,3 +171,62 @@ def test_history_records_the_caller_not_a_header(client: TestClient, engine: Eng
     assert r.status_code == 201, r.text
     hist = client.get(f"/objects/{r.json()['code']}/history", headers=_bearer(token)).json()["versions"]
     assert hist[0]["changed_by"] == name
+
+
+def _principal_reads(client: TestClient, headers: dict[str, str]) -> tuple[int, int]:
+    """Status of GET /auth/me and how many statements it sent that read the credential tables."""
+    seen: list[str] = []
+
+    def spy(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        status = client.get("/auth/me", headers=headers).status_code
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    return status, sum(("FROM principal" in s or "FROM api_key" in s) for s in seen)
+
+
+def test_a_known_credential_is_not_loaded_again_but_every_change_of_rights_is_seen_at_once(
+        client: TestClient, engine: Engine) -> None:
+    """The credential cache (citygrid/security/caller.py): the second request of a token or key reads no
+    credential table; a changed clearance, a new role, a revoked key and a disabled principal are all seen on
+    the very next request, because the version migration 0021's triggers keep comes back with the scope."""
+    name = _user(engine, [Grant("department", "420281", "natural_resources")], clearance="L2")
+    token = _login(client, name).json()["access_token"]  # type: ignore[attr-defined]
+    with engine.begin() as c:
+        key = credentials.create_api_key(c, name, "cache")["key"]
+    for headers in (_bearer(token), {"X-API-Key": key}):
+        assert _principal_reads(client, headers)[1] > 0
+        assert _principal_reads(client, headers) == (200, 0)
+    with engine.begin() as c:
+        c.execute(text("UPDATE principal SET clearance = 'L3' WHERE username = :u"), {"u": name})
+    assert client.get("/auth/me", headers=_bearer(token)).json()["clearance"] == "L3"
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO principal_role (principal_id, role, division) "
+                       "SELECT id, 'reviewer', '420281001' FROM principal WHERE username = :u"), {"u": name})
+    assert {r["role"] for r in client.get("/auth/me", headers={"X-API-Key": key}).json()["roles"]} == \
+        {"department", "reviewer"}
+    with engine.begin() as c:
+        credentials.revoke_api_key(c, key.split("_")[1])
+    assert client.get("/auth/me", headers={"X-API-Key": key}).status_code == 401
+    assert client.get("/auth/me", headers=_bearer(token)).status_code == 200
+    with engine.begin() as c:
+        credentials.set_disabled(c, name)
+    assert client.get("/auth/me", headers=_bearer(token)).status_code == 401
+
+
+def test_login_bookkeeping_does_not_invalidate_cached_credentials(client: TestClient, engine: Engine) -> None:
+    """Failed logins and key use are written often and change no rights, so they leave the version alone."""
+    name = _user(engine)
+
+    def version() -> int:
+        with engine.connect() as c:
+            return int(c.execute(text("SELECT version FROM layer_version WHERE layer = 'principals'")).scalar_one())
+
+    before = version()
+    assert _login(client, name, "wrong password!").status_code == 401  # type: ignore[attr-defined]
+    assert _login(client, name).status_code == 200  # type: ignore[attr-defined]
+    assert version() == before

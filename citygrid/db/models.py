@@ -46,6 +46,13 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
   (0010_narrow_aggregation_counts.py).
 - ``city_object_counts_upd`` on city_object → ``agg_counts_upd()``: subtracts the old rows and adds the new
   (0010_narrow_aggregation_counts.py).
+- ``principal_version`` on principal → ``bump_principals_version()``: bumps the ``principals`` row of
+  ``layer_version`` when a principal's rights can change (not on login bookkeeping), so cached credentials are
+  checked per request at no extra round trip (0021_principals_version.py).
+- ``principal_role_version`` on principal_role → ``bump_principals_version()``: the same for any change of
+  roles (0021_principals_version.py).
+- ``api_key_version`` on api_key → ``bump_principals_version()``: the same for a key revoked, expiring or
+  deleted; not for ``last_used_at`` (0021_principals_version.py).
 
 ``agg_rollup`` and its ``agg_rollup_*`` functions (0008_aggregation_rollup.py) were dropped by 0010; they are
 history, not part of this picture.

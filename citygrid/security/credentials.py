@@ -194,6 +194,12 @@ def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
 
 def authenticate_key(conn: Connection, presented: str) -> Principal | None:
     """The principal an API key belongs to, or None for any malformed, unknown, revoked or expired key."""
+    found = authenticate_key_until(conn, presented)
+    return found[0] if found else None
+
+
+def authenticate_key_until(conn: Connection, presented: str) -> tuple[Principal, dt.datetime | None] | None:
+    """`authenticate_key` with the key's expiry (None: never), for the credential cache."""
     if not presented.startswith(API_KEY_PREFIX):
         return None
     key_id, _, secret = presented[len(API_KEY_PREFIX):].partition("_")
@@ -211,4 +217,5 @@ def authenticate_key(conn: Connection, presented: str) -> Principal | None:
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):  # one write a minute at most
         conn.execute(text("UPDATE api_key SET last_used_at = now() WHERE id = :i"), {"i": key_id})
         conn.commit()
-    return load(conn, row.principal_id, via="api_key")
+    p = load(conn, row.principal_id, via="api_key")
+    return (p, row.expires_at) if p is not None else None

@@ -54,8 +54,11 @@ def scope_of(p: Principal) -> Scope:
         p != q and p.startswith(q) for q in prefixes)), personal)
 
 
+# The version of who may call (migration 0021) comes back from the same round trip, for the credential cache
+# (`citygrid.security.cache`); a SECURITY DEFINER function, as privileges are checked before the role is taken.
 _SET = ("SELECT set_config('role', %s, true), set_config('citygrid.divisions', %s, true), "
-        "set_config('citygrid.personal', %s, true)")
+        "set_config('citygrid.personal', %s, true), citygrid_principals_version()")
+_VERSION = "citygrid_principals_version"  # in the pooled connection's info, overwritten by every _apply
 _OPTION = "citygrid_scope"  # per Connection object, never on the pooled DBAPI connection
 
 
@@ -70,6 +73,7 @@ def scoped(conn: Connection, p: Principal) -> Connection:
         return conn
     s = scope_of(p)
     params = (s.role, s.divisions, "on" if s.personal else "off")
+    conn.info.pop(_VERSION, None)
     conn.execution_options(**{_OPTION: params})  # in place (SQLAlchemy 2); later transactions: _on_begin
     if conn.in_transaction():
         _apply(conn, params)
@@ -80,7 +84,15 @@ def scoped(conn: Connection, p: Principal) -> Connection:
 
 def _apply(conn: Connection, params: tuple[str, str, str]) -> None:
     # the driver directly: one round trip, none of SQLAlchemy's statement handling (this runs on every request)
-    conn.connection.driver_connection.execute(_SET, params)  # type: ignore[union-attr]
+    row = conn.connection.driver_connection.execute(_SET, params).fetchone()  # type: ignore[union-attr]
+    conn.info[_VERSION] = int(row[3])
+
+
+def principals_version(conn: Connection) -> int | None:
+    """The principals' data version read when the caller's scope was last put on `conn`'s transaction; None on
+    connections that are not scoped (the owner's)."""
+    v = conn.info.get(_VERSION)
+    return int(v) if v is not None else None
 
 
 @event.listens_for(Engine, "begin")

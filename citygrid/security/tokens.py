@@ -35,6 +35,12 @@ def issue(principal: Principal) -> tuple[str, int]:
 
 def subject(token: str) -> uuid.UUID:
     """The principal id a valid token names; a coded 401 for an expired, forged or malformed token."""
+    return verify(token)[0]
+
+
+def verify(token: str) -> tuple[uuid.UUID, dt.datetime]:
+    """The principal id a valid token names and when the token expires (the credential cache keeps a token no
+    longer than that); a coded 401 for an expired, forged or malformed token."""
     s = get_settings()
     ring = get_keyring()
     try:
@@ -43,7 +49,7 @@ def subject(token: str) -> uuid.UUID:
             raise E.token_invalid("Authorization")
         claims = jwt.decode(token, ring.derive(kid, "jwt"), algorithms=[ALGORITHM], audience=s.token_audience,
                             issuer=s.token_issuer, options={"require": ["exp", "iat", "sub", "iss", "aud"]})
-        return uuid.UUID(str(claims["sub"]))
+        return uuid.UUID(str(claims["sub"])), dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
     except jwt.ExpiredSignatureError as exc:
         raise E.token_expired("Authorization") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:
