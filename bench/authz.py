@@ -4,14 +4,15 @@ tile and a geocode, as a ratio to the same request with security off, in the sam
 Both variants go through the whole app in process (FastAPI's TestClient over ASGI, no network), against the
 demo county with its grids and address base (the database of bench/geocode_eval.py, built on first use):
 
-- **off**: the same request with the same bearer header, but `api.deps._authenticate` (what `conn` calls to
-  turn credentials into a principal) replaced by one answering `SYSTEM` at once: no token is verified, no
+- **off**: the same request with the same bearer header, but `citygrid.security.caller.authenticate` (what
+  `api.deps.conn` calls to turn credentials into a principal) replaced by one answering `SYSTEM` at once (with
+  the one scope statement every request makes): no token is verified, no
   principal is loaded, every rule short-circuits for the process itself, and nothing is withheld (attributes as
   stored, `o.attrs`, no redaction SQL). This is what the request cost before principals existed. (FastAPI's
   `dependency_overrides` would do too, but it re-reads the override's signature on every request, which made
   "off" slower than the public's requests and hid half of the cost.)
-- **on**: a department's user with a bearer token (JWT verified, the principal and its grants loaded from the
-  database on every request, as the app does), scoped to the county at clearance L2: rules are evaluated and
+- **on**: a department's user with a bearer token (as the app does: the principal and its grants from the
+  per-process credential cache, checked against the principals' version in the scope statement), scoped to the county at clearance L2: rules are evaluated and
   attributes are cut by its clearance in SQL, inside its scope and outside it (the CASE in
   `classification.attrs_sql`); its transactions take row-level security's area role, whose policy the
   database pays for (bench/dbsec.py measures that part alone).
@@ -50,11 +51,11 @@ os.environ.setdefault("CITYGRID_RATE_LIMITS", "0")
 from fastapi.testclient import TestClient  # noqa: E402
 from geocode_eval import url_for  # noqa: E402
 
-from api import deps  # noqa: E402
 from api.main import create_app  # noqa: E402
 from citygrid.layers import features, sources, tiles  # noqa: E402
-from citygrid.security import credentials, tokens  # noqa: E402
+from citygrid.security import caller, credentials, tokens  # noqa: E402
 from citygrid.security.principal import SYSTEM, Grant, Principal  # noqa: E402
+from citygrid.security.scope import scoped  # noqa: E402
 
 PASSWORD = "bench authz password"
 # The department's user, two ways: scoped to the county (as the demo's are; row-level security's area role, whose
@@ -95,7 +96,9 @@ def _requests(engine: Any) -> dict[str, Case]:
 
 
 def _system(c: Any, token: str | None, api_key: str | None) -> Principal:
-    """Security off: whatever the credentials, the process itself (nothing checked, nothing withheld)."""
+    """Security off: whatever the credentials, the process itself (nothing checked, nothing withheld), with
+    the one scope statement every request makes."""
+    scoped(c, SYSTEM)
     return SYSTEM
 
 
@@ -120,11 +123,11 @@ def main() -> None:
             "Authorization": f"Bearer {tokens_of['on']}"}, "public": {}}
         token = tokens_of["on"]
         cases = _requests(engine)
-        authenticate = deps._authenticate
+        authenticate = caller.authenticate
 
         def call(case: Case, variant: str) -> None:
             method, path, params, body = case
-            deps._authenticate = _system if variant == "off" else authenticate  # type: ignore[assignment]
+            caller.authenticate = _system if variant == "off" else authenticate
             r = client.request(method, path, params=params, json=body, headers=headers[variant])
             assert r.status_code == 200, (path, variant, r.text[:300])
 
@@ -145,7 +148,7 @@ def main() -> None:
                         times[v].append(_time(lambda v=v, case=case: call(case, v)))
                 med = {v: statistics.median(t) for v, t in times.items()}
                 rows.append((f"{name}{' (cached)' if cached else ''}", med))
-        deps._authenticate = authenticate  # type: ignore[assignment]
+        caller.authenticate = authenticate
 
     load = os.getloadavg()[0]
     print(f"\nmedian ms of {args.n} requests per variant, interleaved; added = on / off - 1 (target < {TARGET:.0%}); "

@@ -304,7 +304,7 @@ class ObjectClassLayer(Layer):
     def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
         state = "o.attrs->>'state'" if "state" in classification.tile_attributes(self.cls) else "NULL::text"
         props = f"o.code, o.name, {state} AS state, o.township_code, o.village_code"
-        base = " AND ".join(("o.class_code = :cls AND o.status = 'active' AND o.geom && ST_Transform(b.e, 4490)",
+        base = " AND ".join(("o.class_code = :cls AND o.status = 'active' AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)",
                              *view.where))
         if z < THIN_BELOW:
             # one object per H3 cell of a few pixels, from the cell stored at write time: a bit operation per row
@@ -407,7 +407,7 @@ class DivisionsLayer(Layer):
 
     def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
         inner = ("SELECT o.geom AS g, o.code, o.name, o.level FROM division o, b WHERE o.level = :lvl "
-                 "AND o.geom IS NOT NULL AND o.geom && ST_Transform(b.e, 4490)")
+                 "AND o.geom IS NOT NULL AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
         return _mvt(inner, "code, name, level"), {"lvl": 3 if z < 9 else 4 if z < 11 else 5}
 
     def short_name(self) -> str:
@@ -498,7 +498,7 @@ class GridSystemLayer(Layer):
     def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
         households = classification.count_sql("o.households", False)  # tiles: one product for every caller
         inner = (f"SELECT o.geom AS g, o.code, o.name, o.kind, {households} AS households FROM grid o, b "
-                 "WHERE o.system = :sys AND o.geom && ST_Transform(b.e, 4490)")
+                 "WHERE o.system = :sys AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
         return (_mvt(inner, "code, name, kind, households"),
                 {"sys": self.system, "k_anon": classification.k_anonymity()})
 
@@ -563,7 +563,7 @@ class DoorPlatesLayer(Layer):
 
     def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
         base = ("SELECT {d} o.point AS g, o.code, o.name, o.full_name FROM addr_node o, b WHERE o.level = 'door' "
-                "AND o.status = 'active' AND o.point && ST_Transform(b.e, 4490)")
+                "AND o.status = 'active' AND o.point && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
         if z < THIN_BELOW:  # points only: thinning on a pixel grid in WebMercator is cheap enough
             snap = "ST_SnapToGrid(ST_Transform(o.point, 3857), :cell)"
             inner = base.format(d=f"DISTINCT ON ({snap})") + f" ORDER BY {snap}, o.code"
