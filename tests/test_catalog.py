@@ -147,6 +147,14 @@ def test_unverified_component_codes_say_so(cat: Catalog) -> None:
             assert cls.note and ("未核实" in cls.note), cls.code
 
 
+
+def test_classes_whose_note_keeps_them_off_public_layers_are_not_public(cat: Catalog) -> None:
+    """A note saying 不进公开图层 is a rule, not prose: 人防工事, 监控电子眼 and 重大危险源 were served publicly
+    while their notes said otherwise, until `public: false` was set on all three."""
+    said = {c.code for c in cat.classes.values() if c.note and "公开图层" in c.note}
+    assert said >= {"050402", "010703", "080201"}
+    assert {c.code for c in cat.classes.values() if not c.public} == said
+
 def test_lookups(cat: Catalog) -> None:
     assert cat.get("010101") is cat.classes["010101"]
     assert cat.get("999999") is None
