@@ -9,18 +9,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from citygrid.db import failures
 from citygrid.errors import CitygridError, E, ErrorEntry, Problem, catalogue
 from citygrid.security import audit
 from citygrid.security.principal import ANONYMOUS
 
 STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
-          "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500}
+          "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500,
+          "unavailable": 503}
 
 # The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
@@ -79,7 +83,23 @@ async def _record_refusal(request: Request, exc: CitygridError) -> None:
     await run_in_threadpool(audit.refused, engine, p, action, target, exc.error_code)
 
 
+def answer(exc: CitygridError) -> JSONResponse:
+    """The JSON answer of an error, with Retry-After when it says when to retry (429, 503)."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(psycopg.Error)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        """A database that cannot answer now is a 503 with Retry-After, text it cannot store a 400
+        (citygrid/db/failures.py); anything else is an internal error (api/hardening.py's shield)."""
+        err = failures.as_error(exc)
+        if err is None:
+            raise exc
+        return answer(err)
+
     @app.exception_handler(CitygridError)
     async def _domain(request: Request, exc: CitygridError) -> JSONResponse:
         if exc.kind in ("unauthenticated", "forbidden"):

@@ -17,7 +17,7 @@ from string import Formatter
 from typing import Any, Literal, TypedDict
 
 Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many",
-               "too_large", "internal"]
+               "too_large", "internal", "unavailable"]
 
 
 @dataclass
@@ -116,6 +116,13 @@ class E:
     rate_limited = _e("rate_limited", "请求过于频繁（{what_zh}），请 {seconds} 秒后再试",
                       "too many requests ({what_en}): retry in {seconds} s", "too_many",
                       "the Retry-After header says the same")
+    text_unstorable = _e("text_unstorable", "{where_zh}含有无法保存的字符（{what_zh}）",
+                         "{where_en} contains a character that cannot be stored ({what_en})",
+                         note="PostgreSQL text cannot hold NUL (U+0000) or unpaired surrogates; checked on every "
+                              "request and again where text enters SQL")
+    database_unavailable = _e("database_unavailable", "数据库暂时不可用（{reason_zh}），请 {seconds} 秒后再试",
+                              "the database is unavailable for the moment ({reason_en}): retry in {seconds} s", "unavailable",
+                              "a 503 with Retry-After; the server reconnects by itself when the database is back")
     internal_error = _e("internal_error", "服务器内部错误，已记录（编号 {ref}）",
                         "internal server error, logged under reference {ref}", "internal",
                         "the details (never SQL, values or secrets) are in the server log under the reference")
