@@ -1,0 +1,70 @@
+"""The database goes away and comes back, for real: a throwaway PostgreSQL cluster of its own (not the suite's) is
+stopped under a running app. Meanwhile every answer that needs the database is a 503 in the error shape with
+Retry-After (never a 500), geocoding keeps answering from its index in memory, and the first request after the
+database returns is answered normally (the pool pings before it hands out a connection)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from citygrid.db.bootstrap import prepare
+from citygrid.db.cluster import Cluster
+from citygrid.db.engine import app_database_url, app_engine_for, engine_for
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = {"error_code", "message_zh", "message_en", "field", "row", "errors"}
+
+
+@pytest.fixture(scope="module")
+def outage() -> Iterator[tuple[Cluster, TestClient]]:
+    from api.main import create_app
+
+    cluster = Cluster(ROOT / f".citygrid-outage-{os.getpid()}")
+    url = cluster.start()
+    try:
+        prepare(url)  # migrations only: no divisions needed to tell 503 from 200
+        with TestClient(create_app(url)) as client:
+            yield cluster, client
+    finally:
+        for e in (engine_for(url), app_engine_for(app_database_url(url))):
+            e.dispose()
+        cluster.stop()
+        shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+def _unavailable(r: object) -> None:
+    assert r.status_code == 503, (r.status_code, r.text)  # type: ignore[attr-defined]
+    assert r.headers["content-type"].startswith("application/json")  # type: ignore[attr-defined]
+    assert r.headers["retry-after"] == "5"  # type: ignore[attr-defined]
+    body = r.json()  # type: ignore[attr-defined]
+    assert set(body) == SHAPE and body["error_code"] == "database_unavailable", body
+    assert "retry in 5 s" in body["message_en"] and "SELECT" not in r.text  # type: ignore[attr-defined]
+
+
+def test_a_stopped_database_is_a_503_and_the_app_recovers_at_once(outage: tuple[Cluster, TestClient]) -> None:
+    cluster, client = outage
+    assert client.get("/divisions", params={"name": "大冶"}).status_code == 200
+    assert client.get("/address/geocode", params={"q": "大冶市金湖街道"}).status_code == 200  # loads the index
+    cluster.stop()
+    assert not cluster.running()
+    for _ in range(3):  # the pool's connections are dead: each request finds out by the ping, none hangs
+        t = time.monotonic()
+        _unavailable(client.get("/divisions", params={"name": "大冶"}))
+        assert time.monotonic() - t < 5
+    _unavailable(client.get("/health"))
+    _unavailable(client.get("/ogc/collections/divisions/items"))
+    _unavailable(client.get("/jobs", headers={"X-API-Key": "cg_not-a-real-key"}))  # checking a credential needs it
+    # what memory can answer, it answers
+    r = client.get("/address/geocode", params={"q": "大冶市金湖街道"})
+    assert r.status_code == 200, r.text
+    cluster.start()
+    r = client.get("/divisions", params={"name": "大冶"})  # the first request after the database returns
+    assert r.status_code == 200, r.text
+    assert client.get("/health").status_code == 200
