@@ -67,6 +67,7 @@ MULTIPART_SLACK = 1 * MB  # form fields and part headers around an uploaded file
 class Rule:
     body: int | None = None  # bytes; None: settings.body_limit
     bucket: str | None = None  # a rate-limit bucket, `rate_<bucket>` in the settings
+    any_text: bool = False  # the body's text never reaches SQL: TextGuard lets NUL through (answered per row)
 
 
 # Routes that differ from the defaults, by method and path template (tests/test_security_hardening.py checks
@@ -74,7 +75,8 @@ class Rule:
 ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/auth/token"): Rule(body=64 * KB, bucket="login"),
     # up to 10,000 addresses of up to 500 characters (GeocodeMany): 15 MB of UTF-8 at the very most
-    ("POST", "/address/geocode"): Rule(body=16 * MB, bucket="geocode"),
+    # a bad address is answered in its row, the others are still geocoded (in memory: nothing reaches SQL)
+    ("POST", "/address/geocode"): Rule(body=16 * MB, bucket="geocode", any_text=True),
     ("POST", "/address/batch"): Rule(body=MAX_UPLOAD + MULTIPART_SLACK, bucket="batch"),
     ("GET", "/address/batch/{job_id}/result"): Rule(bucket="export"),
     ("POST", "/grids/import"): Rule(body=MAX_FILE + MULTIPART_SLACK),
@@ -264,14 +266,15 @@ _JSON_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 class TextGuard:
     """Text PostgreSQL cannot store (NUL, unpaired surrogates; citygrid/db/failures.py) is refused with a 400 that
-    names the field, before any route sees it: in the path, the query string and JSON bodies. The core checks
-    again where text enters SQL, so text arriving another way (form fields, files) is refused there."""
+    names the field, before any route sees it: in the path, the query string and JSON bodies (except on routes
+    whose text never reaches SQL, `Rule.any_text`: geocoding a list answers a bad address in its row). The core
+    checks again where text enters SQL, so text arriving another way (form fields, files) is refused there."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, exempt: dict[str, list[re.Pattern[str]]]) -> None:
+        self.app, self.exempt = app, exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or any(r.match(scope["path"]) for r in self.exempt.get(scope["method"], ())):
             await self.app(scope, receive, send)
             return
         problem = self._url_problem(scope)
@@ -409,8 +412,10 @@ def install(app: FastAPI) -> None:
     s = get_settings()
     rates = {b: r for b in BUCKETS if (r := s.rate(b)) is not None}
     app.state.limiter = Limiter(rates)
-    app.add_middleware(TextGuard)  # inside the Guard: bodies are size-limited before they are read
-    app.add_middleware(Guard, rules=_route_rules(), default_body=s.body_limit, limiter=app.state.limiter)
+    rules = _route_rules()
+    exempt = {m: [regex for regex, rule in rs if rule.any_text] for m, rs in rules.items()}
+    app.add_middleware(TextGuard, exempt=exempt)  # inside the Guard: bodies are size-limited before they are read
+    app.add_middleware(Guard, rules=rules, default_body=s.body_limit, limiter=app.state.limiter)
     if s.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=s.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
