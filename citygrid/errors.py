@@ -257,6 +257,8 @@ class E:
 
     # --- jobs and files: uploads, batch jobs and their results -------------------------------------------------
     job_not_found = _e("job_not_found", "任务 {job} 不存在", "job {job} not found", "not_found")
+    job_state = _e("job_state", "任务处于 {state} 状态，不能{action_zh}", "a job that is {state} cannot be {action_en}",
+                   "conflict", "resume: interrupted, failed or cancelled jobs; cancel: running or interrupted ones")
     job_not_done = _e("job_not_done", "任务尚未完成（{state}）", "job is {state}", "conflict")
     file_too_large = _e("file_too_large", "文件超过 {limit}", "file larger than {limit}")
     file_empty = _e("file_empty", "文件为空", "file is empty")

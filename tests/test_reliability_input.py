@@ -4,8 +4,10 @@ arrives another way (form fields), COPY writers check and escape (citygrid/db/fa
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from citygrid.address import batch
 from citygrid.catalog import get_catalog
 from citygrid.errors import CitygridError
+from citygrid.settings import get_settings
 
 SHAPE = {"error_code", "message_zh", "message_en", "field", "row", "errors"}
 LAMP = next(c.code for c in get_catalog().classes.values() if c.name == "路灯")
@@ -96,3 +100,48 @@ def test_copy_keeps_tabs_and_newlines_in_a_block_label(client: TestClient, admin
         rows = c.execute(text("SELECT batch, count(*) FROM issued_code WHERE code = ANY(:c) GROUP BY batch"),
                          {"c": r.json()["codes"]}).all()
     assert [(b, n) for b, n in rows] == [(label, 60)]
+
+
+# --- uploads: streamed to disk within a limit, and a rejected one leaves nothing -----------------------------------
+
+
+def _batches() -> set[str]:
+    d = get_settings().data_dir / "batches"
+    return {p.name for p in d.iterdir()} if d.exists() else set()
+
+
+def test_a_rejected_upload_leaves_nothing_on_disk(client: TestClient, dept_headers: Any) -> None:
+    headers = dept_headers("civil_affairs")
+    before = _batches()
+    for name, data, code in [("x.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "file_type"),
+                             ("in.csv", b"a,b\n1,2\n", "column_missing"),
+                             ("in.csv", b"", "file_empty"),
+                             ("in.csv", "地址\n大冶".encode("utf-16"), "file_type"),
+                             ("in.xlsx", b"PK\x03\x04 not really a workbook", "file_type")]:
+        r = client.post("/address/batch", files={"file": (name, data)}, headers=headers)
+        assert r.status_code == 400 and r.json()["error_code"] == code, (name, r.text)
+    assert _batches() == before
+    r = client.post("/address/batch", files={"file": ("ok.csv", "地址\n大冶市金湖街道\n".encode())}, headers=headers)
+    assert r.status_code == 202, r.text
+    assert len(_batches() - before) == 1  # an accepted one is kept (its input and its result)
+
+
+class _Source(io.BytesIO):
+    """A file that remembers the largest read asked of it."""
+
+    largest = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        self.largest = max(self.largest, n if n is not None and n >= 0 else 1 << 62)
+        return super().read(n)
+
+
+def test_uploads_are_copied_in_chunks_and_cut_at_the_limit(tmp_path: Path) -> None:
+    src = _Source(b"\xe5\x9c\xb0\xe5\x9d\x80\n" + b"x" * (3 * batch.CHUNK))
+    with pytest.raises(CitygridError) as info:
+        batch.store_upload(tmp_path, "big.csv", src, limit=2 * batch.CHUNK)
+    assert info.value.error_code == "file_too_large"
+    assert src.largest == batch.CHUNK  # never the whole file at once
+    assert not any((tmp_path / "batches").iterdir())
+    path = batch.store_upload(tmp_path, "../../etc/passwd", io.BytesIO(b"addr\n1\n"), limit=batch.CHUNK)
+    assert path.parent.parent == tmp_path / "batches" and path.name == "input-passwd"
