@@ -3,6 +3,7 @@ transactions in the caller's database scope (`citygrid.security.scope`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -13,11 +14,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from citygrid.address.index import AddressIndexCache
+from citygrid.db import failures
 from citygrid.errors import E
 from citygrid.security import credentials, rules, tokens
 from citygrid.security.credentials import API_KEY_PREFIX
 from citygrid.security.principal import ANONYMOUS, SYSTEM, Principal, RequestMeta
 from citygrid.security.scope import scoped, scoped_session
+
+log = logging.getLogger("citygrid.api")
 
 
 def engine(request: Request) -> Engine:
@@ -47,7 +51,8 @@ def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | 
     disabled are a 401, never a silent fall back to anonymous."""
     meta = RequestMeta(client=request.client.host if request.client else None,
                        user_agent=request.headers.get("user-agent"))
-    with request.app.state.engine.connect() as c:
+    c = request.app.state.engine.connect()
+    try:
         if token or api_key:
             scoped(c, SYSTEM)  # checking credentials comes before anyone is known
             p = replace(_authenticate(c, token, api_key), meta=meta)
@@ -55,6 +60,19 @@ def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | 
             p = replace(ANONYMOUS, meta=meta)
         request.state.principal = p
         yield scoped(c, p)
+    finally:
+        _close(c)
+
+
+def _close(c: Connection) -> None:
+    """Give the connection back. When the database went away after the answer was sent, rolling back fails; the
+    answer stands and the pool replaces the connection, so that is no error of the request."""
+    try:
+        c.close()
+    except Exception as exc:
+        if not failures.unavailable(exc):
+            raise
+        log.info("connection lost after the answer: %s", type(exc).__name__)
 
 
 def _authenticate(c: Connection, token: str | None, api_key: str | None) -> Principal:

@@ -33,6 +33,7 @@ class AddressIndexCache:
         self._lock = threading.Lock()
         self._index: AddressIndex | None = None
         self._stamp: datetime | None = None
+        self._stale = False  # answering from memory while the database is away
 
     def get(self) -> AddressIndex:
         """The index of the current address base, (re)built first when it is missing or older than the base.
@@ -48,10 +49,15 @@ class AddressIndexCache:
                     if self._index is None or self._stamp != stamp:
                         self._index = AddressIndex.load(c)
                         self._stamp = stamp
+                    if self._stale:
+                        self._stale = False
+                        log.warning("address index: the database is back")
                     return self._index
         except Exception as exc:
             index = self._index
             if index is None or not failures.unavailable(exc):
                 raise
-            log.warning("address index: database unavailable, answering from the index in memory")
+            if not self._stale:  # once per outage, not once per request
+                self._stale = True
+                log.warning("address index: database unavailable, answering from the index in memory")
             return index
