@@ -112,10 +112,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_validation_problem(e) for e in exc.errors()] or [E.request_invalid.problem(
             loc_zh="请求体", loc_en="body", detail_zh="请求参数不正确", detail_en="invalid request")]
-        return JSONResponse(CitygridError(problems).to_dict(), status_code=status_of(E.request_invalid))
+        # OGC API - Features Part 1 (/req/core/query-param-invalid): a bad parameter value is a 400 there
+        status = 400 if request.url.path.startswith("/ogc/") else status_of(E.request_invalid)
+        return JSONResponse(CitygridError(problems).to_dict(), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -106,7 +106,8 @@ class E:
 
     # --- requests: the web framework's own errors, answered in the same shape (api/errors.py) -------------------
     request_invalid = _e("request_invalid", "字段 {loc_zh}：{detail_zh}", "{loc_en}: {detail_en}", "unprocessable",
-                         "a family: the code is request_<type>, the pydantic error type (request_missing, …)")
+                         "a family: the code is request_<type>, the pydantic error type (request_missing, …); "
+                         "400 under /ogc/, as OGC API - Features Part 1 requires")
     request_malformed = _e("request_malformed", "请求体无法解析（不是合法的 JSON）", "{detail_en}",
                            note="the English text is the framework's own")
     http_error = _e("http_error", "{detail_zh}", "{detail_en}", "not_found",
