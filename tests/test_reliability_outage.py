@@ -1,7 +1,8 @@
 """The database goes away and comes back, for real: a throwaway PostgreSQL cluster of its own (not the suite's) is
 stopped under a running app. Meanwhile every answer that needs the database is a 503 in the error shape with
 Retry-After (never a 500), geocoding keeps answering from its index in memory, and the first request after the
-database returns is answered normally (the pool pings before it hands out a connection)."""
+database returns is answered normally (the pool pings before it hands out a connection). On the same cluster: a
+database migrated by a newer citygrid is refused at start with a message saying so."""
 
 from __future__ import annotations
 
@@ -68,3 +69,27 @@ def test_a_stopped_database_is_a_503_and_the_app_recovers_at_once(outage: tuple[
     r = client.get("/divisions", params={"name": "大冶"})  # the first request after the database returns
     assert r.status_code == 200, r.text
     assert client.get("/health").status_code == 200
+
+
+def test_a_database_migrated_by_a_newer_citygrid_is_refused_at_start(outage: tuple[Cluster, TestClient]) -> None:
+    from sqlalchemy import text
+
+    from citygrid.db.migrate import SchemaError, check_revision
+
+    cluster, _ = outage
+    if not cluster.running():  # the test before may have failed with it stopped
+        cluster.start()
+    url = cluster.url()
+    engine = engine_for(url)
+    with engine.connect() as c:
+        head = c.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert check_revision(url) == head
+    try:
+        with engine.begin() as c:
+            c.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(SchemaError, match="migration 9999, which this citygrid does not know"):
+            prepare(url)
+    finally:
+        with engine.begin() as c:
+            c.execute(text("UPDATE alembic_version SET version_num = :h"), {"h": head})
+    assert check_revision(url) == head
