@@ -73,6 +73,11 @@ def test_crs_output_matches_pyproj(client: TestClient, pumps: list[str]) -> None
     assert abs(east - ex) < 0.01 and abs(north - ny) < 0.01
     r = client.get(f"/ogc/collections/class-{CLS}/items/{code}", params={"crs": "EPSG:4326"}).json()
     assert r["geometry"]["coordinates"] == pytest.approx([lat, lon], abs=1e-6)
+    # RFC 7946: no `crs` member inside geometries (PostGIS adds one for SRID 4490 unless told not to); the CRS is
+    # in the Content-Crs header, in the items and the single feature alike
+    page = client.get(f"/ogc/collections/class-{CLS}/items", params={"limit": 3}).json()
+    for geom in [plain["geometry"], r["geometry"], *(f["geometry"] for f in page["features"])]:
+        assert set(geom) == {"type", "coordinates"}, geom
 
 
 def test_bbox_bbox_crs_and_property_filter(client: TestClient, pumps: list[str]) -> None:
