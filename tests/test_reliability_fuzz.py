@@ -9,6 +9,7 @@ session's shared database under the other tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
 SHAPE = {"error_code", "message_zh", "message_en", "field", "row", "errors"}
-EXAMPLES = 3  # random cases per operation (hypothesis max_examples), with a fixed seed
+# random cases per operation (hypothesis max_examples), with a fixed seed; `make fuzz` asks for many more
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 
 
 @pytest.fixture(scope="module")
