@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # --- database failures (citygrid/db/failures.py) ---
     db_retry_after: int = Field(5, ge=1, le=3600, description="Retry-After seconds of a 503 while the database is away")
     db_connect_timeout: int = Field(5, ge=1, le=300, description="seconds to wait for a new database connection")
+    db_statement_timeout: int = Field(60, ge=0, description="seconds a statement of the web application may run "
+                                                            "(0: no limit); a longer one is cancelled, answered 503")
 
     # --- hardening (api/hardening.py) ---
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -93,3 +93,26 @@ def test_a_database_migrated_by_a_newer_citygrid_is_refused_at_start(outage: tup
         with engine.begin() as c:
             c.execute(text("UPDATE alembic_version SET version_num = :h"), {"h": head})
     assert check_revision(url) == head
+
+
+def test_a_statement_over_its_time_is_a_503_saying_so(outage: tuple[Cluster, TestClient]) -> None:
+    from sqlalchemy import text
+
+    cluster, client = outage
+    if not cluster.running():
+        cluster.start()
+    app = client.app
+    with app.state.engine.connect() as c:  # type: ignore[attr-defined]
+        assert c.execute(text("SHOW statement_timeout")).scalar_one() == "1min"  # CITYGRID_DB_STATEMENT_TIMEOUT
+
+    @app.get("/test-slow")  # type: ignore[attr-defined, untyped-decorator]
+    def slow() -> dict[str, str]:
+        with app.state.engine.begin() as c:  # type: ignore[attr-defined]
+            c.execute(text("SET LOCAL statement_timeout = 50"))
+            c.execute(text("SELECT pg_sleep(2)"))
+        return {}
+
+    t = time.monotonic()
+    r = client.get("/test-slow")
+    _unavailable(r)
+    assert "statement timeout" in r.json()["message_en"] and time.monotonic() - t < 2

@@ -55,8 +55,11 @@ def engine_for(url: str) -> Engine:
 @lru_cache(maxsize=8)
 def app_engine_for(url: str) -> Engine:
     """The web application's engine for an application URL (`app_database_url`)."""
+    args = _connect_args()
+    if (limit := get_settings().db_statement_timeout) > 0:  # a runaway query cannot hold a worker for ever
+        args["options"] = f"-c statement_timeout={limit * 1000}"
     return failures.install(create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True,
-                                          connect_args=_connect_args(), execution_options={APP_OPTION: True}))
+                                          connect_args=args, execution_options={APP_OPTION: True}))
 
 
 def get_engine() -> Engine:
