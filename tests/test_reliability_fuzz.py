@@ -1,8 +1,8 @@
 """The API against its own OpenAPI document, with schemathesis over HTTP (the real server under uvicorn): every
-read as a department's system with the coverage phase's invalid values (just outside each bound, wrong types,
-missing required parameters) and random cases, and every operation anonymously with random cases. Bounded (a
-few examples per operation, fixed seed) so it takes under a minute; it asserts what holds for every answer: no
-5xx, and every 4xx in the error shape. Whether answers match their documented schemas is not asserted yet: the
+read as a department's system and every operation anonymously, with random cases; `make fuzz` adds the coverage
+phase's invalid values (just outside each bound, wrong types, missing required parameters) and many more cases.
+Bounded in `make test` (2 examples per operation, fixed seed: 41 s of calls at load average 8 on 2 CPUs); it
+asserts what holds for every answer: no 5xx, and every 4xx in the error shape. Whether answers match their documented schemas is not asserted yet: the
 document does not describe them (issue 13, "the OpenAPI document says almost nothing true about answers").
 Writes are fuzzed anonymously only (so: up to their 401), because authenticated random writes would change the
 session's shared database under the other tests."""
@@ -19,15 +19,18 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
 SHAPE = {"error_code", "message_zh", "message_en", "field", "row", "errors"}
-# random cases per operation (hypothesis max_examples), with a fixed seed; `make fuzz` asks for many more
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
+# random cases per operation (hypothesis max_examples), with a fixed seed; `make fuzz` asks for many more and adds
+# the coverage phase to the department's reads (a minute and a half alone on a loaded machine)
+LONG = "FUZZ_EXAMPLES" in os.environ
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2"))
 
 
 @pytest.fixture(scope="module")
 def api_schema(live_server: str) -> Any:
-    """The schema's examples, the coverage phase's invalid values (where bad input lives) and random cases."""
+    """The schema's examples and random cases; with `make fuzz` also the coverage phase's invalid values."""
     s = schemathesis.openapi.from_url(f"{live_server}/openapi.json")
     s.config.phases.coverage.generation.modes = [GenerationMode.NEGATIVE]
+    s.config.phases.coverage.enabled = LONG
     return s
 
 
