@@ -2,7 +2,7 @@
 PORT ?= 8000
 export CITYGRID_PORT := $(PORT)
 
-.PHONY: setup run test lint bench stop clean
+.PHONY: setup run test lint bench fuzz stop clean
 
 setup:
 	bash scripts/setup.sh
@@ -25,8 +25,13 @@ bench: setup
 	.venv/bin/python bench/coding.py
 	.venv/bin/python bench/geocode_eval.py
 
+# The schemathesis run of `make test` (tests/test_reliability_fuzz.py) with many more cases per operation.
+FUZZ_EXAMPLES ?= 100
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_reliability_fuzz.py
+
 stop:
 	-.venv/bin/citygrid db down
 
 clean: stop
-	rm -rf .citygrid .citygrid-test
+	rm -rf .citygrid .citygrid-test .citygrid-outage-* .citygrid-bench-outage-*

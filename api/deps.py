@@ -3,6 +3,7 @@ transactions in the caller's database scope (`citygrid.security.scope`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -13,9 +14,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from citygrid.address.index import AddressIndexCache
+from citygrid.db import failures
 from citygrid.security import caller, rules
 from citygrid.security.principal import ANONYMOUS, Principal, RequestMeta
 from citygrid.security.scope import scoped, scoped_session
+
+log = logging.getLogger("citygrid.api")
 
 
 def engine(request: Request) -> Engine:
@@ -46,7 +50,8 @@ def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | 
     disabled are a 401, never a silent fall back to anonymous."""
     meta = RequestMeta(client=request.client.host if request.client else None,
                        user_agent=request.headers.get("user-agent"))
-    with request.app.state.engine.connect() as c:
+    c = request.app.state.engine.connect()
+    try:
         if token or api_key:
             p = replace(caller.authenticate(c, token, api_key), meta=meta)  # puts p's scope on c
         else:
@@ -54,6 +59,19 @@ def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | 
             scoped(c, p)
         request.state.principal = p
         yield c
+    finally:
+        _close(c)
+
+
+def _close(c: Connection) -> None:
+    """Give the connection back. When the database went away after the answer was sent, rolling back fails; the
+    answer stands and the pool replaces the connection, so that is no error of the request."""
+    try:
+        c.close()
+    except Exception as exc:
+        if not failures.unavailable(exc):
+            raise
+        log.info("connection lost after the answer: %s", type(exc).__name__)
 
 
 async def current_principal(request: Request, c: Connection = Depends(conn)) -> Principal:

@@ -9,18 +9,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from citygrid.db import failures
 from citygrid.errors import CitygridError, E, ErrorEntry, Problem, catalogue
 from citygrid.security import audit
 from citygrid.security.principal import ANONYMOUS
 
 STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
-          "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500}
+          "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500,
+          "unavailable": 503}
 
 # The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
@@ -79,7 +83,23 @@ async def _record_refusal(request: Request, exc: CitygridError) -> None:
     await run_in_threadpool(audit.refused, engine, p, action, target, exc.error_code)
 
 
+def answer(exc: CitygridError) -> JSONResponse:
+    """The JSON answer of an error, with Retry-After when it says when to retry (429, 503)."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(psycopg.Error)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        """A database that cannot answer now is a 503 with Retry-After, text it cannot store a 400
+        (citygrid/db/failures.py); anything else is an internal error (api/hardening.py's shield)."""
+        err = failures.as_error(exc)
+        if err is None:
+            raise exc
+        return answer(err)
+
     @app.exception_handler(CitygridError)
     async def _domain(request: Request, exc: CitygridError) -> JSONResponse:
         if exc.kind in ("unauthenticated", "forbidden"):
@@ -92,10 +112,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_validation_problem(e) for e in exc.errors()] or [E.request_invalid.problem(
             loc_zh="请求体", loc_en="body", detail_zh="请求参数不正确", detail_en="invalid request")]
-        return JSONResponse(CitygridError(problems).to_dict(), status_code=status_of(E.request_invalid))
+        # OGC API - Features Part 1 (/req/core/query-param-invalid): a bad parameter value is a 400 there
+        status = 400 if request.url.path.startswith("/ogc/") else status_of(E.request_invalid)
+        return JSONResponse(CitygridError(problems).to_dict(), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -32,6 +32,7 @@ and the statement without its parameters (no values, so no personal data, passwo
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import re
@@ -39,6 +40,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -49,6 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import STATUS
 from api.routers.address import MAX_UPLOAD
 from api.routers.grids import MAX_FILE
+from citygrid.db import failures
 from citygrid.errors import CitygridError, E
 from citygrid.security import tokens
 from citygrid.security.credentials import API_KEY_PREFIX
@@ -64,6 +67,7 @@ MULTIPART_SLACK = 1 * MB  # form fields and part headers around an uploaded file
 class Rule:
     body: int | None = None  # bytes; None: settings.body_limit
     bucket: str | None = None  # a rate-limit bucket, `rate_<bucket>` in the settings
+    any_text: bool = False  # the body's text never reaches SQL: TextGuard lets NUL through (answered per row)
 
 
 # Routes that differ from the defaults, by method and path template (tests/test_security_hardening.py checks
@@ -71,7 +75,8 @@ class Rule:
 ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/auth/token"): Rule(body=64 * KB, bucket="login"),
     # up to 10,000 addresses of up to 500 characters (GeocodeMany): 15 MB of UTF-8 at the very most
-    ("POST", "/address/geocode"): Rule(body=16 * MB, bucket="geocode"),
+    # a bad address is answered in its row, the others are still geocoded (in memory: nothing reaches SQL)
+    ("POST", "/address/geocode"): Rule(body=16 * MB, bucket="geocode", any_text=True),
     ("POST", "/address/batch"): Rule(body=MAX_UPLOAD + MULTIPART_SLACK, bucket="batch"),
     ("GET", "/address/batch/{job_id}/result"): Rule(bucket="export"),
     ("POST", "/grids/import"): Rule(body=MAX_FILE + MULTIPART_SLACK),
@@ -253,6 +258,91 @@ class Guard:
                 raise
 
 
+JSON_TYPES = (b"application/json", b"application/geo+json")
+# a JSON escape that decodes to a character PostgreSQL text cannot hold: NUL or a surrogate (paired ones are fine,
+# the parsed value tells)
+_JSON_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+class TextGuard:
+    """Text PostgreSQL cannot store (NUL, unpaired surrogates; citygrid/db/failures.py) is refused with a 400 that
+    names the field, before any route sees it: in the path, the query string and JSON bodies (except on routes
+    whose text never reaches SQL, `Rule.any_text`: geocoding a list answers a bad address in its row). The core
+    checks again where text enters SQL, so text arriving another way (form fields, files) is refused there."""
+
+    def __init__(self, app: ASGIApp, exempt: dict[str, list[re.Pattern[str]]]) -> None:
+        self.app, self.exempt = app, exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(r.match(scope["path"]) for r in self.exempt.get(scope["method"], ())):
+            await self.app(scope, receive, send)
+            return
+        problem = self._url_problem(scope)
+        if problem is not None:
+            await _answer(scope, receive, send, problem)
+            return
+        ctype = (_header(scope, b"content-type") or "").encode("latin-1").split(b";")[0].strip().lower()
+        if scope["method"] not in BODY_METHODS or ctype not in JSON_TYPES:
+            await self.app(scope, receive, send)
+            return
+        # a JSON body is read whole by the route anyway: read it here (the Guard outside has limited its size),
+        # look for a suspect escape, and hand the same bytes on
+        chunks: list[bytes] = []
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":  # the client left (or the Guard cut the body): let the app see it
+                await self.app(scope, _replay([], msg), send)
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if _JSON_SUSPECT.search(body) or b"\x00" in body:
+            problem = _json_problem(body)
+            if problem is not None:
+                await _answer(scope, receive, send, problem)
+                return
+        await self.app(scope, _replay([body], None, receive), send)
+
+    @staticmethod
+    def _url_problem(scope: Scope) -> CitygridError | None:
+        path = scope.get("path", "")
+        if (what := failures.unstorable(path)) is not None:
+            return failures.unstorable_error("path", what)
+        qs: bytes = scope.get("query_string", b"")
+        if b"%00" in qs or b"\x00" in qs:
+            for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
+                for text in (k, v):
+                    if (what := failures.unstorable(text)) is not None:
+                        return failures.unstorable_error("query" if failures.unstorable(k) else k, what)
+        return None
+
+
+def _json_problem(body: bytes) -> CitygridError | None:
+    try:
+        value = json.loads(body)
+    except ValueError:  # not JSON: the route answers that
+        return None
+    hit = failures.find_unstorable(value)
+    return None if hit is None else failures.unstorable_error(hit[0] or None, hit[1])
+
+
+def _replay(bodies: list[bytes], last: Message | None, then: Receive | None = None) -> Receive:
+    """A receive that gives the buffered body once, then `last` (or what `then` gives: a later disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": b, "more_body": False} for b in bodies]
+    if last is not None:
+        pending.append(last)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 _SECRETS = re.compile(r"(?i)(bearer\s+)\S+|cg_[A-Za-z0-9_-]+|((?:password|secret|token|key)\s*[=:]\s*)\S+")
 
 
@@ -295,6 +385,13 @@ class ErrorShield:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 - this is the catch-all
+            known = failures.as_error(exc)  # a database away (503) or text it cannot store (400) is no bug
+            if known is not None:
+                log.warning("%s on %s %s: %s", known.error_code, scope.get("method"), scope.get("path"),
+                            describe(exc))
+                if not started:
+                    await _answer(scope, receive, send, known)
+                return
             ref = uuid.uuid4().hex[:12]
             log.error("internal error %s on %s %s: %s", ref, scope.get("method"), scope.get("path"), describe(exc))
             if not started:
@@ -315,7 +412,10 @@ def install(app: FastAPI) -> None:
     s = get_settings()
     rates = {b: r for b in BUCKETS if (r := s.rate(b)) is not None}
     app.state.limiter = Limiter(rates)
-    app.add_middleware(Guard, rules=_route_rules(), default_body=s.body_limit, limiter=app.state.limiter)
+    rules = _route_rules()
+    exempt = {m: [regex for regex, rule in rs if rule.any_text] for m, rs in rules.items()}
+    app.add_middleware(TextGuard, exempt=exempt)  # inside the Guard: bodies are size-limited before they are read
+    app.add_middleware(Guard, rules=rules, default_body=s.body_limit, limiter=app.state.limiter)
     if s.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=s.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],

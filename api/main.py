@@ -14,8 +14,9 @@ from api.routers import address, aggregate, audit, auth, catalog, codes, divisio
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 from citygrid.db.health import loaded
-from citygrid.security.principal import ANONYMOUS
-from citygrid.security.scope import scoped
+from citygrid.jobs import mark_interrupted
+from citygrid.security.principal import ANONYMOUS, SYSTEM
+from citygrid.security.scope import scoped, scoped_engine
 from citygrid.settings import get_settings
 
 
@@ -36,6 +37,9 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
         app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
         app.state.address_indexes = AddressIndexCache(app.state.engine)  # loaded on first use (api/deps.py)
+        # jobs left `running` by a process that died (kill -9, a crash) are marked interrupted, their output cut
+        # back to what their record says (citygrid/jobs.py); they can then be resumed, retried or cancelled
+        mark_interrupted(scoped_engine(app.state.engine, SYSTEM))
         # Everything loaded so far (catalog, CRS tables, SQLAlchemy, h3...) lives as long as the process; moving it
         # out of the collector's generations keeps full collections from walking it during large responses
         # (20k-group aggregates: 178 -> 105 ms).

@@ -454,6 +454,83 @@ def geocode_file(src: str, out: str = typer.Option(..., "--out", help="result CS
     console.print(f"done in {time.time() - t:.1f}s → {out}")
 
 
+jobs_app = typer.Typer(help="Long jobs: list them; cancel, resume or retry one whose process died.",
+                       no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _jobs_engine() -> Engine:
+    """The owner's engine, after jobs whose process died were marked interrupted (as the API does at start)."""
+    from citygrid import jobs
+    from citygrid.address import batch  # noqa: F401 - registers how a batch job is settled
+
+    engine = _engine()
+    for job_id in jobs.mark_interrupted(engine):
+        console.print(f"[yellow]![/yellow] job {job_id}: its process is gone, marked interrupted")
+    return engine
+
+
+@jobs_app.command("list")
+def jobs_list(limit: int = typer.Option(20, help="how many, newest first")) -> None:
+    """Recent jobs with their state and progress."""
+    from citygrid import jobs
+
+    engine = _jobs_engine()
+    with engine.connect() as c:
+        for j in jobs.list_jobs(c, None, limit):
+            console.print(f"{j['id']}  {j['kind']:<16} {j['state']:<12} {j['done']}/{j['total'] or '?'}  "
+                          f"{j['started_at']:%Y-%m-%d %H:%M:%S}")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a job (a running one stops at its next progress write)."""
+    from citygrid import jobs
+    from citygrid.errors import CitygridError
+
+    try:
+        j = jobs.cancel(_jobs_engine(), job_id, None)
+    except CitygridError as e:
+        _fail(e)
+    console.print(f"job {job_id}: {j['state']}")
+
+
+def _restart(job_id: str, fresh: bool) -> None:
+    from citygrid import jobs
+    from citygrid.address import batch
+    from citygrid.address.resolve import AddressIndex
+    from citygrid.errors import CitygridError, E
+
+    engine = _jobs_engine()
+    with engine.connect() as c:
+        j = jobs.load(c, job_id, None)
+        if j is None or j["kind"] != batch.KIND:
+            _fail(E.job_not_found("job_id", job=job_id))
+        assert j is not None
+        idx = AddressIndex.load(c)
+    prog, report = _progress()
+    try:
+        with prog:
+            batch.restart(engine, idx, j, fresh=fresh, background=False, forward=report)
+    except CitygridError as e:
+        _fail(e)
+    with engine.connect() as c:
+        done = jobs.get_job(c, job_id, None)
+    console.print_json(json.dumps(done, ensure_ascii=False, default=str))
+
+
+@jobs_app.command("resume")
+def jobs_resume(job_id: str) -> None:
+    """Resume an interrupted, failed or cancelled batch geocoding job from the rows already written."""
+    _restart(job_id, fresh=False)
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str) -> None:
+    """Run an interrupted, failed or cancelled batch geocoding job again from its first row."""
+    _restart(job_id, fresh=True)
+
+
 @app.command()
 def validate(code: str) -> None:
     """Validate a code offline (length, characters, check digit, class); division needs the database."""

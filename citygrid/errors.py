@@ -17,7 +17,7 @@ from string import Formatter
 from typing import Any, Literal, TypedDict
 
 Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many",
-               "too_large", "internal"]
+               "too_large", "internal", "unavailable"]
 
 
 @dataclass
@@ -106,7 +106,8 @@ class E:
 
     # --- requests: the web framework's own errors, answered in the same shape (api/errors.py) -------------------
     request_invalid = _e("request_invalid", "字段 {loc_zh}：{detail_zh}", "{loc_en}: {detail_en}", "unprocessable",
-                         "a family: the code is request_<type>, the pydantic error type (request_missing, …)")
+                         "a family: the code is request_<type>, the pydantic error type (request_missing, …); "
+                         "400 under /ogc/, as OGC API - Features Part 1 requires")
     request_malformed = _e("request_malformed", "请求体无法解析（不是合法的 JSON）", "{detail_en}",
                            note="the English text is the framework's own")
     http_error = _e("http_error", "{detail_zh}", "{detail_en}", "not_found",
@@ -116,6 +117,13 @@ class E:
     rate_limited = _e("rate_limited", "请求过于频繁（{what_zh}），请 {seconds} 秒后再试",
                       "too many requests ({what_en}): retry in {seconds} s", "too_many",
                       "the Retry-After header says the same")
+    text_unstorable = _e("text_unstorable", "{where_zh}含有无法保存的字符（{what_zh}）",
+                         "{where_en} contains a character that cannot be stored ({what_en})",
+                         note="PostgreSQL text cannot hold NUL (U+0000) or unpaired surrogates; checked on every "
+                              "request and again where text enters SQL")
+    database_unavailable = _e("database_unavailable", "数据库暂时不可用（{reason_zh}），请 {seconds} 秒后再试",
+                              "the database is unavailable for the moment ({reason_en}): retry in {seconds} s", "unavailable",
+                              "a 503 with Retry-After; the server reconnects by itself when the database is back")
     internal_error = _e("internal_error", "服务器内部错误，已记录（编号 {ref}）",
                         "internal server error, logged under reference {ref}", "internal",
                         "the details (never SQL, values or secrets) are in the server log under the reference")
@@ -250,6 +258,8 @@ class E:
 
     # --- jobs and files: uploads, batch jobs and their results -------------------------------------------------
     job_not_found = _e("job_not_found", "任务 {job} 不存在", "job {job} not found", "not_found")
+    job_state = _e("job_state", "任务处于 {state} 状态，不能{action_zh}", "a job that is {state} cannot be {action_en}",
+                   "conflict", "resume: interrupted, failed or cancelled jobs; cancel: running or interrupted ones")
     job_not_done = _e("job_not_done", "任务尚未完成（{state}）", "job is {state}", "conflict")
     file_too_large = _e("file_too_large", "文件超过 {limit}", "file larger than {limit}")
     file_empty = _e("file_empty", "文件为空", "file is empty")

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     code_block_max: int = Field(10_000, ge=1, description="codes one non-admin call may reserve (POST /codes/blocks)")
     code_block_daily: int = Field(200_000, ge=1, description="codes a non-admin principal may reserve in 24 h")
 
+    # --- database failures (citygrid/db/failures.py) ---
+    db_retry_after: int = Field(5, ge=1, le=3600, description="Retry-After seconds of a 503 while the database is away")
+    db_connect_timeout: int = Field(5, ge=1, le=300, description="seconds to wait for a new database connection")
+    db_statement_timeout: int = Field(60, ge=0, description="seconds a statement of the web application may run "
+                                                            "(0: no limit); a longer one is cancelled, answered 503")
+
     # --- hardening (api/hardening.py) ---
     cors_origins: Annotated[list[str], NoDecode] = Field(
         [], description="browser origins allowed to call the API (CORS), comma-separated; none by default")

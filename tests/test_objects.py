@@ -275,3 +275,25 @@ def test_personal_attributes_are_masked_everywhere(client: TestClient, caller: C
     # an update that does not touch personal fields keeps them intact (not overwritten by masks)
     r = client.patch(f"/objects/{code}", json={"attrs": {"house_use": "出租"}}, headers=reader)
     assert r.status_code == 200 and r.json()["attrs"]["owner_phone"] == "170****5678"
+
+
+def test_moving_an_object_moves_its_township_and_village_and_checks_the_editor_there(
+        client: TestClient, places: dict[str, Any], caller: Callable[..., Any]) -> None:
+    a, b = places["a"], places["b"]
+    obj = _lamp(client, geometry={"type": "Point", "coordinates": a["pt"]})
+    assert (obj["township_code"], obj["village_code"]) == (a["township"], a["village"])
+    code = obj["code"]
+    r = client.patch(f"/objects/{code}", json={"geometry": {"type": "Point", "coordinates": b["pt"]}})
+    assert r.status_code == 200, r.text
+    moved = r.json()
+    assert (moved["township_code"], moved["village_code"]) == (b["township"], b["village"])  # not a's any more
+    assert moved["code"] == code and moved["division_code"] == "420281"
+    # an editor of a's township only may not move it (back) into b's, nor edit it where it now is
+    editor = caller(f"department:{LAMP.department.id}@{a['township']}").headers
+    r = client.patch(f"/objects/{code}", json={"geometry": {"type": "Point", "coordinates": a["pt"]}}, headers=editor)
+    assert r.status_code in (403, 404), r.text
+    back = _lamp(client, geometry={"type": "Point", "coordinates": a["pt"]})
+    r = client.patch(f"/objects/{back['code']}", json={"geometry": {"type": "Point", "coordinates": b["pt"]}},
+                     headers=editor)
+    assert r.status_code == 403 and r.json()["error_code"] == "forbidden", r.text
+    assert client.get(f"/objects/{back['code']}").json()["township_code"] == a["township"]  # nothing changed

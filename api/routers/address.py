@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -91,43 +90,62 @@ def page(code: str, c: Connection = Depends(conn)) -> HTMLResponse:
 
 @router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress; "
                                                           "departments and admins")
-async def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
-                     division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes),
-                     p: Principal = Depends(acting_principal)) -> dict[str, Any]:
-    data = await file.read(MAX_UPLOAD + 1)
-    if len(data) > MAX_UPLOAD:
-        raise E.file_too_large("file", limit=f"{MAX_UPLOAD >> 20} MB")
-    if not data:
-        raise E.file_empty("file")
-    upload = batchmod.accept(p, get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
+def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
+               division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes),
+               p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    # the framework spooled the part to a temporary file; it is copied to the data directory in chunks (a 4xx on a
+    # bad file, which then leaves nothing there)
+    root = get_settings().data_dir
+    upload = batchmod.accept(p, root, file.filename, file.file, column, division, MAX_UPLOAD)
     # the job's rows are written in the caller's scope, from the job's thread
-    rec = jobs.start(scoped_engine(request.app.state.engine, p), p.name, "address-batch",
-                     batchmod.geocode_job(indexes.get(), upload, division), detail=upload.detail())
+    rec = jobs.start(scoped_engine(request.app.state.engine, p), p.name, batchmod.KIND,
+                     batchmod.geocode_job(indexes.get(), upload), detail=upload.detail(root))
     return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": upload.header,
             "result": f"/address/batch/{rec.id}/result"}
+
+
+def _batch(c: Connection, p: Principal, job_id: str) -> dict[str, Any]:
+    j = jobs.load(c, job_id, rules.job_owner(p))
+    if j is None or j["kind"] != batchmod.KIND:
+        raise E.job_not_found("job_id", job=job_id)
+    return j
 
 
 @router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts (your own batches)")
 def batch_status(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
                  ) -> dict[str, Any]:
-    j = jobs.get_job(c, job_id, rules.job_owner(p))
-    if j is None or j["kind"] != "address-batch":
-        raise E.job_not_found("job_id", job=job_id)
-    return j
+    return jobs.public(_batch(c, p, job_id))
 
 
 @router.get("/address/batch/{job_id}/result", summary="Download the result as csv, xlsx or geojson")
 def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geojson)$"),
                  c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
-    j = batch_status(job_id, c, p)
+    j = _batch(c, p, job_id)
     if j["state"] != "done":
         raise E.job_not_done("job_id", state=j["state"])
-    path = Path(j["detail"]["result"]["result"])
-    body, media, suffix = batchmod.convert(path, format)
+    body, media, suffix = batchmod.convert(batchmod.Upload.of_job(get_settings().data_dir, j).result, format)
     headers = {"Content-Disposition": f'attachment; filename="geocode-{job_id}.{suffix}"'}
     if isinstance(body, bytes):
         return Response(body, media_type=media, headers=headers)
     return StreamingResponse(body, media_type=media, headers=headers)
+
+
+@router.post("/address/batch/{job_id}/resume", status_code=202,
+             summary="Resume an interrupted, failed or cancelled batch from the rows already written")
+def batch_resume(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(acting_principal),
+                 indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
+    rec = batchmod.restart(scoped_engine(c.engine, p), indexes.get(), _batch(c, p, job_id), fresh=False,
+                           background=True)
+    return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "result": f"/address/batch/{rec.id}/result"}
+
+
+@router.post("/address/batch/{job_id}/retry", status_code=202,
+             summary="Run an interrupted, failed or cancelled batch again from its first row")
+def batch_retry(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(acting_principal),
+                indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
+    rec = batchmod.restart(scoped_engine(c.engine, p), indexes.get(), _batch(c, p, job_id), fresh=True,
+                           background=True)
+    return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "result": f"/address/batch/{rec.id}/result"}
 
 
 @router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口): the personal grant there")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Connection
 
-from api.deps import conn, current_principal
+from api.deps import acting_principal, conn, current_principal
 from citygrid import jobs
 from citygrid.errors import E
 from citygrid.security import rules
 from citygrid.security.principal import Principal
+from citygrid.security.scope import scoped_engine
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -29,3 +30,9 @@ def get_job(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(c
     if j is None:
         raise E.job_not_found("job_id", job=job_id)
     return j
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a job: a running one stops at its next progress write, an "
+                                        "interrupted or failed one is cancelled at once")
+def cancel_job(job_id: str, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    return jobs.cancel(scoped_engine(request.app.state.engine, p), job_id, rules.job_owner(p))

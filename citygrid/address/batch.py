@@ -1,7 +1,9 @@
 """Batch geocoding of CSV/Excel files: streamed in and out, so a million rows never sit in memory.
 
-The upload is stored untouched before anything reads it (nothing a user sent is ever lost). Every input
-row gives exactly one output row: a match, or an error code saying why not — never a silent drop.
+The upload is streamed to disk untouched before anything reads it (nothing an accepted upload held is ever lost;
+a rejected upload leaves nothing behind). Every input row gives exactly one output row: a match, or an error code
+saying why not — never a silent drop. A job killed mid-way is marked interrupted at the next start-up with its
+result file cut back to its last checkpoint, and can be resumed from there or retried (`restart`).
 """
 
 from __future__ import annotations
@@ -9,17 +11,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from sqlalchemy.engine import Engine
+
+from citygrid import jobs
 from citygrid.address.resolve import AddressIndex, geocode_safe
 from citygrid.errors import CitygridError, E, detail
 from citygrid.jobs import Progress
 from citygrid.security import rules
 from citygrid.security.principal import Principal
+from citygrid.settings import get_settings
 
 MAX_FIELD = 2000
 MAX_LEN = 500  # one address typed or sent in a list (a field of an uploaded file may be longer: MAX_FIELD)
@@ -27,14 +34,33 @@ OUT_COLUMNS = ["row", "input", "status", "error_code", "address", "address_code"
                "township", "village", "door_code", "building_code", "room_address_code", "unused"]
 
 
-def store_upload(root: Path, filename: str, data: bytes) -> tuple[str, Path]:
-    job = uuid.uuid4().hex
-    d = root / "batches" / job
+CHUNK = 1 << 20
+
+
+def _safe_name(filename: str | None) -> str:
+    return "".join(ch for ch in Path(filename or "upload").name if ch.isalnum() or ch in "._-") or "upload"
+
+
+def store_upload(root: Path, filename: str | None, src: BinaryIO, limit: int) -> Path:
+    """Copy an upload to `root/batches/<id>/input-<name>` in chunks (never whole in memory), at most `limit`
+    bytes; a file over the limit, or an empty one, leaves nothing behind."""
+    d = root / "batches" / uuid.uuid4().hex
     d.mkdir(parents=True, exist_ok=True)
-    safe = "".join(ch for ch in Path(filename or "upload").name if ch.isalnum() or ch in "._-") or "upload"
-    path = d / f"input-{safe}"
-    path.write_bytes(data)
-    return job, path
+    path = d / f"input-{_safe_name(filename)}"
+    try:
+        size = 0
+        with open(path, "wb") as f:
+            while chunk := src.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise E.file_too_large("file", limit=f"{limit >> 20} MB")
+                f.write(chunk)
+        if size == 0:
+            raise E.file_empty("file")
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    return path
 
 
 @dataclass(frozen=True)
@@ -45,14 +71,25 @@ class Upload:
     path: Path
     column: str | None
     header: list[str]
+    hint: str | None = None  # the division the caller named (a township hint for every row)
 
     @property
     def result(self) -> Path:
         return self.path.parent / "result.csv"
 
-    def detail(self) -> dict[str, Any]:
-        """What the job row records about its input."""
-        return {"file": self.filename, "stored": str(self.path), "column": self.column}
+    def detail(self, root: Path) -> dict[str, Any]:
+        """What the job row records about its input: where it is stored relative to the data directory (the
+        server's business: never shown to callers, `jobs.public`), and what a resume needs."""
+        return {"file": self.filename, "stored": self.path.relative_to(root).as_posix(), "column": self.column,
+                "division": self.hint}
+
+    @classmethod
+    def of_job(cls, root: Path, job: dict[str, Any]) -> Upload:
+        """The upload of a recorded batch job (its full row, `jobs.load`)."""
+        d = job["detail"]
+        stored = Path(d["stored"])
+        return cls(d.get("file"), stored if stored.is_absolute() else root / stored, d.get("column"), [],
+                   d.get("division"))
 
 
 def check_address(q: Any, field: str = "q", row: int | None = None) -> str:
@@ -81,23 +118,66 @@ def geocode_many(p: Principal, index: AddressIndex, addresses: list[Any], divisi
     return results
 
 
-def accept(p: Principal, root: Path, filename: str | None, data: bytes, column: str | None) -> Upload:
-    """Store the upload first (nothing a user sent is lost), then read its header, so a wrong type, encoding or
-    column fails now, in the request, rather than later in the job. Departments and admins only."""
+def accept(p: Principal, root: Path, filename: str | None, src: BinaryIO, column: str | None, hint: str | None,
+           limit: int) -> Upload:
+    """Store the upload (streamed, at most `limit` bytes), then read its header, so a wrong type, encoding or
+    column fails now, in the request, rather than later in the job; a rejected upload leaves nothing on disk.
+    Departments and admins only."""
     rules.require_bulk_resolve(p)
-    _, path = store_upload(root, filename or "upload", data)
-    header, _ = iter_rows(path, column)
-    return Upload(filename, path, column, header)
+    path = store_upload(root, filename, src, limit)
+    try:
+        header, _ = iter_rows(path, column)
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    return Upload(filename, path, column, header, hint)
 
 
-def geocode_job(index: AddressIndex, upload: Upload, hint: str | None = None) -> Callable[[Progress], dict[str, Any]]:
-    """The job's work (citygrid/jobs.py runs it): geocode every row into `upload.result`; the counts and the
-    result's path are the job's result."""
+KIND = "address-batch"
+
+
+def geocode_job(index: AddressIndex, upload: Upload, resume: dict[str, int] | None = None
+                ) -> Callable[[Progress], dict[str, Any]]:
+    """The job's work (citygrid/jobs.py runs it): geocode every row into `upload.result`, from the start or from
+    a checkpoint (`resume`); the counts are the job's result (the file is found from the job's input, never
+    named to callers). With a `JobRecorder` as progress, every 1000 rows the file is flushed and the rows
+    written so far recorded with its length in one statement, so record and file agree after a kill."""
     def work(progress: Progress) -> dict[str, Any]:
-        counts = run(index, upload.path, upload.column, upload.result, progress, hint)
-        return counts | {"result": str(upload.result)}
+        cp = progress.checkpoint if isinstance(progress, jobs.JobRecorder) else None
+        return run(index, upload.path, upload.column, upload.result, progress, upload.hint, checkpoint=cp,
+                   resume=resume)
 
     return work
+
+
+def settle(job: dict[str, Any]) -> None:
+    """An interrupted batch: its result file is cut back to the last checkpoint, where the record says it is
+    (rows written after it by the dead process are written again by a resume)."""
+    upload = Upload.of_job(get_settings().data_dir, job)
+    cp = (job["detail"] or {}).get("checkpoint")
+    if upload.result.exists():
+        with open(upload.result, "r+b") as f:
+            f.truncate(int(cp["bytes"]) if cp else 0)
+
+
+jobs.on_interrupted(KIND, settle)
+
+
+def restart(engine: Engine, index: AddressIndex, job: dict[str, Any], fresh: bool, background: bool,
+            forward: Progress | None = None) -> jobs.JobRecorder:
+    """Take up a stopped batch job again (interrupted, failed or cancelled): from its checkpoint (resume) or from
+    the first row (`fresh`, retry), under the same id, in a background thread or here (the CLI)."""
+    upload = Upload.of_job(get_settings().data_dir, job)
+    if not upload.path.exists():
+        raise E.job_state("job_id", state=job["state"], action_zh="继续或重新运行（输入文件已不存在）",
+                          action_en="resumed or retried (its input file is gone)")
+    rec = jobs.JobRecorder.attach(engine, job["id"], KIND, fresh, forward)
+    cp = None if fresh else (job["detail"] or {}).get("checkpoint")
+    work = geocode_job(index, upload, cp)
+    if background:
+        return jobs.start(engine, job["detail"].get("owner", "system"), KIND, work, job=rec)
+    jobs.run_recorded(rec, work)
+    return rec
 
 
 def sniff_kind(path: Path) -> str:
@@ -184,14 +264,26 @@ def _column_missing(header: list[str], column: str | None) -> CitygridError:
 
 
 def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress: Any = None,
-        hint: str | None = None) -> dict[str, int]:
+        hint: str | None = None, checkpoint: Callable[..., None] | None = None,
+        resume: dict[str, int] | None = None) -> dict[str, int]:
+    """Geocode `path` into `out` (one output row per input row). `checkpoint(rows, state[, total])` is called
+    every 1000 rows and at the end, after the file is flushed, `state` holding the counts and the file's length;
+    `resume` is such a state: the file is cut to that length and the rows it holds are skipped."""
     header, rows = iter_rows(path, column)
     extra = [h for h in header if h]
     counts = {"rows": 0, "matched": 0, "failed": 0}
-    with open(out, "w", encoding="utf-8-sig", newline="") as f:
+    if resume:
+        counts = {k: int(resume[k]) for k in counts}
+        with open(out, "r+b") as raw:
+            raw.truncate(int(resume["bytes"]))
+    with open(out, "a" if resume else "w", encoding="utf-8-sig", newline="") as f:
         w = csv.writer(f)
-        w.writerow(OUT_COLUMNS + [f"in:{h}" for h in extra])
+        if not resume:
+            w.writerow(OUT_COLUMNS + [f"in:{h}" for h in extra])
+        skip = counts["rows"]
         for i, rec in rows:
+            if i <= skip:  # written before the interruption
+                continue
             value = rec["__address__"]
             text = "" if value is None else str(value)
             if len(text) > MAX_FIELD:
@@ -213,10 +305,17 @@ def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress
                 err = (res.get("error") or {}).get("error_code") or E.no_match.code
                 w.writerow([i, text[:MAX_FIELD], "failed", err] + [""] * (len(OUT_COLUMNS) - 4)
                            + [rec.get(h, "") for h in extra])
-            if progress and counts["rows"] % 1000 == 0:
-                progress("geocode", counts["rows"], None)
-    if progress:
-        progress("geocode", counts["rows"], counts["rows"])
+            if counts["rows"] % 1000 == 0:
+                if checkpoint is not None:
+                    f.flush()
+                    checkpoint(counts["rows"], counts | {"bytes": f.tell()})
+                elif progress:
+                    progress("geocode", counts["rows"], None)
+        f.flush()
+        if checkpoint is not None:
+            checkpoint(counts["rows"], counts | {"bytes": f.tell()}, counts["rows"])
+        elif progress:
+            progress("geocode", counts["rows"], counts["rows"])
     return counts
 
 

@@ -10,6 +10,7 @@ build twice and never see a half-built index. The API creates one `AddressIndexC
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 
@@ -17,8 +18,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from citygrid.address.resolve import AddressIndex
+from citygrid.db import failures
 from citygrid.security.principal import ANONYMOUS
 from citygrid.security.scope import scoped
+
+log = logging.getLogger(__name__)
 
 
 class AddressIndexCache:
@@ -29,14 +33,31 @@ class AddressIndexCache:
         self._lock = threading.Lock()
         self._index: AddressIndex | None = None
         self._stamp: datetime | None = None
+        self._stale = False  # answering from memory while the database is away
 
     def get(self) -> AddressIndex:
-        """The index of the current address base, (re)built first when it is missing or older than the base."""
-        with self.engine.connect() as c:
-            scoped(c, ANONYMOUS)  # the index is the public's: door plates and roads, never persons
-            stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
-            with self._lock:
-                if self._index is None or self._stamp != stamp:
-                    self._index = AddressIndex.load(c)
-                    self._stamp = stamp
-                return self._index
+        """The index of the current address base, (re)built first when it is missing or older than the base.
+
+        While the database cannot be reached, the index already in memory keeps answering (it may miss changes
+        made meanwhile, which the next `get` after the database returns picks up); with none loaded yet, the
+        database's error goes to the caller (a 503, citygrid/db/failures.py)."""
+        try:
+            with self.engine.connect() as c:
+                scoped(c, ANONYMOUS)  # the index is the public's: door plates and roads, never persons
+                stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
+                with self._lock:
+                    if self._index is None or self._stamp != stamp:
+                        self._index = AddressIndex.load(c)
+                        self._stamp = stamp
+                    if self._stale:
+                        self._stale = False
+                        log.warning("address index: the database is back")
+                    return self._index
+        except Exception as exc:
+            index = self._index
+            if index is None or not failures.unavailable(exc):
+                raise
+            if not self._stale:  # once per outage, not once per request
+                self._stale = True
+                log.warning("address index: database unavailable, answering from the index in memory")
+            return index

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from citygrid.db import failures
 from citygrid.db.cluster import resolve_database_url
 from citygrid.db.roles import APP_LOGIN
 from citygrid.security.scope import APP_OPTION  # marks the application's engine: its connections are scoped
@@ -39,16 +40,26 @@ def app_database_url(owner_url: str) -> str:
     return make_url(owner_url).set(username=APP_LOGIN, password=None).render_as_string(hide_password=False)
 
 
+def _connect_args() -> dict[str, Any]:
+    # a database host that does not answer fails a request after this long instead of hanging its worker
+    return {"connect_timeout": get_settings().db_connect_timeout}
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True)
+    # pre-ping: a pooled connection that died with the server is replaced before use (citygrid/db/failures.py)
+    return failures.install(create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True,
+                                          connect_args=_connect_args()))
 
 
 @lru_cache(maxsize=8)
 def app_engine_for(url: str) -> Engine:
     """The web application's engine for an application URL (`app_database_url`)."""
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True,
-                         execution_options={APP_OPTION: True})
+    args = _connect_args()
+    if (limit := get_settings().db_statement_timeout) > 0:  # a runaway query cannot hold a worker for ever
+        args["options"] = f"-c statement_timeout={limit * 1000}"
+    return failures.install(create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True,
+                                          connect_args=args, execution_options={APP_OPTION: True}))
 
 
 def get_engine() -> Engine:
@@ -78,11 +89,19 @@ def driver_connection(conn: Connection) -> psycopg.Connection[Any]:
     return raw
 
 
+def copy_text(v: str | None) -> str:
+    """A value for COPY's text format: NULL as \\N, backslash, tab and line breaks escaped."""
+    if v is None:
+        return "\\N"
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def fetch_tuples(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Rows of a `:name`-style statement as the driver's plain tuples, skipping SQLAlchemy's Row objects, which
     cost more than the query itself on answers of tens of thousands of small rows (aggregates)."""
     compiled = text(sql).compile(dialect=conn.dialect)
     values = {k: params.get(k) for k in compiled.params}
+    failures.check(list(values.values()))  # the driver's cursor skips the engine's check
     cur = driver_connection(conn).cursor()
     try:
         cur.execute(str(compiled), values)

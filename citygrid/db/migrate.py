@@ -21,7 +21,32 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+class SchemaError(RuntimeError):
+    """The database's schema is not one this code can migrate from; the message says what to do."""
+
+
+def check_revision(url: str) -> str | None:
+    """The database's migration revision (None: not migrated yet); refuses a revision this code does not know,
+    that is a database migrated by a newer citygrid, rather than letting Alembic fail half-way with its own words.
+    (A half-applied migration cannot be left: all migrations of a start run in one transaction, env.py.)"""
+    from alembic.script import ScriptDirectory
+
+    with engine_for(url).connect() as conn:
+        exists = conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar()
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() if exists else None
+    if current is None:
+        return None
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    if current not in {s.revision for s in scripts.walk_revisions()}:
+        raise SchemaError(
+            f"the database is at migration {current}, which this citygrid does not know (its newest is "
+            f"{scripts.get_current_head()}): it was migrated by a newer version. Run that version, or restore a backup "
+            f"taken before it; citygrid will not start against a schema it does not know.")
+    return str(current)
+
+
 def upgrade(url: str) -> None:
+    check_revision(url)
     with engine_for(url).begin() as conn:
         # Extensions first: migrations assume them. Needs a superuser or trusted extensions.
         superuser = bool(conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar())

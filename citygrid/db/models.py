@@ -391,7 +391,9 @@ class ApiKey(Base):
 
 
 class Job(Base):
-    """Long-running work (loads, bulk allocation) with progress that the API can report."""
+    """Long-running work (loads, bulk allocation, batch geocoding) with progress that the API can report; `worker`
+    is the process running it (host:pid:start ticks), so one whose process died is marked interrupted
+    (citygrid/jobs.py)."""
 
     __tablename__ = "job"
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -402,6 +404,8 @@ class Job(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("job_unfinished", "state", postgresql_where=text("state IN ('running', 'cancelling')")),)
 
 
 

@@ -40,7 +40,7 @@ def features(conn: Connection, p: Principal, system: str, division: str | None =
     if box:
         where.append(bbox_condition("geom", box, params))
     rows = conn.execute(text(f"SELECT code, system, kind, name, division_code, households, attrs, "
-                             f"ST_AsGeoJSON(geom, 7) g FROM grid WHERE {' AND '.join(where)} ORDER BY code LIMIT :l"),
+                             f"ST_AsGeoJSON(geom, 7, 0) g FROM grid WHERE {' AND '.join(where)} ORDER BY code LIMIT :l"),
                         params).all()
     return [{"type": "Feature", "id": r.code, "geometry": json.loads(r.g),
              "properties": {"code": r.code, "system": r.system, "kind": r.kind, "name": r.name,
@@ -59,7 +59,7 @@ def systems(conn: Connection) -> list[dict[str, Any]]:
 def cell(conn: Connection, p: Principal, system: str, code: str) -> Cell | None:
     """One cell, or None when the system has no such code."""
     r = conn.execute(text("SELECT code, system, kind, name, division_code, township_code, households, attrs, "
-                          "ST_AsGeoJSON(geom, 7) g FROM grid WHERE system=:s AND code=:c"),
+                          "ST_AsGeoJSON(geom, 7, 0) g FROM grid WHERE system=:s AND code=:c"),
                      {"s": system, "c": code}).first()
     if r is None:
         return None

@@ -223,7 +223,7 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
     # One scan gives both numberMatched (a window count) and the page's row ids; only the page's rows are then
     # read back by ctid and serialised, by PostgreSQL (parsing and re-encoding features in Python was most of
     # the time). What the caller may not see is taken out in that same SQL (`View.props_sql`).
-    feature_sql = (f"json_build_object('type', 'Feature', 'id', {key}, 'geometry', ST_AsGeoJSON({g}, {digits})::json, "
+    feature_sql = (f"json_build_object('type', 'Feature', 'id', {key}, 'geometry', ST_AsGeoJSON({g}, {digits}, 0)::json, "
                    f"'properties', {props_sql})::text")
     rows = conn.execute(
         text(f"WITH m AS (SELECT o.ctid AS rid, {key} AS id, count(*) OVER () AS n FROM {table} WHERE {base_where}), "
@@ -260,7 +260,7 @@ def item(conn: Connection, p: Principal, cid: str, fid: str, crs: str | None = N
     out_srid = parse_crs_uri(crs, "crs")
     g, digits = _output_geometry(layer.geom, out_srid)
     where, params, extra_props = layer.item_where()
-    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}) AS g, {view.props_sql}{extra_props} AS p "
+    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}, 0) AS g, {view.props_sql}{extra_props} AS p "
                           f"FROM {layer.table} WHERE o.code = :f AND {' AND '.join((*where, *view.where))}"),
                      params | dict(view.params) | {"f": fid}).first()
     if r is None:

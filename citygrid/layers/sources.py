@@ -414,7 +414,7 @@ class DivisionsLayer(Layer):
         return "行政区划"
 
     def outlines_sql(self) -> tuple[str, dict[str, Any]]:
-        return "SELECT code, ST_AsGeoJSON(geom, 6) FROM division WHERE code = ANY(:c) AND geom IS NOT NULL", {}
+        return "SELECT code, ST_AsGeoJSON(geom, 6, 0) FROM division WHERE code = ANY(:c) AND geom IS NOT NULL", {}
 
 
 @lru_cache(maxsize=1)
@@ -506,7 +506,7 @@ class GridSystemLayer(Layer):
         return f"网格 {self.system}"
 
     def outlines_sql(self) -> tuple[str, dict[str, Any]]:
-        return "SELECT code, ST_AsGeoJSON(geom, 7) FROM grid WHERE system = :sys AND code = ANY(:c)", {"sys": self.system}
+        return "SELECT code, ST_AsGeoJSON(geom, 7, 0) FROM grid WHERE system = :sys AND code = ANY(:c)", {"sys": self.system}
 
 
 @lru_cache(maxsize=1)

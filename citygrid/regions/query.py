@@ -150,7 +150,7 @@ class Boundary:
 
 def boundary(conn: Connection, code: str) -> Boundary | None:
     """The outline as GeoJSON (6 decimals, about 0.1 m), or None when the division has none loaded."""
-    r = conn.execute(text("SELECT ST_AsGeoJSON(geom, 6) AS g, geom_source FROM division WHERE code=:c"),
+    r = conn.execute(text("SELECT ST_AsGeoJSON(geom, 6, 0) AS g, geom_source FROM division WHERE code=:c"),
                      {"c": code}).first()
     if r is None or r.g is None:
         return None

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from citygrid.catalog import get_catalog
 from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
+from citygrid.db import failures
 from citygrid.db.engine import driver_connection
 from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry
@@ -84,6 +85,7 @@ def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: l
             raise E.alloc_exhausted("class_code", division=county, series="c" + cls.component_code, limit=limit)
         comp = [sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=first + i)
                 for i in range(len(items))]
+    failures.check([by, *((it.name, it.attrs) for it in items)])  # COPY skips the engine's parameter check
     buf = io.StringIO()
     for code, cc, it in zip(codes, comp, items, strict=True):
         buf.write("\t".join([

@@ -282,11 +282,24 @@ def update(s: Session, p: Principal, code: str, *, attrs: dict[str, Any] | None 
             problems += e.problems
     if problems:
         raise CitygridError(problems, "unprocessable")
+    place = {"county": cur.division_code, "township": cur.township_code, "village": cur.village_code}
+    if geometry is not None:
+        # a move: county, township and village are where the object now is (its code stays: codes identify, they
+        # do not locate), and the caller must be allowed to edit it there too
+        moved = _place(conn, g, divisions.containing(conn, g.representative_point().wkt, 3) or cur.division_code,
+                       None)
+        same_county = moved["county"] == cur.division_code
+        township = moved["township"] or (cur.township_code if same_county else None)  # no outline: as it was
+        village = moved["village"] or (cur.village_code if township == cur.township_code else None)
+        place = {"county": moved["county"], "township": township, "village": village}
+        rules.require_edit_class(p, cls, rules.place_of(place["village"], place["township"], place["county"]),
+                                 "修改对象", "updating objects")
     s.execute(
         text("UPDATE city_object SET attrs=CAST(:a AS jsonb), name=COALESCE(:n, name), "
-             "geom=COALESCE(ST_GeomFromWKB(:g, 4490), geom), h3=COALESCE(:h3, h3), version=version+1, "
-             "updated_by=:by, updated_at=now() WHERE uid=:u"),
-        {"a": json.dumps(merged, ensure_ascii=False), "n": name, "g": geom_wkb, "h3": h3cell, "by": by, "u": cur.uid},
+             "geom=COALESCE(ST_GeomFromWKB(:g, 4490), geom), h3=COALESCE(:h3, h3), division_code=:d, "
+             "township_code=:t, village_code=:v, version=version+1, updated_by=:by, updated_at=now() WHERE uid=:u"),
+        {"a": json.dumps(merged, ensure_ascii=False), "n": name, "g": geom_wkb, "h3": h3cell, "by": by, "u": cur.uid,
+         "d": place["county"], "t": place["township"], "v": place["village"]},
     )
     if geom_wkb is not None:
         assign_objects(conn, codes=[code])

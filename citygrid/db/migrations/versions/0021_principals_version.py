@@ -1,7 +1,7 @@
 """a data version for who may call: `layer_version` row 'principals'
 
 Revision ID: 0021
-Revises: 0017
+Revises: 0020
 Create Date: 2026-12-02 17:00:00
 
 Every write that can change what a credential stands for (a principal disabled, its clearance or roles changed,
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0021'
-down_revision: str | None = '0017'
+down_revision: str | None = '0020'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,73 @@
+"""The API against its own OpenAPI document, with schemathesis over HTTP (the real server under uvicorn): every
+read as a department's system and every operation anonymously, with random cases; `make fuzz` adds the coverage
+phase's invalid values (just outside each bound, wrong types, missing required parameters) and many more cases.
+Bounded in `make test` (2 examples per operation, fixed seed: 41 s of calls at load average 8 on 2 CPUs); it
+asserts what holds for every answer: no 5xx, and every 4xx in the error shape. Whether answers match their documented schemas is not asserted yet: the
+document does not describe them (issue 13, "the OpenAPI document says almost nothing true about answers").
+Writes are fuzzed anonymously only (so: up to their 401), because authenticated random writes would change the
+session's shared database under the other tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
+
+SHAPE = {"error_code", "message_zh", "message_en", "field", "row", "errors"}
+# random cases per operation (hypothesis max_examples), with a fixed seed; `make fuzz` asks for many more and adds
+# the coverage phase to the department's reads (a minute and a half alone on a loaded machine)
+LONG = "FUZZ_EXAMPLES" in os.environ
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2"))
+
+
+@pytest.fixture(scope="module")
+def api_schema(live_server: str) -> Any:
+    """The schema's examples and random cases; with `make fuzz` also the coverage phase's invalid values."""
+    s = schemathesis.openapi.from_url(f"{live_server}/openapi.json")
+    s.config.phases.coverage.generation.modes = [GenerationMode.NEGATIVE]
+    s.config.phases.coverage.enabled = LONG
+    return s
+
+
+@pytest.fixture(scope="module")
+def api_schema_random(live_server: str) -> Any:
+    """Random cases only."""
+    s = schemathesis.openapi.from_url(f"{live_server}/openapi.json")
+    s.config.phases.coverage.enabled = False
+    return s
+
+
+@pytest.fixture(scope="module")
+def reader(dept_headers: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return dept_headers("natural_resources")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+schema_random = schemathesis.pytest.from_fixture("api_schema_random")
+
+
+def _check(case: Any, response: Any) -> None:
+    where = f"{case.method} {case.formatted_path} {case.query or ''}"
+    assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:300]}"
+    if 400 <= response.status_code < 500:
+        assert response.headers.get("content-type", [""])[0].startswith("application/json"), where
+        body = response.json()
+        assert SHAPE <= set(body) and body["error_code"], f"{where}: {body}"
+        assert isinstance(body["message_zh"], str) and isinstance(body["message_en"], str), where
+
+
+@schema.include(method="GET").parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_a_departments_reads_get_no_5xx_and_errors_in_shape(case: Any, reader: dict[str, str]) -> None:
+    _check(case, case.call(headers=reader, timeout=30))
+
+
+@schema_random.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_anonymous_callers_get_no_5xx_and_errors_in_shape(case: Any) -> None:
+    _check(case, case.call(timeout=30))
