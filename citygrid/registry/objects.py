@@ -1,7 +1,8 @@
 """City objects: create (with a code in the same transaction), read, query, update, retire, split, merge.
 
-Every write bumps the version, copies the new state into `city_object_history`, and appends to
-`change_log` and `audit_log` in the same transaction, so history can never disagree with the present.
+Every write bumps the version, copies the new state into `city_object_history` (whose trigger appends to
+`change_log`, 0018) and appends to `audit_log` in the same transaction, so history can never disagree with the
+present.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row:
 
 def _audit(s: Session, by: Principal | str, action: str, target: str, detail: dict[str, Any], fields: list[str] | None = None
            ) -> None:
+    """The audit row; the change feed's entry is written by the trigger on `city_object_history` (0018)."""
     audit.record(s, by, action, target, fields=fields or (), detail=detail)
-    s.execute(text("INSERT INTO change_log (entity, key, op) VALUES ('object', :k, :o)"), {"k": target, "o": action})
 
 
 def _history(s: Session, uid: uuid.UUID, op: str, by: str, reason: str | None = None) -> None:
