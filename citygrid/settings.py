@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     code_block_max: int = Field(10_000, ge=1, description="codes one non-admin call may reserve (POST /codes/blocks)")
     code_block_daily: int = Field(200_000, ge=1, description="codes a non-admin principal may reserve in 24 h")
 
+    # --- sharing (citygrid/sharing/) ---
+    link_payload_max: int = Field(4096, ge=0, description="largest JSON payload of a link, in bytes (UTF-8)")
+    changes_wait_max: int = Field(30, ge=0, le=300, description="longest long poll of GET /changes, in seconds")
+
     # --- hardening (api/hardening.py) ---
     cors_origins: Annotated[list[str], NoDecode] = Field(
         [], description="browser origins allowed to call the API (CORS), comma-separated; none by default")

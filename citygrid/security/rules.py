@@ -21,6 +21,9 @@ covers it when the code starts with the grant's division prefix (`Grant.covers`)
 | see a job and its result | its owner; admins all | test_jobs_are_seen_by_their_owner |
 | grid-system imports (principals, grants and the catalog are CLI work) | admin | test_grid_import_is_for_admins |
 | submit surveyed objects / review submissions | a cadre in its village / a reviewer in its township (for the intake issue) | - |
+| attach a record to an object's code (一码互联, `POST /links/{code}`) | admin; a department whose scope covers the object's place (any class: departments link their own records to any object they work on) | tests/test_sharing_links.py: test_linking_needs_a_department_there |
+| remove a link | admin; its author; a department grant of the link's department covering the place | tests/test_sharing_links.py: test_unlinking_is_for_its_department |
+| read links and feed entries | as the object they concern (`may_read_object`), and a link only up to the caller's clearance at the object's place (`classification.may_read_level`) | tests/test_sharing_links.py: test_links_are_cut_to_the_callers_clearance, tests/test_sharing_changes.py: test_feed_is_filtered_by_rights |
 | any write or bulk work, anonymously | nobody: 401 before the body is read | test_every_write_route_refuses_anonymous_callers |
 """
 
@@ -263,3 +266,28 @@ def code_block_quota(p: Principal) -> tuple[int, int] | None:
         return None
     s = get_settings()
     return s.code_block_max, s.code_block_daily
+
+
+# --- links by code (一码互联) ------------------------------------------------------------------------------------
+
+
+def link_department(p: Principal, place: str | None) -> str | None:
+    """The department a principal links records for at `place` (its first department grant covering it)."""
+    return next((g.department for g in p.grants_of("department") if g.covers(place)), None)
+
+
+def may_link(p: Principal, place: str | None) -> bool:
+    return p.is_admin or any(g.covers(place) for g in p.grants_of("department"))
+
+
+def require_link(p: Principal, place: str | None) -> None:
+    if not may_link(p, place):
+        _refuse(p, "关联业务记录", "linking records", f"{place} 不在您部门的范围内" if p.grants else "您没有任何角色",
+                f"{place} is outside your department's scope" if p.grants else "you hold no role")
+
+
+def require_unlink(p: Principal, place: str | None, department: str | None, created_by: str) -> None:
+    if p.is_admin or p.name == created_by or any(
+            g.department == department and g.covers(place) for g in p.grants_of("department")):
+        return
+    _refuse(p, "解除关联", "unlinking records", "该关联不属于您的部门", "the link is not your department's")
