@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # --- sharing (citygrid/sharing/) ---
     link_payload_max: int = Field(4096, ge=0, description="largest JSON payload of a link, in bytes (UTF-8)")
     changes_wait_max: int = Field(30, ge=0, le=300, description="longest long poll of GET /changes, in seconds")
+    sync_url: str = Field("http://127.0.0.1:8000", description="the citygrid server `citygrid sync` follows")
+    sync_api_key: str | None = Field(None, repr=False, description="API key `citygrid sync` calls with (else public)")
 
     # --- hardening (api/hardening.py) ---
     cors_origins: Annotated[list[str], NoDecode] = Field(
