@@ -25,6 +25,7 @@ from api.routers import (
     objects,
     ogc,
     tiles,
+    webhooks,
 )
 from citygrid import __version__
 from citygrid.catalog import get_catalog
@@ -69,7 +70,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     )
     errors.install(app)
     for r in (auth.router, audit.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
-              address.router, grids.router, links.router, changes.router):
+              address.router, grids.router, links.router, changes.router, webhooks.router):
         app.include_router(r)
 
     web.install(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -171,7 +172,34 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
     if demo:
         _print_demo_principals(url)
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
-    uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+    stop = _webhooks_in_background(url)
+    try:
+        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+    finally:
+        stop.set()
+
+
+def _webhooks_in_background(url: str) -> threading.Event:
+    """Webhook deliveries (citygrid/sharing/webhooks.py) in a thread of the serving process, as the application."""
+    from citygrid.db.engine import app_engine_for
+    from citygrid.sharing.webhooks import run
+
+    stop = threading.Event()
+    threading.Thread(target=run, args=(app_engine_for(url), stop), name="citygrid-webhooks", daemon=True).start()
+    return stop
+
+
+@app.command("webhooks-run")
+def webhooks_run() -> None:
+    """Deliver webhooks in this process (when `citygrid serve` is not the server, e.g. several uvicorn workers)."""
+    from citygrid.db.engine import database_url
+
+    stop = _webhooks_in_background(database_url())
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stop.set()
 
 
 @app.command()

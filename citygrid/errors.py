@@ -300,6 +300,7 @@ class E:
                           "valid_to must be later than valid_from", "unprocessable")
     link_object_retired = _e("link_object_retired", "对象 {code} 已注销，不能新增关联（请关联到其后继对象）",
                              "object {code} is retired: link its successors instead", "conflict")
+    webhook_not_found = _e("webhook_not_found", "回调 {id} 不存在", "webhook {id} not found", "not_found")
     cursor_invalid = _e("cursor_invalid", "游标 {cursor} 无效（应为上一次返回的 cursor）",
                         "cursor {cursor} is not valid (pass the cursor the previous answer gave)")
     expand_unknown = _e("expand_unknown", "expand 不认识 {name}，可用：{known}", "unknown expand {name}; known: {known}")

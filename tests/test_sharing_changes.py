@@ -121,8 +121,8 @@ def test_writers_committing_out_of_order_are_neither_skipped_nor_repeated(engine
     """Writer A starts first (smaller transaction id, smaller seq) and commits last; a reader that polls after B's
     commit must hold B back until A commits, then get A's entry and B's, each once.
 
-    The writers insert links (the `link` trigger writes the entries) on two connections of the owner: registry
-    writes also append to the audit chain, whose head row lock would make B wait for A."""
+    The writers insert links (the `link` trigger writes the entries) on two connections of the owner: two
+    registry creates of one class in one county lock the same code counter row, which would make B wait for A."""
     code_a, code_b = _lamps(engine, 2)
     with engine.connect() as reader:
         start = changes.parse_cursor(changes.page(reader, SYSTEM, None)["cursor"])
@@ -251,3 +251,21 @@ def test_only_triggers_write_the_feed(engine: Engine, database_url: str) -> None
             assert "permission denied" in str(e)
         else:
             raise AssertionError("the application role inserted into change_log")
+
+
+def test_confirming_is_history_and_a_feed_entry(client: TestClient, admin_headers: dict[str, str],
+                                                 caller: Callable[..., Any]) -> None:
+    start = _now(client, admin_headers)
+    body = {"class_code": LAMP.code, "geometry": {"type": "Point", "coordinates": list(IN_DAYE)},
+            "attrs": {"state": "完好"}, "division_code": "420281"}
+    code = client.post("/objects", json=body, headers=admin_headers).json()["code"]
+    assert client.post(f"/objects/{code}/confirm").status_code == 401
+    cadre = caller("cadre@420281001001")
+    assert client.post(f"/objects/{code}/confirm", headers=cadre.headers).status_code == 403
+    owner = caller(f"department:{LAMP.department.id}@420281")
+    r = client.post(f"/objects/{code}/confirm", json={"reason": "巡查确认"}, headers=owner.headers)
+    assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["attrs"] == {"state": "完好"}
+    versions = client.get(f"/objects/{code}/history", headers=admin_headers).json()["versions"]
+    assert [(v["op"], v["reason"]) for v in versions] == [("create", None), ("confirm", "巡查确认")]
+    entries, _ = _all(client, start, admin_headers, kinds="confirmed")
+    assert [(e["code"], e["version"]) for e in entries] == [(code, 2)]

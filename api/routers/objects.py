@@ -106,6 +106,13 @@ def retire(code: str, request: Request, body: RetireIn | None = None, p: Princip
         return objects.retire(s, p, _code(code), reason=body.reason if body else None)
 
 
+@router.post("/{code}/confirm", summary="Confirm: the owner checked the object and it is unchanged (数据鲜活性)")
+def confirm(code: str, request: Request, body: RetireIn | None = None, p: Principal = Depends(acting_principal)
+            ) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.confirm(s, p, _code(code), reason=body.reason if body else None)
+
+
 @router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")
 def split(code: str, body: SplitIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     with _write(request) as s:

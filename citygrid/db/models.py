@@ -333,6 +333,45 @@ class Link(Base):
     )
 
 
+class Webhook(Base):
+    """A principal's follower of the change feed that citygrid runs (`citygrid/sharing/webhooks.py`, 0018): each
+    batch after `cursor`, filtered like `/changes` for that principal, is POSTed to `url` signed with `secret`
+    (HMAC-SHA256); failures are retried with a growing pause, and after the last one the batch goes to
+    `webhook_dead`."""
+
+    __tablename__ = "webhook"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principal.id", ondelete="CASCADE"),
+                                                    nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    cursor: Mapped[str] = mapped_column(Text, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                         server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (Index("webhook_due_idx", "next_attempt_at", postgresql_where=text("active")),)
+
+
+class WebhookDead(Base):
+    """Batches a webhook gave up on after its last retry (the dead-letter list), for its owner to fetch."""
+
+    __tablename__ = "webhook_dead"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("webhook.id", ondelete="CASCADE"), nullable=False)
+    since: Mapped[str] = mapped_column(Text, nullable=False)
+    cursor: Mapped[str] = mapped_column(Text, nullable=False)
+    entries: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (Index("webhook_dead_hook_idx", "webhook_id", "id"),)
+
+
 class AuditLog(Base):
     """Append-only, hash-chained record of every write and every read of personal fields: who (principal name and
     id, roles), when, what (action, target, fields), from where, outcome. Written only through

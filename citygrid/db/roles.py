@@ -52,6 +52,8 @@ WORKING: dict[str, frozenset[str]] = {
     "lineage": frozenset({"SELECT", "INSERT"}),
     "change_log": frozenset({"SELECT"}),  # written only by triggers (0018)
     "link": frozenset({"SELECT", "INSERT", "UPDATE"}),
+    "webhook": frozenset({"SELECT", "INSERT", "UPDATE"}),
+    "webhook_dead": frozenset({"SELECT", "INSERT"}),
     "audit_log": frozenset({"SELECT", "INSERT"}),
     "principal": frozenset({"SELECT", "INSERT", "UPDATE"}),
     "principal_role": frozenset({"SELECT", "INSERT"}),

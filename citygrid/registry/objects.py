@@ -309,6 +309,20 @@ def retire(s: Session, p: Principal, code: str, *, reason: str | None = None, op
     return get(conn, p, code) or {}
 
 
+def confirm(s: Session, p: Principal, code: str, *, reason: str | None = None) -> dict[str, Any]:
+    """The owner checked the object and it is still right (数据鲜活性): nothing but the version and the time of
+    the last update change; history records a `confirm` version, and the feed a `confirmed` entry."""
+    conn = s.connection()
+    cur = _writable(conn, p, code, "确认对象", "confirming objects")
+    if cur.status != "active":
+        raise E.object_retired("code", code=code)
+    s.execute(text("UPDATE city_object SET version=version+1, updated_by=:by, updated_at=now() WHERE uid=:u"),
+              {"by": p.name, "u": cur.uid})
+    _history(s, cur.uid, "confirm", p.name, reason)
+    _audit(s, p, "confirm", code, {"reason": reason})
+    return get(conn, p, code) or {}
+
+
 def _new_like(cur: Any, part: dict[str, Any], i: int) -> NewObject:
     if not isinstance(part, dict):
         raise E.part_invalid("parts", i, n=i + 1)

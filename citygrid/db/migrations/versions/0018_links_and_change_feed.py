@@ -1,4 +1,4 @@
-"""links by code (一码互联) and a change feed whose cursor never skips: transaction ids on change_log, triggers
+"""links by code (一码互联), a change feed whose cursor never skips (transaction ids on change_log, triggers), webhooks
 
 Revision ID: 0018
 Revises: 0017
@@ -54,6 +54,35 @@ CREATE TABLE link (
 -- one live link per foreign record: GET /links?system=&record= answers with one code
 CREATE UNIQUE INDEX link_record_idx ON link (system, record_id) WHERE unlinked_at IS NULL;
 CREATE INDEX link_code_idx ON link (code);
+
+-- webhooks: a principal's follower of the feed that citygrid runs (citygrid/sharing/webhooks.py)
+CREATE TABLE webhook (
+  id bigserial PRIMARY KEY,
+  principal_id uuid NOT NULL REFERENCES principal (id) ON DELETE CASCADE,
+  url text NOT NULL,
+  secret text NOT NULL,
+  filters jsonb NOT NULL DEFAULT '{{}}',
+  cursor text NOT NULL,
+  active boolean NOT NULL DEFAULT true,
+  attempts integer NOT NULL DEFAULT 0,
+  next_attempt_at timestamptz NOT NULL DEFAULT now(),
+  last_error text,
+  delivered bigint NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX webhook_due_idx ON webhook (next_attempt_at) WHERE active;
+-- batches given up on after the last retry: kept for the owner to fetch
+CREATE TABLE webhook_dead (
+  id bigserial PRIMARY KEY,
+  webhook_id bigint NOT NULL REFERENCES webhook (id) ON DELETE CASCADE,
+  since text NOT NULL,
+  cursor text NOT NULL,
+  entries jsonb NOT NULL,
+  attempts integer NOT NULL,
+  last_error text,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX webhook_dead_hook_idx ON webhook_dead (webhook_id, id);
 """
 
 # Owned by the migrating role and SECURITY DEFINER: the application role may not insert into change_log at all.
@@ -105,6 +134,9 @@ GRANTS = f"""
 REVOKE INSERT ON change_log FROM {WORKING};
 GRANT SELECT, INSERT, UPDATE ON link TO {WORKING};
 GRANT USAGE ON SEQUENCE link_id_seq TO {WORKING};
+GRANT SELECT, INSERT, UPDATE ON webhook TO {WORKING};
+GRANT SELECT, INSERT ON webhook_dead TO {WORKING};
+GRANT USAGE ON SEQUENCE webhook_id_seq, webhook_dead_id_seq TO {WORKING};
 """
 
 
@@ -117,6 +149,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(f"""
+        DROP TABLE IF EXISTS webhook_dead, webhook;
         REVOKE ALL ON link FROM {WORKING};
         GRANT INSERT ON change_log TO {WORKING};
         DROP POLICY IF EXISTS change_log_all ON change_log;
