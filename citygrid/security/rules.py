@@ -24,6 +24,7 @@ covers it when the code starts with the grant's division prefix (`Grant.covers`)
 | attach a record to an object's code (一码互联, `POST /links/{code}`) | admin; a department whose scope covers the object's place (any class: departments link their own records to any object they work on) | tests/test_sharing_links.py: test_linking_needs_a_department_there |
 | remove a link | admin; its author; a department grant of the link's department covering the place | tests/test_sharing_links.py: test_unlinking_is_for_its_department |
 | read links and feed entries | as the object they concern (`may_read_object`), and a link only up to the caller's clearance at the object's place (`classification.may_read_level`) | tests/test_sharing_links.py: test_links_are_cut_to_the_callers_clearance, tests/test_sharing_changes.py: test_feed_is_filtered_by_rights |
+| make webhooks (citygrid follows the feed for the caller); see, stop them and their dead letters | any principal that is logged in, for itself (deliveries carry only what it may read); admins all | tests/test_sharing_webhooks.py: test_batches_are_signed_retried_and_dead_lettered, test_a_webhook_sees_only_what_its_principal_may |
 | any write or bulk work, anonymously | nobody: 401 before the body is read | test_every_write_route_refuses_anonymous_callers |
 """
 
