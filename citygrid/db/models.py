@@ -352,7 +352,7 @@ class Webhook(Base):
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False,
                                                          server_default=func.now())
     last_error: Mapped[str | None] = mapped_column(Text)
-    delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     __table_args__ = (Index("webhook_due_idx", "next_attempt_at", postgresql_where=text("active")),)
 
