@@ -81,7 +81,7 @@ def create(conn: Connection, p: Principal, url: str, filters: dict[str, str], si
 
     rules.require_login(p, "创建回调", "making webhooks")
     changes.parse_kinds(filters.get("kinds"))
-    start = changes.parse_cursor(since)
+    start = changes.parse_cursor(since) if since is not None else None  # None: from now on
     cursor = str(start) if start is not None else changes.page(conn, p, None)["cursor"]
     secret = secrets.token_urlsafe(32)
     r = conn.execute(text("INSERT INTO webhook (principal_id, url, secret, filters, cursor) VALUES (:p, :u, :s, "
