@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -170,7 +172,67 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
     if demo:
         _print_demo_principals(url)
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
-    uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+    stop = _webhooks_in_background(url)
+    try:
+        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+    finally:
+        stop.set()
+
+
+def _webhooks_in_background(url: str) -> threading.Event:
+    """Webhook deliveries (citygrid/sharing/webhooks.py) in a thread of the serving process, as the application."""
+    from citygrid.db.engine import app_engine_for
+    from citygrid.sharing.webhooks import run
+
+    stop = threading.Event()
+    threading.Thread(target=run, args=(app_engine_for(url), stop), name="citygrid-webhooks", daemon=True).start()
+    return stop
+
+
+@app.command("webhooks-run")
+def webhooks_run() -> None:
+    """Deliver webhooks in this process (when `citygrid serve` is not the server, e.g. several uvicorn workers)."""
+    from citygrid.db.engine import database_url
+
+    stop = _webhooks_in_background(database_url())
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def sync(out: Path = typer.Option(Path("changes.jsonl"), help="JSON lines, appended"),
+         since: str | None = typer.Option(None, help="start here (a cursor, '' for the beginning, 'now'); "
+                                                     "default: resume from <out>.cursor and the file's last line"),
+         url: str | None = typer.Option(None, help="the citygrid server (CITYGRID_SYNC_URL)"),
+         class_code: str | None = typer.Option(None, "--class", help="only this class"),
+         division: str | None = typer.Option(None, help="only this division (prefix)"),
+         kinds: str | None = typer.Option(None, help="comma list: created, updated, retired, split, merged, linked, "
+                                                     "unlinked, confirmed"),
+         once: bool = typer.Option(False, help="stop when caught up instead of long polling for ever"),
+         wait: int = typer.Option(30, help="long poll seconds")) -> None:
+    """Follow the change feed into a JSON-lines file, resuming from the last cursor (the API key comes from
+    CITYGRID_SYNC_API_KEY; without one, the public's feed)."""
+    from citygrid.sharing.sync import sync as follow
+
+    s = get_settings()
+    filters = {k: v for k, v in (("class", class_code), ("division", division), ("kinds", kinds)) if v}
+
+    def page(n: int, cursor: str) -> None:
+        if n:
+            console.print(f"{n} 条变更 / changes → {out} (cursor {cursor})")
+
+    try:
+        r = follow(url or s.sync_url, out, since=since, api_key=s.sync_api_key, filters=filters, wait=wait,
+                   once=once, on_page=page)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    except Exception as exc:  # noqa: BLE001 - shown to the operator, exit code 2
+        console.print(f"[red]同步失败 / sync failed[/red]: {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{r.entries} 条变更 / changes, cursor {r.cursor}")
 
 
 def _print_demo_principals(url: str) -> None:

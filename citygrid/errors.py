@@ -299,6 +299,24 @@ class E:
     api_key_not_found = _e("api_key_not_found", "API 密钥 {key} 不存在或已吊销", "API key {key} not found or revoked",
                            "not_found")
 
+    # --- sharing: links by code and the change feed (citygrid/sharing/) ------------------------------------------
+    link_not_found = _e("link_not_found", "关联 {link} 不存在", "link {link} not found", "not_found")
+    link_conflict = _e("link_conflict", "系统 {system} 的记录 {record} 已关联到对象 {code}，请先解除关联",
+                       "record {record} of system {system} is already linked to object {code}: unlink it first",
+                       "conflict")
+    link_payload_too_large = _e("link_payload_too_large", "关联的附加数据为 {n} 字节，超过上限 {limit} 字节",
+                                "the link's payload is {n} bytes, over the limit of {limit}", "unprocessable")
+    link_valid_range = _e("link_valid_range", "有效期结束时间必须晚于开始时间",
+                          "valid_to must be later than valid_from", "unprocessable")
+    link_object_retired = _e("link_object_retired", "对象 {code} 已注销，不能新增关联（请关联到其后继对象）",
+                             "object {code} is retired: link its successors instead", "conflict")
+    webhook_not_found = _e("webhook_not_found", "回调 {id} 不存在", "webhook {id} not found", "not_found")
+    cursor_invalid = _e("cursor_invalid", "游标 {cursor} 无效（应为上一次返回的 cursor）",
+                        "cursor {cursor} is not valid (pass the cursor the previous answer gave)")
+    expand_unknown = _e("expand_unknown", "expand 不认识 {name}，可用：{known}", "unknown expand {name}; known: {known}")
+    change_kind_unknown = _e("change_kind_unknown", "未知的变更类型 {kind}，可用：{known}",
+                             "unknown change kind {kind}; known: {known}")
+
     # --- personal data encryption (citygrid/security/crypto.py) and the keys it uses ---------------------------
     pii_key_missing = _e("pii_key_missing", "个人信息密文使用的密钥 {kid} 不在密钥环中，无法解密",
                          "personal data is encrypted under key {kid}, which is not in the keyring", "internal",

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(5, ge=1, le=300, description="seconds to wait for a new database connection")
     db_statement_timeout: int = Field(60, ge=0, description="seconds a statement of the web application may run "
                                                             "(0: no limit); a longer one is cancelled, answered 503")
+    # --- sharing (citygrid/sharing/) ---
+    link_payload_max: int = Field(4096, ge=0, description="largest JSON payload of a link, in bytes (UTF-8)")
+    changes_wait_max: int = Field(30, ge=0, le=300, description="longest long poll of GET /changes, in seconds")
+    webhook_attempts: int = Field(6, ge=1, description="deliveries of one batch before it goes to the dead letters")
+    webhook_retry_seconds: float = Field(2.0, ge=0, description="first pause after a failed delivery; doubles")
+    webhook_timeout: float = Field(10.0, gt=0, description="seconds a webhook's receiver has to answer")
+    webhook_batch: int = Field(100, ge=1, le=1000, description="entries per delivery")
+    sync_url: str = Field("http://127.0.0.1:8000", description="the citygrid server `citygrid sync` follows")
+    sync_api_key: str | None = Field(None, repr=False, description="API key `citygrid sync` calls with (else public)")
 
     # --- hardening (api/hardening.py) ---
     cors_origins: Annotated[list[str], NoDecode] = Field(

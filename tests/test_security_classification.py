@@ -39,10 +39,11 @@ SECRETS: dict[str, str] = {
     "source_name": "氯气秘罐区", "substances": "秘密物质甲", "responsible_person": "诸葛秘责",
     "owner_name": "司徒秘主", "owner_id_number": OWNER_ID, "owner_phone": "13812348765",
     "certificate_no": "鄂秘证第8888号", "person_name": "慕容秘人", "person_id": PERSON_ID, "person_phone": "13712345679",
+    "l3_link": "秘联记录丙",  # an L3 department record linked to each object (一码互联): title and payload
 }
 # L2 (内部): not for the public
 INTERNAL: dict[str, str] = {"install_date": "2019-03-17", "enterprise": "秘企业乙",
-                            "staff_count": r"(?<![\w.])7777(?!\w)", "reason": "秘密原因"}
+                            "staff_count": r"(?<![\w.])7777(?!\w)", "reason": "秘密原因", "l2_link": "内部联记丁"}
 
 
 def _near(pt: list[float], i: int) -> list[float]:
@@ -74,6 +75,14 @@ def data(client: TestClient, engine: Engine, places: dict, admin_headers: dict, 
     # a second version, so history has two
     assert client.patch(f"/objects/{codes[SHELTER]}", json={"attrs": {"state": "破损"}, "reason": "秘密原因"},
                         headers=admin_headers).status_code == 200
+    for cls, code in codes.items():  # department records linked to each object, one L3 and one L2
+        for level, title in (("L3", "秘联记录丙"), ("L2", "内部联记丁")):
+            r = client.post(f"/links/{code}", headers=admin_headers, json={
+                "system": "sweep", "record_id": f"{level}-{cls}", "title": title, "payload": {"note": title},
+                "level": level})
+            assert r.status_code == 201, r.text
+    hook = client.post("/webhooks", json={"url": "http://127.0.0.1:9/never"}, headers=admin_headers)
+    assert hook.status_code == 201, hook.text
     r = client.post(f"/addresses/{places['room']}/persons", headers=admin_headers,
                     json={"name": "慕容秘人", "id_number": PERSON_ID, "phone": "13712345679", "relation": "户主"})
     assert r.status_code == 201, r.text
@@ -86,7 +95,7 @@ def data(client: TestClient, engine: Engine, places: dict, admin_headers: dict, 
                  for s in ("unit", "governance")]
         room_address = c.execute(text("SELECT full_name FROM addr_node WHERE code = :c"),
                                  {"c": places["room"]}).scalar_one()
-    return {"codes": codes, "job": job, "pt": pt, "grids": [g for g in grids if g], "places": places,
+    return {"codes": codes, "job": job, "hook": hook.json()["id"], "pt": pt, "grids": [g for g in grids if g], "places": places,
             "room_address": room_address}
 
 
@@ -103,11 +112,11 @@ def _requests(doc: dict[str, Any], data: dict[str, Any]) -> Iterator[tuple[str, 
     objects = list(codes.values())
     fill: dict[str, list[str]] = {
         "code": [*objects, places["room"], places["door"], places["a"]["village"], *data["grids"], *codes],
-        "cid": layers, "layer": layers, "fid": objects, "job_id": [data["job"]],
+        "cid": layers, "layer": layers, "fid": objects, "job_id": [data["job"]], "hook_id": [data["hook"]],
         "system": ["governance"],  # the unit grid's 多网合一 report takes a minute; governance cells are alike
     }
     # where a route's {code} can only be one kind of code, only that kind (any other is a quick 4xx)
-    codes_of = {"/objects/": objects, "/codes/": objects, "/addresses/": [places["room"], places["door"]],
+    codes_of = {"/objects/": objects, "/links/": objects, "/codes/": objects, "/addresses/": [places["room"], places["door"]],
                 "/a/": [places["room"], places["door"]], "/divisions/": [places["a"]["village"]],
                 "/grids/": data["grids"], "/classes/": list(codes)}
     tiles = [_tile(pt[0], pt[1], z) for z in (16, 12)]
@@ -127,6 +136,10 @@ def _requests(doc: dict[str, Any], data: dict[str, Any]) -> Iterator[tuple[str, 
         "/aggregate/tiles/{z}/{x}/{y}.mvt": [{"by": "h3"}, {"by": "village"}, *({"class": c} for c in codes)],
         "/grids": [{"division": places["a"]["village"]}, {"bbox": box, "system": "governance"}],
         "/jobs": [{"limit": 500}],
+        "/links": [{"system": "sweep", "record": f"{level}-{c}"} for c in codes for level in ("L2", "L3")],
+        "/objects/{code}": [{}, {"expand": "links,address,grids,history,lineage"}],
+        "/links/{code}": [{}],
+        "/changes": [{"limit": 1000}],
         "/address/batch/{job_id}/result": [{"format": f} for f in ("csv", "geojson", "xlsx")],
     }
     for path, ops in doc["paths"].items():

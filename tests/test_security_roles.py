@@ -54,7 +54,7 @@ def test_every_write_route_refuses_anonymous_callers(client: TestClient) -> None
     assert len(routes) >= 11, routes  # objects (5), codes, grids, addresses (4): a sanity floor
     for method, path in routes:
         url = path
-        for name in ("code", "job_id", "system", "cid", "layer", "fid"):
+        for name in ("code", "job_id", "system", "cid", "layer", "fid", "link_id", "hook_id"):
             url = url.replace("{" + name + "}", "420281010402000000015")
         assert "{" not in url, url
         for kw in ({}, {"json": {}}, {"files": {"file": ("x.csv", b"a\n1\n")}}):

@@ -15,6 +15,7 @@ from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.registry import objects
 from citygrid.security.principal import Principal
+from citygrid.sharing import view
 
 router = APIRouter(prefix="/objects", tags=["objects"])
 
@@ -82,13 +83,12 @@ def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
     return page
 
 
-@router.get("/{code}", summary="One object by unified code (or component code)")
-def get_object(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
-               ) -> dict[str, Any]:
-    obj = objects.get(c, p, _code(code))
-    if obj is None:
-        raise E.object_not_found("code", code=code)
-    return obj
+@router.get("/{code}", summary="One object by unified code (or component code); `expand` adds links, address, "
+                               "grids, history, lineage")
+def get_object(code: str, expand: str | None = Query(None, max_length=100, description="comma list of: "
+                                                     + ", ".join(view.EXPANDS)),
+               c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    return view.expanded(c, p, _code(code), view.parse_expand(expand))
 
 
 @router.patch("/{code}", summary="Update: a new version, the old one kept in history")
@@ -104,6 +104,13 @@ def retire(code: str, request: Request, body: RetireIn | None = None, p: Princip
            ) -> dict[str, Any]:
     with _write(request) as s:
         return objects.retire(s, p, _code(code), reason=body.reason if body else None)
+
+
+@router.post("/{code}/confirm", summary="Confirm: the owner checked the object and it is unchanged (数据鲜活性)")
+def confirm(code: str, request: Request, body: RetireIn | None = None, p: Principal = Depends(acting_principal)
+            ) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.confirm(s, p, _code(code), reason=body.reason if body else None)
 
 
 @router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")

@@ -53,6 +53,12 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
   roles (0021_principals_version.py).
 - ``api_key_version`` on api_key → ``bump_principals_version()``: the same for a key revoked, expiring or
   deleted; not for ``last_used_at`` (0021_principals_version.py).
+- ``city_object_history_feed`` on city_object_history → ``change_log_objects()``: one ``change_log`` entry per
+  history row (create, update, retire, split, merge, confirm), with the object's class and place, once per
+  statement from the transition table; SECURITY DEFINER, the application role may not insert into
+  ``change_log`` (0018_links_and_change_feed.py).
+- ``link_feed`` on link → ``change_log_links()``: a ``link`` entry per new link, an ``unlink`` entry when
+  ``unlinked_at`` is set (0018_links_and_change_feed.py).
 
 ``agg_rollup`` and its ``agg_rollup_*`` functions (0008_aggregation_rollup.py) were dropped by 0010; they are
 history, not part of this picture.
@@ -93,9 +99,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 SRID = 4490
 ACTIVE = text("status = 'active'")
+
+
+class XID8(UserDefinedType[str]):
+    """PostgreSQL's 64-bit transaction id (never wraps around), which SQLAlchemy does not know."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
 
 
 class Base(DeclarativeBase):
@@ -276,7 +292,10 @@ class Lineage(Base):
 
 
 class ChangeLog(Base):
-    """Ordered feed of changes (一码互联 consumers poll it with a cursor)."""
+    """Ordered feed of changes (一码互联 consumers follow it with a cursor, `citygrid/sharing/changes.py`): written
+    only by the triggers on `city_object_history` and `link` (0018); `xid` is the writing transaction's id, and
+    the cursor is (xid, seq). `class_code` and `place` (the most specific division) filter it by the caller's
+    rights; `detail` holds the version, or the link's system, record and level."""
 
     __tablename__ = "change_log"
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -284,6 +303,80 @@ class ChangeLog(Base):
     key: Mapped[str] = mapped_column(Text, nullable=False)
     op: Mapped[str] = mapped_column(Text, nullable=False)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    xid: Mapped[str] = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
+    class_code: Mapped[str | None] = mapped_column(Text)
+    place: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    __table_args__ = (Index("change_log_cursor_idx", "xid", "seq"),)
+
+
+class Link(Base):
+    """A department system's record attached to an object's code (一码互联, 0018): one live link per (system,
+    record_id); unlinking stamps `unlinked_at` (kept for the feed and history). `level` is the record's own
+    classification (catalog L1–L4): callers below it at the object's place do not see the link."""
+
+    __tablename__ = "link"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), ForeignKey("city_object.code", ondelete="CASCADE"), nullable=False)
+    system: Mapped[str] = mapped_column(Text, nullable=False)
+    record_id: Mapped[str] = mapped_column(Text, nullable=False)
+    title: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    level: Mapped[str] = mapped_column(Text, nullable=False, server_default="L1")
+    valid_from: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    department: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    unlinked_by: Mapped[str | None] = mapped_column(Text)
+    unlinked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("level IN ('L1', 'L2', 'L3', 'L4')", name="link_level"),
+        CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from", name="link_valid"),
+        Index("link_record_idx", "system", "record_id", unique=True, postgresql_where=text("unlinked_at IS NULL")),
+        Index("link_code_idx", "code"),
+    )
+
+
+class Webhook(Base):
+    """A principal's follower of the change feed that citygrid runs (`citygrid/sharing/webhooks.py`, 0018): each
+    batch after `cursor`, filtered like `/changes` for that principal, is POSTed to `url` signed with `secret`
+    (HMAC-SHA256); failures are retried with a growing pause, and after the last one the batch goes to
+    `webhook_dead`."""
+
+    __tablename__ = "webhook"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principal.id", ondelete="CASCADE"),
+                                                    nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    cursor: Mapped[str] = mapped_column(Text, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                         server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (Index("webhook_due_idx", "next_attempt_at", postgresql_where=text("active")),)
+
+
+class WebhookDead(Base):
+    """Batches a webhook gave up on after its last retry (the dead-letter list), for its owner to fetch."""
+
+    __tablename__ = "webhook_dead"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("webhook.id", ondelete="CASCADE"), nullable=False)
+    since: Mapped[str] = mapped_column(Text, nullable=False)
+    cursor: Mapped[str] = mapped_column(Text, nullable=False)
+    entries: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (Index("webhook_dead_hook_idx", "webhook_id", "id"),)
 
 
 class AuditLog(Base):

@@ -35,7 +35,7 @@ APP_LOGIN = "citygrid_app"
 ROLES = (ALL, AREA)
 
 # The tables under row-level security.
-RLS_TABLES = ("city_object", "addr_node", "house", "person", "organization")
+RLS_TABLES = ("city_object", "addr_node", "house", "person", "organization", "link", "change_log")
 
 _READ_ONLY = ("division", "division_code", "data_source", "department", "object_class", "layer_version", "agg_h3",
               "agg_grid", "house", "addr_node", "audit_head")
@@ -50,7 +50,10 @@ WORKING: dict[str, frozenset[str]] = {
     "city_object": frozenset({"SELECT", "INSERT", "UPDATE"}),
     "city_object_history": frozenset({"SELECT", "INSERT"}),
     "lineage": frozenset({"SELECT", "INSERT"}),
-    "change_log": frozenset({"SELECT", "INSERT"}),
+    "change_log": frozenset({"SELECT"}),  # written only by triggers (0018)
+    "link": frozenset({"SELECT", "INSERT", "UPDATE"}),
+    "webhook": frozenset({"SELECT", "INSERT", "UPDATE"}),
+    "webhook_dead": frozenset({"SELECT", "INSERT"}),
     "audit_log": frozenset({"SELECT", "INSERT"}),
     "principal": frozenset({"SELECT", "INSERT", "UPDATE"}),
     "principal_role": frozenset({"SELECT", "INSERT"}),
@@ -77,4 +80,7 @@ POLICIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
                      "organization_area_insert": ("INSERT", (AREA,))},
     "person": {"person_all": ("ALL", (ALL,)), "person_area": ("ALL", (AREA,))},
     "house": {"house_all": ("SELECT", (ALL,)), "house_area": ("SELECT", (AREA,))},
+    # 0018: links as their objects; the feed's entries as the objects they are about
+    "link": {"link_all": ("ALL", (ALL,)), "link_area": ("ALL", (AREA,))},
+    "change_log": {"change_log_all": ("SELECT", (ALL,)), "change_log_area_read": ("SELECT", (AREA,))},
 }

@@ -255,9 +255,11 @@ def _purge(s: Session) -> int:
         conn.execute(text("DELETE FROM lineage WHERE parent_uid IN (SELECT uid FROM _demo_old) "
                           "OR child_uid IN (SELECT uid FROM _demo_old)"))
         conn.execute(text("DELETE FROM city_object_history WHERE uid IN (SELECT uid FROM _demo_old)"))
+        # the feed says so (as the owner: the application may not write change_log), with class and place
+        conn.execute(text("INSERT INTO change_log (entity, key, op, class_code, place) SELECT 'object', o.code, "
+                          "'delete', o.class_code, coalesce(o.village_code, o.township_code, o.division_code) "
+                          "FROM city_object o JOIN _demo_old d ON d.uid = o.uid ORDER BY o.code"))
         conn.execute(text("DELETE FROM city_object WHERE uid IN (SELECT uid FROM _demo_old)"))
-        conn.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', code, 'delete' FROM _demo_old "
-                          "ORDER BY code"))
         audit.record(s, BY, "demo_purge", DEMO_COUNTY, detail={"deleted": n})
     conn.execute(text("DROP TABLE _demo_old"))
     return n

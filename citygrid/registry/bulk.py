@@ -104,8 +104,6 @@ def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: l
         "created_by, created_at FROM city_object WHERE code = ANY(:codes)"), {"codes": codes})
     if s.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE :p)"), {"p": county + "%"}).scalar_one():
         assign_objects(s.connection(), codes=codes)  # grids exist: every object knows its grids from the start
-    s.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' "
-                   "FROM unnest(CAST(:codes AS text[])) c"), {"codes": codes})
     audit.record(s, p, "bulk_create", class_code, detail={"count": len(codes), "county": county, "batch": batch,
                                                             "first": codes[0], "last": codes[-1]})
     return codes

@@ -1,7 +1,8 @@
 """City objects: create (with a code in the same transaction), read, query, update, retire, split, merge.
 
-Every write bumps the version, copies the new state into `city_object_history`, and appends to
-`change_log` and `audit_log` in the same transaction, so history can never disagree with the present.
+Every write bumps the version, copies the new state into `city_object_history` (whose trigger appends to
+`change_log`, 0018) and appends to `audit_log` in the same transaction, so history can never disagree with the
+present.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row:
 
 def _audit(s: Session, by: Principal | str, action: str, target: str, detail: dict[str, Any], fields: list[str] | None = None
            ) -> None:
+    """The audit row; the change feed's entry is written by the trigger on `city_object_history` (0018)."""
     audit.record(s, by, action, target, fields=fields or (), detail=detail)
-    s.execute(text("INSERT INTO change_log (entity, key, op) VALUES ('object', :k, :o)"), {"k": target, "o": action})
 
 
 def _history(s: Session, uid: uuid.UUID, op: str, by: str, reason: str | None = None) -> None:
@@ -318,6 +319,20 @@ def retire(s: Session, p: Principal, code: str, *, reason: str | None = None, op
                    "updated_at=now() WHERE uid=:u"), {"by": p.name, "u": cur.uid})
     _history(s, cur.uid, op, p.name, reason)
     _audit(s, p, op, code, {"reason": reason})
+    return get(conn, p, code) or {}
+
+
+def confirm(s: Session, p: Principal, code: str, *, reason: str | None = None) -> dict[str, Any]:
+    """The owner checked the object and it is still right (数据鲜活性): nothing but the version and the time of
+    the last update change; history records a `confirm` version, and the feed a `confirmed` entry."""
+    conn = s.connection()
+    cur = _writable(conn, p, code, "确认对象", "confirming objects")
+    if cur.status != "active":
+        raise E.object_retired("code", code=code)
+    s.execute(text("UPDATE city_object SET version=version+1, updated_by=:by, updated_at=now() WHERE uid=:u"),
+              {"by": p.name, "u": cur.uid})
+    _history(s, cur.uid, "confirm", p.name, reason)
+    _audit(s, p, "confirm", code, {"reason": reason})
     return get(conn, p, code) or {}
 
 

@@ -212,6 +212,12 @@ def redact_attrs(p: Principal, cls: ObjectClass | None, place: str | None, attrs
     return plan_at(p, cls, place).apply(attrs)
 
 
+def may_read_level(p: Principal, place: str | None, level: str) -> bool:
+    """Whether a record graded `level` as a whole (a department's linked record, 一码互联) is shown at `place`:
+    the caller's clearance there reaches it. Below it the record is left out, not masked."""
+    return level in LEVELS and LEVELS.index(level) <= LEVELS.index(rules.clearance_at(p, place))
+
+
 def may_read_meta(p: Principal, place: str | None) -> bool:
     return LEVELS.index(rules.clearance_at(p, place)) >= LEVELS.index(META_LEVEL)
 

@@ -13,7 +13,7 @@ covers it when the code starts with the grant's division prefix (`Grant.covers`)
 | see attributes above the public clearance (`public_clearance`, L1) | a principal in its scope, up to its clearance; L4 person fields (names, ID numbers, phones) also need the personal grant, else masked | C: test_no_l3_or_l4_value_reaches_a_caller_without_clearance, test_masks_and_withholding_below_the_personal_grant |
 | filter or aggregate on an attribute | up to the clearance the caller holds everywhere, never L4 in filters | C: the sweep (aggregates of capacity/floor_area), tests/test_ogc_cql.py |
 | counts of persons or households below k | admins and the unscoped personal grant (`may_see_small_counts`); others get them hidden, bbox/region answers in whole groups, all-classes counts without personal classes | C: test_overlapping_bboxes_cannot_isolate_a_household, test_household_counts_of_grids_below_k_are_hidden, test_classified_and_household_objects_stay_out_of_public_counts |
-| create/update/retire/split/merge objects of a class | admin; a department owning the class (责任分工目录, or an explicit class list), inside its scope; never cadres or reviewers | test_cadre_may_not_write_the_registry, test_department_may_not_edit_another_departments_class, test_department_outside_its_scope |
+| create/update/retire/split/merge/confirm objects of a class | admin; a department owning the class (责任分工目录, or an explicit class list), inside its scope; never cadres or reviewers | test_cadre_may_not_write_the_registry, test_department_may_not_edit_another_departments_class, test_department_outside_its_scope |
 | reserve code blocks for a class | as editing the class (in a county it works in), at most `code_block_max` codes a call and `code_block_daily` in 24 h (admins exempt) | test_code_blocks_need_rights_and_respect_quotas, test_daily_code_quota_answers_429_with_retry_after |
 | register persons (三实); see a room's persons and house | the personal grant with L4 clearance, in its scope (row-level security agrees) | test_registering_persons_needs_the_personal_grant, C: test_masks_and_withholding_below_the_personal_grant |
 | register organizations (三实) | admin; any role covering the door plate's place | test_registering_organizations_needs_a_role_there |
@@ -21,6 +21,10 @@ covers it when the code starts with the grant's division prefix (`Grant.covers`)
 | see a job and its result | its owner; admins all | test_jobs_are_seen_by_their_owner |
 | grid-system imports (principals, grants and the catalog are CLI work) | admin | test_grid_import_is_for_admins |
 | submit surveyed objects / review submissions | a cadre in its village / a reviewer in its township (for the intake issue) | - |
+| attach a record to an object's code (一码互联, `POST /links/{code}`) | admin; a department whose scope covers the object's place (any class: departments link their own records to any object they work on) | tests/test_sharing_links.py: test_linking_needs_a_department_there |
+| remove a link | admin; its author; a department grant of the link's department covering the place | tests/test_sharing_links.py: test_unlinking_is_for_its_department |
+| read links and feed entries | as the object they concern (`may_read_object`), and a link only up to the caller's clearance at the object's place (`classification.may_read_level`) | tests/test_sharing_links.py: test_links_are_cut_to_the_callers_clearance, tests/test_sharing_changes.py: test_feed_is_filtered_by_rights |
+| make webhooks (citygrid follows the feed for the caller); see, stop them and their dead letters | any principal that is logged in, for itself (deliveries carry only what it may read); admins all | tests/test_sharing_webhooks.py: test_batches_are_signed_retried_and_dead_lettered, test_a_webhook_sees_only_what_its_principal_may |
 | any write or bulk work, anonymously | nobody: 401 before the body is read | test_every_write_route_refuses_anonymous_callers |
 """
 
@@ -263,3 +267,28 @@ def code_block_quota(p: Principal) -> tuple[int, int] | None:
         return None
     s = get_settings()
     return s.code_block_max, s.code_block_daily
+
+
+# --- links by code (一码互联) ------------------------------------------------------------------------------------
+
+
+def link_department(p: Principal, place: str | None) -> str | None:
+    """The department a principal links records for at `place` (its first department grant covering it)."""
+    return next((g.department for g in p.grants_of("department") if g.covers(place)), None)
+
+
+def may_link(p: Principal, place: str | None) -> bool:
+    return p.is_admin or any(g.covers(place) for g in p.grants_of("department"))
+
+
+def require_link(p: Principal, place: str | None) -> None:
+    if not may_link(p, place):
+        _refuse(p, "关联业务记录", "linking records", f"{place} 不在您部门的范围内" if p.grants else "您没有任何角色",
+                f"{place} is outside your department's scope" if p.grants else "you hold no role")
+
+
+def require_unlink(p: Principal, place: str | None, department: str | None, created_by: str) -> None:
+    if p.is_admin or p.name == created_by or any(
+            g.department == department and g.covers(place) for g in p.grants_of("department")):
+        return
+    _refuse(p, "解除关联", "unlinking records", "该关联不属于您的部门", "the link is not your department's")
