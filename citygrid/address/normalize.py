@@ -1,7 +1,9 @@
 """Normalize a free-text Chinese address before parsing and matching.
 
 `normalize_with_map(text)` returns the normalized text and, for every normalized character, the index of the
-input character it came from, so callers can map parsed spans back and report which input parts were unused.
+input character it came from, so callers can map parsed spans back and report which input parts were unused;
+`normalize_with_offsets(text)` also gives where each normalized character's input ends (号楼 → 栋 stands for two
+input characters), so a parsed span maps to exactly the caller's characters.
 The rules, applied in this order (each one pure and deterministic):
 
 1. **Validation.** Input longer than `MAX_LENGTH` (500) characters, empty or blank input, non-`str` input and
@@ -80,11 +82,16 @@ _LANE_CONTEXT = frozenset("路街道巷弄里0123456789")
 _BUILDING = re.compile("(?<=[0-9A-Za-z])(?:号楼|幢|座)|(?<=[0-9])户")
 _ADMIN_END = re.compile("[省市区县镇乡道旗州盟]")
 
-Index = list[int]
+# For each character of the text being normalized: the [start, end) range of input characters it stands for.
+Index = list[tuple[int, int]]
 
 
 def _sub(text: str, idx: Index, pattern: re.Pattern[str], fn: Callable[[re.Match[str]], str | None]) -> tuple[str, Index]:
-    """Replace matches by fn(match) (None keeps the match); each new char maps into the replaced input chars."""
+    """Replace matches by fn(match) (None keeps the match); each new char maps into the replaced input chars.
+
+    The k-th new character takes the span of the k-th replaced one (the last replaced one when the replacement is
+    longer); the last new character also reaches to the end of the match, so 号楼 → 栋 covers both input chars.
+    """
     out: list[str] = []
     new: Index = []
     pos = 0
@@ -98,7 +105,8 @@ def _sub(text: str, idx: Index, pattern: re.Pattern[str], fn: Callable[[re.Match
         out.append(r)
         if r:
             last = max(e - s - 1, 0)
-            new.extend(idx[s + min(k, last)] for k in range(len(r)))
+            new.extend(idx[s + min(k, last)] for k in range(len(r) - 1))
+            new.append((idx[s + min(len(r) - 1, last)][0], idx[e - 1][1]))
         pos = e
     if not pos and not out:
         return text, idx
@@ -170,7 +178,8 @@ def _numeral_sub(text: str, idx: Index) -> tuple[str, Index]:
         digits = r[: len(r) - len(m.group(2))]
         out.append(digits)
         last = e - s - 1
-        new.extend(idx[s + min(k, last)] for k in range(len(digits)))
+        new.extend(idx[s + min(k, last)] for k in range(len(digits) - 1))
+        new.append((idx[s + min(len(digits) - 1, last)][0], idx[e - 1][1]))
         pos = e
     if not out:
         return text, idx
@@ -231,12 +240,11 @@ def _empty() -> AddressInputError:
     return AddressInputError(E.address_empty)
 
 
-def normalize_with_map(text: str) -> tuple[str, list[int]]:
-    """Normalized text and, for each of its characters, the index of the input character it comes from."""
+def _normalize(text: str) -> tuple[str, Index]:
     text = _validate(text)
     if not text.strip():
         raise _empty()
-    idx: Index = list(range(len(text)))
+    idx: Index = [(i, i + 1) for i in range(len(text))]
     text, idx = _sub(text, idx, _CONTROL, lambda m: "")
     text = text.translate(_WIDTH)
     text, idx = _t2s(text, idx)
@@ -253,6 +261,22 @@ def normalize_with_map(text: str) -> tuple[str, list[int]]:
     return text, idx
 
 
+def normalize_with_map(text: str) -> tuple[str, list[int]]:
+    """Normalized text and, for each of its characters, the index of the input character it comes from."""
+    norm, idx = _normalize(text)
+    return norm, [s for s, _ in idx]
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
+    """Normalized text and, for each of its characters, the [start, end) of the input characters it stands for.
+
+    A normalized span [a, b) is the caller's text[starts[a]:ends[b - 1]]: 3栋 from 三號樓 covers all three input
+    characters, and a span never reaches into separators dropped before or after it.
+    """
+    norm, idx = _normalize(text)
+    return norm, [s for s, _ in idx], [e for _, e in idx]
+
+
 def normalize(text: str) -> str:
     """The normalized address text (see the module docstring for the rules)."""
-    return normalize_with_map(text)[0]
+    return _normalize(text)[0]
