@@ -143,6 +143,40 @@ def _t2s(text: str, idx: Index) -> tuple[str, Index]:
     return "".join(chars), new
 
 
+_FOLD: dict[str, str] = {}
+
+
+def fold_char(c: str) -> str:
+    """One character as the normalizer's character-wise steps see it (full-width → half-width, dash variants → -,
+    traditional → simplified except `PROTECTED_CHARS`), always exactly one character: what the tagger reads, so
+    that it can tag the caller's own text position by position."""
+    f = _FOLD.get(c)
+    if f is None:
+        f = c.translate(_WIDTH)
+        if len(f) == 1 and not f.isascii() and c not in PROTECTED_CHARS:
+            o = _opencc().convert(f)
+            f = o if len(o) == 1 else f
+        _FOLD[c] = f if len(f) == 1 else c
+        f = _FOLD[c]
+    return f
+
+
+class _FoldTable(dict[int, str]):
+    """str.translate table filled on first sight of a character (translate honours __missing__)."""
+
+    def __missing__(self, code: int) -> str:
+        f = self[code] = fold_char(chr(code))
+        return f
+
+
+_FOLD_TABLE = _FoldTable()
+
+
+def fold(text: str) -> str:
+    """`fold_char` over the text: same length, position i stands for input character i."""
+    return text.translate(_FOLD_TABLE)
+
+
 def _cn_number(run: str) -> str | None:
     if "十" in run or "百" in run or "千" in run:
         try:
@@ -161,6 +195,17 @@ def _numeral(m: re.Match[str]) -> str | None:
         return None
     digits = _cn_number(run)
     return None if digits is None else digits + unit
+
+
+_NUMERAL_CHARS = frozenset("零〇一二两三四五六七八九十百千")
+
+
+def numeral_runs(text: str) -> list[tuple[int, int]]:
+    """[start, end) of the Chinese numeral runs `normalize` turns into digits (三 in 三号楼, 九 in 九层, 五〇二 in
+    五〇二户), on a text folded per character; names like 三里屯 or 五一路 are not among them."""
+    if _NUMERAL_CHARS.isdisjoint(text):
+        return []
+    return [m.span(1) for m in _NUMERAL.finditer(text) if _numeral(m) is not None]
 
 
 def _numeral_sub(text: str, idx: Index) -> tuple[str, Index]:
@@ -234,6 +279,15 @@ def _validate(text: object) -> str:
     if "\x00" in text or len(_BINARYISH.findall(text)) * 10 > len(text):
         raise AddressInputError(E.address_binary)
     return text
+
+
+def check_input(text: object) -> str:
+    """The text, when the normalizer would accept it (raises AddressInputError like `normalize`): for callers that
+    work on the input itself, such as the tagger."""
+    t = _validate(text)
+    if not _CONTROL.sub("", _SEPARATORS.sub("", t)).replace("-", "").replace("#", ""):
+        raise _empty()
+    return t
 
 
 def _empty() -> AddressInputError:
