@@ -1,10 +1,19 @@
 """Training the address parser (citygrid/address/parse.py): the shared corpora's readers, their label mapping, the
-held-out split and the CRF training run. Kept apart from the parser so that the run-time tagger the API loads
+honest split and the CRF training run. Kept apart from the parser so that the run-time tagger the API loads
 carries no corpus or training code; `bench/parse_eval.py` and the tests read the corpora through here.
 
-Run: `python -m citygrid.address.training train [--out PATH]` (writes the model and its statistics,
-`address_crf.json`, next to it). The corpora are *not* shipped: they come from the shared data folder
-(`shared_address_dir`), and training never runs at import.
+Run: `python -m citygrid.address.training train [--out PATH]` rebuilds the shipped model and its statistics
+(`address_crf.json`, next to it) from the frozen split's training rows; the recipe, the data and the time it took
+are in that JSON. L-BFGS is deterministic, so the same data gives the same model. The corpora are *not* shipped:
+they come from the shared data folder (`shared_address_dir`), and training never runs at import.
+
+The split (`honest_split`, frozen in bench/splits/address_split.json, written once by `... training split`):
+CCKS2021 train is full of near-duplicates (same road, same POI) and 5,219 of NCAP train's 8,957 addresses are
+CCKS2021 addresses too, so the old random 10 % holdout (`ccks_split`) leaked. `near_duplicate_groups` links
+addresses with the same digit-masked text, the same first road + first POI, or a character-trigram Jaccard
+similarity >= 0.5 of what remains without the administrative spans, digits and letters, over CCKS2021 train, NCAP
+train and NCAP dev together; each CCKS group is drawn whole into test (15 %), dev (10 %) or train by a seeded hash,
+and training drops every row grouped with an evaluation row.
 
 Label mapping onto the parser's unified labels (`LABELS` in citygrid/address/parse.py):
 
@@ -38,8 +47,8 @@ Mixing the two corpora plainly cost about 4 F1 points on CCKS2021 held-out and 1
 corpus is given to the features as its style (`features(..., style=corpus)`; the parser picks a style at run time).
 
 CCKS masks every digit to 0 and NCAP keeps real digits (several per token): both are read per character and
-every digit becomes the class symbol `0` in the features, so the corpora mix. Gold spans are projected through
-`normalize_with_map` (`project`), so the model sees exactly what `parse` sees at run time.
+every digit becomes the class symbol `0` in the features, so the corpora mix. The model reads the corpus text
+as it is (folded per character, as `parse` reads the caller's text), so gold spans need no projection.
 """
 
 from __future__ import annotations
@@ -49,13 +58,12 @@ import json
 import random
 import re
 import time
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from citygrid.address.normalize import AddressInputError, normalize_with_map
-from citygrid.address.parse import DEFAULT_STYLE, LABELS, MODEL_PATH, STYLES, Gazetteer, chunks, features
+from citygrid.address.normalize import AddressInputError, check_input, normalize_with_map
+from citygrid.address.parse import FEATURES, LABELS, MODEL_PATH, Gazetteer, chunks, features
 from citygrid.settings import REPO_ROOT, get_settings
 
 # --------------------------------------------------------------------------- corpora location
@@ -111,17 +119,6 @@ def bio(n: int, spans: Iterable[tuple[str, int, int]], scheme: str = "bio") -> l
             else:
                 tags[e - 1] = "E-" + lab
     return tags
-
-
-def project(text: str, spans: Sequence[tuple[str, int, int]]) -> tuple[str, list[tuple[str, int, int]]]:
-    """Normalize text and carry gold spans (input coordinates) over to the normalized text."""
-    norm, idx = normalize_with_map(text)
-    out = []
-    for lab, s, e in spans:
-        a, b = bisect_left(idx, s), bisect_left(idx, e)
-        if a < b:
-            out.append((lab, a, b))
-    return norm, out
 
 
 # --------------------------------------------------------------------------- corpora
@@ -385,45 +382,48 @@ def honest_split(data_dir: Path | None = None, path: Path = SPLIT_PATH) -> Hones
         read_ncap(d / "ncap_dev.txt"), {k: v for k, v in meta.items() if not k.startswith(("ccks_", "ncap_"))})
 
 
-def prepare(examples: Iterable[Example]) -> list[tuple[str, list[tuple[str, int, int]]]]:
-    """Normalize examples and project their spans; rows the normalizer rejects are dropped."""
+def prepare(examples: Iterable[Example]) -> list[Example]:
+    """The examples the parser accepts (rows `check_input` rejects, e.g. blank ones, are dropped). Text and spans
+    stay the corpus's own: the tagger reads the caller's text, folded per character, not the normalized text."""
     out = []
     for text, spans in examples:
         try:
-            out.append(project(text, spans))
+            check_input(text)
         except AddressInputError:
             continue
+        out.append((text, list(spans)))
     return out
 
 
 # --------------------------------------------------------------------------- training
 
 
-def training_examples(data_dir: Path | None = None, holdout: float = 0.1, seed: int = 2021) -> list[Example]:
-    """CCKS2021 train minus its held-out share, plus NCAP train (normalized, spans projected)."""
-    d = shared_address_dir(data_dir)
-    ccks_train, _ = ccks_split(d, holdout, seed)
-    return prepare(ccks_train) + prepare(read_ncap(d / "ncap_train.txt"))
+def training_examples(data_dir: Path | None = None, corpora: Sequence[str] = ("ccks",),
+                      include_dev: bool = True) -> dict[str, list[Example]]:
+    """Training rows of the honest split by corpus: CCKS train (+ CCKS dev when `include_dev`, for the shipped
+    model once tuning is over), NCAP train minus its rows grouped with evaluation rows. Never CCKS test."""
+    sp = honest_split(data_dir)
+    parts: dict[str, list[Example]] = {}
+    if "ccks" in corpora:
+        parts["ccks"] = prepare(sp.ccks_train + (sp.ccks_dev if include_dev else []))
+    if "ncap" in corpora:
+        parts["ncap"] = prepare(sp.ncap_train)
+    return parts
 
 
 def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 0.1, max_iter: int = 150,
-          holdout: float = 0.1, seed: int = 2021, minfreq: int = 2, verbose: bool = False,
-          corpora: Sequence[str] = ("ccks", "ncap"), style: bool = True, scheme: str = "bio") -> dict[str, Any]:
-    """Train the CRF on the shared corpora and write the model to `out`; returns training statistics.
+          minfreq: int = 2, verbose: bool = False, corpora: Sequence[str] = ("ccks",), style: bool = False,
+          scheme: str = "bioes", include_dev: bool = True) -> dict[str, Any]:
+    """Train the CRF on the honest split's training rows and write the model to `out`; returns its statistics,
+    also written next to the model (`address_crf.json`, which the parser reads: features, styles).
 
-    The statistics are also written next to the model (`address_crf.json`), so the bench knows the held-out split.
-
-    `holdout` of CCKS2021 train (fixed by `seed`) is left out so bench/parse_eval.py can report an honest score on
-    it; NCAP dev is never used for training.
+    L-BFGS in crfsuite is deterministic: the same data and parameters give the same model. CCKS test is never
+    read here; CCKS dev is included only for the shipped model (`include_dev`), after tuning.
     """
     import pycrfsuite
 
     t0 = time.perf_counter()
-    d = shared_address_dir(data_dir)
-    ccks_train, ccks_held = ccks_split(d, holdout, seed)
-    ncap = read_ncap(d / "ncap_train.txt")
-    parts = {"ccks": prepare(ccks_train) if "ccks" in corpora else [],
-             "ncap": prepare(ncap) if "ncap" in corpora else []}
+    parts = training_examples(data_dir, corpora, include_dev)
     gaz = Gazetteer.default()
     trainer = pycrfsuite.Trainer(algorithm="lbfgs", verbose=verbose)
     n_items = n_seq = 0
@@ -439,17 +439,20 @@ def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 
     out.parent.mkdir(parents=True, exist_ok=True)
     trainer.train(str(out))
     last = trainer.logparser.last_iteration or {}
+    split = json.loads(SPLIT_PATH.read_text("utf-8"))
     stats = {
-        "model": str(out), "model_bytes": out.stat().st_size, "sequences": n_seq, "characters": n_items,
-        "ccks_train": len(parts["ccks"]), "ccks_heldout": len(ccks_held), "ncap_train": len(parts["ncap"]),
-        "style": style, "scheme": scheme, "default_style": DEFAULT_STYLE if style else None,
-        "styles": list(STYLES) if style else [],
-        "holdout": holdout, "seed": seed, "c1": c1, "c2": c2, "max_iter": max_iter, "minfreq": minfreq,
+        "model": out.name, "model_bytes": out.stat().st_size, "features": FEATURES, "input": "caller's text, folded per character",
+        "sequences": n_seq, "characters": n_items,
+        "ccks_train": len(parts.get("ccks", [])), "ncap_train": len(parts.get("ncap", [])), "include_dev": include_dev,
+        "split": {"file": str(SPLIT_PATH.relative_to(REPO_ROOT)), "seed": split["seed"], "files": split["files"]},
+        "style": style, "scheme": scheme, "default_style": ("ncap" if "ncap" in parts else "ccks") if style else None,
+        "styles": sorted(parts) if style else [],
+        "c1": c1, "c2": c2, "max_iter": max_iter, "minfreq": minfreq,
         "iterations": len(trainer.logparser.iterations), "loss": last.get("loss"),
         "active_features": last.get("active_features"), "features_seconds": round(t1 - t0, 1),
         "train_seconds": round(time.perf_counter() - t1, 1), "labels": list(LABELS),
+        "tags": sorted({lab for data in parts.values() for _, spans in data for lab, _, _ in spans}),
     }
-    stats["model"] = out.name
     out.with_suffix(".json").write_text(json.dumps(stats, ensure_ascii=False, indent=1) + "\n", "utf-8")
     return stats
 
@@ -457,18 +460,19 @@ def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m citygrid.address.training", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    tr = sub.add_parser("train", help="train the CRF on the shared corpora and write the model")
+    tr = sub.add_parser("train", help="train the CRF on the honest split's training rows and write the model")
     tr.add_argument("--out", type=Path, default=MODEL_PATH)
     tr.add_argument("--data-dir", type=Path, default=None)
     tr.add_argument("--c1", type=float, default=0.4)
     tr.add_argument("--c2", type=float, default=0.1)
     tr.add_argument("--max-iter", type=int, default=150)
-    tr.add_argument("--holdout", type=float, default=0.1, help="share of CCKS2021 train kept out for evaluation")
     tr.add_argument("--minfreq", type=int, default=2)
     tr.add_argument("--verbose", action="store_true")
-    tr.add_argument("--corpora", default="ccks,ncap", help="comma-separated: ccks, ncap")
-    tr.add_argument("--no-style", dest="style", action="store_false", help="train without per-corpus style features")
-    tr.add_argument("--scheme", choices=("bio", "bioes"), default="bio")
+    tr.add_argument("--corpora", default="ccks", help="comma-separated: ccks, ncap")
+    tr.add_argument("--style", action="store_true", help="per-corpus style attribute (with more than one corpus)")
+    tr.add_argument("--scheme", choices=("bio", "bioes"), default="bioes")
+    tr.add_argument("--no-dev", dest="include_dev", action="store_false",
+                    help="leave CCKS dev out (for tuning runs; the shipped model includes it)")
     sp = sub.add_parser("split", help="write the frozen honest split (bench/splits/address_split.json); done once")
     sp.add_argument("--out", type=Path, default=SPLIT_PATH)
     sp.add_argument("--data-dir", type=Path, default=None)
@@ -483,8 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(split, ensure_ascii=False, separators=(",", ":")) + "\n", "utf-8")
         print(json.dumps(split["stats"], indent=1))
         return 0
-    stats = train(args.out, args.data_dir, args.c1, args.c2, args.max_iter, args.holdout, minfreq=args.minfreq,
-                  verbose=args.verbose, corpora=tuple(args.corpora.split(",")), style=args.style, scheme=args.scheme)
+    stats = train(args.out, args.data_dir, args.c1, args.c2, args.max_iter, args.minfreq, args.verbose,
+                  tuple(args.corpora.split(",")), args.style, args.scheme, args.include_dev)
     print(json.dumps(stats, ensure_ascii=False, indent=2))
     return 0
 
