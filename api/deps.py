@@ -1,28 +1,28 @@
-"""Shared request dependencies: the engine, the address index and who is calling."""
+"""Shared request dependencies: the engine, the address index, who is calling, and connections and write
+transactions in the caller's database scope (`citygrid.security.scope`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import replace
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.errors import E
-from citygrid.security import credentials, tokens
+from citygrid.security import credentials, rules, tokens
 from citygrid.security.credentials import API_KEY_PREFIX
-from citygrid.security.principal import ANONYMOUS, Principal
+from citygrid.security.principal import ANONYMOUS, SYSTEM, Principal, RequestMeta
+from citygrid.security.scope import scoped, scoped_session
 
 
 def engine(request: Request) -> Engine:
     e: Engine = request.app.state.engine  # app.state is untyped: set in the app's lifespan (api/main.py)
     return e
-
-
-def conn(request: Request) -> Iterator[Connection]:
-    with request.app.state.engine.connect() as c:
-        yield c
 
 
 async def address_indexes(request: Request) -> AddressIndexCache:
@@ -39,27 +39,52 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API 密钥 / API key of a department system")
 
 
-def current_principal(request: Request, token: str | None = Depends(_bearer),
-                      api_key: str | None = Depends(_api_key)) -> Principal:
-    """Who is calling: the principal of a bearer token or an API key, else the anonymous public. Credentials that
-    are present but wrong, expired, revoked or disabled are a 401, never a silent fall back to anonymous."""
-    if not token and not api_key:
-        request.state.principal = ANONYMOUS
-        return ANONYMOUS
+def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
+         ) -> Iterator[Connection]:
+    """The request's connection in the caller's database scope (`citygrid.security.scope`), and who is calling,
+    found on it in the same trip to the thread pool (loading a principal is one query; the public costs none):
+    `current_principal` reads what this found. Credentials that are present but wrong, expired, revoked or
+    disabled are a 401, never a silent fall back to anonymous."""
+    meta = RequestMeta(client=request.client.host if request.client else None,
+                       user_agent=request.headers.get("user-agent"))
     with request.app.state.engine.connect() as c:
-        if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
-            p = credentials.authenticate_key(c, api_key or token or "")
+        if token or api_key:
+            scoped(c, SYSTEM)  # checking credentials comes before anyone is known
+            p = replace(_authenticate(c, token, api_key), meta=meta)
         else:
-            p = credentials.load(c, tokens.subject(token or ""), via="token")
+            p = replace(ANONYMOUS, meta=meta)
+        request.state.principal = p
+        yield scoped(c, p)
+
+
+def _authenticate(c: Connection, token: str | None, api_key: str | None) -> Principal:
+    if api_key or (token or "").startswith(API_KEY_PREFIX):  # clients that only speak Bearer send keys there
+        p = credentials.authenticate_key(c, api_key or token or "")
+    else:
+        p = credentials.load(c, tokens.subject(token or ""), via="token")
     if p is None:
         raise E.token_invalid("Authorization")
-    request.state.principal = p
     return p
 
 
-def principal(p: Principal = Depends(current_principal)) -> str:
-    """The caller's name, for history and audit (the `X-Citygrid-User` header is no longer believed)."""
-    return p.name
+async def current_principal(request: Request, c: Connection = Depends(conn)) -> Principal:
+    """Who is calling: the principal of a bearer token or an API key, else the anonymous public (`conn` loads it,
+    so a route that also reads the database takes one trip to the thread pool for both, not two)."""
+    p: Principal = request.state.principal
+    return p
+
+
+async def acting_principal(p: Principal = Depends(current_principal)) -> Principal:
+    """The caller of a route that writes (or does bulk work). Anonymous callers get their 401 here, before the
+    body is even validated: `rules.require_login` decides, the core checks every other right itself."""
+    rules.require_login(p, "写入或批量操作", "writing or bulk work")
+    return p
+
+
+def writing(request: Request) -> AbstractContextManager[Session]:
+    """A write transaction in the caller's scope, for routes that depend on `acting_principal` (or
+    `current_principal`); without one it is the anonymous public's."""
+    return scoped_session(request.app.state.engine, getattr(request.state, "principal", ANONYMOUS))
 
 
 def not_modified(request: Request, etag: str) -> bool:

@@ -12,12 +12,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citygrid.errors import CitygridError, E, ErrorEntry, Problem, catalogue
+from citygrid.security import audit
+from citygrid.security.principal import ANONYMOUS
 
 STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
-          "unprocessable": 422, "too_many": 429}
+          "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500}
 
 # The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
@@ -64,9 +67,23 @@ def _validation_problem(e: dict[str, Any]) -> Problem:
     return replace(p, error_code=f"request_{kind}")
 
 
+async def _record_refusal(request: Request, exc: CitygridError) -> None:
+    """Every 401/403 goes to the audit log as refused, with the route, the code asked for and the caller."""
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        return
+    route = request.scope.get("route")
+    action = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    target = request.path_params.get("code") or request.url.path
+    p = getattr(request.state, "principal", None) or ANONYMOUS
+    await run_in_threadpool(audit.refused, engine, p, action, target, exc.error_code)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(CitygridError)
-    async def _domain(_: Request, exc: CitygridError) -> JSONResponse:
+    async def _domain(request: Request, exc: CitygridError) -> JSONResponse:
+        if exc.kind in ("unauthenticated", "forbidden"):
+            await _record_refusal(request, exc)
         headers = {}
         if exc.kind == "unauthenticated":  # RFC 6750: say which scheme would have worked
             headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'

@@ -9,11 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, web
-from api.routers import address, aggregate, auth, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
+from api import errors, hardening, web
+from api.routers import address, aggregate, audit, auth, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 from citygrid.db.health import loaded
+from citygrid.security.principal import ANONYMOUS
+from citygrid.security.scope import scoped
 from citygrid.settings import get_settings
 
 
@@ -21,14 +23,18 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from citygrid.address.index import AddressIndexCache
+        from citygrid.db.bootstrap import check_app_login
         from citygrid.db.bootstrap import prepare as prepare_db
+        from citygrid.db.engine import app_database_url, app_engine_for
         from citygrid.db.engine import database_url as resolve
-        from citygrid.db.engine import engine_for
 
         get_settings()  # a bad CITYGRID_* value fails here, at start, naming the variable
         url = database_url or resolve()
         get_catalog()  # a malformed catalog fails here, at start, naming file and path
-        app.state.engine = prepare_db(url) if prepare else engine_for(url)
+        if prepare:
+            prepare_db(url)  # migrations and the catalog as the owner; requests never run as the owner
+        # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
+        app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
         app.state.address_indexes = AddressIndexCache(app.state.engine)  # loaded on first use (api/deps.py)
         # Everything loaded so far (catalog, CRS tables, SQLAlchemy, h3...) lives as long as the process; moving it
         # out of the collector's generations keeps full collections from walking it during large responses
@@ -40,21 +46,24 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         title="citygrid",
         version=__version__,
         summary="城市数字公共基础设施：统一编码、行政区划、城市对象登记 / unified codes, divisions, object registry",
-        description="Errors are 4xx answers with `{error_code, message_zh, message_en, field, row, errors[]}`; "
+        description="Errors are 4xx answers with `{error_code, message_zh, message_en, field, row, errors[]}` "
+                    "(an internal error is a 500 in the same shape, with a reference to the server log); "
                     "`{name}` in a message is filled in per request. Also at `GET /errors`.\n\n" + errors.markdown(),
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # self-hosted under the pages' CSP instead (api/web.py)
     )
     errors.install(app)
-    for r in (auth.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
+    for r in (auth.router, audit.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
               address.router, grids.router):
         app.include_router(r)
 
     web.install(app)
+    hardening.install(app)
 
     @app.get("/health", tags=["system"])
     def health() -> dict[str, Any]:
         with app.state.engine.connect() as c:
-            return {"status": "ok", "version": __version__} | loaded(c)
+            return {"status": "ok", "version": __version__} | loaded(scoped(c, ANONYMOUS))
 
     @app.get("/", tags=["system"])
     def index() -> dict[str, Any]:

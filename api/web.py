@@ -1,6 +1,8 @@
 """Web pages: the map viewer `/map` (a MapLibre GL page), its assets at `/static`, MapLibre itself at
-`/vendor/maplibre-gl` (served from the npm package in `data/vendor`, so the page makes no external requests), and
-the Jinja2 templates of every HTML page (`api/templates/`, autoescaped) with `render` for routes that serve one.
+`/vendor/maplibre-gl` and Swagger UI (`/docs`) at `/vendor/swagger-ui` (served from the npm packages in
+`data/vendor`, so no page makes external requests), and the Jinja2 templates of every HTML page
+(`api/templates/`, autoescaped) with `render` for routes that serve one. No page has inline script or style: the
+CSP of api/hardening.py forbids both.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 import jinja2
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from citygrid.settings import get_settings
@@ -18,6 +20,7 @@ from citygrid.settings import get_settings
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAPLIBRE_URL = "/vendor/maplibre-gl"
+SWAGGER_URL = "/vendor/swagger-ui"
 
 # Autoescape is on for every template whatever its name; an undefined variable is an error, not an empty string;
 # a page is exactly its file (a final newline included).
@@ -36,14 +39,34 @@ def maplibre_dir() -> Path | None:
     return d if (d / "maplibre-gl.js").is_file() else None
 
 
+def swagger_dir() -> Path | None:
+    """`<npm_dir>/node_modules/swagger-ui-dist` when it has been installed (`npm ci` in data/vendor)."""
+    d = get_settings().npm_dir / "node_modules" / "swagger-ui-dist"
+    return d if (d / "swagger-ui-bundle.js").is_file() else None
+
+
 def install(app: FastAPI) -> None:
-    """Mount the static assets and MapLibre, and add `GET /map`. Idempotent."""
+    """Mount the static assets, MapLibre and Swagger UI, and add `GET /map` and `GET /docs`. Idempotent."""
     if any(getattr(r, "path", None) == "/map" for r in app.routes):
         return
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     lib = maplibre_dir()
     if lib is not None:
         app.mount(MAPLIBRE_URL, StaticFiles(directory=lib), name="maplibre-gl")
+    swagger = swagger_dir()
+    if swagger is not None:
+        app.mount(SWAGGER_URL, StaticFiles(directory=swagger), name="swagger-ui")
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs_page() -> HTMLResponse:
+        """Swagger UI, self-hosted (FastAPI's default page loads it from a CDN with an inline script)."""
+        return HTMLResponse(render("docs.html", openapi_url=app.openapi_url, swagger=SWAGGER_URL,
+                                   swagger_missing=swagger is None))
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> RedirectResponse:
+        """One documentation page is enough to self-host and keep under the CSP: old links land on /docs."""
+        return RedirectResponse("/docs", status_code=308)
 
     @app.get("/map", response_class=HTMLResponse, tags=["system"], summary="Web map viewer (MapLibre GL)")
     def map_page() -> HTMLResponse:

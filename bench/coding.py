@@ -22,6 +22,7 @@ from citygrid.coding.allocator import allocate  # noqa: E402
 from citygrid.db.cluster import Cluster  # noqa: E402
 from citygrid.db.engine import engine_for  # noqa: E402
 from citygrid.db.migrate import upgrade  # noqa: E402
+from citygrid.security.principal import system_as  # noqa: E402
 from citygrid.settings import get_settings  # noqa: E402
 
 DB = "citygrid_bench"
@@ -44,7 +45,7 @@ def _writer(url: str, cls: str, n: int, block: int, q) -> None:  # noqa: ANN001
     got = 0
     while got < n:
         with Session(eng) as s, s.begin():
-            got += len(allocate(s, "420281", cls, min(block, n - got), by="bench"))
+            got += len(allocate(s, system_as("bench"), "420281", cls, min(block, n - got)))
     q.put(got)
 
 
@@ -57,12 +58,12 @@ def main() -> None:
     t = time.perf_counter()
     for _ in range(n_single):
         with Session(eng) as s, s.begin():
-            allocate(s, "420281", "010101", 1, by="bench")
+            allocate(s, system_as("bench"), "420281", "010101", 1)
     single = n_single / (time.perf_counter() - t)
     # bulk: one block of 100k
     t = time.perf_counter()
     with Session(eng) as s, s.begin():
-        codes = allocate(s, "420281", "010102", 100_000, by="bench", batch="bench")
+        codes = allocate(s, system_as("bench"), "420281", "010102", 100_000, batch="bench")
     bulk_s = time.perf_counter() - t
     assert len(set(codes)) == 100_000
     # 8 concurrent writers, 12,500 codes each in blocks of 500

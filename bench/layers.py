@@ -538,12 +538,13 @@ def http_section(url: str, tmp: Path, rep: Report, args: argparse.Namespace, not
 
     from citygrid.db.engine import engine_for
     from citygrid.layers import features as F
+    from citygrid.security.principal import SYSTEM
 
     with engine_for(url).connect() as c:
         b0 = item_bboxes()[-1]
-        _, nocache_ms, _ = _timed(lambda: F.items(c, f"class-{bld.code}", limit=100, bbox=b0, cache=None), 5)
-        F.items(c, f"class-{bld.code}", limit=100, bbox=b0)
-        _, cached_ms, _ = _timed(lambda: F.items(c, f"class-{bld.code}", limit=100, bbox=b0), 5)
+        _, nocache_ms, _ = _timed(lambda: F.items(c, SYSTEM, f"class-{bld.code}", limit=100, bbox=b0, cache=None), 5)
+        F.items(c, SYSTEM, f"class-{bld.code}", limit=100, bbox=b0)
+        _, cached_ms, _ = _timed(lambda: F.items(c, SYSTEM, f"class-{bld.code}", limit=100, bbox=b0), 5)
         _, cnt_ms, _ = _timed(lambda: c.execute(text(
             "SELECT count(*) FROM city_object o WHERE o.class_code = :c AND o.status = 'active' AND o.geom && "
             f"ST_MakeEnvelope({b0}, 4490) AND ST_Intersects(o.geom, ST_MakeEnvelope({b0}, 4490))"),
@@ -589,6 +590,7 @@ def insert_synthetic(engine, cls, rep: Report, target: int) -> int:  # noqa: ANN
     from sqlalchemy.orm import Session
 
     from citygrid.registry.bulk import BulkItem, bulk_create
+    from citygrid.security.principal import system_as
 
     with engine.connect() as c:
         have = int(c.execute(text("SELECT count(*) FROM city_object WHERE class_code = :c AND status = 'active'"),
@@ -608,7 +610,7 @@ def insert_synthetic(engine, cls, rep: Report, target: int) -> int:  # noqa: ANN
         items = [BulkItem(Point(round(float(lon[i]), 7), round(float(lat[i]), 7)), attrs[i]) for i in range(k)]
         t1 = time.perf_counter()
         with Session(engine) as s, s.begin():
-            bulk_create(s, cls.code, COUNTY, items, by=SYN_BY, batch="bench-layers")
+            bulk_create(s, system_as(SYN_BY), cls.code, COUNTY, items, batch="bench-layers")
         t2 = time.perf_counter()
         prep_s += t1 - t
         write_s += t2 - t1
@@ -689,6 +691,7 @@ def aggregation_section(engine, cls, rows_in_class: int, rep: Report, runs: int)
     from sqlalchemy import text
 
     from citygrid.layers.aggregate import aggregate
+    from citygrid.security.principal import SYSTEM
 
     bys = ("h3:8", "unit_grid", "gov_grid")
     auto = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -709,8 +712,8 @@ def aggregation_section(engine, cls, rows_in_class: int, rep: Report, runs: int)
     with engine.connect() as c:
         p = {"cls": cls.code}
         for by in bys:
-            g1, gmed, _ = _timed(lambda by=by: aggregate(c, by=by, class_code=cls.code, with_geometry=False), runs)
-            j1, jmed, res = _timed(lambda by=by: aggregate(c, by=by, class_code=cls.code, with_geometry=True), runs)
+            g1, gmed, _ = _timed(lambda by=by: aggregate(c, SYSTEM, by=by, class_code=cls.code, with_geometry=False), runs)
+            j1, jmed, res = _timed(lambda by=by: aggregate(c, SYSTEM, by=by, class_code=cls.code, with_geometry=True), runs)
             sql = _agg_sql(by)
             f1, med, raw = _timed(lambda sql=sql: c.execute(text(sql), p).all(), runs)
             got = {f["id"]: f["properties"]["count"] for f in res["features"]}

@@ -260,7 +260,7 @@ def principal_disable(username: str, enable: bool = typer.Option(False, help="en
 
     try:
         with _engine().begin() as c:
-            credentials.set_disabled(c, username, not enable)
+            credentials.set_disabled(c, username, not enable, by="cli")
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
     console.print(f"{username}: {'enabled' if enable else 'disabled'}")
@@ -274,7 +274,7 @@ def key_create(username: str, name: str = typer.Option(..., help="what the key i
 
     try:
         with _engine().begin() as c:
-            k = credentials.create_api_key(c, username, name, expires_days)
+            k = credentials.create_api_key(c, username, name, expires_days, by="cli")
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
         return
@@ -289,7 +289,7 @@ def key_revoke(key_id: str) -> None:
 
     try:
         with _engine().begin() as c:
-            credentials.revoke_api_key(c, key_id)
+            credentials.revoke_api_key(c, key_id, by="cli")
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
     console.print(f"revoked {key_id}")
@@ -310,7 +310,120 @@ def keys_rotate() -> None:
     from citygrid.security.keys import keyring_path, rotate
 
     ring = rotate()
-    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()})")
+    console.print(f"active key is now {ring.active} ({len(ring.keys)} keys in {keyring_path()}); persons stay "
+                  "under their old key until `citygrid crypto reencrypt` (or use `citygrid crypto rotate`)")
+
+
+# --- encryption of personal fields (citygrid/security/crypto.py) --------------------------------------------------
+crypto_app = typer.Typer(help="ID numbers and phones encrypted at rest: key rotation, re-encryption, retiring keys.",
+                         no_args_is_help=True)
+app.add_typer(crypto_app, name="crypto")
+
+
+def _reencrypt(engine: Engine) -> dict[str, Any]:
+    from citygrid.jobs import run
+    from citygrid.security import crypto
+
+    prog, report = _progress()
+    with prog:
+        return run(engine, "crypto-reencrypt", lambda p: crypto.reencrypt(engine, p), report)
+
+
+@crypto_app.command("status")
+def crypto_status() -> None:
+    """The active key, the keys in the ring, person rows per key, rows still in plaintext."""
+    from citygrid.security import crypto
+
+    with _engine().connect() as c:
+        console.print_json(json.dumps(crypto.status(c), ensure_ascii=False))
+
+
+@crypto_app.command("rotate")
+def crypto_rotate() -> None:
+    """A new active key, then every person row re-encrypted under it (batched, resumable with `reencrypt`)."""
+    from citygrid.security.keys import rotate
+
+    engine = _engine()
+    try:
+        ring = rotate()
+    except RuntimeError as exc:  # the keyring comes from CITYGRID_KEYRING: rotate there, then `reencrypt`
+        console.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"active key is now {ring.active}; re-encrypting persons")
+    console.print_json(json.dumps(_reencrypt(engine), ensure_ascii=False))
+
+
+@crypto_app.command("reencrypt")
+def crypto_reencrypt() -> None:
+    """Re-encrypt every person row not under the active key (resumes an interrupted rotation; safe to repeat)."""
+    console.print_json(json.dumps(_reencrypt(_engine()), ensure_ascii=False))
+
+
+@crypto_app.command("retire-key")
+def crypto_retire_key(kid: str) -> None:
+    """Remove an old key from the ring once no person row and no live API key uses it."""
+    from citygrid.security import crypto
+
+    try:
+        out = crypto.retire_key(_engine(), kid)
+    except Exception as exc:  # noqa: BLE001 - coded refusals are printed, others raised
+        _fail(exc)
+        return
+    console.print_json(json.dumps(out))
+
+
+# --- the audit log --------------------------------------------------------------------------------------------
+audit_app = typer.Typer(help="The audit log: verify its hash chain, export it.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(anchor: str | None = typer.Option(None, help="SEQ:HASH printed by an earlier run, kept elsewhere")
+                 ) -> None:
+    """Recompute the hash chain; exit code 1 when a row was edited or deleted."""
+    from citygrid.security import audit
+
+    expect = None
+    if anchor:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            console.print("[red]--anchor is SEQ:HASH (a number and 64 hex digits)[/red]")
+            raise typer.Exit(2)
+        expect = (int(seq), digest)
+    with _engine().connect() as c:
+        report = audit.verify(c, expect)
+    console.print_json(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+    if not report.ok:
+        b = report.broken_at or {}
+        console.print(f"[red]✗ audit chain broken at seq {b.get('seq')} (id {b.get('id')}): {b.get('detail')}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]✓ {report.rows} rows chain to head {report.head_seq}:{report.head_hash}[/green]")
+
+
+@audit_app.command("export")
+def audit_export(out: str = typer.Option(..., "--out", help="JSON lines file"),
+                 since: str | None = typer.Option(None, help="ISO 8601 time, e.g. 2026-12-01 or 2026-12-01T08:00+08:00")
+                 ) -> None:
+    """Write the audit rows since a time, oldest first, one JSON object a line, hashes included."""
+    import datetime as dt
+    from pathlib import Path
+
+    from citygrid.security import audit
+
+    start = None
+    if since:
+        try:
+            start = dt.datetime.fromisoformat(since)
+        except ValueError:
+            console.print(f"[red]--since {since!r} is not an ISO 8601 time[/red]")
+            raise typer.Exit(2) from None
+        start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+    n = 0
+    with _engine().connect() as c, Path(out).open("w", encoding="utf-8") as f:
+        for line in audit.export(c, start):
+            f.write(line)
+            n += 1
+    console.print(f"{n} rows → {out}")
 
 
 @app.command("geocode-file")

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from string import Formatter
 from typing import Any, Literal, TypedDict
 
-Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many"]
+Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many",
+               "too_large", "internal"]
 
 
 @dataclass
@@ -110,6 +111,14 @@ class E:
                            note="the English text is the framework's own")
     http_error = _e("http_error", "{detail_zh}", "{detail_en}", "not_found",
                     "a family: the code is http_<status> and the status is that HTTP status (http_404, http_405, …)")
+    body_too_large = _e("body_too_large", "请求体超过本接口的上限 {limit}", "the request body exceeds this route's limit of {limit}",
+                        "too_large", "answered before the body is read (api/hardening.py)")
+    rate_limited = _e("rate_limited", "请求过于频繁（{what_zh}），请 {seconds} 秒后再试",
+                      "too many requests ({what_en}): retry in {seconds} s", "too_many",
+                      "the Retry-After header says the same")
+    internal_error = _e("internal_error", "服务器内部错误，已记录（编号 {ref}）",
+                        "internal server error, logged under reference {ref}", "internal",
+                        "the details (never SQL, values or secrets) are in the server log under the reference")
 
     # --- codes: unified and component codes, their validation and allocation ------------------------------------
     code_length = _e("code_length", "代码长度应为 {length} 位，实际为 {actual} 位",
@@ -269,8 +278,27 @@ class E:
     principal_exists = _e("principal_exists", "用户 {username} 已存在", "principal {username} already exists", "conflict")
     principal_not_found = _e("principal_not_found", "用户 {username} 不存在", "principal {username} not found",
                              "not_found")
+    block_too_large = _e("block_too_large", "一次最多预留 {limit} 个代码，请求了 {n} 个",
+                         "at most {limit} codes may be reserved in one call, {n} were asked for")
+    quota_exceeded = _e("quota_exceeded", "24 小时内最多预留 {limit} 个代码（已预留 {used} 个），请约 {minutes} 分钟后再试",
+                        "at most {limit} codes may be reserved in 24 hours ({used} reserved): try again in about "
+                        "{minutes} min", "too_many")
+    attr_withheld = _e("attr_withheld", "属性 {attr} 是 {level} 级数据，超出您的密级，不能用于筛选或统计",
+                       "{attr} is {level} data, above your clearance: it cannot be filtered or aggregated",
+                       "forbidden")
     api_key_not_found = _e("api_key_not_found", "API 密钥 {key} 不存在或已吊销", "API key {key} not found or revoked",
                            "not_found")
+
+    # --- personal data encryption (citygrid/security/crypto.py) and the keys it uses ---------------------------
+    pii_key_missing = _e("pii_key_missing", "个人信息密文使用的密钥 {kid} 不在密钥环中，无法解密",
+                         "personal data is encrypted under key {kid}, which is not in the keyring", "internal",
+                         "a key was removed while rows still used it: restore it from the keyring backup")
+    pii_corrupt = _e("pii_corrupt", "个人信息密文无法解密（已损坏或被篡改）",
+                     "personal data failed to decrypt (the ciphertext is damaged or was tampered with)", "internal")
+    key_unknown = _e("key_unknown", "密钥 {kid} 不在密钥环中", "key {kid} is not in the keyring", "not_found")
+    key_active = _e("key_active", "密钥 {kid} 是当前密钥，不能停用（先轮换）",
+                    "key {kid} is the active key and cannot be retired (rotate first)", "conflict")
+    key_in_use = _e("key_in_use", "密钥 {kid} 仍在使用：{uses_zh}", "key {kid} is still in use: {uses_en}", "conflict")
 
     # --- demo data: the generated demonstration county ---------------------------------------------------------
     demo_no_outline = _e("demo_no_outline", "区划 {county} 没有边界，请先加载区划数据",

@@ -25,13 +25,15 @@ Progress = Callable[[str, int, int | None], None]
 class JobRecorder:
     """Wraps a progress callback: forwards it (CLI bar) and writes it to the job row at most every 0.5 s."""
 
-    def __init__(self, engine: Engine, kind: str, forward: Progress | None = None,
-                 detail: dict[str, Any] | None = None) -> None:
+    def __init__(self, engine: Engine, kind: str, forward: Progress | None = None, detail: dict[str, Any] | None = None,
+                 owner: str = "system") -> None:
         self.engine, self.forward, self.id = engine, forward, uuid.uuid4()
         self._last = 0.0
+        # the owner (a principal's name) is who may see the job and its result besides admins (rules.job_owner)
         with engine.begin() as c:
             c.execute(text("INSERT INTO job (id, kind, detail) VALUES (:i, :k, CAST(:d AS jsonb))"),
-                      {"i": self.id, "k": kind, "d": json.dumps(detail or {}, ensure_ascii=False)})
+                      {"i": self.id, "k": kind,
+                       "d": json.dumps((detail or {}) | {"owner": owner}, ensure_ascii=False)})
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         if self.forward:
@@ -67,19 +69,19 @@ def _execute(job: JobRecorder, fn: Callable[[Progress], dict[str, Any]]) -> dict
     return result
 
 
-def run(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], forward: Progress | None = None
-        ) -> dict[str, Any]:
+def run(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], forward: Progress | None = None,
+        owner: str = "system") -> dict[str, Any]:
     """Run a job in the calling thread and return its result (the error is recorded, then raised)."""
-    return _execute(JobRecorder(engine, kind, forward), fn)
+    return _execute(JobRecorder(engine, kind, forward, owner=owner), fn)
 
 
-def start(engine: Engine, kind: str, fn: Callable[[Progress], dict[str, Any]], detail: dict[str, Any] | None = None
-          ) -> JobRecorder:
-    """Run a job in a named daemon thread and return at once; its row says when it is done or failed.
+def start(engine: Engine, owner: str, kind: str, fn: Callable[[Progress], dict[str, Any]],
+          detail: dict[str, Any] | None = None) -> JobRecorder:
+    """Run a job of `owner`'s (a principal's name) in a named daemon thread and return at once; its row says when it is done or failed.
 
     An error is recorded on the job (and logged) and goes no further: nobody waits for the thread.
     """
-    job = JobRecorder(engine, kind, detail=detail)
+    job = JobRecorder(engine, kind, detail=detail, owner=owner)
 
     def target() -> None:
         try:
@@ -113,17 +115,23 @@ def wait(job_id: str, timeout: float | None = None) -> bool:
     return True
 
 
-def list_jobs(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
+def list_jobs(conn: Connection, owner: str | None, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent jobs of `owner`, newest first; None: everyone's. Who may see whose is `rules.job_owner`."""
+    mine = "TRUE" if owner is None else "detail->>'owner' = :owner"
     rows = conn.execute(text("SELECT id, kind, state, done, total, detail, started_at, finished_at FROM job "
-                             "ORDER BY started_at DESC LIMIT :l"), {"l": limit}).all()
+                             f"WHERE {mine} ORDER BY started_at DESC LIMIT :l"), {"l": limit, "owner": owner}).all()
     return [dict(r._mapping) | {"id": str(r.id)} for r in rows]
 
 
-def get_job(conn: Connection, job_id: str) -> dict[str, Any] | None:
+def get_job(conn: Connection, job_id: str, owner: str | None) -> dict[str, Any] | None:
+    """One job of `owner`'s (None: anyone's), or None when there is none or it is someone else's (the same
+    answer)."""
     try:
         uid = uuid.UUID(job_id)
     except ValueError:
         return None
     r = conn.execute(text("SELECT id, kind, state, done, total, detail, started_at, finished_at FROM job WHERE id=:i"),
                      {"i": uid}).first()
-    return dict(r._mapping) | {"id": str(r.id)} if r else None
+    if r is None or (owner is not None and (r.detail or {}).get("owner") != owner):
+        return None
+    return dict(r._mapping) | {"id": str(r.id)}

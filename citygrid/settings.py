@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(REPO_ROOT / ".citygrid", description="private cluster, uploads and job results")
     database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "CITYGRID_DATABASE_URL"),
                                      description="PostgreSQL/PostGIS URL; unset: a private cluster in data_dir")
+    app_database_url: str | None = Field(
+        None, repr=False, description="URL of the application role citygrid_app (not the owner); unset: DATABASE_URL "
+                                      "(or the private cluster) with the user citygrid_app and no password")
     schemas_dir: Path = Field(REPO_ROOT / "schemas", validation_alias=AliasChoices("CITYGRID_SCHEMAS",
                                                                                   "CITYGRID_SCHEMAS_DIR"),
                               description="the standards as data: catalog/, code_rules.yaml")
@@ -48,8 +51,38 @@ class Settings(BaseSettings):
     login_lock_minutes: int = Field(15, ge=1)
     public_clearance: Literal["L1", "L2", "L3"] = Field(
         "L1", description="highest catalog level anonymous callers see (L1 公开; a county publishing L2 raises it)")
+    k_anonymity: int = Field(5, ge=2, description="aggregates counting persons or households hide groups below k")
+    code_block_max: int = Field(10_000, ge=1, description="codes one non-admin call may reserve (POST /codes/blocks)")
+    code_block_daily: int = Field(200_000, ge=1, description="codes a non-admin principal may reserve in 24 h")
 
-    @field_validator("database_url", mode="before")
+    # --- hardening (api/hardening.py) ---
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [], description="browser origins allowed to call the API (CORS), comma-separated; none by default")
+    body_limit: int = Field(1 << 20, ge=1024, description="largest request body in bytes where a route sets none")
+    rate_limits: bool = Field(True, description="per-principal rate limits on login and expensive routes")
+    # "N/second|minute|hour|day": a bucket of N requests refilled over that period, per principal (per client
+    # address for anonymous callers and for logins); "off" for none
+    rate_login: str = "10/minute"
+    rate_geocode: str = "30/minute"
+    rate_batch: str = "20/hour"
+    rate_export: str = "60/minute"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: object) -> object:
+        return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("rate_login", "rate_geocode", "rate_batch", "rate_export")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        parse_rate(v)
+        return v
+
+    def rate(self, bucket: str) -> tuple[int, float] | None:
+        """(requests, period in seconds) of a rate setting, None when it is off or limits are disabled."""
+        return parse_rate(getattr(self, f"rate_{bucket}")) if self.rate_limits else None
+
+    @field_validator("database_url", "app_database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return v or None
@@ -67,6 +100,20 @@ class Settings(BaseSettings):
     @property
     def catalog_dir(self) -> Path:
         return self.schemas_dir / "catalog"
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
+            "d": 86400, "day": 86400}
+
+
+def parse_rate(v: str) -> tuple[int, float] | None:
+    """`10/minute` → (10, 60.0); `off` → None."""
+    if v.strip().lower() in ("off", "0", "none"):
+        return None
+    n, _, unit = v.strip().lower().partition("/")
+    if not n.isdigit() or int(n) < 1 or unit not in _PERIODS:
+        raise ValueError(f"rate {v!r}: expected N/second|minute|hour|day or off")
+    return int(n), float(_PERIODS[unit])
 
 
 @lru_cache(maxsize=1)

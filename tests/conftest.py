@@ -7,7 +7,10 @@ Loading every division of China takes most of a minute, so it is done once into 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -20,10 +23,15 @@ from citygrid.db.bootstrap import prepare
 from citygrid.db.cluster import Cluster
 from citygrid.db.engine import engine_for
 from citygrid.regions.load import load_divisions
+from citygrid.security import credentials
+from citygrid.security.principal import Grant
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tests sign tokens and hash keys with their own keyring, never the developer's (.citygrid/keyring.json).
 os.environ.setdefault("CITYGRID_KEYRING_FILE", str(ROOT / ".citygrid-test" / "keyring.json"))
+# The session's app serves every test module from one client address: rate limits would trip over the suite's own
+# logins. tests/test_security_hardening.py builds apps with limits on to test them.
+os.environ.setdefault("CITYGRID_RATE_LIMITS", "0")
 TEMPLATE = "citygrid_tmpl"
 TEST_DB = f"citygrid_test_{os.getpid()}"  # one per pytest process, so parallel runs never clobber each other
 
@@ -99,6 +107,64 @@ def client(database_url: str) -> Iterator[TestClient]:
         yield c
 
 
+@dataclass(frozen=True)
+class Caller:
+    """A principal made for a test: its name (the author history records) and the headers to call as it."""
+
+    name: str
+    headers: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def caller(engine: Engine) -> Callable[..., Caller]:
+    """A new principal with these grants (`role[:department][@division]` or `Grant`), calling with an API key
+    (no password hashing per test)."""
+    def make(*grants: str | Grant, clearance: str = "L2", personal: bool = False) -> Caller:
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        with engine.begin() as c:
+            credentials.add_principal(c, name, kind="service", clearance=clearance, personal=personal,
+                                      grants=[g if isinstance(g, Grant) else credentials.parse_grant(g) for g in grants])
+            key = credentials.create_api_key(c, name, "test")["key"]
+        return Caller(name, {"X-API-Key": key})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def admin(caller: Callable[..., Caller]) -> Caller:
+    return caller("admin", clearance="L4", personal=True)
+
+
+@pytest.fixture(scope="session")
+def admin_headers(admin: Caller) -> dict[str, str]:
+    return admin.headers
+
+
+@pytest.fixture(scope="session")
+def dept_headers(caller: Callable[..., Caller]) -> Callable[..., dict[str, str]]:
+    """Headers of a department's system: `dept_headers("housing")`, scoped to the demo county by default."""
+    def make(department: str, division: str = "420281", clearance: str = "L2") -> dict[str, str]:
+        return caller(f"department:{department}@{division}", clearance=clearance).headers
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def run_batch(client: TestClient) -> Callable[[dict[str, str], str], str]:
+    """Upload a CSV for batch geocoding as a caller and wait for its job to finish: the job's id."""
+    def run(headers: dict[str, str], csv_text: str) -> str:
+        r = client.post("/address/batch", files={"file": ("b.csv", csv_text.encode())}, headers=headers)
+        assert r.status_code == 202, r.text
+        job = str(r.json()["job"])
+        for _ in range(200):
+            if client.get(f"/jobs/{job}", headers=headers).json()["state"] != "running":
+                break
+            time.sleep(0.1)
+        return job
+
+    return run
+
+
 @pytest.fixture()
 def count_rows(engine: Engine):  # noqa: ANN201
     def _count(sql: str, **params: object) -> int:
@@ -118,6 +184,23 @@ def demo_county(engine: Engine) -> dict:
     summary["grids"] = generate(engine, "420281", seed=7)
     summary["address"] = load_address_base(engine, "420281", seed=7)
     return summary
+
+
+@pytest.fixture(scope="session")
+def places(engine: Engine, demo_county: dict) -> dict:
+    """Two villages of two townships of the demo county with rooms, each with a point inside it, and a room and
+    a door plate in the first (for tests of scopes)."""
+    with engine.connect() as c:
+        rows = c.execute(text(
+            "SELECT DISTINCT ON (parent_code) code, parent_code, ST_X(ST_PointOnSurface(geom)) x, "
+            "ST_Y(ST_PointOnSurface(geom)) y FROM division WHERE level = 5 AND code LIKE '420281%' AND geom IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM addr_node a WHERE a.village_code = division.code AND a.level = 'room') "
+            "ORDER BY parent_code, code LIMIT 2")).all()
+        a, b = rows
+        room, door = (c.execute(text(f"SELECT code FROM addr_node WHERE level = '{level}' AND village_code = :v "
+                                     "ORDER BY code LIMIT 1"), {"v": a.code}).scalar_one() for level in ("room", "door"))
+    return {"a": {"village": a.code, "township": a.parent_code, "pt": [a.x, a.y]},
+            "b": {"village": b.code, "township": b.parent_code, "pt": [b.x, b.y]}, "room": room, "door": door}
 
 
 @pytest.fixture(scope="session")

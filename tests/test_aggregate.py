@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.grid.h3cells import STORED_RES, cell_of, parent
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security.principal import SYSTEM, system_as
 
 
 @pytest.mark.parametrize("res", [0, 5, 8, 11, 12])
@@ -29,7 +30,7 @@ def houses(engine) -> int:  # noqa: ANN001
              for i in range(30)]
     items += [BulkItem(Point(114.7 + i * 0.03, 29.95 + i * 0.01), {"house_use": "出租"}) for i in range(8)]
     with Session(engine) as s, s.begin():
-        bulk_create(s, "050201", "420281", items, by="test-agg")
+        bulk_create(s, system_as("test-agg"), "050201", "420281", items)
     return len(items)
 
 
@@ -45,7 +46,7 @@ def test_h3_counts_match_brute_force(client: TestClient, engine) -> None:  # noq
     items = [BulkItem(Point(114.8 + (i * 7919 % 1000) / 5000, 30.0 + (i * 104729 % 1000) / 5000),
                       {"device_id": f"A{i}", "device_kind": "雨量计"}) for i in range(300)]
     with Session(engine) as s, s.begin():
-        bulk_create(s, "080102", "420281", items, by="test-agg")
+        bulk_create(s, system_as("test-agg"), "080102", "420281", items)
     for res in (6, 8):
         r = client.get("/aggregate", params={"by": f"h3:{res}", "class": "080102"}).json()
         got = {f["properties"]["h3"]: f["properties"]["count"] for f in r["features"]}
@@ -61,7 +62,7 @@ def test_division_aggregation_and_sum(client: TestClient, engine) -> None:  # no
     assert r["features"][0]["geometry"]["type"] == "MultiPolygon"
     items = [BulkItem(Point(114.97, 30.1), {"site_name": f"S{i}", "ports": p}) for i, p in enumerate([10, 20, 31])]
     with Session(engine) as s, s.begin():
-        bulk_create(s, "990101", "420281", items, by="test-agg")
+        bulk_create(s, system_as("test-agg"), "990101", "420281", items)
     with engine.connect() as c:
         total = c.execute(text("SELECT sum((attrs->>'ports')::numeric) FROM city_object "
                                "WHERE class_code='990101' AND status='active'")).scalar()
@@ -107,29 +108,31 @@ def test_heat_tiles_weight_cells_and_suppress_personal(client: TestClient, house
     assert client.get("/aggregate/tiles/1/5/5.mvt").status_code == 400
 
 
-def test_rollup_counts_stay_exact_through_updates_retires_and_deletes(client: TestClient, engine) -> None:  # noqa: ANN001
+def test_rollup_counts_stay_exact_through_updates_retires_and_deletes(client: TestClient, engine,  # noqa: ANN001
+                                                                      admin_headers: dict) -> None:
     from citygrid.layers.aggregate import aggregate
 
     codes = []
     for i in range(6):
         r = client.post("/objects", json={"class_code": "030301", "division_code": "420281",
                                           "geometry": {"type": "Point", "coordinates": [114.9 + i * 0.01, 30.05]},
-                                          "attrs": {"state": "完好", "station_name": f"R{i}"}})
+                                          "attrs": {"state": "完好", "station_name": f"R{i}"}}, headers=admin_headers)
         assert r.status_code == 201, r.text
         codes.append(r.json()["code"])
-    client.patch(f"/objects/{codes[0]}", json={"geometry": {"type": "Point", "coordinates": [115.1, 30.2]}})
-    client.post(f"/objects/{codes[1]}/retire")
+    client.patch(f"/objects/{codes[0]}", json={"geometry": {"type": "Point", "coordinates": [115.1, 30.2]}},
+                 headers=admin_headers)
+    client.post(f"/objects/{codes[1]}/retire", headers=admin_headers)
     with engine.begin() as c:
         c.execute(text("DELETE FROM city_object_history WHERE code = :c"), {"c": codes[2]})
         c.execute(text("DELETE FROM city_object WHERE code = :c"), {"c": codes[2]})
     whole = (73.0, 3.0, 136.0, 54.0)  # a bbox forces the raw GROUP BY over city_object
     with engine.connect() as c:
         for by in ("h3:5", "h3:9", "gov_grid", "unit_grid"):
-            fast = aggregate(c, by=by, class_code="030301", with_geometry=False)
-            raw = aggregate(c, by=by, class_code="030301", bbox=whole, with_geometry=False)
+            fast = aggregate(c, SYSTEM, by=by, class_code="030301", with_geometry=False)
+            raw = aggregate(c, SYSTEM, by=by, class_code="030301", bbox=whole, with_geometry=False)
             assert {f["id"]: f["properties"]["count"] for f in fast["features"]} == \
                    {f["id"]: f["properties"]["count"] for f in raw["features"]}, by
-        assert sum(f["properties"]["count"] for f in aggregate(c, by="h3:5", class_code="030301",
+        assert sum(f["properties"]["count"] for f in aggregate(c, SYSTEM, by="h3:5", class_code="030301",
                                                                 with_geometry=False)["features"]) == 6 - 1 - 1
 
 

@@ -21,6 +21,7 @@ from citygrid.coding.checks import (
 )
 from citygrid.coding.scheme import unified_scheme
 from citygrid.db.engine import engine_for
+from citygrid.security.principal import system_as
 
 SCHEME = unified_scheme()
 
@@ -76,8 +77,8 @@ def test_validate_reports_every_reason() -> None:
 
 def test_allocation_block_is_contiguous_and_recorded(engine) -> None:  # noqa: ANN001
     with Session(engine) as s, s.begin():
-        a = allocate(s, "420281", "990101", 3, by="t")
-        b = allocate(s, "420281", "990101", 1000, by="t", batch="blk")
+        a = allocate(s, system_as("t"), "420281", "990101", 3)
+        b = allocate(s, system_as("t"), "420281", "990101", 1000, batch="blk")
     serials = [int(SCHEME.decode(c)["serial"]) for c in a + b]
     assert serials == list(range(serials[0], serials[0] + 1003))
     with engine.connect() as c:
@@ -87,12 +88,12 @@ def test_allocation_block_is_contiguous_and_recorded(engine) -> None:  # noqa: A
 
 def test_rolled_back_allocation_never_reissues_a_recorded_code(engine) -> None:  # noqa: ANN001
     with Session(engine) as s, s.begin():
-        first = allocate(s, "420281", "990102", 1, by="t")[0]
+        first = allocate(s, system_as("t"), "420281", "990102", 1)[0]
     with pytest.raises(RuntimeError), Session(engine) as s, s.begin():
-        allocate(s, "420281", "990102", 1, by="t")
+        allocate(s, system_as("t"), "420281", "990102", 1)
         raise RuntimeError("abort")
     with Session(engine) as s, s.begin():
-        nxt = allocate(s, "420281", "990102", 1, by="t")[0]
+        nxt = allocate(s, system_as("t"), "420281", "990102", 1)[0]
     assert nxt != first and int(SCHEME.decode(nxt)["serial"]) > int(SCHEME.decode(first)["serial"])
 
 
@@ -100,13 +101,13 @@ def test_exhausted_serials_are_refused(engine) -> None:  # noqa: ANN001
     with Session(engine) as s, s.begin():
         s.execute(text("INSERT INTO code_counter VALUES ('420281', '990103', 99999999)"))
     with pytest.raises(AllocationError) as e, Session(engine) as s, s.begin():
-        allocate(s, "420281", "990103", 2, by="t")
+        allocate(s, system_as("t"), "420281", "990103", 2)
     assert e.value.error_code == "alloc_exhausted"
 
 
 def test_ledger_primary_key_rejects_a_duplicate(engine) -> None:  # noqa: ANN001
     with Session(engine) as s, s.begin():
-        code = allocate(s, "420281", "990104", 1, by="t")[0]
+        code = allocate(s, system_as("t"), "420281", "990104", 1)[0]
     with pytest.raises(Exception, match="duplicate key"), Session(engine) as s, s.begin():
         s.execute(text("INSERT INTO issued_code (code, division_code, class_code, serial) "
                        "VALUES (:c, '420281', '990104', 999)"), {"c": code})
@@ -117,7 +118,7 @@ def _worker(url: str, n_batches: int, q) -> None:  # noqa: ANN001
     out: list[str] = []
     for i in range(n_batches):
         with Session(eng) as s, s.begin():
-            out += allocate(s, "420281", "990105", 1 if i % 2 else 250, by="proc")
+            out += allocate(s, system_as("proc"), "420281", "990105", 1 if i % 2 else 250)
     q.put(out)
 
 
@@ -151,5 +152,5 @@ def test_exhausted_component_serials_are_a_coded_error(engine) -> None:  # noqa:
     items = [BulkItem(Point(114.97, 30.1), {"state": "完好", "tree_no": f"T{i}", "species": "樟树",
                                             "protection_level": "一级"}) for i in range(2)]
     with pytest.raises(CitygridError) as e, Session(engine) as s, s.begin():
-        bulk_create(s, "040101", "420281", items, by="t")
+        bulk_create(s, system_as("t"), "040101", "420281", items)
     assert e.value.problems[0].error_code == "alloc_exhausted"

@@ -54,21 +54,24 @@ def test_demo_grids_tile_every_community(engine, demo_county) -> None:  # noqa: 
         assert doors[1] > 0 and doors[0] == 0
 
 
-def test_new_object_gets_its_grids_at_write_time(client: TestClient, engine, demo_county) -> None:  # noqa: ANN001
+def test_new_object_gets_its_grids_at_write_time(client: TestClient, engine, demo_county,  # noqa: ANN001
+                                                 admin_headers: dict) -> None:
     with engine.connect() as c:
         code, x, y = c.execute(text("SELECT code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
                                     "FROM grid WHERE system='unit' ORDER BY code LIMIT 1")).first()
     r = client.post("/objects", json={"class_code": "080102", "division_code": "420281",
                                       "geometry": {"type": "Point", "coordinates": [x, y]},
-                                      "attrs": {"device_id": "G1", "device_kind": "烟感"}})
+                                      "attrs": {"device_id": "G1", "device_kind": "烟感"}}, headers=admin_headers)
     assert r.status_code == 201, r.text
     assert r.json()["grids"]["unit"] == code and r.json()["grids"]["governance"]
     cell = client.get(f"/grids/unit/{code}").json()
     assert cell["properties"]["objects"] >= 1
 
 
-def test_aggregate_by_unit_grid_matches_count(client: TestClient, engine, demo_county) -> None:  # noqa: ANN001
-    r = client.get("/aggregate", params={"by": "gov_grid", "geometry": "false"}).json()
+def test_aggregate_by_unit_grid_matches_count(client: TestClient, engine, demo_county,  # noqa: ANN001
+                                              admin_headers: dict) -> None:
+    # every class: an admin's count (the public's leaves out households and classified objects)
+    r = client.get("/aggregate", params={"by": "gov_grid", "geometry": "false"}, headers=admin_headers).json()
     with engine.connect() as c:
         want = dict(c.execute(text("SELECT gov_grid, count(*) FROM city_object WHERE status='active' "
                                    "AND gov_grid IS NOT NULL GROUP BY 1")).all())
@@ -91,10 +94,11 @@ def police_grid(engine) -> dict:  # noqa: ANN001
     return {"type": "FeatureCollection", "features": feats, "a": a[0], "b": b[0]}
 
 
-def test_multi_grid_import_maps_and_reports(client: TestClient, police_grid: dict, demo_county) -> None:
+def test_multi_grid_import_maps_and_reports(client: TestClient, police_grid: dict, demo_county,
+                                            admin_headers: dict) -> None:
     fc = {k: police_grid[k] for k in ("type", "features")}
     r = client.post("/grids/import", data={"system": "police", "base": "governance"},
-                    files={"file": ("police.geojson", json.dumps(fc).encode())})
+                    files={"file": ("police.geojson", json.dumps(fc).encode())}, headers=admin_headers)
     assert r.status_code == 201, r.text
     rep = r.json()["report"]
     assert any(x["code"] == "P2" and set(x["communities"]) >= {police_grid["a"], police_grid["b"]}
@@ -107,12 +111,14 @@ def test_multi_grid_import_maps_and_reports(client: TestClient, police_grid: dic
     assert {s["system"] for s in client.get("/grids/systems").json()["items"]} >= {"unit", "governance", "police"}
 
 
-def test_multi_grid_bad_input(client: TestClient) -> None:
-    r = client.post("/grids/import", data={"system": "unit"}, files={"file": ("x.geojson", b"{}")})
+def test_multi_grid_bad_input(client: TestClient, admin_headers: dict) -> None:
+    r = client.post("/grids/import", data={"system": "unit"}, files={"file": ("x.geojson", b"{}")}, headers=admin_headers)
     assert r.status_code == 400 and r.json()["error_code"] == "system_invalid"
-    r = client.post("/grids/import", data={"system": "fire"}, files={"file": ("x.geojson", b"\xff\xfe")})
+    r = client.post("/grids/import", data={"system": "fire"}, files={"file": ("x.geojson", b"\xff\xfe")},
+                    headers=admin_headers)
     assert r.status_code == 400 and r.json()["error_code"] == "geojson_invalid"
     bad = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": None}]}
-    r = client.post("/grids/import", data={"system": "fire"}, files={"file": ("x.geojson", json.dumps(bad).encode())})
+    r = client.post("/grids/import", data={"system": "fire"}, files={"file": ("x.geojson", json.dumps(bad).encode())},
+                    headers=admin_headers)
     assert r.status_code == 422 and r.json()["row"] == 0
     assert client.get("/grids/nope/report").status_code == 404

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from citygrid.layers import sources
+from citygrid.security.principal import ANONYMOUS
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -32,7 +33,7 @@ def _first_position(geom: dict) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def listed(engine: Engine, demo_county: dict) -> list[tuple[sources.Layer, int]]:
     with engine.connect() as c:
-        return sources.listing(c)
+        return sources.listing(c, ANONYMOUS)
 
 
 def test_every_kind_has_layers_in_the_demo_and_ids_round_trip(listed: list[tuple[sources.Layer, int]]) -> None:

@@ -1,7 +1,9 @@
-"""Object registry over HTTP: create with a code, validate, version history, retire, split, merge, bad input."""
+"""Object registry over HTTP: create with a code, validate, version history, retire, split, merge, bad input.
+The calls are an admin's unless a test says otherwise (rights are tests/test_security_roles.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +13,14 @@ from citygrid.catalog import get_catalog
 from citygrid.coding.scheme import unified_scheme
 
 IN_DAYE = (114.97, 30.10)
+
+
+@pytest.fixture()
+def client(client: TestClient, admin_headers: dict[str, str]) -> Iterator[TestClient]:
+    client.headers.update(admin_headers)
+    yield client
+    for k in admin_headers:
+        client.headers.pop(k, None)
 
 
 def _cls(name: str) -> Any:
@@ -25,15 +35,10 @@ LAMP = _cls("路灯")
 BUILDING = _cls("建筑物")
 
 
-@pytest.fixture(scope="module")
-def alice(login_as) -> dict[str, str]:  # noqa: ANN001
-    return login_as("alice", "admin")  # type: ignore[no-any-return]
-
-
 def _lamp(client: TestClient, **over: Any) -> dict[str, Any]:
     body = {"class_code": LAMP.code, "geometry": {"type": "Point", "coordinates": list(IN_DAYE)},
             "attrs": {"state": "完好"}, "division_code": "420281"} | over
-    r = client.post("/objects", json=body, headers=ALICE[0])
+    r = client.post("/objects", json=body)
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -52,20 +57,12 @@ def _building_attrs() -> dict[str, Any]:
     return attrs
 
 
-ALICE: list[dict[str, str]] = [{}]  # the authenticated author of the lamps, set once per module
-
-
-@pytest.fixture(autouse=True)
-def _as_alice(alice: dict[str, str]) -> None:
-    ALICE[0] = alice
-
-
-def test_create_assigns_a_valid_code_that_codes_endpoint_explains(client: TestClient) -> None:
+def test_create_assigns_a_valid_code_that_codes_endpoint_explains(client: TestClient, admin: Any) -> None:
     obj = _lamp(client)
     code = obj["code"]
     assert len(code) == 21 and unified_scheme().validate(code) == []
     assert code.startswith("420281" + LAMP.code)
-    assert obj["version"] == 1 and obj["created_by"] == "alice" and obj["status"] == "active"
+    assert obj["version"] == 1 and obj["created_by"] == admin.name and obj["status"] == "active"
     assert obj["component_code"] and obj["component_code"].startswith("420281" + LAMP.component_code)
     r = client.get(f"/codes/{code}").json()
     assert r["valid"] and r["division"]["name"] == "大冶市" and r["class"]["name"] == "路灯"
@@ -162,10 +159,11 @@ def test_geometry_in_other_crs_is_reprojected(client: TestClient) -> None:
     assert abs(gx - IN_DAYE[0]) < 1e-7 and abs(gy - IN_DAYE[1]) < 1e-7
 
 
-def test_update_keeps_full_history_and_checks_version(client: TestClient, login_as) -> None:  # noqa: ANN001
+def test_update_keeps_full_history_and_checks_version(client: TestClient, admin: Any,
+                                                     caller: Callable[..., Any]) -> None:
+    bob = caller(f"department:{LAMP.department.id}@420281")
     code = _lamp(client)["code"]
-    bob = login_as("bob", "admin")
-    r = client.patch(f"/objects/{code}", json={"attrs": {"state": "破损"}, "version": 1}, headers=bob)
+    r = client.patch(f"/objects/{code}", json={"attrs": {"state": "破损"}, "version": 1}, headers=bob.headers)
     assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["attrs"]["state"] == "破损"
     r = client.patch(f"/objects/{code}", json={"attrs": {"state": "完好"}, "version": 1})
     assert r.status_code == 409 and r.json()["error_code"] == "version_conflict"
@@ -173,7 +171,7 @@ def test_update_keeps_full_history_and_checks_version(client: TestClient, login_
     assert r.status_code == 422
     hist = client.get(f"/objects/{code}/history").json()["versions"]
     assert [(h["version"], h["op"], h["attrs"]["state"], h["changed_by"]) for h in hist] == [
-        (1, "create", "完好", "alice"), (2, "update", "破损", "bob")]
+        (1, "create", "完好", admin.name), (2, "update", "破损", bob.name)]
 
 
 def test_retired_code_stays_resolvable_and_is_never_reissued(client: TestClient) -> None:
@@ -256,21 +254,24 @@ def test_reserve_a_block_of_codes(client: TestClient) -> None:
     assert r.status_code == 422 and r.json()["field"] == "count"
 
 
-def test_personal_attributes_are_masked_everywhere(client: TestClient) -> None:
+def test_personal_attributes_are_masked_everywhere(client: TestClient, caller: Callable[..., Any]) -> None:
+    # the department owning 实有房屋, cleared to L3 but without the personal grant
+    reader = caller("department:public_security@420281", clearance="L3").headers
     attrs = {"house_use": "自住", "owner_name": "王示例", "owner_id_number": "42028119800101901X",
              "owner_phone": "17012345678"}
     r = client.post("/objects", json={"class_code": "050201", "attrs": attrs, "division_code": "420281",
-                                      "geometry": {"type": "Point", "coordinates": [114.9701, 30.1001]}})
+                                      "geometry": {"type": "Point", "coordinates": [114.9701, 30.1001]}},
+                    headers=reader)
     assert r.status_code == 201, r.text
     code = r.json()["code"]
-    for got in (r.json()["attrs"], client.get(f"/objects/{code}").json()["attrs"],
-                client.get(f"/objects/{code}/history").json()["versions"][0]["attrs"],
-                client.get(f"/ogc/collections/class-050201/items/{code}").json()["properties"]):
+    for got in (r.json()["attrs"], client.get(f"/objects/{code}", headers=reader).json()["attrs"],
+                client.get(f"/objects/{code}/history", headers=reader).json()["versions"][0]["attrs"],
+                client.get(f"/ogc/collections/class-050201/items/{code}", headers=reader).json()["properties"]):
         assert got["owner_name"] == "王**" and got["owner_phone"] == "170****5678"
         assert got["owner_id_number"] == "420281********901X"
         assert "王示例" not in str(got) and "17012345678" not in str(got)
-    r = client.get("/ogc/collections/class-050201/items", params={"owner_name": "王示例"})
+    r = client.get("/ogc/collections/class-050201/items", params={"owner_name": "王示例"}, headers=reader)
     assert r.status_code == 400 and r.json()["error_code"] == "property_unknown"
     # an update that does not touch personal fields keeps them intact (not overwritten by masks)
-    r = client.patch(f"/objects/{code}", json={"attrs": {"house_use": "出租"}})
+    r = client.patch(f"/objects/{code}", json={"attrs": {"house_use": "出租"}}, headers=reader)
     assert r.status_code == 200 and r.json()["attrs"]["owner_phone"] == "170****5678"

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security.principal import SYSTEM, system_as
 
 CLS = "060203"  # 泵站水闸: a class nothing else in the suite creates
 N = 57
@@ -23,7 +24,7 @@ def pumps(engine) -> list[str]:  # noqa: ANN001
                       {"facility_name": f"测试泵站{i}", "facility_type": "排涝泵站" if i % 2 else "节制闸"})
              for i in range(N)]
     with Session(engine) as s, s.begin():
-        return bulk_create(s, CLS, "420281", items, by="test-ogc")
+        return bulk_create(s, system_as("test-ogc"), CLS, "420281", items)
 
 
 def _path(href: str) -> str:
@@ -115,13 +116,13 @@ def test_items_etag_304_and_page_follows_writes_to_its_layer_only(client: TestCl
     assert r_other.headers["ETag"] != etag and r_other.json()["numberReturned"] == 4
     # a write to another layer leaves this page valid
     with Session(engine) as s, s.begin():
-        bulk_create(s, "070202", "420281", [BulkItem(Point(114.9001, 30.0501), {"poi_name": "测试点", "poi_category": "其他"})],
-                    by="test-ogc")
+        bulk_create(s, system_as("test-ogc"), "070202", "420281",
+                    [BulkItem(Point(114.9001, 30.0501), {"poi_name": "测试点", "poi_category": "其他"})])
     assert client.get(url, params=params, headers={"If-None-Match": etag}).status_code == 304
     # a write to this layer: new tag, and the page shows the change at once
     target = r1.json()["features"][0]["id"]
     with Session(engine) as s, s.begin():
-        objects.update(s, target, by="test-ogc", attrs={"facility_name": "改名泵站"})
+        objects.update(s, system_as("test-ogc"), target, attrs={"facility_name": "改名泵站"})
     r2 = client.get(url, params=params, headers={"If-None-Match": etag})
     assert r2.status_code == 200 and r2.headers["ETag"] != etag
     feat = next(f for f in r2.json()["features"] if f["id"] == target)
@@ -177,12 +178,12 @@ def test_grid_systems_and_door_plates_are_collections(client: TestClient, engine
                                                           [114.91 + i * 0.01, 30.01], [114.9 + i * 0.01, 30.0]]]}}
         for i in range(3)]}
     with engine.begin() as c:
-        multi.import_system(c, "ogctest", fc)
+        multi.import_system(c, SYSTEM, "ogctest", fc)
     r1 = client.get("/ogc/collections/grids-ogctest/items")
     assert r1.json()["numberMatched"] == 3
     fc["features"] = fc["features"][:2]
     with engine.begin() as c:
-        multi.import_system(c, "ogctest", fc)
+        multi.import_system(c, SYSTEM, "ogctest", fc)
     r2 = client.get("/ogc/collections/grids-ogctest/items", headers={"If-None-Match": r1.headers["ETag"]})
     assert r2.status_code == 200 and r2.json()["numberMatched"] == 2
     assert client.get("/ogc/collections/grids-nosuch/items").status_code == 404

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security.principal import system_as
 
 LAKE = "060102"  # 湖泊: no other test and not the demo generator creates lakes
 RIVER = "060101"  # 河流: ditto; 1,200 of them for paging through OWSLib
@@ -56,7 +57,7 @@ def _lake_geom(i: int) -> Polygon:
 def lakes(engine: Engine) -> list[dict[str, Any]]:
     items = [BulkItem(_lake_geom(i), _lake_attrs(i), name=f"测试湖{i}" if i % 2 else None) for i in range(N_LAKES)]
     with Session(engine) as s, s.begin():
-        codes = bulk_create(s, LAKE, "420281", items, by="test-ogc-cql")
+        codes = bulk_create(s, system_as("test-ogc-cql"), LAKE, "420281", items)
     return [{"code": c, "attrs": it.attrs, "geom": it.geom, "name": it.name}
             for c, it in zip(codes, items, strict=True)]
 
@@ -68,7 +69,7 @@ def rivers(engine: Engine) -> list[str]:
                       {"river_name": f"测试河{i}", "river_grade": ["一级", "二级", "三级"][i % 3], "length": i % 50})
              for i in range(N_RIVERS)]
     with Session(engine) as s, s.begin():
-        return bulk_create(s, RIVER, "420281", items, by="test-ogc-cql")
+        return bulk_create(s, system_as("test-ogc-cql"), RIVER, "420281", items)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def shelter(engine: Engine) -> str:
     item = BulkItem(box(114.95, 30.10, 114.951, 30.101).centroid,
                     {"state": "完好", "protection_class": "核6级", "capacity": 300, "start_date": "2001-05-01"})
     with Session(engine) as s, s.begin():
-        return bulk_create(s, SHELTER, "420281", [item], by="test-ogc-cql")[0]
+        return bulk_create(s, system_as("test-ogc-cql"), SHELTER, "420281", [item])[0]
 
 
 def _get(a: dict[str, Any], k: str) -> Any:
@@ -322,21 +323,24 @@ def test_sql_injection_is_only_ever_a_literal(client: TestClient, lakes: list[di
     assert count_rows("SELECT count(*) FROM information_schema.tables WHERE table_name = 'city_object'") == 1
 
 
-def test_personal_data_is_neither_queryable_nor_filterable(client: TestClient, shelter: str) -> None:
+def test_personal_data_is_neither_queryable_nor_filterable(client: TestClient, shelter: str,
+                                                            dept_headers: Callable[..., dict]) -> None:
+    # the department owning 人防工事 (not public), cleared to L4: L4 attributes are still never filterable
+    owner = dept_headers("civil_air_defense", clearance="L4")
     url = f"/ogc/collections/class-{SHELTER}"
     for cql in ("protection_class = '核6级'", "capacity > 100", "capacity IS NULL"):
-        r = client.get(f"{url}/items", params={"filter": cql})
+        r = client.get(f"{url}/items", params={"filter": cql}, headers=owner)
         assert r.status_code == 400 and r.json()["error_code"] == "filter_property_unknown", cql
         assert r.json()["field"] == "filter"
-    q = client.get(f"{url}/queryables")
+    q = client.get(f"{url}/queryables", headers=owner)
     assert q.status_code == 200 and q.headers["content-type"].startswith("application/schema+json")
     props = q.json()["properties"]
     assert "protection_class" not in props and "capacity" not in props
     assert (props["start_date"]["type"], props["start_date"]["format"]) == ("string", "date")
     # dates are compared as dates
-    assert client.get(f"{url}/items", params={"filter": "start_date < DATE('2001-05-02')"}).json()["numberMatched"] == 1
-    assert client.get(f"{url}/items", params={"filter": "start_date > '2001-05-01'"}).json()["numberMatched"] == 0
-    assert client.get(f"{url}/items", params={"filter": "state = '完好'"}).json()["numberMatched"] == 1
+    assert client.get(f"{url}/items", params={"filter": "start_date < DATE('2001-05-02')"}, headers=owner).json()["numberMatched"] == 1
+    assert client.get(f"{url}/items", params={"filter": "start_date > '2001-05-01'"}, headers=owner).json()["numberMatched"] == 0
+    assert client.get(f"{url}/items", params={"filter": "state = '完好'"}, headers=owner).json()["numberMatched"] == 1
 
 
 def test_queryables_and_conformance(client: TestClient, lakes: list[dict[str, Any]]) -> None:
@@ -466,7 +470,7 @@ def test_owslib_pages_50k_items_each_once(server: str, engine) -> None:  # noqa:
     items = [BulkItem(Point(114.6 + (i % 500) * 0.001, 29.9 + (i // 500) * 0.003),
                       {"state": "完好", "sculpture_name": f"S{i}"}) for i in range(n)]
     with Session(engine) as s, s.begin():
-        made = bulk_create(s, cls, "420281", items, by="test-owslib")
+        made = bulk_create(s, system_as("test-owslib"), cls, "420281", items)
     api = Features(server)
     seen: list[str] = []
     page = api.collection_items(f"class-{cls}", limit=5000)

@@ -11,6 +11,7 @@ from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security.principal import SYSTEM, system_as
 
 CLS = "080201"  # 重大危险源: only this module creates them
 
@@ -27,7 +28,7 @@ def hydrants(engine) -> list[str]:  # noqa: ANN001
     items = [BulkItem(Point(114.95 + (i % 10) * 0.0002, 30.12 + (i // 10) * 0.0002),
                       {"state": "完好", "source_name": f"T{i}", "hazard_grade": "四级"}) for i in range(40)]
     with Session(engine) as s, s.begin():
-        return bulk_create(s, CLS, "420281", items, by="test-tiles")
+        return bulk_create(s, system_as("test-tiles"), CLS, "420281", items)
 
 
 def _decode(data: bytes) -> dict:
@@ -60,8 +61,8 @@ def test_etag_304_and_invalidation_on_write(client: TestClient, engine, hydrants
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
     before = len(_decode(r1.content)[f"class-{CLS}"]["features"])
     with Session(engine) as s, s.begin():
-        bulk_create(s, CLS, "420281", [BulkItem(Point(114.9511, 30.1211), {"state": "完好", "source_name": "NEW", "hazard_grade": "四级"})],
-                    by="test-tiles")
+        bulk_create(s, system_as("test-tiles"), CLS, "420281",
+                    [BulkItem(Point(114.9511, 30.1211), {"state": "完好", "source_name": "NEW", "hazard_grade": "四级"})])
     r2 = client.get(url, headers={"If-None-Match": etag})
     assert r2.status_code == 200 and r2.headers["ETag"] != etag
     assert len(_decode(r2.content)[f"class-{CLS}"]["features"]) == before + 1
@@ -113,13 +114,13 @@ def test_grid_and_door_plate_layers(client: TestClient, engine, demo_county: dic
     fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "A1", "name": "甲"},
                                                      "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
     with engine.begin() as c:
-        multi.import_system(c, "tiletest", fc)
+        multi.import_system(c, SYSTEM, "tiletest", fc)
     x, y = _tile(114.955, 30.104, 14)
     r1 = client.get(f"/tiles/grids-tiletest/14/{x}/{y}.mvt")
     assert [f["properties"]["code"] for f in _decode(r1.content)["grids-tiletest"]["features"]] == ["A1"]
     fc["features"][0]["properties"]["code"] = "B2"
     with engine.begin() as c:
-        multi.import_system(c, "tiletest", fc)
+        multi.import_system(c, SYSTEM, "tiletest", fc)
     r2 = client.get(f"/tiles/grids-tiletest/14/{x}/{y}.mvt", headers={"If-None-Match": r1.headers["ETag"]})
     assert r2.status_code == 200 and r2.headers["ETag"] != r1.headers["ETag"]
     assert [f["properties"]["code"] for f in _decode(r2.content)["grids-tiletest"]["features"]] == ["B2"]

@@ -2,7 +2,9 @@
 
 The app runs under uvicorn in a thread against the test database; Chromium is started with a private profile and
 a remote-debugging port, and the test talks CDP over a websocket (`websocket-client`). Nothing is downloaded.
-Requests of the page and of its workers are recorded to check that the page never leaves localhost.
+Requests of the page and of its workers are recorded to check that the page never leaves localhost, and CSP
+violations (the DevTools log and `securitypolicyviolation` events) to check that the pages pass their CSP
+(api/hardening.py): no inline script or style, nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security.principal import system_as
 
-CLS, CLS_NAME = "080102", "物联感知设备"
+# a class whose identifying attribute (kiosk_no) is public (L1): the map is anonymous and shows what the public may see
+CLS, CLS_NAME = "010801", "报刊亭"
 POINTS = [(114.9743 + i * 0.0021, 30.1037) for i in range(5)]  # ~200 m apart: one object per click
 WIDTH, HEIGHT = 1280, 800
 CHROMIUM = shutil.which("chromium")
+# Collects the page's CSP violations, from the first script on (installed before any page script runs).
+CSP_WATCH = ("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+             "e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
 
 # No skips: `make test` installs chromium, maplibre-gl and websocket-client, so their absence is a failure.
 import websocket  # noqa: E402,F401  (websocket-client, in the dev extra)
@@ -93,6 +100,7 @@ class Chromium:
                 if msg["method"] == "Target.attachedToTarget":  # a worker (tiles are fetched there): watch it too
                     sid = msg["params"]["sessionId"]
                     self._post("Network.enable", session=sid)
+                    self._post("Log.enable", session=sid)
                     self._post("Runtime.runIfWaitingForDebugger", session=sid)
 
     def js(self, expr: str) -> Any:
@@ -126,6 +134,20 @@ class Chromium:
                 for e in self.events if e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error"]
         return out
 
+    def open(self, url: str) -> None:
+        """Navigate with the network, log and CSP watch on (and workers followed)."""
+        for domain in ("Network", "Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable")
+        self.send("Page.addScriptToEvaluateOnNewDocument", source=CSP_WATCH)
+        self.send("Target.setAutoAttach", autoAttach=True, waitForDebuggerOnStart=True, flatten=True)
+        self.send("Page.navigate", url=url)
+
+    def csp_violations(self) -> list[str]:
+        """What the browser refused under the page's CSP: log entries and `securitypolicyviolation` events."""
+        logged = [e["params"]["entry"]["text"][:300] for e in self.events if e["method"] == "Log.entryAdded"
+                  and "Content Security Policy" in e["params"]["entry"].get("text", "")]
+        return logged + (self.js("window.cspViolations || []") or [])
+
     def close(self) -> None:
         ws = getattr(self, "ws", None)
         if ws is not None:
@@ -141,10 +163,10 @@ class Chromium:
 
 @pytest.fixture(scope="module")
 def devices(engine) -> list[str]:  # noqa: ANN001
-    items = [BulkItem(Point(lon, lat), {"device_id": f"W{i}", "device_kind": "烟感"})
+    items = [BulkItem(Point(lon, lat), {"state": "完好", "kiosk_no": f"W{i}"})
              for i, (lon, lat) in enumerate(POINTS)]
     with Session(engine) as s, s.begin():
-        return bulk_create(s, CLS, "420281", items, by="test-web")
+        return bulk_create(s, system_as("test-web"), CLS, "420281", items)
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +196,7 @@ def test_map_page_layers_click_aggregate_and_stays_local(server: str, devices: l
                                                           tmp_path: Path, demo_county: dict) -> None:
     b = browser
     b.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
-    for domain in ("Network", "Page", "Runtime"):
-        b.send(f"{domain}.enable")
-    b.send("Target.setAutoAttach", autoAttach=True, waitForDebuggerOnStart=True, flatten=True)
-    b.send("Page.navigate", url=f"{server}/map")
+    b.open(f"{server}/map")
     b.wait_for("document.body && document.body.dataset.ready === '1'", timeout=30)
 
     # the base map: the county boundary drawn, the start view fitted to it
@@ -239,6 +258,34 @@ def test_map_page_layers_click_aggregate_and_stays_local(server: str, devices: l
     urls = b.urls()
     assert any("/tiles/class-" in u for u in urls), "tile requests of the worker were not seen"
     foreign = [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
+               and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+    assert not foreign, f"the page left localhost: {foreign}"
+    assert not b.problems(), b.problems()
+    # all of it under the CSP (no inline script or style, blob: workers only), with nothing refused
+    assert "script-src 'self'" in httpx.get(f"{server}/map").headers["content-security-policy"]
+    assert not b.csp_violations(), b.csp_violations()
+
+
+def test_docs_and_door_plate_pages_work_under_their_csp(server: str, browser: Chromium, engine,  # noqa: ANN001
+                                                        demo_county: dict) -> None:
+    """/docs is Swagger UI served from data/vendor and started from a static file; /a/{code} keeps its style in
+    /static. Both render with the CSP on, refuse nothing and stay on localhost."""
+    from sqlalchemy import text
+
+    b = browser
+    b.open(f"{server}/docs")
+    assert b.wait_for("document.querySelectorAll('.opblock').length", timeout=30) > 20
+    assert b.wait_for("!!document.querySelector('.btn.authorize')")  # the OAuth2 password flow's Authorize button
+    assert not b.csp_violations(), b.csp_violations()
+    with engine.connect() as c:
+        code = c.execute(text("SELECT code FROM addr_node WHERE level = 'door' ORDER BY id LIMIT 1")).scalar_one()
+    b.send("Page.navigate", url=f"{server}/a/{code}")
+    b.wait_for("document.querySelector('body.plain h1') !== null && document.readyState === 'complete'")
+    assert b.js("getComputedStyle(document.body).maxWidth") != "none"  # /static/page.css applied
+    assert b.js("document.querySelector('img').naturalWidth") > 0  # the QR code
+    assert not b.csp_violations(), b.csp_violations()
+    assert httpx.get(f"{server}/redoc", follow_redirects=False).headers["location"] == "/docs"
+    foreign = [u for u in b.urls() if urlsplit(u).scheme not in ("data", "blob")
                and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
     assert not foreign, f"the page left localhost: {foreign}"
     assert not b.problems(), b.problems()

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from api.deps import address_indexes, conn, principal
+from api.deps import acting_principal, address_indexes, conn, current_principal, writing
 from api.web import render
 from citygrid import jobs
 from citygrid.address import batch as batchmod
@@ -19,21 +18,16 @@ from citygrid.address import facts, nodes
 from citygrid.address import reverse as reversemod
 from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
-from citygrid.address.resolve import geocode_safe
-from citygrid.errors import CitygridError, E
+from citygrid.errors import E
+from citygrid.security import rules
+from citygrid.security.principal import ANONYMOUS, Principal
+from citygrid.security.scope import scoped_engine
 from citygrid.settings import get_settings
 
 router = APIRouter(tags=["address"])
-MAX_LEN = 500
+MAX_LEN = batchmod.MAX_LEN
 MAX_UPLOAD = 512 * 1024 * 1024
-
-
-def _check_text(q: Any, field: str = "q", row: int | None = None) -> str:
-    if not isinstance(q, str) or not q.strip():
-        raise E.address_empty(field, row)
-    if len(q) > MAX_LEN:
-        raise E.address_too_long(field, row, length=len(q), limit=MAX_LEN)
-    return q
+_check_text = batchmod.check_address
 
 
 @router.get("/address/normalize", summary="Normalize an address (traditional→simplified, numerals, 幢/栋 …)")
@@ -66,18 +60,11 @@ class GeocodeMany(BaseModel):
     limit: int = Field(1, ge=1, le=20)
 
 
-@router.post("/address/geocode", summary="Geocode many addresses in one request (per-row errors, none dropped)")
-def post_geocode(body: GeocodeMany, indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
-    idx = indexes.get()
-    results = []
-    for i, a in enumerate(body.addresses):
-        try:
-            _check_text(a, "addresses", i)
-        except CitygridError as e:  # a bad row is answered in its place; the others are still geocoded
-            results.append({"row": i, "input": a[:MAX_LEN] if a else a, "candidates": [],
-                            "error": e.problems[0].to_dict()})
-            continue
-        results.append({"row": i} | geocode_safe(idx, a, body.division, body.limit))
+@router.post("/address/geocode", summary="Geocode many addresses in one request (per-row errors, none dropped); "
+                                        "departments and admins")
+def post_geocode(body: GeocodeMany, indexes: AddressIndexCache = Depends(address_indexes),
+                 p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    results = batchmod.geocode_many(p, indexes.get(), body.addresses, body.division, body.limit)
     return {"count": len(results), "results": results}
 
 
@@ -88,9 +75,10 @@ def reverse(x: float = Query(..., description="lon or easting"), y: float = Quer
     return reversemod.reverse(c, x, y, crs, radius)
 
 
-@router.get("/addresses/{code}", summary="A standard address node with parents, children, objects and 三实 (masked)")
-def get_address(code: str, c: Connection = Depends(conn), limit: int = Query(200, ge=1, le=2000)) -> dict[str, Any]:
-    return nodes.describe(c, code, limit)
+@router.get("/addresses/{code}", summary="A standard address node with parents, children, objects and 三实 (by clearance)")
+def get_address(code: str, c: Connection = Depends(conn), limit: int = Query(200, ge=1, le=2000),
+                p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    return nodes.describe(c, p, code, limit)
 
 
 @router.get("/addresses/{code}/qr.svg", summary="QR code of the door plate (智慧门牌): opens the address page")
@@ -100,28 +88,32 @@ def qr(code: str, request: Request, c: Connection = Depends(conn)) -> Response:
 
 @router.get("/a/{code}", response_class=HTMLResponse, summary="The page a door-plate QR code opens")
 def page(code: str, c: Connection = Depends(conn)) -> HTMLResponse:
-    return HTMLResponse(render("address.html", node=nodes.describe(c, code, 200)))
+    # the door plate's public page: what the public may see, whoever scans it
+    return HTMLResponse(render("address.html", node=nodes.describe(c, ANONYMOUS, code, 200)))
 
 
-@router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress")
+@router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress; "
+                                                          "departments and admins")
 async def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
-                     division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes)
-                     ) -> dict[str, Any]:
+                     division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes),
+                     p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     data = await file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         raise E.file_too_large("file", limit=f"{MAX_UPLOAD >> 20} MB")
     if not data:
         raise E.file_empty("file")
-    upload = batchmod.accept(get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
-    rec = jobs.start(request.app.state.engine, "address-batch", batchmod.geocode_job(indexes.get(), upload, division),
-                     detail=upload.detail())
+    upload = batchmod.accept(p, get_settings().data_dir, file.filename, data, column)  # 4xx on a bad file, stored first
+    # the job's rows are written in the caller's scope, from the job's thread
+    rec = jobs.start(scoped_engine(request.app.state.engine, p), p.name, "address-batch",
+                     batchmod.geocode_job(indexes.get(), upload, division), detail=upload.detail())
     return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "header": upload.header,
             "result": f"/address/batch/{rec.id}/result"}
 
 
-@router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts")
-def batch_status(job_id: str, c: Connection = Depends(conn)) -> dict[str, Any]:
-    j = jobs.get_job(c, job_id)
+@router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts (your own batches)")
+def batch_status(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+                 ) -> dict[str, Any]:
+    j = jobs.get_job(c, job_id, rules.job_owner(p))
     if j is None or j["kind"] != "address-batch":
         raise E.job_not_found("job_id", job=job_id)
     return j
@@ -129,8 +121,8 @@ def batch_status(job_id: str, c: Connection = Depends(conn)) -> dict[str, Any]:
 
 @router.get("/address/batch/{job_id}/result", summary="Download the result as csv, xlsx or geojson")
 def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geojson)$"),
-                 c: Connection = Depends(conn)) -> Response:
-    j = batch_status(job_id, c)
+                 c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
+    j = batch_status(job_id, c, p)
     if j["state"] != "done":
         raise E.job_not_done("job_id", state=j["state"])
     path = Path(j["detail"]["result"]["result"])
@@ -141,13 +133,26 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
-@router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口); masked")
-def post_person(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
-        return facts.add_person(s.connection(), code, body, by)
+@router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口): the personal grant there")
+def post_person(code: str, body: dict[str, Any], request: Request, p: Principal = Depends(acting_principal)
+                ) -> dict[str, Any]:
+    with writing(request) as s:
+        return facts.add_person(s.connection(), p, code, body)
 
 
 @router.post("/addresses/{code}/organizations", status_code=201, summary="Register an organization at a door (实有单位)")
-def post_org(code: str, body: dict[str, Any], request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with Session(bind=request.app.state.engine) as s, s.begin():
-        return facts.add_organization(s.connection(), code, body, by)
+def post_org(code: str, body: dict[str, Any], request: Request, p: Principal = Depends(acting_principal)
+             ) -> dict[str, Any]:
+    with writing(request) as s:
+        return facts.add_organization(s.connection(), p, code, body)
+
+
+class PersonQuery(BaseModel):
+    id_number: str = Field(..., max_length=40, description="公民身份号码 (sent in the body, never in a URL)")
+
+
+@router.post("/persons/search", summary="Find persons by ID number (keyed hash; needs the personal-data grant)")
+def search_persons(body: PersonQuery, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    with writing(request) as s:
+        found = facts.find_persons(s.connection(), p, body.id_number)
+    return {"count": len(found), "persons": found}

@@ -9,7 +9,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import current_principal
 from citygrid.security import credentials, tokens
-from citygrid.security.principal import Principal
+from citygrid.security.principal import SYSTEM, Principal
+from citygrid.security.scope import scoped
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 @router.post("/token", summary="Log in with username and password; a short-lived bearer token")
 def token(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> dict[str, Any]:
     with request.app.state.engine.connect() as c:
-        p = credentials.login(c, form.username, form.password)
+        p = credentials.login(scoped(c, SYSTEM), form.username, form.password)  # credentials are the process's
     access, ttl = tokens.issue(p)
     return {"access_token": access, "token_type": "bearer", "expires_in": ttl}
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from api import errors
 from citygrid.catalog import get_catalog
 from citygrid.errors import E
+from citygrid.security.classification import classification_table
 
 router = APIRouter(tags=["catalog"])
 
@@ -31,6 +32,11 @@ def get_class(code: str) -> dict[str, Any]:
     if cls is None:
         raise E.class_not_found("code", code=code)
     return cls.to_dict()
+
+
+@router.get("/classification", summary="Catalog levels L1–L4 against GB/T 43697-2024 and GB/T 35273 (数据分级分类)")
+def get_classification() -> dict[str, Any]:
+    return {"levels": get_catalog().levels, "grades": classification_table()}
 
 
 @router.get("/departments", summary="Responsible departments (责任分工目录)")

@@ -7,21 +7,22 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from api.deps import conn
+from api.deps import acting_principal, conn, current_principal, writing
 from citygrid.errors import E, detail
 from citygrid.geo import parse_bbox
 from citygrid.grid import multi, query
+from citygrid.security.principal import Principal
 
 router = APIRouter(prefix="/grids", tags=["grids"])
+MAX_FILE = 64 * 1024 * 1024  # the body limit of the import route follows it (api/hardening.py)
 
 
 @router.get("", summary="Grid cells as GeoJSON, by system, community or bbox")
 def list_grids(system: str = Query("unit", max_length=40), division: str | None = Query(None, pattern=r"^\d{6,12}$"),
                bbox: str | None = None, limit: int = Query(1000, ge=1, le=10000),
-               c: Connection = Depends(conn)) -> dict[str, Any]:
-    feats = query.features(c, system, division, parse_bbox(bbox), limit)
+               c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    feats = query.features(c, p, system, division, parse_bbox(bbox), limit)
     return {"type": "FeatureCollection", "features": feats, "numberReturned": len(feats)}
 
 
@@ -36,8 +37,9 @@ def get_report(system: str, c: Connection = Depends(conn)) -> dict[str, Any]:
 
 
 @router.get("/{system}/{code}", summary="One cell with its mapping onto the base grid")
-def get_grid(system: str, code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
-    cell = query.cell(c, system, code)
+def get_grid(system: str, code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+             ) -> dict[str, Any]:
+    cell = query.cell(c, p, system, code)
     if cell is None:
         raise E.grid_not_found("code", system=system, code=code)
     return {"type": "Feature", "id": cell.properties["code"], "geometry": cell.geometry,
@@ -47,11 +49,11 @@ def get_grid(system: str, code: str, c: Connection = Depends(conn)) -> dict[str,
 @router.post("/import", status_code=201, summary="Import a department's grid system from GeoJSON (多网合一)")
 async def import_grids(request: Request, file: UploadFile = File(...), system: str = Form(...),
                        code_field: str = Form("code"), name_field: str = Form("name"), crs: str | None = Form(None),
-                       base: str = Form("unit")) -> dict[str, Any]:
-    raw = await file.read(64 * 1024 * 1024 + 1)
+                       base: str = Form("unit"), p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    raw = await file.read(MAX_FILE + 1)
     try:
         fc = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise E.geojson_invalid("file", **detail(f"文件不是 JSON（{exc}）", f"the file is not JSON ({exc})")) from exc
-    with Session(bind=request.app.state.engine) as s, s.begin():
-        return multi.import_system(s.connection(), system, fc, code_field, name_field, crs, base)
+    with writing(request) as s:
+        return multi.import_system(s.connection(), p, system, fc, code_field, name_field, crs, base)

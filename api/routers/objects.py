@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -9,10 +10,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from api.deps import conn, principal
+from api.deps import acting_principal, conn, current_principal, writing
 from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.registry import objects
+from citygrid.security.principal import Principal
 
 router = APIRouter(prefix="/objects", tags=["objects"])
 
@@ -50,8 +52,8 @@ class MergeIn(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-def _write(request: Request) -> Session:
-    return Session(bind=request.app.state.engine, expire_on_commit=False)
+def _write(request: Request) -> AbstractContextManager[Session]:
+    return writing(request)
 
 
 def _code(code: str) -> str:
@@ -61,9 +63,9 @@ def _code(code: str) -> str:
 
 
 @router.post("", status_code=201, summary="Create an object; a unified code is assigned in the same transaction")
-def create(body: ObjectIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
-        return objects.create(s, objects.NewObject(**body.model_dump()), by)
+def create(body: ObjectIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.create(s, p, objects.NewObject(**body.model_dump()))
 
 
 @router.get("", summary="Query by class, division and bbox; keyset paging with `after`")
@@ -72,52 +74,55 @@ def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
                  bbox: str | None = Query(None, description="minx,miny,maxx,maxy in EPSG:4490"),
                  status: str | None = Query("active", pattern="^(active|retired|all)$"),
                  limit: int = Query(100, ge=1, le=1000), after: str | None = Query(None, pattern=r"^\d{21}$"),
-                 c: Connection = Depends(conn)) -> dict[str, Any]:
+                 c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
     box = parse_bbox(bbox)
-    page = objects.query(c, class_code=class_code, division=division, bbox=box,
+    page = objects.query(c, p, class_code=class_code, division=division, bbox=box,
                          status=None if status == "all" else status, limit=limit, after=after)
     page["count"] = len(page["items"])
     return page
 
 
 @router.get("/{code}", summary="One object by unified code (or component code)")
-def get_object(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
-    obj = objects.get(c, _code(code))
+def get_object(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+               ) -> dict[str, Any]:
+    obj = objects.get(c, p, _code(code))
     if obj is None:
         raise E.object_not_found("code", code=code)
     return obj
 
 
 @router.patch("/{code}", summary="Update: a new version, the old one kept in history")
-def update(code: str, body: ObjectPatch, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
-        return objects.update(s, _code(code), by=by, attrs=body.attrs, name=body.name, geometry=body.geometry,
+def update(code: str, body: ObjectPatch, request: Request, p: Principal = Depends(acting_principal)
+           ) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.update(s, p, _code(code), attrs=body.attrs, name=body.name, geometry=body.geometry,
                               crs=body.crs, expected_version=body.version, reason=body.reason)
 
 
 @router.post("/{code}/retire", summary="Retire: the code stays resolvable with status retired")
-def retire(code: str, request: Request, body: RetireIn | None = None, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
-        return objects.retire(s, _code(code), by=by, reason=body.reason if body else None)
+def retire(code: str, request: Request, body: RetireIn | None = None, p: Principal = Depends(acting_principal)
+           ) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.retire(s, p, _code(code), reason=body.reason if body else None)
 
 
 @router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")
-def split(code: str, body: SplitIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
-        return objects.split(s, _code(code), body.parts, by=by, reason=body.reason)
+def split(code: str, body: SplitIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.split(s, p, _code(code), body.parts, reason=body.reason)
 
 
 @router.post("/merge", status_code=201, summary="Merge objects into a new one with a new code")
-def merge(body: MergeIn, request: Request, by: str = Depends(principal)) -> dict[str, Any]:
-    with _write(request) as s, s.begin():
-        return objects.merge(s, [_code(c) for c in body.codes], body.result, by=by, reason=body.reason)
+def merge(body: MergeIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.merge(s, p, [_code(c) for c in body.codes], body.result, reason=body.reason)
 
 
 @router.get("/{code}/history", summary="Every version")
-def history(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
-    return {"code": code, "versions": objects.history(c, _code(code))}
+def history(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    return {"code": code, "versions": objects.history(c, p, _code(code))}
 
 
 @router.get("/{code}/lineage", summary="Parents and children through splits and merges")
-def lineage(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
-    return objects.lineage(c, _code(code))
+def lineage(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    return objects.lineage(c, p, _code(code))

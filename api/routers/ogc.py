@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Connection
 
-from api.deps import conn, not_modified
+from api.deps import conn, current_principal, not_modified
 from citygrid.layers import cql2
 from citygrid.layers import features as F
+from citygrid.security.principal import Principal
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 GEOJSON = "application/geo+json"
@@ -67,15 +68,17 @@ def _collection_doc(b: str, c: F.Collection) -> dict[str, Any]:
 
 
 @router.get("/collections", summary="Collections: one per object class with objects, plus divisions")
-def list_collections(request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
+def list_collections(request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+                     ) -> dict[str, Any]:
     b = _base(request)
     return {"links": [{"href": f"{b}/collections", "rel": "self", "type": "application/json"}],
-            "collections": [_collection_doc(b, col) for col in F.collections(c)], "crs": F.supported_crs()}
+            "collections": [_collection_doc(b, col) for col in F.collections(c, p)], "crs": F.supported_crs()}
 
 
 @router.get("/collections/{cid}", summary="One collection")
-def get_collection(cid: str, request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
-    return _collection_doc(_base(request), F.collection(c, cid, count=True))
+def get_collection(cid: str, request: Request, c: Connection = Depends(conn),
+                   p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    return _collection_doc(_base(request), F.collection(c, p, cid, count=True))
 
 
 @router.get("/collections/{cid}/items", summary="Features, keyset-paged", response_class=JSONResponse)
@@ -86,9 +89,9 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
               filter_: str | None = Query(None, alias="filter", description="CQL2 filter (Part 3)"),
               filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default), cql2-json"),
               filter_crs: str | None = Query(None, alias="filter-crs", description="CRS of geometry literals"),
-              c: Connection = Depends(conn)) -> Response:
+              c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
-    page = F.items(c, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+    page = F.items(c, p, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
                    datetime_=datetime, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
     headers = {"Content-Crs": f"<{page['crs']}>", "ETag": page["etag"], "Cache-Control": "no-cache"}
     if not_modified(request, page["etag"]):
@@ -111,15 +114,16 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
 
 
 @router.get("/collections/{cid}/queryables", summary="Queryables (JSON Schema) for CQL2 filters")
-def get_queryables(cid: str, request: Request, c: Connection = Depends(conn)) -> JSONResponse:
-    body = F.queryables(c, cid, f"{_base(request)}/collections/{cid}/queryables")
+def get_queryables(cid: str, request: Request, c: Connection = Depends(conn),
+                   p: Principal = Depends(current_principal)) -> JSONResponse:
+    body = F.queryables(c, p, cid, f"{_base(request)}/collections/{cid}/queryables")
     return JSONResponse(body, media_type="application/schema+json")
 
 
 @router.get("/collections/{cid}/items/{fid}", summary="One feature by code")
-def get_item(cid: str, fid: str, request: Request, crs: str | None = None, c: Connection = Depends(conn)
-             ) -> JSONResponse:
-    feat = F.item(c, cid, fid, crs)
+def get_item(cid: str, fid: str, request: Request, crs: str | None = None, c: Connection = Depends(conn),
+             p: Principal = Depends(current_principal)) -> JSONResponse:
+    feat = F.item(c, p, cid, fid, crs)
     out_crs = feat.pop("crs")
     b = _base(request)
     feat["links"] = [{"href": f"{b}/collections/{cid}/items/{fid}", "rel": "self", "type": GEOJSON},

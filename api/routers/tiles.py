@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.engine import Connection
 
-from api.deps import conn, not_modified
+from api.deps import conn, current_principal, not_modified
 from citygrid.layers import tiles as T
+from citygrid.security.principal import Principal
 
 router = APIRouter(tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -24,14 +25,16 @@ def _tiles_url(request: Request, layer: str) -> str:
 
 
 @router.get("/layers", summary="Every layer with data: kind, title, map group, count, tile and style links")
-def get_layers(request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
-    return {"layers": T.layer_list(c, _root(request))}
+def get_layers(request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+               ) -> dict[str, Any]:
+    return {"layers": T.layer_list(c, p, _root(request))}
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Mapbox vector tile (EPSG:3857 tile matrix)",
             response_class=Response)
-def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(conn)) -> Response:
-    t = T.tile(c, layer, z, x, y)
+def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(conn),
+             p: Principal = Depends(current_principal)) -> Response:
+    t = T.tile(c, p, layer, z, x, y)
     headers = {"ETag": t.etag, "Cache-Control": "no-cache"}
     if not_modified(request, t.etag):
         return Response(status_code=304, headers=headers)
@@ -39,10 +42,12 @@ def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON 3.0 for a layer")
-def tilejson(layer: str, request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
-    return T.tilejson(T.find_layer(c, layer), _tiles_url(request, layer))
+def tilejson(layer: str, request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+             ) -> dict[str, Any]:
+    return T.tilejson(T.find_layer(c, p, layer), _tiles_url(request, layer))
 
 
 @router.get("/styles/{layer}.json", summary="MapLibre style for a layer, generated from the catalog")
-def get_style(layer: str, request: Request, c: Connection = Depends(conn)) -> dict[str, Any]:
-    return T.style(T.find_layer(c, layer), _tiles_url(request, layer))
+def get_style(layer: str, request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+              ) -> dict[str, Any]:
+    return T.style(T.find_layer(c, p, layer), _tiles_url(request, layer))

@@ -18,8 +18,11 @@ from typing import Any
 from citygrid.address.resolve import AddressIndex, geocode_safe
 from citygrid.errors import CitygridError, E, detail
 from citygrid.jobs import Progress
+from citygrid.security import rules
+from citygrid.security.principal import Principal
 
 MAX_FIELD = 2000
+MAX_LEN = 500  # one address typed or sent in a list (a field of an uploaded file may be longer: MAX_FIELD)
 OUT_COLUMNS = ["row", "input", "status", "error_code", "address", "address_code", "level", "confidence", "lon", "lat",
                "township", "village", "door_code", "building_code", "room_address_code", "unused"]
 
@@ -52,9 +55,36 @@ class Upload:
         return {"file": self.filename, "stored": str(self.path), "column": self.column}
 
 
-def accept(root: Path, filename: str | None, data: bytes, column: str | None) -> Upload:
+def check_address(q: Any, field: str = "q", row: int | None = None) -> str:
+    """One address as sent: text, not blank, at most MAX_LEN characters."""
+    if not isinstance(q, str) or not q.strip():
+        raise E.address_empty(field, row)
+    if len(q) > MAX_LEN:
+        raise E.address_too_long(field, row, length=len(q), limit=MAX_LEN)
+    return q
+
+
+def geocode_many(p: Principal, index: AddressIndex, addresses: list[Any], division: str | None, limit: int
+                 ) -> list[dict[str, Any]]:
+    """Geocode a list in one request (departments and admins): a bad row is answered in its place, the others
+    are still geocoded."""
+    rules.require_bulk_resolve(p)
+    results = []
+    for i, a in enumerate(addresses):
+        try:
+            check_address(a, "addresses", i)
+        except CitygridError as e:
+            results.append({"row": i, "input": a[:MAX_LEN] if a else a, "candidates": [],
+                            "error": e.problems[0].to_dict()})
+            continue
+        results.append({"row": i} | geocode_safe(index, a, division, limit))
+    return results
+
+
+def accept(p: Principal, root: Path, filename: str | None, data: bytes, column: str | None) -> Upload:
     """Store the upload first (nothing a user sent is lost), then read its header, so a wrong type, encoding or
-    column fails now, in the request, rather than later in the job."""
+    column fails now, in the request, rather than later in the job. Departments and admins only."""
+    rules.require_bulk_resolve(p)
     _, path = store_upload(root, filename or "upload", data)
     header, _ = iter_rows(path, column)
     return Upload(filename, path, column, header)

@@ -17,6 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from citygrid.address.resolve import AddressIndex
+from citygrid.security.principal import ANONYMOUS
+from citygrid.security.scope import scoped
 
 
 class AddressIndexCache:
@@ -31,6 +33,7 @@ class AddressIndexCache:
     def get(self) -> AddressIndex:
         """The index of the current address base, (re)built first when it is missing or older than the base."""
         with self.engine.connect() as c:
+            scoped(c, ANONYMOUS)  # the index is the public's: door plates and roads, never persons
             stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
             with self._lock:
                 if self._index is None or self._stamp != stamp:

@@ -16,7 +16,8 @@ from sqlalchemy import Row, text
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import E
-from citygrid.security.masking import mask_person
+from citygrid.security import audit, classification, crypto, rules
+from citygrid.security.principal import Principal
 
 
 def find(c: Connection, code: str, level: str | None = None) -> Row[Any]:
@@ -32,9 +33,10 @@ def find(c: Connection, code: str, level: str | None = None) -> Row[Any]:
     return r
 
 
-def describe(c: Connection, code: str, limit: int = 200) -> dict[str, Any]:
+def describe(c: Connection, p: Principal, code: str, limit: int = 200) -> dict[str, Any]:
     """A node with its parents (top down), up to `limit` children, its object code, and its 三实: the house and
-    its persons (masked) for a room, the organizations for a door."""
+    its persons for a room (masked unless the caller holds the personal grant there; an unmasked read is recorded
+    in the audit log before the answer leaves), the organizations for a door."""
     r = find(c, code)
     parents = c.execute(text(
         "WITH RECURSIVE up AS (SELECT id, parent_id, code, level, name, 0 AS depth FROM addr_node WHERE id=:i "
@@ -47,16 +49,21 @@ def describe(c: Connection, code: str, limit: int = 200) -> dict[str, Any]:
         "code": r.code, "level": r.level, "name": r.name, "address": r.full_name, "status": r.status,
         "point": {"lon": r.x, "lat": r.y} if r.x is not None else None, "object_code": r.object_code,
         "township_code": r.township_code, "village_code": r.village_code,
-        "parents": [dict(p._mapping) for p in parents], "children": [dict(k._mapping) for k in kids],
+        "parents": [dict(x._mapping) for x in parents], "children": [dict(k._mapping) for k in kids],
         "qr": f"/addresses/{r.code}/qr.svg", "page": f"/a/{r.code}",
     }
     if r.level == "room":
+        place = rules.place_of(r.village_code, r.township_code, None)
+        listed = classification.may_list_facts(p, place)
         h = c.execute(text("SELECT house_use, area, property_type, generated FROM house WHERE room_id=:i"),
-                      {"i": r.id}).first()
+                      {"i": r.id}).first() if listed else None
         out["house"] = dict(h._mapping) | {"area": float(h.area) if h.area is not None else None} if h else None
-        people = c.execute(text("SELECT name, id_number, phone, relation, generated FROM person WHERE room_id=:i "
-                                "ORDER BY id"), {"i": r.id}).all()
-        out["persons"] = [mask_person(dict(p._mapping)) for p in people]
+        people = c.execute(text("SELECT name, id_number_enc, phone_enc, relation, generated FROM person "
+                                "WHERE room_id=:i ORDER BY id"), {"i": r.id}).all() if listed else []
+        if people and rules.may_read_personal(p, place):  # recorded before the answer leaves, whatever happens next
+            audit.read_personal(c, p, r.code, audit.PERSON_FIELDS, {"persons": len(people)})
+        # decrypt, then redact for the caller
+        out["persons"] = classification.redact_persons(p, [crypto.open_person(x._mapping) for x in people], place)
     if r.level == "door":
         orgs = c.execute(text("SELECT name, credit_code, category, generated FROM organization WHERE door_id=:i"),
                          {"i": r.id}).all()

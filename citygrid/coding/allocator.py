@@ -9,15 +9,20 @@ if a counter were ever reset by hand.
 from __future__ import annotations
 
 import io
+import uuid
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from citygrid.catalog import get_catalog
 from citygrid.coding.scheme import CodeScheme, unified_scheme
 from citygrid.db.engine import driver_connection
 from citygrid.errors import CitygridError, E, ErrorEntry
+from citygrid.regions import query as regions
+from citygrid.security import audit, rules
+from citygrid.security.principal import Principal
 
 
 class AllocationError(CitygridError, ValueError):
@@ -42,17 +47,23 @@ def advance(session: Session, division: str, class_code: str, n: int) -> int:
 
 def allocate(
     session: Session,
+    p: Principal,
     division: str,
     class_code: str,
     n: int = 1,
     *,
-    by: str = "system",
     batch: str | None = None,
     state: str = "reserved",
     scheme: CodeScheme | None = None,
 ) -> list[str]:
-    """Issue n new codes for (division, class) inside the caller's transaction."""
+    """Issue n new codes for (division, class) inside the caller's transaction, recorded as issued by `p`."""
     scheme = scheme or unified_scheme()
+    cls = get_catalog().get(class_code)
+    if cls is None:  # a series outside the catalog: only the process itself or an admin
+        rules.require_admin(p, "分配代码", "allocating codes")
+    else:
+        rules.require_allocate(p, cls, division)
+    by = p.name
     if n < 1:
         raise AllocationError(E.alloc_count)
     seg = scheme.segment("serial")
@@ -67,6 +78,9 @@ def allocate(
         body = f"{prefix}{serial:0{width}d}"
         codes.append(body + scheme.check_digit(body))
     _record(session, codes, division, class_code, first, by=by, batch=batch, state=state)
+    if state == "reserved":  # a block for later use; codes assigned to objects are audited with their object
+        audit.record(session, p, "reserve_codes", class_code, detail={
+            "division": division, "count": n, "batch": batch, "first": codes[0], "last": codes[-1]})
     return codes
 
 
@@ -92,6 +106,42 @@ def _record(session: Session, codes: list[str], division: str, class_code: str, 
         "COPY issued_code (code, division_code, class_code, serial, state, batch, issued_by) FROM STDIN"
     ) as cp:
         cp.write(buf.getvalue())
+
+
+def reserve_block(session: Session, p: Principal, division: str, class_code: str, count: int,
+                  batch: str | None = None) -> dict[str, Any]:
+    """Reserve a block of codes for bulk work (one statement), within the principal's quota: at most
+    `code_block_max` codes a call and `code_block_daily` in any 24 hours (admins have none). Without a quota
+    about a hundred calls could exhaust a class's serial space in a county."""
+    conn = session.connection()
+    cls = get_catalog().get(class_code)
+    if cls is None:
+        raise E.class_unknown("class_code", code=class_code)
+    rules.require_allocate(p, cls, division)
+    if regions.get(conn, division) is None:
+        raise E.division_unknown("division_code", code=division, rule_zh="", rule_en="")
+    quota = rules.code_block_quota(p)
+    if quota is not None:
+        _check_quota(conn, p, count, *quota)
+    batch = batch or f"block-{uuid.uuid4().hex[:12]}"
+    codes = allocate(session, p, division, class_code, count, batch=batch)
+    return {"batch": batch, "count": len(codes), "first": codes[0], "last": codes[-1],
+            "codes": codes if len(codes) <= 10_000 else None}
+
+
+def _check_quota(conn: Connection, p: Principal, count: int, per_call: int, per_day: int) -> None:
+    """Refuse a reservation over the per-call or the rolling 24-hour quota. The principal's reservations are
+    serialised by an advisory lock, so two calls at once cannot both fit in what is left."""
+    if count > per_call:
+        raise E.block_too_large("count", n=count, limit=per_call)
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('code-quota:' || :by, 0))"), {"by": p.name})
+    used, wait = conn.execute(text(
+        "SELECT count(*), ceil(extract(epoch FROM min(issued_at) + interval '1 day' - now())) FROM issued_code "
+        "WHERE issued_by = :by AND state = 'reserved' AND issued_at > now() - interval '1 day'"),
+        {"by": p.name}).one()
+    if used + count > per_day:
+        raise E.quota_exceeded("count", retry_after=max(1, int(wait or 1)), used=used, limit=per_day,
+                               minutes=max(1, round((wait or 60) / 60)))
 
 
 def ledger_entry(conn: Connection, code: str) -> dict[str, Any] | None:

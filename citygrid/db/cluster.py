@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,7 @@ class Cluster:
             )
         self.init()
         if not self.running():
+            self._configure_pgaudit()
             port = self.port
             if port is None or _port_open(port):
                 port = _free_port()
@@ -136,6 +138,22 @@ class Cluster:
                        str(self.pgdata / "server.log"), "-o", f"-p {port}"])
         self._ensure_database()
         return self.url()
+
+    def _configure_pgaudit(self) -> None:
+        """pgaudit (Debian postgresql-15-pgaudit) logs every write, DDL and role change in the server log, next to
+        citygrid's own audit log; loaded when installed (takes effect at this start), skipped with a note when not."""
+        conf = self.pgdata / "postgresql.conf"
+        text = conf.read_text()
+        if "pgaudit" in text:
+            return
+        if not (pg_bin().parent / "lib" / "pgaudit.so").exists():
+            print("citygrid: pgaudit is not installed (apt-get install postgresql-15-pgaudit); the server log will "
+                  "not audit statements. citygrid's own audit log is unaffected.", file=sys.stderr)
+            return
+        with conf.open("a") as f:
+            f.write("\n# statement audit in the server log (pgaudit), a complement to citygrid's audit_log\n"
+                    "shared_preload_libraries = 'pgaudit'\npgaudit.log = 'write, ddl, role'\n"
+                    "pgaudit.log_catalog = off\npgaudit.log_parameter = off\n")
 
     def _ensure_database(self) -> None:
         port = self.port

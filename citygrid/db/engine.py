@@ -1,4 +1,10 @@
-"""Engine and sessions; one engine per URL per process."""
+"""Engines and sessions; one engine per URL per process.
+
+Two kinds: the owner's (`engine_for`: migrations, CLI loads, tests' fixtures) and the web application's
+(`app_engine_for`), which logs in as the role `citygrid_app` (not the owner, no superuser, no privilege of its
+own; `citygrid/db/roles.py`) and whose every transaction takes its caller's scope
+(`citygrid.security.scope.scoped`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,13 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from citygrid.db.cluster import resolve_database_url
+from citygrid.db.roles import APP_LOGIN
+from citygrid.security.scope import APP_OPTION  # marks the application's engine: its connections are scoped
 from citygrid.settings import get_settings
 
 
@@ -21,9 +29,26 @@ def database_url(start: bool = True) -> str:
     return resolve_database_url(s.data_dir, s.database_url, start=start)
 
 
+def app_database_url(owner_url: str) -> str:
+    """The application's URL: `CITYGRID_APP_DATABASE_URL` when set, else the owner's with the user `citygrid_app`
+    and no password (trust on the private cluster; elsewhere ~/.pgpass, or set the variable)."""
+    given = get_settings().app_database_url
+    if given:
+        return "postgresql+psycopg://" + given.removeprefix("postgresql://") if given.startswith("postgresql://") \
+            else given
+    return make_url(owner_url).set(username=APP_LOGIN, password=None).render_as_string(hide_password=False)
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True)
+
+
+@lru_cache(maxsize=8)
+def app_engine_for(url: str) -> Engine:
+    """The web application's engine for an application URL (`app_database_url`)."""
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True,
+                         execution_options={APP_OPTION: True})
 
 
 def get_engine() -> Engine:

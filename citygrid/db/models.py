@@ -16,6 +16,12 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
 
 - ``audit_log_no_change`` on audit_log → ``audit_log_append_only()``: refuses every UPDATE and DELETE, so the
   audit log stays append-only (0001_initial_schema.py).
+- ``audit_log_no_truncate`` on audit_log → ``audit_log_append_only()``: refuses TRUNCATE too
+  (0016_audit_chain.py).
+- ``audit_log_chain`` on audit_log → ``audit_chain()``: before each insert, locks the one ``audit_head`` row,
+  numbers the row (gapless ``seq``), stamps ``at`` and chains ``hash`` = sha256(previous hash, the row as
+  ``audit_row_hash`` serialises it); SECURITY DEFINER, the application role never touches ``audit_head``
+  (0016_audit_chain.py).
 - ``city_object_layer_ins`` on city_object → ``bump_object_layers()``: bumps ``layer_version`` of each class
   written, once per statement, so tile and page ETags change exactly when a layer does (0002_layer_versions.py).
 - ``city_object_layer_upd`` on city_object → ``bump_object_layers()``: the same for updates
@@ -43,6 +49,12 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
 
 ``agg_rollup`` and its ``agg_rollup_*`` functions (0008_aggregation_rollup.py) were dropped by 0010; they are
 history, not part of this picture.
+
+The ``bump_*`` and ``agg_counts_*`` functions run as their owner (SECURITY DEFINER, 0017), so the application
+role may only read ``layer_version``, ``agg_h3`` and ``agg_grid``. SQL (not PL/pgSQL) helpers: ``audit_row_hash``
+(0016), and ``citygrid_areas``, ``citygrid_personal``, ``citygrid_hidden_classes``, ``citygrid_node_in_area``,
+which the row-level security policies on city_object, addr_node, house, person and organization call (0017).
+Roles, grants and policies are pictured in `citygrid/db/roles.py` and checked by `tests/test_security_rls.py`.
 """
 
 from __future__ import annotations
@@ -157,6 +169,8 @@ class ObjectClassRow(Base):
     component_code: Mapped[str | None] = mapped_column(String(4))
     attribute_schema: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     update_period_days: Mapped[int | None] = mapped_column(Integer)
+    # catalog `public: false` keeps the class out of public layers; row-level security reads it (0017)
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
 
 
 class CodeCounter(Base):
@@ -266,7 +280,9 @@ class ChangeLog(Base):
 
 
 class AuditLog(Base):
-    """Append-only record of who did what; a trigger forbids UPDATE and DELETE."""
+    """Append-only, hash-chained record of every write and every read of personal fields: who (principal name and
+    id, roles), when, what (action, target, fields), from where, outcome. Written only through
+    `citygrid/security/audit.py`; triggers forbid UPDATE, DELETE and TRUNCATE and compute the chain (0016)."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -275,6 +291,32 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(Text, nullable=False)
     target: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)  # gapless position in the chain
+    principal_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    fields: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    client_addr: Mapped[str | None] = mapped_column(Text)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'ok'::text"))
+    error_code: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    __table_args__ = (
+        CheckConstraint("outcome IN ('ok', 'refused', 'failed')", name="audit_log_outcome_check"),
+        Index("audit_log_seq_idx", "seq", unique=True),
+        Index("audit_log_at_idx", "at"),
+        Index("audit_log_target_idx", "target"),
+    )
+
+
+class AuditHead(Base):
+    """The head of the audit chain: one row (last seq and hash), locked by each insert (0016)."""
+
+    __tablename__ = "audit_head"
+    one: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    __table_args__ = (CheckConstraint("one", name="audit_head_one_check"),)
 
 
 class Principal(Base):
@@ -418,7 +460,9 @@ class House(Base):
 
 class Person(Base):
     """实有人口: a person living in a room; personal fields are masked on the way out
-    (citygrid/security/masking.py)."""
+    (citygrid/security/classification.py). ID numbers and phones are stored only encrypted (`*_enc`, AES-GCM blobs that
+    carry their key id `pii_kid`) with a keyed hash for lookup (citygrid/security/crypto.py); the plaintext
+    columns `id_number` and `phone` are kept empty by a check and will be dropped."""
 
     __tablename__ = "person"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -429,7 +473,17 @@ class Person(Base):
     relation: Mapped[str | None] = mapped_column(Text)
     generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    __table_args__ = (Index("person_room_idx", "room_id"),)
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pii_kid: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        Index("person_room_idx", "room_id"),
+        Index("person_id_number_hash_idx", "id_number_hash"),
+        Index("person_pii_kid_idx", "pii_kid"),
+        CheckConstraint("(id_number_enc IS NULL AND phone_enc IS NULL) OR pii_kid IS NOT NULL", name="person_pii_kid"),
+        CheckConstraint("id_number IS NULL AND phone IS NULL", name="person_no_plaintext"),
+    )
 
 
 class Organization(Base):

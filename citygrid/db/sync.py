@@ -1,4 +1,5 @@
-"""Mirror the catalog from `schemas/` into the database at start, so rows can reference classes by key."""
+"""Mirror the catalog from `schemas/` into the database at start, so rows can reference classes by key and the
+row-level security policies know which classes stay out of public layers (`object_class.public`, migration 0017)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ def sync_catalog(engine: Engine) -> dict[str, int]:
         for c in cat.classes.values():
             conn.execute(
                 text("INSERT INTO object_class (code, name, geometry_type, department_id, component_code, "
-                     "attribute_schema, update_period_days) VALUES (:c, :n, :g, :d, :cc, CAST(:a AS jsonb), :u) "
+                     "attribute_schema, update_period_days, public) VALUES (:c, :n, :g, :d, :cc, CAST(:a AS jsonb), :u, :p) "
                      "ON CONFLICT (code) DO UPDATE SET name=:n, geometry_type=:g, department_id=:d, "
-                     "component_code=:cc, attribute_schema=CAST(:a AS jsonb), update_period_days=:u"),
+                     "component_code=:cc, attribute_schema=CAST(:a AS jsonb), update_period_days=:u, public=:p"),
                 {"c": c.code, "n": c.name, "g": c.geometry, "d": c.department.id, "cc": c.component_code,
-                 "a": json.dumps(c.to_dict(), ensure_ascii=False), "u": c.update_period_days},
+                 "a": json.dumps(c.to_dict(), ensure_ascii=False), "u": c.update_period_days, "p": c.public},
             )
     return {"departments": len(cat.departments), "classes": len(cat.classes)}

@@ -42,6 +42,8 @@ from citygrid.demo.people import facts_writer
 from citygrid.demo.roads import build_roads
 from citygrid.jobs import Progress
 from citygrid.registry.bulk import BulkItem, bulk_create
+from citygrid.security import audit
+from citygrid.security.principal import system_as
 
 CHUNK = 20_000
 _LOCK_KEY = 420281_0042
@@ -88,10 +90,8 @@ def load_demo(engine: Engine, seed: int = 42, force: bool = False, progress: Pro
         s.execute(text("INSERT INTO data_source (name, edition, detail) VALUES (:n, :e, CAST(:d AS jsonb)) "
                        "ON CONFLICT (name) DO UPDATE SET edition = :e, detail = CAST(:d AS jsonb), loaded_at = now()"),
                   {"n": DEMO_SOURCE, "e": f"seed={seed}", "d": json.dumps(detail, ensure_ascii=False)})
-        s.execute(text("INSERT INTO audit_log (principal, action, target, detail) "
-                       "VALUES (:by, 'demo_load', :c, CAST(:d AS jsonb))"),
-                  {"by": BY, "c": DEMO_COUNTY, "d": json.dumps({k: detail[k] for k in (
-                      "seed", "scale", "objects_total", "elapsed_s")})})
+        audit.record(s, BY, "demo_load", DEMO_COUNTY, detail={k: detail[k] for k in (
+            "seed", "scale", "objects_total", "elapsed_s")})
     return detail | {"reused": False}
 
 
@@ -165,7 +165,7 @@ def _insert(s: Session, out: Generated, part: Partition, seed: int, progress: Pr
             items.append(BulkItem(geom=g[i], attrs=d, name=names[k], township_code=tcodes[k], village_code=vcodes[k]))
         for start in range(0, len(items), CHUNK):  # provenance attributes exist on every class (every_class set)
             chunk = items[start:start + CHUNK]
-            bulk_create(s, cls.code, DEMO_COUNTY, chunk, by=BY, batch=f"demo-{seed}")
+            bulk_create(s, system_as(BY), cls.code, DEMO_COUNTY, chunk, batch=f"demo-{seed}")
             done += len(chunk)
             progress("demo: insert objects", done, total)
         by_class[name] = len(items)
@@ -258,9 +258,7 @@ def _purge(s: Session) -> int:
         conn.execute(text("DELETE FROM city_object WHERE uid IN (SELECT uid FROM _demo_old)"))
         conn.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', code, 'delete' FROM _demo_old "
                           "ORDER BY code"))
-        conn.execute(text("INSERT INTO audit_log (principal, action, target, detail) "
-                          "VALUES (:by, 'demo_purge', :c, CAST(:d AS jsonb))"),
-                     {"by": BY, "c": DEMO_COUNTY, "d": json.dumps({"deleted": n})})
+        audit.record(s, BY, "demo_purge", DEMO_COUNTY, detail={"deleted": n})
     conn.execute(text("DROP TABLE _demo_old"))
     return n
 

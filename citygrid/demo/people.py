@@ -2,7 +2,8 @@
 
 Obviously fake and marked so: names say 示例 (example), every row has `generated = true`; ID numbers and credit
 codes are well-formed (valid check characters) so that intake validation and masking have something real to
-work on. The address base (`citygrid/address/base.py`) builds rooms and doors from the registry and takes its
+work on; ID numbers and phones are encrypted before the COPY, like every other person's
+(citygrid/security/crypto.py). The address base (`citygrid/address/base.py`) builds rooms and doors from the registry and takes its
 三实 from a writer it is given; `facts_writer` is the demo's, passed in by `load.load_address_base`.
 """
 
@@ -16,6 +17,7 @@ import psycopg
 
 from citygrid.address.base import FactsWriter, Node
 from citygrid.coding.checks import citizen_id_check, credit_code_check
+from citygrid.security.crypto import seal_person
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 
@@ -53,7 +55,8 @@ def _write_facts(cur: psycopg.Cursor[Any], county: str, rooms: list[Node], doors
     """A house on every room (self-occupied, rented or empty) with 1–4 persons unless empty; a company at every
     fourth street door."""
     uses = ["自住", "出租", "空置"]
-    hb, pb = io.StringIO(), io.StringIO()
+    hb = io.StringIO()
+    persons: list[tuple[Any, ...]] = []
     use_idx = rng.choice(3, size=len(rooms), p=[0.7, 0.2, 0.1])
     areas = rng.integers(60, 140, size=len(rooms))
     sizes = rng.integers(1, 5, size=len(rooms))
@@ -64,7 +67,9 @@ def _write_facts(cur: psycopg.Cursor[Any], county: str, rooms: list[Node], doors
         hb.write(f"{r.id}\t{uses[u]}\t{a}\t商品房\tt\n")
         for j in range(k):
             name, idn, phone = people[n_p]
-            pb.write(f"{r.id}\t{name}\t{idn}\t{phone}\t{'户主' if j == 0 else '家庭成员'}\tt\n")
+            sealed = seal_person(idn, phone)  # ID numbers and phones never reach the table in clear
+            persons.append((r.id, name, sealed["id_number_enc"], sealed["phone_enc"], sealed["id_number_hash"],
+                            sealed["pii_kid"], "户主" if j == 0 else "家庭成员", True))
             n_p += 1
     ob = io.StringIO()
     street = [d for d in doors if d.village is None or d.number is not None]
@@ -74,8 +79,10 @@ def _write_facts(cur: psycopg.Cursor[Any], county: str, rooms: list[Node], doors
         n_o += 1
     with cur.copy("COPY house (room_id, house_use, area, property_type, generated) FROM STDIN") as cp:
         cp.write(hb.getvalue())
-    with cur.copy("COPY person (room_id, name, id_number, phone, relation, generated) FROM STDIN") as cp:
-        cp.write(pb.getvalue())
+    with cur.copy("COPY person (room_id, name, id_number_enc, phone_enc, id_number_hash, pii_kid, relation, "
+                  "generated) FROM STDIN") as cp:
+        for row in persons:
+            cp.write_row(row)
     with cur.copy("COPY organization (door_id, name, credit_code, category, generated) FROM STDIN") as cp:
         cp.write(ob.getvalue())
     return {"houses": len(rooms), "persons": n_p, "organizations": n_o}

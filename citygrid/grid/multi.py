@@ -13,14 +13,18 @@ from sqlalchemy.engine import Connection
 
 from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import parse_geometry
+from citygrid.security import audit, rules
+from citygrid.security.principal import Principal
 
 RESERVED = {"unit", "governance"}
 SYSTEM_RE = re.compile(r"^[a-z][a-z0-9_-]{1,40}$")
 
 
-def import_system(conn: Connection, system: str, fc: Any, code_field: str = "code", name_field: str = "name",
-                  crs: str | None = None, base: str = "unit") -> dict[str, Any]:
-    """Replace `system`'s cells with the features of a GeoJSON FeatureCollection; map them onto `base`."""
+def import_system(conn: Connection, p: Principal, system: str, fc: Any, code_field: str = "code",
+                  name_field: str = "name", crs: str | None = None, base: str = "unit") -> dict[str, Any]:
+    """Replace `system`'s cells with the features of a GeoJSON FeatureCollection; map them onto `base`.
+    Admins only: an import replaces a department's whole system."""
+    rules.require_admin(p, "导入网格体系", "importing grid systems")
     if not SYSTEM_RE.match(system or "") or system in RESERVED:
         raise E.system_invalid("system")
     if not isinstance(fc, dict) or fc.get("type") != "FeatureCollection" or not isinstance(fc.get("features"), list):
@@ -72,6 +76,7 @@ def import_system(conn: Connection, system: str, fc: Any, code_field: str = "cod
         "FROM grid t JOIN grid b ON b.system = :b AND ST_Intersects(t.geom, b.geom) "
         "WHERE t.system = :s AND ST_Area(ST_Intersection(t.geom, b.geom)::geography) > 0.5"),
         {"s": system, "b": base})
+    audit.record(conn, p, "grid_import", system, detail={"cells": len(rows), "base": base})
     return {"system": system, "cells": len(rows), "base": base} | {"report": report(conn, system)}
 
 

@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.geo import bbox_condition
+from citygrid.security import classification, rules
+from citygrid.security.principal import Principal
 
 
 @dataclass
@@ -26,9 +28,11 @@ class Cell:
     objects: int
 
 
-def features(conn: Connection, system: str, division: str | None = None,
+def features(conn: Connection, p: Principal, system: str, division: str | None = None,
              box: tuple[float, float, float, float] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """GeoJSON features of one system's cells, by code; `division` matches the community or the code prefix."""
+    """GeoJSON features of one system's cells, by code; `division` matches the community or the code prefix.
+    Household counts below k are hidden from callers not cleared for them."""
+    cleared = rules.may_see_small_counts(p)
     where, params = ["system = :s"], {"s": system, "l": limit}
     if division:
         where.append("(division_code LIKE :d OR code LIKE :d)")
@@ -40,7 +44,9 @@ def features(conn: Connection, system: str, division: str | None = None,
                         params).all()
     return [{"type": "Feature", "id": r.code, "geometry": json.loads(r.g),
              "properties": {"code": r.code, "system": r.system, "kind": r.kind, "name": r.name,
-                            "division_code": r.division_code, "households": r.households} | dict(r.attrs)}
+                            "division_code": r.division_code,
+                            "households": classification.small_count(r.households, cleared)}
+                            | classification.free_attrs_at(p, r.division_code).apply(r.attrs)}
             for r in rows]
 
 
@@ -50,7 +56,7 @@ def systems(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def cell(conn: Connection, system: str, code: str) -> Cell | None:
+def cell(conn: Connection, p: Principal, system: str, code: str) -> Cell | None:
     """One cell, or None when the system has no such code."""
     r = conn.execute(text("SELECT code, system, kind, name, division_code, township_code, households, attrs, "
                           "ST_AsGeoJSON(geom, 7) g FROM grid WHERE system=:s AND code=:c"),
@@ -62,7 +68,10 @@ def cell(conn: Connection, system: str, code: str) -> Cell | None:
     # objects carry the codes of their unit and governance cells (citygrid/grid/assign.py), not the system
     objects = conn.execute(text("SELECT count(*) FROM city_object WHERE (unit_grid=:c OR gov_grid=:c) "
                                 "AND status='active'"), {"c": code}).scalar_one()
-    return Cell(properties={k: v for k, v in r._mapping.items() if k != "g"}, geometry=json.loads(r.g),
+    props = {k: v for k, v in r._mapping.items() if k != "g"}
+    props["households"] = classification.small_count(r.households, rules.may_see_small_counts(p))
+    props["attrs"] = classification.free_attrs_at(p, r.division_code).apply(r.attrs)
+    return Cell(properties=props, geometry=json.loads(r.g),
                 base=[{"system": m.base_system, "code": m.base_code, "overlap_ratio": round(m.overlap_ratio, 4)}
                       for m in members],
                 objects=objects)

@@ -23,9 +23,8 @@ from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
 from citygrid.geo import parse_bbox
 from citygrid.layers import cql2, sources
-from citygrid.layers.sources import Layer
-from citygrid.registry.objects import personal_fields
-from citygrid.security.masking import mask_attrs
+from citygrid.layers.sources import Layer, View
+from citygrid.security.principal import Principal
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -79,23 +78,33 @@ def _describe(conn: Connection, layer: Layer, n: int) -> Collection:
     return Collection(layer.id, layer.title(conn), layer.description(conn), layer.class_code, n, layer.geometry_type)
 
 
-def collections(conn: Connection) -> list[Collection]:
-    return [_describe(conn, layer, n) for layer, n in sources.listing(conn)]
+def collections(conn: Connection, p: Principal) -> list[Collection]:
+    return [_describe(conn, layer, n) for layer, n in sources.listing(conn, p)]
 
 
-def collection(conn: Connection, cid: str, count: bool = False) -> Collection:
+def collection(conn: Connection, p: Principal, cid: str, count: bool = False) -> Collection:
     """One collection; cheap (no count over the table) unless `count` is asked for."""
-    return _resolve(conn, cid, count)[1]
+    return _resolve(conn, p, cid, count)[1]
 
 
-def _resolve(conn: Connection, cid: str, count: bool = False) -> tuple[Layer, Collection]:
-    """The layer and its collection. An empty layer is not a collection, except divisions (every map's base)."""
-    layer = sources.find(cid)
-    if layer is not None:
-        n = layer.count(conn, at_least_one=not count)
-        if n or layer.listed_when_empty:
-            return layer, _describe(conn, layer, n)
+def _resolve(conn: Connection, p: Principal, cid: str, count: bool = False) -> tuple[Layer, Collection, View]:
+    """The layer, its collection and what `p` sees of it. An empty layer is not a collection, except divisions
+    (every map's base)."""
+    layer, view = _layer_view(p, cid)
+    n = layer.count(conn, at_least_one=not count, view=view)
+    if n or layer.listed_when_empty:
+        return layer, _describe(conn, layer, n), view
     raise E.collection_not_found("collectionId", collection=cid)
+
+
+def _layer_view(p: Principal, cid: str) -> tuple[Layer, View]:
+    """The layer an id names and what `p` sees of it (no database access): a layer the caller may not see is
+    answered like one that does not exist, so its existence does not leak."""
+    layer = sources.find(cid)
+    view = layer.view(p) if layer is not None else None
+    if layer is None or view is None:
+        raise E.collection_not_found("collectionId", collection=cid)
+    return layer, view
 
 
 def _bbox(bbox: str | None, srid: int | None, params: dict[str, Any]) -> str | None:
@@ -135,7 +144,7 @@ def _datetime(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
 PAGES: VersionedCache[dict[str, Any]] = VersionedCache(max_items=5_000, max_bytes=128 << 20)
 
 
-def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = None, before: str | None = None,
+def items(conn: Connection, p: Principal, cid: str, *, limit: int = 100, cursor: str | None = None, before: str | None = None,
           bbox: str | None = None, bbox_crs: str | None = None, crs: str | None = None,
           datetime_: str | None = None, props: dict[str, str] | None = None, filter_: str | None = None,
           filter_lang: str | None = None, filter_crs: str | None = None,
@@ -143,16 +152,18 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
     """A page of features with numberMatched and next/prev keys, and `etag` (strong, from the layer version).
 
     Map clients ask for the same pages again and again (each pan of a QGIS canvas); a page is rebuilt only
-    after a write to its layer.
+    after a write to its layer. Pages are kept per what the caller sees of the layer (`View.key`: its scope
+    and the attributes its clearance shows), so callers with the same view share them.
     """
-    args = (cid, limit, cursor, before, bbox, bbox_crs, crs, datetime_, tuple(sorted((props or {}).items())),
-            filter_, filter_lang, filter_crs)
+    layer, view = _layer_view(p, cid)
+    args = (cid, view.key, limit, cursor, before, bbox, bbox_crs, crs, datetime_,
+            tuple(sorted((props or {}).items())), filter_, filter_lang, filter_crs)
     version = layer_version(conn, cid)
     if cache is not None:
         hit = cache.get(args, version)
         if hit is not None:
             return hit
-    page = _items(conn, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
+    page = _items(conn, p, layer, view, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
                   datetime_=datetime_, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
     digest = hashlib.blake2b(repr(args).encode(), digest_size=8).hexdigest()
     page["etag"] = f'"{cid}-v{version}-{digest}"'
@@ -161,18 +172,18 @@ def items(conn: Connection, cid: str, *, limit: int = 100, cursor: str | None = 
     return page
 
 
-def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before: str | None, bbox: str | None,
+def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *, limit: int, cursor: str | None, before: str | None, bbox: str | None,
            bbox_crs: str | None, crs: str | None, datetime_: str | None, props: dict[str, str] | None,
            filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> dict[str, Any]:
-    layer, col = _resolve(conn, cid)
+    _resolve(conn, p, cid)
     if not 1 <= limit <= MAX_LIMIT:
         raise E.limit_invalid("limit", max=MAX_LIMIT)
     out_srid = parse_crs_uri(crs, "crs")
-    table, key, geom, props_sql = layer.table, "o.code", layer.geom, layer.props_sql
+    table, key, geom, props_sql = layer.table, "o.code", layer.geom, view.props_sql
     base, base_params = layer.where()
-    where: list[str] = list(base)
-    params: dict[str, Any] = dict(base_params)
-    queryables = layer.queryables()
+    where: list[str] = [*base, *view.where]
+    params: dict[str, Any] = dict(base_params) | dict(view.params)
+    queryables = layer.queryables(p)
     env = _bbox(bbox, parse_crs_uri(bbox_crs, "bbox-crs"), params)
     for i, (k, v) in enumerate((props or {}).items()):  # simple equality on a queryable (Part 1 §7.15.9)
         q = queryables.get(k)
@@ -209,10 +220,9 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
         params["before"] = before
         order = "id DESC"
     g, digits = _output_geometry(geom, out_srid)
-    pf = personal_fields(col.class_code) if col.class_code else set()
     # One scan gives both numberMatched (a window count) and the page's row ids; only the page's rows are then
     # read back by ctid and serialised, by PostgreSQL (parsing and re-encoding features in Python was most of
-    # the time). Classes with personal fields are masked in Python.
+    # the time). What the caller may not see is taken out in that same SQL (`View.props_sql`).
     feature_sql = (f"json_build_object('type', 'Feature', 'id', {key}, 'geometry', ST_AsGeoJSON({g}, {digits})::json, "
                    f"'properties', {props_sql})::text")
     rows = conn.execute(
@@ -229,14 +239,7 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
     rows = rows[:limit]
     if before:
         rows = list(reversed(rows))
-    if pf:
-        raw = []
-        for r in rows:
-            f = json.loads(r.f)
-            f["properties"] = mask_attrs(f["properties"], pf)
-            raw.append(json.dumps(f, ensure_ascii=False))
-    else:
-        raw = [r.f for r in rows]
+    raw = [r.f for r in rows]
     first_id = rows[0].id if rows else None
     last_id = rows[-1].id if rows else None
     nxt = last_id if rows and (has_more if not before else True) else None
@@ -245,23 +248,24 @@ def _items(conn: Connection, cid: str, *, limit: int, cursor: str | None, before
             "crs": crs_uri(out_srid)}
 
 
-def queryables(conn: Connection, cid: str, schema_id: str) -> dict[str, Any]:
-    """Part 3 queryables of a collection as JSON Schema (personal-data attributes are not queryable)."""
-    layer, col = _resolve(conn, cid)
-    return cql2.queryables_schema(layer.queryables(), schema_id, col.title)
+def queryables(conn: Connection, p: Principal, cid: str, schema_id: str) -> dict[str, Any]:
+    """Part 3 queryables of a collection as JSON Schema: what the caller may see and filter on (never personal
+    data, never attributes above its clearance)."""
+    layer, col, _ = _resolve(conn, p, cid)
+    return cql2.queryables_schema(layer.queryables(p), schema_id, col.title)
 
 
-def item(conn: Connection, cid: str, fid: str, crs: str | None = None) -> dict[str, Any]:
-    layer, col = _resolve(conn, cid)
+def item(conn: Connection, p: Principal, cid: str, fid: str, crs: str | None = None) -> dict[str, Any]:
+    layer, _, view = _resolve(conn, p, cid)
     out_srid = parse_crs_uri(crs, "crs")
     g, digits = _output_geometry(layer.geom, out_srid)
     where, params, extra_props = layer.item_where()
-    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}) AS g, {layer.props_sql}{extra_props} AS p "
-                          f"FROM {layer.table} WHERE o.code = :f AND {' AND '.join(where)}"), params | {"f": fid}).first()
+    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}) AS g, {view.props_sql}{extra_props} AS p "
+                          f"FROM {layer.table} WHERE o.code = :f AND {' AND '.join((*where, *view.where))}"),
+                     params | dict(view.params) | {"f": fid}).first()
     if r is None:
         raise E.feature_not_found("featureId", feature=fid)
-    props_out = mask_attrs(r.p, personal_fields(col.class_code)) if col.class_code else r.p
-    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": props_out,
+    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": r.p,
             "crs": crs_uri(out_srid)}
 
 

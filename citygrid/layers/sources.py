@@ -26,6 +26,8 @@ from sqlalchemy.engine import Connection
 from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.grid.h3cells import STORED_RES, parent_sql
 from citygrid.layers.cql2 import Queryable
+from citygrid.security import classification, rules
+from citygrid.security.principal import Level, Principal
 
 TILE_EXTENT, TILE_BUFFER = 4096, 64
 THIN_BELOW = 15  # below this zoom, tiles keep one feature per few pixels (see `thin_res`)
@@ -48,6 +50,24 @@ class MapGroup:
 
 
 BASE_GROUP = MapGroup("base", "网格与门牌", "grids · door plates")
+
+
+@dataclass(frozen=True)
+class View:
+    """What one caller gets of a layer: extra row conditions (its read scope), the properties SQL with its bind
+    parameters (attributes by its clearance, `citygrid.security.classification`), and a key naming both for
+    caches of pages and tiles."""
+
+    where: tuple[str, ...]
+    props_sql: str
+    params: tuple[tuple[str, Any], ...]
+    key: tuple[Any, ...]
+    scope_key: tuple[Any, ...] = ()  # the part of `key` tiles depend on (they carry no withheld attributes)
+
+
+def _scope_condition(scope: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple[str, Any], ...]]:
+    return ((f"{rules.PLACE_SQL} LIKE ANY(CAST(:vw_scope AS text[]))",),
+            (("vw_scope", [s + "%" for s in scope]),))
 
 
 def thin_res(z: int) -> int:
@@ -130,6 +150,10 @@ class Layer(ABC):
         """The base filter (SQL over `o`) and its parameters."""
         return (), {}
 
+    def view(self, p: Principal) -> View | None:
+        """What `p` gets of the layer; None when it may not see the layer at all (answered as not found)."""
+        return View((), self.props_sql, (), ())
+
     @abstractmethod
     def title(self, conn: Connection) -> str: ...
 
@@ -142,14 +166,17 @@ class Layer(ABC):
         return BASE_GROUP
 
     @abstractmethod
-    def queryables(self) -> dict[str, Queryable]: ...
+    def queryables(self, p: Principal) -> dict[str, Queryable]:
+        """What `p` may filter on (never what it may not see: a filter would tell it)."""
 
     def exists(self, conn: Connection) -> bool:
         return True
 
-    def count(self, conn: Connection, at_least_one: bool = False) -> int:
-        """Features in the layer; with `at_least_one`, 0 or 1 (cheap existence of data)."""
+    def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
+        """Features in the layer (those of `view`); with `at_least_one`, 0 or 1 (cheap existence of data)."""
         where, params = self.where()
+        if view is not None and view.where:
+            where, params = where + view.where, params | dict(view.params)
         cond = " AND ".join(where) or "TRUE"
         sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.table} WHERE {cond} LIMIT 1) x" if at_least_one
                else f"SELECT count(*) FROM {self.table} WHERE {cond}")
@@ -162,8 +189,9 @@ class Layer(ABC):
 
     # --- tiles and styles -----------------------------------------------------------------------------------
     @abstractmethod
-    def tile_sql(self, z: int) -> tuple[str, dict[str, Any]]:
-        """ST_AsMVT SQL for a tile at zoom z, with :z :x :y :ext :buf :cap :layer bound by the caller."""
+    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
+        """ST_AsMVT SQL for a tile at zoom z of what `view` sees, with :z :x :y :ext :buf :cap :layer bound by the
+        caller. Tiles carry L1 properties only, the same for every caller who may see the layer."""
 
     @abstractmethod
     def short_name(self) -> str:
@@ -182,10 +210,11 @@ class ObjectClassLayer(Layer):
     kind = "class"
     table = "city_object o"
     prefix = "class-"
-    props_sql = ("jsonb_build_object('code', o.code, 'name', o.name, 'class_code', o.class_code, "
-                 "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', "
-                 "o.village_code, 'component_code', o.component_code, 'version', o.version, 'valid_from', "
-                 "o.valid_from, 'unit_grid', o.unit_grid, 'gov_grid', o.gov_grid) || o.attrs")
+    _COLUMNS_SQL = ("jsonb_build_object('code', o.code, 'name', o.name, 'class_code', o.class_code, "
+                    "'division_code', o.division_code, 'township_code', o.township_code, 'village_code', "
+                    "o.village_code, 'component_code', o.component_code, 'version', o.version, 'valid_from', "
+                    "o.valid_from, 'unit_grid', o.unit_grid, 'gov_grid', o.gov_grid)")
+    props_sql = _COLUMNS_SQL + " || o.attrs"  # everything; callers get theirs from `view`
     tile_fields = {"code": "String", "name": "String", "state": "String", "township_code": "String",
                    "village_code": "String"}
     valid_time = True
@@ -238,6 +267,15 @@ class ObjectClassLayer(Layer):
     def where(self) -> tuple[tuple[str, ...], dict[str, Any]]:
         return ("o.class_code = :cls", "o.status = 'active'"), {"cls": self.cls.code}
 
+    def view(self, p: Principal) -> View | None:
+        scope = rules.read_scopes(p, self.cls)
+        if scope == ():
+            return None
+        where, params = _scope_condition(scope) if scope is not None else ((), ())
+        attrs, aparams, akey = classification.attrs_sql(p, self.cls)
+        return View(where, f"{self._COLUMNS_SQL} || {attrs}", params + tuple(sorted(aparams.items())),
+                    (scope, akey), (scope,))
+
     def item_where(self) -> tuple[tuple[str, ...], dict[str, Any], str]:
         return ("o.class_code = :cls",), {"cls": self.cls.code}, " || jsonb_build_object('status', o.status)"
 
@@ -252,18 +290,22 @@ class ObjectClassLayer(Layer):
     def map_group(self) -> MapGroup | None:
         return MapGroup(self.cls.major, self.cls.major_name, self.cls.major)
 
-    def count(self, conn: Connection, at_least_one: bool = False) -> int:
+    def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
+        if view is not None and view.where:  # a caller who sees part of a restricted class counts that part
+            return super().count(conn, at_least_one, view)
         # every active object has its H3 cell, so the trigger-kept counts are exact
         sql = ("SELECT count(*) FROM (SELECT 1 FROM agg_h3 WHERE class_code = :cls AND n > 0 LIMIT 1) x"
                if at_least_one else "SELECT coalesce(sum(n), 0) FROM agg_h3 WHERE class_code = :cls")
         return int(conn.execute(text(sql), {"cls": self.cls.code}).scalar_one())
 
-    def queryables(self) -> dict[str, Queryable]:
-        return _object_queryables(self.cls.code)
+    def queryables(self, p: Principal) -> dict[str, Queryable]:
+        return _object_queryables(self.cls.code, classification.queryable_level(p))
 
-    def tile_sql(self, z: int) -> tuple[str, dict[str, Any]]:
-        props = "o.code, o.name, o.attrs->>'state' AS state, o.township_code, o.village_code"
-        base = "o.class_code = :cls AND o.status = 'active' AND o.geom && ST_Transform(b.e, 4490)"
+    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
+        state = "o.attrs->>'state'" if "state" in classification.tile_attributes(self.cls) else "NULL::text"
+        props = f"o.code, o.name, {state} AS state, o.township_code, o.village_code"
+        base = " AND ".join(("o.class_code = :cls AND o.status = 'active' AND o.geom && ST_Transform(b.e, 4490)",
+                             *view.where))
         if z < THIN_BELOW:
             # one object per H3 cell of a few pixels, from the cell stored at write time: a bit operation per row
             # instead of a point-on-surface and a transform (z10 over the demo town: 61 → 27 ms)
@@ -272,19 +314,20 @@ class ObjectClassLayer(Layer):
                      f"ORDER BY {cell}, o.code")
         else:
             inner = f"SELECT o.geom AS g, {props} FROM city_object o, b WHERE {base}"
-        return _mvt(inner, "code, name, state, township_code, village_code"), {"cls": self.cls.code}
+        return _mvt(inner, "code, name, state, township_code, village_code"), {"cls": self.cls.code} | dict(view.params)
 
     def short_name(self) -> str:
         return self.cls.name
 
 
-@lru_cache(maxsize=256)
-def _object_queryables(class_code: str) -> dict[str, Queryable]:
-    """Non-L4 catalog attributes, object columns and the geometry (personal data is never filterable)."""
+@lru_cache(maxsize=1024)
+def _object_queryables(class_code: str, level: Level) -> dict[str, Queryable]:
+    """Catalog attributes a caller cleared to `level` may filter on (`classification.may_query`: never L4),
+    object columns and the geometry."""
     cls = get_catalog().get(class_code)
     out = {k: Queryable(k, kind, f"o.{k}", sch) for k, (kind, sch) in ObjectClassLayer._COLUMNS.items()}
     for a in cls.attributes if cls else []:
-        if a.level == "L4" or not _IDENT.match(a.field):
+        if not classification.may_query(a, level) or not _IDENT.match(a.field):
             continue  # odd names are never pasted into SQL
         ref = f"o.attrs->'{a.field}'"
         sch: dict[str, Any] = {"title": a.label}
@@ -359,10 +402,10 @@ class DivisionsLayer(Layer):
     def map_group(self) -> MapGroup | None:
         return None
 
-    def queryables(self) -> dict[str, Queryable]:
+    def queryables(self, p: Principal) -> dict[str, Queryable]:
         return _division_queryables()
 
-    def tile_sql(self, z: int) -> tuple[str, dict[str, Any]]:
+    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
         inner = ("SELECT o.geom AS g, o.code, o.name, o.level FROM division o, b WHERE o.level = :lvl "
                  "AND o.geom IS NOT NULL AND o.geom && ST_Transform(b.e, 4490)")
         return _mvt(inner, "code, name, level"), {"lvl": 3 if z < 9 else 4 if z < 11 else 5}
@@ -385,9 +428,9 @@ class GridSystemLayer(Layer):
     kind = "grids"
     table = "grid o"
     prefix = "grids-"
-    props_sql = ("jsonb_build_object('code', o.code, 'name', o.name, 'system', o.system, 'kind', o.kind, "
-                 "'division_code', o.division_code, 'township_code', o.township_code, 'households', o.households) "
-                 "|| o.attrs")
+    _COLUMNS_SQL = ("jsonb_build_object('code', o.code, 'name', o.name, 'system', o.system, 'kind', o.kind, "
+                    "'division_code', o.division_code, 'township_code', o.township_code, 'households', {households})")
+    props_sql = _COLUMNS_SQL.format(households="o.households") + " || o.attrs"  # everything
     tile_fields = {"code": "String", "name": "String", "kind": "String", "households": "Number"}
     color = "#e377c2"
     area_outlines = True
@@ -428,6 +471,14 @@ class GridSystemLayer(Layer):
     def where(self) -> tuple[tuple[str, ...], dict[str, Any]]:
         return ("o.system = :sys",), {"sys": self.system}
 
+    def view(self, p: Principal) -> View | None:
+        """Household counts below k hidden unless cleared; imported attributes as no catalog describes them."""
+        cleared = rules.may_see_small_counts(p)
+        attrs, params, akey = classification.attrs_sql(p, None, place_sql="o.division_code")
+        props = self._COLUMNS_SQL.format(households=classification.count_sql("o.households", cleared))
+        return View((), f"{props} || {attrs}", tuple(sorted((params | {"k_anon": classification.k_anonymity()}).items())),
+                    (cleared, akey))
+
     def title(self, conn: Connection) -> str:
         return f"{self._KIND_TITLE.get(self.grid_kind(conn), ('网格', 'grid'))[0]}：{self.system}"
 
@@ -439,13 +490,17 @@ class GridSystemLayer(Layer):
         return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE system = :s)"),
                                  {"s": self.system}).scalar_one())
 
-    def queryables(self) -> dict[str, Queryable]:
-        return _grid_queryables()
+    def queryables(self, p: Principal) -> dict[str, Queryable]:
+        q = _grid_queryables()
+        # filtering on households would tell which grids have fewer than k
+        return q if rules.may_see_small_counts(p) else {k: v for k, v in q.items() if k != "households"}
 
-    def tile_sql(self, z: int) -> tuple[str, dict[str, Any]]:
-        inner = ("SELECT o.geom AS g, o.code, o.name, o.kind, o.households FROM grid o, b WHERE o.system = :sys "
-                 "AND o.geom && ST_Transform(b.e, 4490)")
-        return _mvt(inner, "code, name, kind, households"), {"sys": self.system}
+    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
+        households = classification.count_sql("o.households", False)  # tiles: one product for every caller
+        inner = (f"SELECT o.geom AS g, o.code, o.name, o.kind, {households} AS households FROM grid o, b "
+                 "WHERE o.system = :sys AND o.geom && ST_Transform(b.e, 4490)")
+        return (_mvt(inner, "code, name, kind, households"),
+                {"sys": self.system, "k_anon": classification.k_anonymity()})
 
     def short_name(self) -> str:
         return f"网格 {self.system}"
@@ -503,10 +558,10 @@ class DoorPlatesLayer(Layer):
     def description(self, conn: Connection | None = None) -> str:
         return "door plates of the standard address base (一标三实)"
 
-    def queryables(self) -> dict[str, Queryable]:
+    def queryables(self, p: Principal) -> dict[str, Queryable]:
         return _doorplate_queryables()
 
-    def tile_sql(self, z: int) -> tuple[str, dict[str, Any]]:
+    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
         base = ("SELECT {d} o.point AS g, o.code, o.name, o.full_name FROM addr_node o, b WHERE o.level = 'door' "
                 "AND o.status = 'active' AND o.point && ST_Transform(b.e, 4490)")
         if z < THIN_BELOW:  # points only: thinning on a pixel grid in WebMercator is cheap enough
@@ -538,6 +593,18 @@ def find(layer_id: str) -> Layer | None:
     return None
 
 
-def listing(conn: Connection) -> list[tuple[Layer, int]]:
-    """Every layer with data (divisions always), with its feature count."""
-    return [entry for kind in KINDS for entry in kind.listing(conn)]
+def listing(conn: Connection, p: Principal) -> list[tuple[Layer, int]]:
+    """Every layer with data (divisions always) that `p` may see, with the count of what it sees: restricted
+    classes are left out for callers who may not read them, and counted in their scope for the others."""
+    out = []
+    for kind in KINDS:
+        for layer, n in kind.listing(conn):
+            view = layer.view(p)
+            if view is None:
+                continue
+            if view.where:
+                n = layer.count(conn, view=view)
+                if not n:
+                    continue
+            out.append((layer, n))
+    return out

@@ -9,6 +9,7 @@ bumps `layer_version` (statement triggers) and the next request misses the cache
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Connection
 from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
 from citygrid.layers import sources
-from citygrid.layers.sources import TILE_BUFFER, TILE_EXTENT, Layer
+from citygrid.layers.sources import TILE_BUFFER, TILE_EXTENT, Layer, View
+from citygrid.security.principal import Principal
 from citygrid.settings import get_settings
 
 DEFAULT_CAP = 20_000
@@ -44,24 +46,38 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise E.tile_out_of_range("z", z=z, x=x, y=y)
 
 
-def find_layer(conn: Connection, layer_id: str) -> Layer:
-    """The layer a tile, TileJSON or style request names, or a coded 404."""
+def _visible(p: Principal, layer_id: str) -> tuple[Layer, View]:
+    """The layer and what `p` sees of it, or the same coded 404 for a layer that does not exist and one the
+    caller may not see (no database access)."""
     layer = sources.find(layer_id)
-    if layer is None or not layer.exists(conn):
+    view = layer.view(p) if layer is not None else None
+    if layer is None or view is None:
+        raise E.layer_not_found("layer", layer=layer_id)
+    return layer, view
+
+
+def find_layer(conn: Connection, p: Principal, layer_id: str) -> Layer:
+    """The layer a tile, TileJSON or style request names, or a coded 404."""
+    layer, _ = _visible(p, layer_id)
+    if not layer.exists(conn):
         raise E.layer_not_found("layer", layer=layer_id)
     return layer
 
 
-def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
+def tile(conn: Connection, p: Principal, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
          cache: VersionedCache[Tile] | None = CACHE) -> Tile:
+    """One tile of what `p` may see: L1 properties only, so callers who see the same rows share it."""
     check_tile(z, x, y)
+    found, view = _visible(p, layer)
     version = layer_version(conn, layer)
-    key = (layer, z, x, y)
+    key = (layer, z, x, y, view.scope_key)
     if cache is not None:  # only tiles of existing layers are ever cached, and a write bumps the version
         hit = cache.get(key, version)
         if hit is not None:
             return hit
-    sql, extra = find_layer(conn, layer).tile_sql(z)
+    if not found.exists(conn):
+        raise E.layer_not_found("layer", layer=layer)
+    sql, extra = found.tile_sql(z, view)
     with RENDERS:
         if cache is not None:
             hit = cache.get(key, version)
@@ -69,7 +85,8 @@ def tile(conn: Connection, layer: str, z: int, x: int, y: int, cap: int = DEFAUL
                 return hit
         data = conn.execute(text(sql), {"z": z, "x": x, "y": y, "ext": TILE_EXTENT, "buf": TILE_BUFFER, "cap": cap,
                                         "layer": layer} | extra).scalar()
-    t = Tile(bytes(data or b""), f'"{layer}-v{version}-{z}-{x}-{y}"', version)
+    scope = "-s" + hashlib.blake2b(repr(view.scope_key).encode(), digest_size=4).hexdigest() if view.scope_key else ""
+    t = Tile(bytes(data or b""), f'"{layer}-v{version}{scope}-{z}-{x}-{y}"', version)
     if cache is not None:
         cache.put(key, version, t, len(t.data) + 200)
     return t
@@ -100,11 +117,11 @@ def style(layer_: Layer, tiles_url: str) -> dict[str, Any]:
     return {"version": 8, "name": name, "sources": {layer: src}, "layers": layers}
 
 
-def layer_list(conn: Connection, root: str) -> list[dict[str, Any]]:
-    """Every layer with data as the web map lists it (`GET /layers`): the map keeps no rules of its own
-    about layer ids."""
+def layer_list(conn: Connection, p: Principal, root: str) -> list[dict[str, Any]]:
+    """Every layer with data the caller may see, as the web map lists it (`GET /layers`): the map keeps no rules
+    of its own about layer ids."""
     out = []
-    for layer, n in sources.listing(conn):
+    for layer, n in sources.listing(conn, p):
         g = layer.map_group
         out.append({
             "id": layer.id, "kind": layer.kind, "title": layer.title(conn), "description": layer.description(conn),

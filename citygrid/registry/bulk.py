@@ -24,6 +24,8 @@ from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
+from citygrid.security import audit, rules
+from citygrid.security.principal import Principal
 
 
 @dataclass
@@ -41,14 +43,18 @@ def _esc(v: str | None) -> str:
     return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem], *, by: str,
+def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: list[BulkItem], *,
                 batch: str | None = None, validate: bool = True) -> list[str]:
-    """Create all items or none; returns their codes in input order."""
+    """Create all items or none, as `p` (who must be allowed to edit the class at every item's place);
+    returns their codes in input order."""
     if not items:
         return []
     cls = get_catalog().get(class_code)
     if cls is None:
         raise E.class_unknown("class_code", code=class_code)
+    for place in {rules.place_of(it.village_code, it.township_code, county) for it in items}:
+        rules.require_edit_class(p, cls, place, "批量登记对象", "creating objects in bulk")
+    by = p.name
     if validate:
         problems: list[Problem] = []
         for i, it in enumerate(items):
@@ -62,7 +68,7 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
                 break
         if problems:
             raise CitygridError(problems, "unprocessable")
-    codes = allocate(s, county, class_code, len(items), by=by, batch=batch, state="assigned")
+    codes = allocate(s, p, county, class_code, len(items), batch=batch, state="assigned")
     comp: list[str | None] = [None] * len(items)
     if cls.component_code:
         end = s.execute(
@@ -98,8 +104,6 @@ def bulk_create(s: Session, class_code: str, county: str, items: list[BulkItem],
         assign_objects(s.connection(), codes=codes)  # grids exist: every object knows its grids from the start
     s.execute(text("INSERT INTO change_log (entity, key, op) SELECT 'object', c, 'create' "
                    "FROM unnest(CAST(:codes AS text[])) c"), {"codes": codes})
-    s.execute(text("INSERT INTO audit_log (principal, action, target, detail) "
-                   "VALUES (:by, 'bulk_create', :cls, CAST(:d AS jsonb))"),
-              {"by": by, "cls": class_code, "d": json.dumps({"count": len(codes), "county": county, "batch": batch,
-                                                            "first": codes[0], "last": codes[-1]})})
+    audit.record(s, p, "bulk_create", class_code, detail={"count": len(codes), "county": county, "batch": batch,
+                                                            "first": codes[0], "last": codes[-1]})
     return codes

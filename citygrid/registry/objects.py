@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -25,7 +26,8 @@ from citygrid.geo import bbox_condition, check_geometry, parse_geometry, to_geoj
 from citygrid.grid.assign import assign_objects
 from citygrid.grid.h3cells import cell_of
 from citygrid.regions import query as divisions
-from citygrid.security.masking import mask_attrs
+from citygrid.security import audit, classification, rules
+from citygrid.security.principal import Principal
 
 
 @dataclass
@@ -89,9 +91,9 @@ def _place(conn: Connection, geom: BaseGeometry, division_code: str | None, row:
     return {"county": county, "township": township, "village": village}
 
 
-def _audit(s: Session, by: str, action: str, target: str, detail: dict[str, Any]) -> None:
-    s.execute(text("INSERT INTO audit_log (principal, action, target, detail) VALUES (:p, :a, :t, CAST(:d AS jsonb))"),
-              {"p": by, "a": action, "t": target, "d": json.dumps(detail, ensure_ascii=False, default=str)})
+def _audit(s: Session, by: Principal | str, action: str, target: str, detail: dict[str, Any], fields: list[str] | None = None
+           ) -> None:
+    audit.record(s, by, action, target, fields=fields or (), detail=detail)
     s.execute(text("INSERT INTO change_log (entity, key, op) VALUES ('object', :k, :o)"), {"k": target, "o": action})
 
 
@@ -122,9 +124,13 @@ def _component_code(s: Session, cls: ObjectClass, county: str) -> str | None:
     return sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=int(serial))
 
 
-def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[str, Any]:
-    """Validate everything first (all problems at once), then allocate the code and insert."""
+def create(s: Session, p: Principal, obj: NewObject, row: int | None = None) -> dict[str, Any]:
+    """Validate everything first (all problems at once), then allocate the code and insert. Rights are checked
+    twice: for the class before validating (a refusal should not come after a list of attribute problems), and
+    for the place once it is known."""
     cls = _class(obj.class_code, row)
+    rules.require_edit_class(p, cls, None, "登记对象", "creating objects")
+    by = p.name
     problems = _attr_problems(cls, obj.attrs, row)
     geom: BaseGeometry | None = None
     try:
@@ -139,7 +145,9 @@ def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[
     assert geom is not None
     conn = s.connection()
     place = _place(conn, geom, obj.division_code, row)
-    code = allocate(s, place["county"], cls.code, 1, by=by, state="assigned")[0]
+    rules.require_edit_class(p, cls, rules.place_of(place["village"], place["township"], place["county"]),
+                             "登记对象", "creating objects")
+    code = allocate(s, p, place["county"], cls.code, 1, state="assigned")[0]
     uid = uuid.uuid4()
     s.execute(
         text(
@@ -153,8 +161,8 @@ def create(s: Session, obj: NewObject, by: str, row: int | None = None) -> dict[
     )
     assign_objects(conn, codes=[code])
     _history(s, uid, "create", by)
-    _audit(s, by, "create", code, {"class": cls.code})
-    return get(conn, code) or {}
+    _audit(s, p, "create", code, {"class": cls.code}, sorted(obj.attrs))
+    return get(conn, p, code) or {}
 
 
 _SELECT = (
@@ -164,43 +172,63 @@ _SELECT = (
 )
 
 
-def personal_fields(class_code: str) -> set[str]:
-    cls = get_catalog().get(class_code)
-    return {a.field for a in cls.attributes if a.level == "L4"} if cls else set()
+def _place_of(r: Any) -> str | None:
+    return rules.place_of(r.village_code, r.township_code, r.division_code)
 
 
-def _out(r: Any) -> dict[str, Any]:
+def _readable(p: Principal, r: Any) -> bool:
     cls = get_catalog().get(r.class_code)
-    return {
+    return (cls is None and p.is_admin) or (cls is not None and rules.may_read_object(p, cls, _place_of(r)))
+
+
+def _out(p: Principal, r: Any) -> dict[str, Any]:
+    cls = get_catalog().get(r.class_code)
+    return classification.object_view(p, cls, _place_of(r), {
         "uid": str(r.uid), "code": r.code, "class_code": r.class_code, "class_name": cls.name if cls else None,
         "division_code": r.division_code, "township_code": r.township_code, "village_code": r.village_code,
         "component_code": r.component_code, "grids": {"unit": r.unit_grid, "governance": r.gov_grid}, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
-        "attrs": mask_attrs(r.attrs, personal_fields(r.class_code)), "status": r.status, "version": r.version,
+        "attrs": r.attrs, "status": r.status, "version": r.version,
         "valid_from": r.valid_from,
         "valid_to": r.valid_to, "created_by": r.created_by, "created_at": r.created_at,
         "updated_by": r.updated_by, "updated_at": r.updated_at,
-    }
+    })
 
 
-def get(conn: Connection, code: str) -> dict[str, Any] | None:
+def get(conn: Connection, p: Principal, code: str) -> dict[str, Any] | None:
+    """The object as the caller may see it; None when there is none or the caller may not read it (the same
+    answer, so codes of classified objects do not reveal that they exist)."""
     r = conn.execute(text(_SELECT + " WHERE o.code=:c OR o.component_code=:c"), {"c": code}).first()
-    return _out(r) if r else None
+    return _out(p, r) if r and _readable(p, r) else None
 
 
-def _require(conn: Connection, code: str, for_write: bool = True) -> Any:
-    r = conn.execute(text("SELECT uid, code, class_code, status, version, division_code FROM city_object "
-                          "WHERE code=:c" + (" FOR UPDATE" if for_write else "")), {"c": code}).first()
-    if r is None:
+def _require(conn: Connection, p: Principal, code: str, for_write: bool = True) -> Any:
+    r = conn.execute(text("SELECT uid, code, class_code, status, version, division_code, township_code, "
+                          "village_code FROM city_object WHERE code=:c" + (" FOR UPDATE" if for_write else "")),
+                     {"c": code}).first()
+    if r is None or not _readable(p, r):
         raise E.object_not_found("code", code=code)
     return r
 
 
-def query(conn: Connection, *, class_code: str | None = None, division: str | None = None,
+def _writable(conn: Connection, p: Principal, code: str, action_zh: str, action_en: str) -> Any:
+    """The object locked for a write the caller may make: 401 before anything is looked up for anonymous
+    callers, 404 for objects it may not even read, 403 for classes or places it may not edit."""
+    rules.require_login(p, action_zh, action_en)
+    cur = _require(conn, p, code)
+    rules.require_edit_class(p, _class(cur.class_code), _place_of(cur), action_zh, action_en)
+    return cur
+
+
+def query(conn: Connection, p: Principal, *, class_code: str | None = None, division: str | None = None,
           bbox: tuple[float, float, float, float] | None = None, status: str | None = "active",
           limit: int = 100, after: str | None = None) -> dict[str, Any]:
-    """Keyset paging by code (stable and fast at any depth, unlike OFFSET)."""
+    """Keyset paging by code (stable and fast at any depth, unlike OFFSET); only objects the caller may read."""
     where = ["TRUE"]
     params: dict[str, Any] = {"l": limit + 1}
+    readable, rparams = rules.readable_sql(p)
+    if readable != "TRUE":
+        where.append(readable)
+        params |= rparams
     if class_code:
         where.append("o.class_code=:cls")
         params["cls"] = class_code
@@ -216,16 +244,17 @@ def query(conn: Connection, *, class_code: str | None = None, division: str | No
         where.append("o.code > :after")
         params["after"] = after
     rows = conn.execute(text(_SELECT + " WHERE " + " AND ".join(where) + " ORDER BY o.code LIMIT :l"), params).all()
-    items = [_out(r) for r in rows[:limit]]
+    items = [_out(p, r) for r in rows[:limit]]
     return {"items": items, "next": items[-1]["code"] if len(rows) > limit else None}
 
 
-def update(s: Session, code: str, *, by: str, attrs: dict[str, Any] | None = None, name: str | None = None,
+def update(s: Session, p: Principal, code: str, *, attrs: dict[str, Any] | None = None, name: str | None = None,
            geometry: dict[str, Any] | None = None, crs: str | None = None, expected_version: int | None = None,
            reason: str | None = None) -> dict[str, Any]:
     """A new version; `attrs` are merged into the current ones (a key set to null removes it)."""
     conn = s.connection()
-    cur = _require(conn, code)
+    cur = _writable(conn, p, code, "修改对象", "updating objects")
+    by = p.name
     if cur.status != "active":
         raise E.object_retired("code", code=code)
     if expected_version is not None and expected_version != cur.version:
@@ -262,20 +291,21 @@ def update(s: Session, code: str, *, by: str, attrs: dict[str, Any] | None = Non
     if geom_wkb is not None:
         assign_objects(conn, codes=[code])
     _history(s, cur.uid, "update", by, reason)
-    _audit(s, by, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None})
-    return get(conn, code) or {}
+    _audit(s, p, "update", code, {"fields": sorted((attrs or {}).keys()), "geometry": geometry is not None},
+           sorted(attrs or {}))
+    return get(conn, p, code) or {}
 
 
-def retire(s: Session, code: str, *, by: str, reason: str | None = None, op: str = "retire") -> dict[str, Any]:
+def retire(s: Session, p: Principal, code: str, *, reason: str | None = None, op: str = "retire") -> dict[str, Any]:
     conn = s.connection()
-    cur = _require(conn, code)
+    cur = _writable(conn, p, code, "注销对象", "retiring objects")
     if cur.status != "active":
         raise E.object_retired("code", code=code)
     s.execute(text("UPDATE city_object SET status='retired', valid_to=now(), version=version+1, updated_by=:by, "
-                   "updated_at=now() WHERE uid=:u"), {"by": by, "u": cur.uid})
-    _history(s, cur.uid, op, by, reason)
-    _audit(s, by, op, code, {"reason": reason})
-    return get(conn, code) or {}
+                   "updated_at=now() WHERE uid=:u"), {"by": p.name, "u": cur.uid})
+    _history(s, cur.uid, op, p.name, reason)
+    _audit(s, p, op, code, {"reason": reason})
+    return get(conn, p, code) or {}
 
 
 def _new_like(cur: Any, part: dict[str, Any], i: int) -> NewObject:
@@ -286,58 +316,65 @@ def _new_like(cur: Any, part: dict[str, Any], i: int) -> NewObject:
                      division_code=part.get("division_code"), crs=part.get("crs"))
 
 
-def split(s: Session, code: str, parts: list[dict[str, Any]], *, by: str, reason: str | None = None
+def split(s: Session, p: Principal, code: str, parts: list[dict[str, Any]], *, reason: str | None = None
           ) -> dict[str, Any]:
     """Retire the parent; each part becomes a new object with a new code; lineage parent→children."""
     if not isinstance(parts, list) or len(parts) < 2:
         raise E.split_parts("parts")
     conn = s.connection()
-    cur = _require(conn, code)
-    retire(s, code, by=by, reason=reason, op="split")
+    cur = _writable(conn, p, code, "拆分对象", "splitting objects")
+    retire(s, p, code, reason=reason, op="split")
     children = []
     for i, part in enumerate(parts):
-        child = create(s, _new_like(cur, part, i), by, row=i)
+        child = create(s, p, _new_like(cur, part, i), row=i)
         s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by) VALUES (:p, :c, 'split', :by)"),
-                  {"p": cur.uid, "c": uuid.UUID(child["uid"]), "by": by})
+                  {"p": cur.uid, "c": uuid.UUID(child["uid"]), "by": p.name})
         children.append(child)
-    return {"parent": get(conn, code), "children": children}
+    return {"parent": get(conn, p, code), "children": children}
 
 
-def merge(s: Session, codes: list[str], result: dict[str, Any], *, by: str, reason: str | None = None
+def merge(s: Session, p: Principal, codes: list[str], result: dict[str, Any], *, reason: str | None = None
           ) -> dict[str, Any]:
     """Retire every part; the result gets a new code; lineage parts→result."""
     if not isinstance(codes, list) or len(set(codes)) < 2:
         raise E.merge_parts("codes")
     conn = s.connection()
-    curs = [_require(conn, c) for c in codes]
+    curs = [_writable(conn, p, c, "合并对象", "merging objects") for c in codes]
     if len({c.class_code for c in curs}) > 1 and "class_code" not in (result or {}):
         raise E.merge_classes("class_code")
     for c in codes:
-        retire(s, c, by=by, reason=reason, op="merge")
-    merged = create(s, _new_like(curs[0], result, 0), by)
+        retire(s, p, c, reason=reason, op="merge")
+    merged = create(s, p, _new_like(curs[0], result, 0))
     for c in curs:
         s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by) VALUES (:p, :c, 'merge', :by)"),
-                  {"p": c.uid, "c": uuid.UUID(merged["uid"]), "by": by})
-    return {"parents": [get(conn, c) for c in codes], "result": merged}
+                  {"p": c.uid, "c": uuid.UUID(merged["uid"]), "by": p.name})
+    return {"parents": [get(conn, p, c) for c in codes], "result": merged}
 
 
-def history(conn: Connection, code: str) -> list[dict[str, Any]]:
-    cur = _require(conn, code, for_write=False)
+def history(conn: Connection, p: Principal, code: str) -> list[dict[str, Any]]:
+    """Every version, each as the caller may see the object today (its clearance at the object's place)."""
+    cur = _require(conn, p, code, for_write=False)
     rows = conn.execute(
         text("SELECT version, op, name, ST_AsBinary(geom) AS g, attrs, status, changed_by, changed_at, reason "
              "FROM city_object_history WHERE uid=:u ORDER BY version"), {"u": cur.uid}).all()
-    pf = personal_fields(cur.class_code)
-    return [{"version": r.version, "op": r.op, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
-             "attrs": mask_attrs(r.attrs, pf), "status": r.status, "changed_by": r.changed_by, "changed_at": r.changed_at,
-             "reason": r.reason} for r in rows]
+    cls, place = get_catalog().get(cur.class_code), _place_of(cur)
+    return [classification.object_view(p, cls, place, {
+        "version": r.version, "op": r.op, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
+        "attrs": r.attrs, "status": r.status, "changed_by": r.changed_by, "changed_at": r.changed_at,
+        "reason": r.reason}) for r in rows]
 
 
-def lineage(conn: Connection, code: str) -> dict[str, Any]:
-    cur = _require(conn, code, for_write=False)
-    parents = conn.execute(text("SELECT o.code, l.kind, l.at, l.by FROM lineage l JOIN city_object o "
-                                "ON o.uid=l.parent_uid WHERE l.child_uid=:u ORDER BY o.code"), {"u": cur.uid}).all()
-    children = conn.execute(text("SELECT o.code, l.kind, l.at, l.by FROM lineage l JOIN city_object o "
-                                 "ON o.uid=l.child_uid WHERE l.parent_uid=:u ORDER BY o.code"), {"u": cur.uid}).all()
-    return {"code": code,
-            "parents": [{"code": r.code, "kind": r.kind, "at": r.at, "by": r.by} for r in parents],
-            "children": [{"code": r.code, "kind": r.kind, "at": r.at, "by": r.by} for r in children]}
+def lineage(conn: Connection, p: Principal, code: str) -> dict[str, Any]:
+    """Parents and children the caller may read (a split into a classified object does not reveal it)."""
+    cur = _require(conn, p, code, for_write=False)
+    place = _place_of(cur)
+    related = ("SELECT o.code, o.class_code, o.division_code, o.township_code, o.village_code, l.kind, l.at, l.by "
+               "FROM lineage l JOIN city_object o ON o.uid=l.{other}_uid WHERE l.{self}_uid=:u ORDER BY o.code")
+    parents = conn.execute(text(related.format(other="parent", self="child")), {"u": cur.uid}).all()
+    children = conn.execute(text(related.format(other="child", self="parent")), {"u": cur.uid}).all()
+
+    def entries(rows: Sequence[Any]) -> list[dict[str, Any]]:
+        return [classification.redact_meta(p, place, {"code": r.code, "kind": r.kind, "at": r.at, "by": r.by})
+                for r in rows if _readable(p, r)]
+
+    return {"code": code, "parents": entries(parents), "children": entries(children)}

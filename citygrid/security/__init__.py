@@ -1,1 +1,2 @@
-"""Principals, roles, masking of personal data."""
+"""Who is calling (principal, credentials, tokens, keys), what it may do (rules) and what it is shown
+(classification: levels, masks, k-anonymity)."""

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import E
+from citygrid.security import audit
 from citygrid.security.keys import get_keyring
 from citygrid.security.principal import LEVELS, Grant, Principal
 from citygrid.settings import get_settings
@@ -76,6 +77,8 @@ def add_principal(conn: Connection, username: str, *, kind: str = "user", passwo
                           "VALUES (:p, :r, :d, :dep, :cls)"),
                      {"p": pid, "r": g.role, "d": g.division, "dep": g.department,
                       "cls": sorted(g.classes) if g.classes is not None else None})
+    audit.record(conn, by, "principal_add", username, detail={
+        "kind": kind, "roles": [audit.grant_label(g) for g in grants], "clearance": clearance, "personal": personal})
     return uuid.UUID(str(pid))
 
 
@@ -88,11 +91,12 @@ def list_principals(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) | {"id": str(r.id)} for r in rows]
 
 
-def set_disabled(conn: Connection, username: str, disabled: bool = True) -> None:
+def set_disabled(conn: Connection, username: str, disabled: bool = True, by: str = "system") -> None:
     n = conn.execute(text("UPDATE principal SET disabled_at = CASE WHEN :d THEN now() END WHERE username = :u"),
                      {"d": disabled, "u": username}).rowcount
     if not n:
         raise E.principal_not_found("username", username=username)
+    audit.record(conn, by, "principal_disable" if disabled else "principal_enable", username)
 
 
 def load(conn: Connection, principal_id: uuid.UUID | str, via: str) -> Principal | None:
@@ -156,7 +160,8 @@ def _key_hash(kid: str, secret: str) -> bytes:
     return hmac.new(get_keyring().derive(kid, "api-key"), secret.encode(), hashlib.sha256).digest()
 
 
-def create_api_key(conn: Connection, username: str, name: str, expires_days: int | None = None) -> dict[str, Any]:
+def create_api_key(conn: Connection, username: str, name: str, expires_days: int | None = None,
+                   by: str = "system") -> dict[str, Any]:
     """A new key for a principal; the returned `key` is shown once and stored only as a keyed hash."""
     pid = conn.execute(text("SELECT id FROM principal WHERE username = :u"), {"u": username}).scalar()
     if pid is None:
@@ -168,14 +173,16 @@ def create_api_key(conn: Connection, username: str, name: str, expires_days: int
         "INSERT INTO api_key (id, principal_id, name, secret_hash, hash_kid, expires_at) VALUES (:i, :p, :n, :h, :k, "
         "CASE WHEN CAST(:e AS integer) IS NULL THEN NULL ELSE now() + make_interval(days => CAST(:e AS integer)) END)"),
         {"i": key_id, "p": pid, "n": name, "h": _key_hash(kid, secret), "k": kid, "e": expires_days})
+    audit.record(conn, by, "api_key_create", username, detail={"key": key_id, "name": name, "expires_days": expires_days})
     return {"id": key_id, "key": f"{API_KEY_PREFIX}{key_id}_{secret}", "name": name, "principal": username}
 
 
-def revoke_api_key(conn: Connection, key_id: str) -> None:
+def revoke_api_key(conn: Connection, key_id: str, by: str = "system") -> None:
     n = conn.execute(text("UPDATE api_key SET revoked_at = now() WHERE id = :i AND revoked_at IS NULL"),
                      {"i": key_id}).rowcount
     if not n:
         raise E.api_key_not_found("key", key=key_id)
+    audit.record(conn, by, "api_key_revoke", key_id)
 
 
 def list_api_keys(conn: Connection) -> list[dict[str, Any]]:

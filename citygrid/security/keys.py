@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -86,6 +87,29 @@ def get_keyring() -> Keyring:
     return _parse(path.read_text(encoding="utf-8"), str(path))
 
 
+_seen: dict[str, object] = {"at": 0.0, "stamp": None}
+
+
+def current(every: float = 2.0) -> Keyring:
+    """The keyring, re-read when its file changed (looked at no more than every `every` seconds), so a running
+    server picks up a rotation made by `citygrid crypto rotate` in another process without a restart."""
+    if not get_settings().keyring:
+        now = time.monotonic()
+        if now - float(_seen["at"]) >= every:  # type: ignore[arg-type]
+            _seen["at"] = now
+            path = keyring_path()
+            try:
+                st = path.stat()
+                stamp: object = (str(path), st.st_mtime_ns, st.st_size)
+            except OSError:
+                stamp = None
+            if stamp != _seen["stamp"]:
+                if _seen["stamp"] is not None:
+                    get_keyring.cache_clear()
+                _seen["stamp"] = stamp
+    return get_keyring()
+
+
 def rotate() -> Keyring:
     """Add a fresh key to the file keyring and make it active; old keys stay for verification and decryption."""
     if get_settings().keyring:
@@ -93,11 +117,28 @@ def rotate() -> Keyring:
     ring = get_keyring()
     n = 1 + max(int(k[1:]) for k in ring.keys if k[1:].isdigit())
     new = Keyring(f"k{n}", ring.keys | {f"k{n}": secrets.token_bytes(32)})
+    _write(new)
+    return new
+
+
+def _write(ring: Keyring) -> None:
+    """Replace the keyring file atomically (mode 0600) and forget the cached copy."""
     path = keyring_path()
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new.to_json())
+        f.write(ring.to_json())
     tmp.replace(path)
     get_keyring.cache_clear()
-    return new
+
+
+def retire(kid: str) -> Keyring:
+    """Remove a key from the file keyring. Callers check first that nothing still needs it (`citygrid crypto
+    retire-key` does: encrypted rows, live API keys); tokens it signed stop verifying at once."""
+    if get_settings().keyring:
+        raise RuntimeError("the keyring comes from CITYGRID_KEYRING: remove the key in the secret store that sets it")
+    ring = get_keyring()
+    if kid == ring.active or kid not in ring.keys:
+        raise ValueError(f"cannot retire {kid!r}: it is the active key or not in the ring")
+    _write(Keyring(ring.active, {k: v for k, v in ring.keys.items() if k != kid}))
+    return get_keyring()

@@ -23,7 +23,7 @@ may read; reading personal information (L4 person fields: names, ID numbers, pho
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Role = Literal["cadre", "reviewer", "department", "admin"]
@@ -54,6 +54,15 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class RequestMeta:
+    """Where a call came from, for the audit log: carried on the `Principal` into the core explicitly (a
+    thread-local would not survive FastAPI's thread pool)."""
+
+    client: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     kind: Kind
     name: str
@@ -63,6 +72,7 @@ class Principal:
     personal: bool = False
     display_name: str | None = None
     via: str = field(default="none", compare=False)  # how it authenticated: none | token | api_key | process
+    meta: RequestMeta | None = field(default=None, compare=False)  # the request's origin (api/deps.py)
 
     @property
     def anonymous(self) -> bool:
@@ -90,3 +100,9 @@ class Principal:
 ANONYMOUS = Principal(kind="anonymous", name="anonymous", clearance="L1")
 # The process acting on its own (CLI loads, the demo generator, migrations): every right, recorded as "system".
 SYSTEM = Principal(kind="system", name="system", clearance="L4", personal=True, via="process")
+
+
+def system_as(name: str) -> Principal:
+    """The process acting on its own under a name of its own, so history says which process wrote (the demo
+    generator, an import, a test): every right, like `SYSTEM`."""
+    return replace(SYSTEM, name=name)

@@ -1,25 +1,64 @@
 """What each role may do, decided here and only here; core functions call these with the caller's `Principal`
 and routers never decide rights themselves. A refusal is a coded error: 401 (`unauthenticated`) for anonymous
-callers who would need credentials, 403 (`forbidden`) for principals whose roles do not cover the act.
+callers who would need credentials, 403 (`forbidden`) for principals whose roles do not cover the act, and 404
+for objects and layers of classes the caller may not read (so their existence does not leak).
 
-| act | who |
-|---|---|
-| read published layers, tiles, aggregates above k, reference data | everyone (anonymous included) |
-| read a class that is not public (catalog `public: false`) | admin; the owning department; cadres and reviewers in their area |
-| create/update/retire/split/merge objects of a class | admin; a department owning the class, inside its division scope |
-| reserve code blocks for a class | the same as editing that class |
-| register persons and organizations (三实), read personal fields | a principal with the `personal` grant (and L4 clearance) |
-| submit surveyed objects | a cadre in its village (admin too) |
-| review submissions | a reviewer in its township (admin too) |
-| resolve addresses in bulk (batch files) | departments and admins |
-| principals, grants, catalog, grid-system imports | admin |
+A *place* is the most specific division code known of a thing (village, else township, else county): a grant
+covers it when the code starts with the grant's division prefix (`Grant.covers`).
+
+| act | who | negative test (tests/test_security_roles.py, C: tests/test_security_classification.py) |
+|---|---|---|
+| read public layers, tiles, reference data, the QR page | everyone (anonymous included) | (tests/test_web.py: the map and QR page work anonymously) |
+| read objects of a restricted class (catalog `public: false`, or `personal: true`) one by one, in layers and tiles | admin; a department owning the class, in its scope; cadres and reviewers in their area; for personal classes also the personal grant in its scope; others get 404 | test_unpublished_class_is_404_for_the_public, test_restricted_layer_is_scoped |
+| see attributes above the public clearance (`public_clearance`, L1) | a principal in its scope, up to its clearance; L4 person fields (names, ID numbers, phones) also need the personal grant, else masked | C: test_no_l3_or_l4_value_reaches_a_caller_without_clearance, test_masks_and_withholding_below_the_personal_grant |
+| filter or aggregate on an attribute | up to the clearance the caller holds everywhere, never L4 in filters | C: the sweep (aggregates of capacity/floor_area), tests/test_ogc_cql.py |
+| counts of persons or households below k | admins and the unscoped personal grant (`may_see_small_counts`); others get them hidden, bbox/region answers in whole groups, all-classes counts without personal classes | C: test_overlapping_bboxes_cannot_isolate_a_household, test_household_counts_of_grids_below_k_are_hidden, test_classified_and_household_objects_stay_out_of_public_counts |
+| create/update/retire/split/merge objects of a class | admin; a department owning the class (责任分工目录, or an explicit class list), inside its scope; never cadres or reviewers | test_cadre_may_not_write_the_registry, test_department_may_not_edit_another_departments_class, test_department_outside_its_scope |
+| reserve code blocks for a class | as editing the class (in a county it works in), at most `code_block_max` codes a call and `code_block_daily` in 24 h (admins exempt) | test_code_blocks_need_rights_and_respect_quotas, test_daily_code_quota_answers_429_with_retry_after |
+| register persons (三实); see a room's persons and house | the personal grant with L4 clearance, in its scope (row-level security agrees) | test_registering_persons_needs_the_personal_grant, C: test_masks_and_withholding_below_the_personal_grant |
+| register organizations (三实) | admin; any role covering the door plate's place | test_registering_organizations_needs_a_role_there |
+| resolve addresses in bulk (POST /address/geocode, batch files) | departments and admins | test_bulk_geocoding_is_for_departments |
+| see a job and its result | its owner; admins all | test_jobs_are_seen_by_their_owner |
+| grid-system imports (principals, grants and the catalog are CLI work) | admin | test_grid_import_is_for_admins |
+| submit surveyed objects / review submissions | a cadre in its village / a reviewer in its township (for the intake issue) | - |
+| any write or bulk work, anonymously | nobody: 401 before the body is read | test_every_write_route_refuses_anonymous_callers |
 """
 
 from __future__ import annotations
 
-from citygrid.catalog import ObjectClass
+from typing import Any
+
+from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.errors import E
-from citygrid.security.principal import Principal
+from citygrid.security.principal import LEVELS, Grant, Level, Principal
+from citygrid.settings import get_settings
+
+# Division prefixes a right holds in: None everywhere, () nowhere.
+Scope = tuple[str, ...] | None
+
+
+def place_of(village: str | None, township: str | None, county: str | None) -> str | None:
+    """The most specific division code known of a thing, which grants are checked against."""
+    return village or township or county
+
+
+def in_scope(scope: Scope, place: str | None) -> bool:
+    if scope is None:
+        return True
+    return place is not None and any(place.startswith(s) for s in scope)
+
+
+def _scope(grants: list[Grant]) -> Scope:
+    if any(g.division is None for g in grants):
+        return None
+    return tuple(sorted({g.division for g in grants if g.division is not None}))
+
+
+def _union(a: Scope, b: Scope) -> Scope:
+    return None if a is None or b is None else tuple(sorted(set(a) | set(b)))
+
+
+# --- refusals ------------------------------------------------------------------------------------------------
 
 
 def require_login(p: Principal, action_zh: str, action_en: str) -> None:
@@ -32,45 +71,162 @@ def _refuse(p: Principal, action_zh: str, action_en: str, why_zh: str, why_en: s
     raise E.forbidden(None, why_zh=f"{action_zh}：{why_zh}", why_en=f"{action_en}: {why_en}")
 
 
-def may_edit_class(p: Principal, cls: ObjectClass, division_code: str | None) -> bool:
-    """Admins anywhere; a department for the classes it owns (责任分工目录) or is granted, inside its scope."""
+# --- objects by class ------------------------------------------------------------------------------------------
+
+
+def owns_class(g: Grant, cls: ObjectClass) -> bool:
+    """A department grant for the class: its department owns it (责任分工目录) or it lists the class."""
+    return g.role == "department" and (g.department == cls.department.id
+                                       or (g.classes is not None and cls.code in g.classes))
+
+
+def may_edit_class(p: Principal, cls: ObjectClass, place: str | None = None) -> bool:
+    """Admins anywhere; a department for the classes it owns, inside its scope. `place` None asks whether the
+    principal may edit the class anywhere at all (the early check, before the place is known)."""
     if p.is_admin:
         return True
-    return any((g.department == cls.department.id or (g.classes is not None and cls.code in g.classes))
-               and g.covers(division_code) for g in p.grants_of("department"))
+    return any(owns_class(g, cls) and (place is None or g.covers(place)) for g in p.grants)
 
 
-def require_edit_class(p: Principal, cls: ObjectClass, division_code: str | None, action_zh: str = "修改对象",
+def require_edit_class(p: Principal, cls: ObjectClass, place: str | None = None, action_zh: str = "修改对象",
                        action_en: str = "editing objects") -> None:
-    if not may_edit_class(p, cls, division_code):
-        _refuse(p, action_zh, action_en, f"{cls.name}（{cls.code}）归 {cls.department.name} 管理，"
-                f"{division_code or '该地区'}不在您的权限范围内" if p.grants else "您没有任何角色",
-                f"class {cls.code} belongs to department {cls.department.id}; your roles do not cover it in "
-                f"{division_code or 'this place'}")
+    if may_edit_class(p, cls, place):
+        return
+    if not any(owns_class(g, cls) for g in p.grants):
+        why_zh = f"{cls.name}（{cls.code}）归 {cls.department.name} 管理" if p.grants else "您没有任何角色"
+        why_en = f"class {cls.code} belongs to department {cls.department.id}"
+    else:
+        why_zh, why_en = f"{place} 不在您的管辖范围内", f"{place} is outside your jurisdiction"
+    _refuse(p, action_zh, action_en, why_zh, why_en)
 
 
-def may_read_class(p: Principal, cls: ObjectClass, division_code: str | None = None) -> bool:
-    """Public classes for everyone; the others for those who own them or work in the place."""
-    if cls.public or may_edit_class(p, cls, division_code):
-        return True
-    return any(g.covers(division_code) for g in p.grants if g.role in ("cadre", "reviewer")) \
-        if division_code is not None else False
+def may_allocate(p: Principal, cls: ObjectClass, county: str) -> bool:
+    """Codes carry their county: a department takes codes of its classes in a county it works in (its scope
+    is that county, or a township or village of it)."""
+    return p.is_admin or any(owns_class(g, cls) and (g.division is None or g.division.startswith(county)
+                                                     or county.startswith(g.division)) for g in p.grants)
 
 
-def may_read_personal(p: Principal) -> bool:
-    return p.is_admin or (p.personal and p.clearance == "L4")
+def require_allocate(p: Principal, cls: ObjectClass, county: str) -> None:
+    if not may_allocate(p, cls, county):
+        _refuse(p, "分配或预留代码", "allocating codes", f"{cls.name}（{cls.code}）在 {county} 的代码不归您分配",
+                f"codes of class {cls.code} in {county} are not yours to allocate")
 
 
-def require_personal(p: Principal, action_zh: str = "登记或查看个人信息",
+def restricted(cls: ObjectClass) -> bool:
+    """Objects of the class are not for everyone one by one: classified (`public: false`) or about people
+    (`personal: true`; the public sees those only as counts of at least k)."""
+    return not cls.public or cls.personal
+
+
+def read_scopes(p: Principal, cls: ObjectClass) -> Scope:
+    """Where the principal may read the class's objects one by one (features, tiles, the registry)."""
+    if not restricted(cls) or p.is_admin:
+        return None
+    holders = [g for g in p.grants if owns_class(g, cls) or g.role in ("cadre", "reviewer")]
+    scope = _scope(holders) if holders else ()
+    if cls.personal and personal_scopes(p) != ():
+        scope = _union(scope, personal_scopes(p))
+    return scope
+
+
+def may_read_object(p: Principal, cls: ObjectClass, place: str | None) -> bool:
+    return in_scope(read_scopes(p, cls), place)
+
+
+PLACE_SQL = "coalesce(o.village_code, o.township_code, o.division_code)"
+
+
+def readable_sql(p: Principal, place_sql: str = PLACE_SQL, class_sql: str = "o.class_code") -> tuple[str, dict[str, Any]]:
+    """`may_read_object` as SQL over objects of any class, with its bind parameters: restricted classes the
+    caller may not read are left out, those it may read in some places only there."""
+    by_scope: dict[tuple[str, ...], list[str]] = {}
+    restricted_codes = []
+    for cls in get_catalog().classes.values():
+        scope = read_scopes(p, cls) if restricted(cls) else None
+        if scope is None:
+            continue
+        restricted_codes.append(cls.code)
+        if scope:
+            by_scope.setdefault(scope, []).append(cls.code)
+    if not restricted_codes:
+        return "TRUE", {}
+    params: dict[str, Any] = {"rv_r": restricted_codes}
+    ors = [f"{class_sql} <> ALL(CAST(:rv_r AS text[]))"]
+    for i, (scope, codes) in enumerate(sorted(by_scope.items())):
+        ors.append(f"({class_sql} = ANY(CAST(:rv_c{i} AS text[])) AND {place_sql} LIKE ANY(CAST(:rv_s{i} AS text[])))")
+        params |= {f"rv_c{i}": codes, f"rv_s{i}": [s + "%" for s in scope]}
+    return "(" + " OR ".join(ors) + ")", params
+
+
+def aggregate_scopes(p: Principal, cls: ObjectClass) -> Scope:
+    """Where the principal may count the class's objects: personal classes everywhere (with k, see
+    `may_see_small_counts`), classified ones only where they may be read."""
+    return None if cls.public else read_scopes(p, cls)
+
+
+# --- clearance and personal data ----------------------------------------------------------------------------
+
+
+def public_clearance() -> Level:
+    return get_settings().public_clearance
+
+
+def clearance_scopes(p: Principal) -> Scope:
+    """Where the principal's own clearance applies (where it works); elsewhere it sees what the public sees."""
+    return None if p.is_admin else _scope(list(p.grants)) if p.grants else ()
+
+
+def own_clearance(p: Principal) -> Level:
+    """The clearance the principal holds where it works (never below the public's)."""
+    return "L4" if p.is_admin else max(public_clearance(), p.clearance, key=LEVELS.index)
+
+
+def clearance_at(p: Principal, place: str | None) -> Level:
+    return own_clearance(p) if in_scope(clearance_scopes(p), place) else public_clearance()
+
+
+def personal_scopes(p: Principal) -> Scope:
+    """Where the principal may read personal information: the explicit grant, L4 clearance, its places."""
+    if p.is_admin:
+        return None
+    return clearance_scopes(p) if p.personal and p.clearance == "L4" else ()
+
+
+def may_read_personal(p: Principal, place: str | None = None) -> bool:
+    """Persons' names, ID numbers and phones unmasked; `place` None asks about the principal as a whole."""
+    scope = personal_scopes(p)
+    return scope != () if place is None else in_scope(scope, place)
+
+
+def require_personal(p: Principal, place: str | None = None, action_zh: str = "登记或查看个人信息",
                      action_en: str = "registering or reading personal data") -> None:
-    if not may_read_personal(p):
-        _refuse(p, action_zh, action_en, "需要个人信息授权（personal）和 L4 密级",
-                "needs the personal-data grant and L4 clearance")
+    if may_read_personal(p, place):
+        return
+    if may_read_personal(p):
+        _refuse(p, action_zh, action_en, f"{place} 不在您的范围内", f"{place} is outside your scope")
+    _refuse(p, action_zh, action_en, "需要个人信息授权（personal）和 L4 密级",
+            "needs the personal-data grant and L4 clearance")
+
+
+def may_see_small_counts(p: Principal) -> bool:
+    """Counts of persons or households below k, anywhere: admins, and the personal grant without a division
+    limit (aggregates cross divisions, so a scoped grant does not lift k)."""
+    return personal_scopes(p) is None
+
+
+# --- the rest -------------------------------------------------------------------------------------------------
 
 
 def require_admin(p: Principal, action_zh: str, action_en: str) -> None:
     if not p.is_admin:
         _refuse(p, action_zh, action_en, "仅管理员可以操作", "only admins may do this")
+
+
+def require_register_organization(p: Principal, place: str | None) -> None:
+    if p.is_admin or any(g.covers(place) for g in p.grants):
+        return
+    _refuse(p, "登记实有单位", "registering organizations", f"{place} 不在您的范围内", f"{place} is outside your scope")
 
 
 def require_submit(p: Principal, village: str) -> None:
@@ -91,3 +247,19 @@ def require_bulk_resolve(p: Principal) -> None:
     if p.is_admin or p.grants_of("department"):
         return
     _refuse(p, "批量地址解析", "batch address resolution", "仅部门和管理员可以使用", "departments and admins only")
+
+
+def job_owner(p: Principal) -> str | None:
+    """Whose jobs (and their results) `p` sees: everyone's for admins (None), its own otherwise; the public has
+    none (no job is owned by the empty name)."""
+    if p.is_admin:
+        return None
+    return "" if p.anonymous else p.name
+
+
+def code_block_quota(p: Principal) -> tuple[int, int] | None:
+    """Codes per call and per 24 hours the principal may reserve; None for admins (no quota)."""
+    if p.is_admin:
+        return None
+    s = get_settings()
+    return s.code_block_max, s.code_block_daily
