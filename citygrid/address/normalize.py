@@ -69,6 +69,11 @@ _WIDTH[0x3000] = 0x20
 for _ch in "‐‑‒–—―﹣~～－":
     _WIDTH[ord(_ch)] = ord("-")
 
+# A character that is neither a separator, a dash, # nor one `_CONTROL` drops (the first one ends the search).
+_CONTENT = re.compile(
+    "[^\\s,，、;；:：。!！?？'\"“”‘’`·|/\\\\_#\\-‐‑‒–—―﹣~～－\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffd\ue000-\uf8ff\ud800-\udfff\uff01\uff02\uff03\uff07\uff0c\uff0f\uff1a\uff1b\uff1f\uff3c\uff3f\uff40\uff5c]"
+)
 _SEPARATORS = re.compile(r"[\s,，、;；:：。!！?？'\"“”‘’`·|/\\_]+")
 _DASH = re.compile(r"-+")
 _HASH = re.compile(r"#+")
@@ -285,7 +290,7 @@ def check_input(text: object) -> str:
     """The text, when the normalizer would accept it (raises AddressInputError like `normalize`): for callers that
     work on the input itself, such as the tagger."""
     t = _validate(text)
-    if not _CONTROL.sub("", _SEPARATORS.sub("", t)).replace("-", "").replace("#", ""):
+    if _CONTENT.search(t) is None:  # nothing but separators, dashes, # and invisible characters
         raise _empty()
     return t
 
