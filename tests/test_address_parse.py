@@ -9,15 +9,27 @@ split guards against regressions; it tunes nothing).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from citygrid.address.normalize import AddressInputError
 from citygrid.address.parse import LABELS, MODEL_PATH, AddressParser, Gazetteer, Span, chunks, features, rooms
-from citygrid.address.training import bio, honest_split, prepare, read_ncap, shared_address_dir
+from citygrid.address.training import (
+    BASELINE_FEATURES,
+    BaselineTagger,
+    baseline_features,
+    bio,
+    honest_split,
+    prepare,
+    read_ncap,
+    shared_address_dir,
+    train,
+)
 
 N_DEV = 200
 # Measured 0.777 on these 200 (the old model, trained on NCAP too, in its ncap style: 0.895). The shipped model
@@ -137,6 +149,8 @@ def test_daye_spans_are_the_callers_text_with_normalized_values(parser: AddressP
     ("q", "texts", "values"),
     [
         ("大冶市东岳路街道八一新村１２幢", {"houseno": "１２幢"}, {"houseno": "12栋"}),  # full-width digits, 幢
+        ("湖北省大冶市东岳路街道八一新村00幢九层", {"poi": "八一新村", "houseno": "00幢", "floorno": "九层"},
+         {"houseno": "00栋", "floorno": "9层"}),  # the issue's example: 00幢 stays 00幢, its value is 00栋
         ("大冶市金湖街道金湖大道18号金湖小区A座九层", {"houseno": "A座", "floorno": "九层"},
          {"houseno": "A栋", "floorno": "9层"}),  # 座, Chinese numeral floor
         ("湖北省大冶市大箕铺镇柯大兴村二组", {"village_group": "二组"}, {"village_group": "2组"}),
@@ -151,6 +165,9 @@ def test_spans_index_the_callers_input(parser: AddressParser, q: str, texts: dic
                                        values: dict[str, str]) -> None:
     spans = parser.parse(q)
     _on_input(q, spans)
+    for label, t in texts.items():  # start/end index the input: the text is found exactly there
+        sp = next(s for s in spans if s.label == label)
+        assert q.find(t) == sp.start and sp.end == sp.start + len(t), (label, sp)
     assert {k: _texts(spans).get(k) for k in texts} == texts, spans
     assert {k: _by_label(spans).get(k) for k in values} == values, spans
     assert parser.parse_many([q]) == [spans]
@@ -240,3 +257,34 @@ def test_training_does_not_run_at_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "address_crf.bin"
+
+
+def test_baseline_features_are_the_plain_window() -> None:
+    # issue 12's plain CRF: char, ±1, ±2, the 4 bigrams and 3 trigrams of the ±2 window, on the raw characters
+    rows = baseline_features("八一新村00幢")
+    assert len(rows) == 7
+    assert rows[4] == ["c=0", "l=村", "r=0", "ll=新", "rr=幢", "lb=新村", "lc=村0", "cr=00", "rb=0幢",
+                       "llc=新村0", "lcr=村00", "crr=00幢"]
+    assert rows[0][:5] == ["c=八", "l=^", "r=一", "ll=^", "rr=新"]
+
+
+def test_training_is_reproducible_and_recorded(tmp_path: Path) -> None:
+    # a small run of both recipes (40 rows, 5 iterations): the same data gives the same bytes, the JSON next to the
+    # model records the recipe, the split, the data and the command, and each model loads where it is used
+    stats = {}
+    for name in ("a", "b"):
+        stats[name] = train(tmp_path / f"{name}.bin", max_iter=5, limit=40, command="test")
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+    meta = json.loads((tmp_path / "a.json").read_text("utf-8"))
+    assert meta["recipe"] == "shipped" and meta["ccks_train"] == 40 and meta["include_dev"] is True
+    assert meta["split"]["seed"] == 12 and "ccks2021_train.jsonl" in meta["split"]["files"]
+    assert meta["command"] == "test" and meta["minfreq"] == 2 and meta["scheme"] == "bioes"
+    AddressParser.load(tmp_path / "a.bin").parse("大冶市金湖街道")
+    b = train(tmp_path / "base.bin", max_iter=5, limit=40, recipe="baseline", include_dev=False)
+    assert (b["features"], b["c1"], b["c2"], b["minfreq"], b["include_dev"]) == (BASELINE_FEATURES, 0.1, 0.01, 0, False)
+    spans = BaselineTagger(tmp_path / "base.bin").parse("湖北省大冶市金湖街道")
+    assert all("湖北省大冶市金湖街道"[s.start: s.end] == s.text == s.value for s in spans)
+    with pytest.raises(ValueError):
+        AddressParser.load(tmp_path / "base.bin")  # other features: the run-time parser refuses it
+    with pytest.raises(ValueError):
+        BaselineTagger(tmp_path / "a.bin")

@@ -60,13 +60,14 @@ import argparse
 import json
 import random
 import re
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from citygrid.address.normalize import AddressInputError, check_input, normalize_with_map
-from citygrid.address.parse import FEATURES, LABELS, MODEL_PATH, Gazetteer, chunks, features
+from citygrid.address.parse import FEATURES, LABELS, MODEL_PATH, Gazetteer, Span, chunks, features
 from citygrid.settings import REPO_ROOT, get_settings
 
 # --------------------------------------------------------------------------- corpora location
@@ -398,11 +399,65 @@ def prepare(examples: Iterable[Example]) -> list[Example]:
     return out
 
 
+# --------------------------------------------------------------------------- the plain baseline (issue 12)
+
+# The issue's plain character CRF, kept as the yardstick bench/parse_eval.py prints beside the shipped model:
+# per character of the raw text (no folding, no gazetteer, no suffix words, no digit classes), the character, its
+# neighbours at ±1 and ±2, the four bigrams and three trigrams of the ±2 window; BIOES, c1 0.1, c2 0.01, 100
+# iterations, every feature kept (minfreq 0). It is trained on the same honest-split rows as the shipped model,
+# never shipped, and written to bench/out/ (git-ignored) by `training train --recipe baseline`.
+BASELINE_FEATURES = "plain-chars/raw-input"
+RECIPES: dict[str, dict[str, Any]] = {
+    "shipped": {"c1": 0.4, "c2": 0.1, "max_iter": 150, "minfreq": 2, "features": FEATURES},
+    "baseline": {"c1": 0.1, "c2": 0.01, "max_iter": 100, "minfreq": 0, "features": BASELINE_FEATURES},
+}
+BASELINE_PATH = REPO_ROOT / "bench" / "out" / "baseline_crf.bin"
+# Feature groups of `parse.features` an ablation run can leave out (`train(drop=...)`), by attribute prefix. A model
+# trained without a group still loads in AddressParser: the tagger ignores attributes it has no weights for.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "types": ("t=",),  # char types (digit/latin/han/punct) of the ±1 window
+    "digits": ("nx=", "nx2=", "px=", "dl="),  # what follows and precedes a digit run, its length
+    "suffix": ("ss=", "se="),  # longest suffix word starting / ending here
+    "gazetteer": ("gz=", "gs="),  # division names, full and short forms
+    "window2": ("l2=", "r2="),  # the bigrams at ±2
+}
+
+
+def baseline_features(text: str) -> list[list[str]]:
+    """The plain baseline's attributes for each character of the raw text (see `RECIPES`)."""
+    p = ["^", "^", *text, "$", "$"]
+    return [
+        ["c=" + c, "l=" + lt, "r=" + rt, "ll=" + ll, "rr=" + rr, "lb=" + ll + lt, "lc=" + lt + c, "cr=" + c + rt,
+         "rb=" + rt + rr, "llc=" + ll + lt + c, "lcr=" + lt + c + rt, "crr=" + c + rt + rr]
+        for ll, lt, c, rt, rr in zip(p, p[1:], p[2:], p[3:], p[4:], strict=False)
+    ]
+
+
+class BaselineTagger:
+    """Tags raw text with a model trained by `train(recipe="baseline")`: spans are text[start:end], value = text."""
+
+    def __init__(self, path: Path = BASELINE_PATH) -> None:
+        import pycrfsuite
+
+        self.path = Path(path)
+        self.meta: dict[str, Any] = json.loads(self.path.with_suffix(".json").read_text("utf-8"))
+        if self.meta.get("features") != BASELINE_FEATURES:
+            raise ValueError(f"{self.path} is not a baseline model (features {self.meta.get('features')!r})")
+        self._tagger = pycrfsuite.Tagger()
+        self._tagger.open(str(self.path))
+
+    def parse(self, text: str) -> list[Span]:
+        return [Span(lab, text[s:e], s, e, text[s:e]) for lab, s, e in chunks(self._tagger.tag(baseline_features(text)))]
+
+    def parse_many(self, texts: Iterable[str]) -> list[list[Span]]:
+        return [self.parse(t) for t in texts]
+
+
 # --------------------------------------------------------------------------- training
 
 
 def training_examples(data_dir: Path | None = None, corpora: Sequence[str] = ("ccks",),
-                      include_dev: bool = True) -> dict[str, list[Example]]:
+                      include_dev: bool = True, limit: int | None = None) -> dict[str, list[Example]]:
     """Training rows of the honest split by corpus: CCKS train (+ CCKS dev when `include_dev`, for the shipped
     model once tuning is over), NCAP train minus its rows grouped with evaluation rows. Never CCKS test."""
     sp = honest_split(data_dir)
@@ -411,12 +466,14 @@ def training_examples(data_dir: Path | None = None, corpora: Sequence[str] = ("c
         parts["ccks"] = prepare(sp.ccks_train + (sp.ccks_dev if include_dev else []))
     if "ncap" in corpora:
         parts["ncap"] = prepare(sp.ncap_train)
-    return parts
+    return {k: v[:limit] for k, v in parts.items()}
 
 
-def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 0.1, max_iter: int = 150,
-          minfreq: int = 2, verbose: bool = False, corpora: Sequence[str] = ("ccks",), style: bool = False,
-          scheme: str = "bioes", include_dev: bool = True) -> dict[str, Any]:
+def train(out: Path, data_dir: Path | None = None, c1: float | None = None, c2: float | None = None,
+          max_iter: int | None = None, minfreq: int | None = None, verbose: bool = False,
+          corpora: Sequence[str] = ("ccks",), style: bool = False, scheme: str = "bioes", include_dev: bool = True,
+          recipe: str = "shipped", command: str | None = None, drop: Sequence[str] = (),
+          limit: int | None = None) -> dict[str, Any]:
     """Train the CRF on the honest split's training rows and write the model to `out`; returns its statistics,
     also written next to the model (`address_crf.json`, which the parser reads: features, styles).
 
@@ -425,14 +482,28 @@ def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 
     """
     import pycrfsuite
 
+    r = RECIPES[recipe]
+    c1 = r["c1"] if c1 is None else c1
+    c2 = r["c2"] if c2 is None else c2
+    max_iter = r["max_iter"] if max_iter is None else max_iter
+    minfreq = r["minfreq"] if minfreq is None else minfreq
+    if recipe == "baseline" and (style or list(corpora) != ["ccks"]):
+        raise ValueError("the baseline recipe is CCKS2021 alone, without styles")
+    dropped = tuple(pre for g in drop for pre in FEATURE_GROUPS[g])
+    if dropped and recipe != "shipped":
+        raise ValueError("drop applies to the shipped recipe's feature groups")
     t0 = time.perf_counter()
-    parts = training_examples(data_dir, corpora, include_dev)
-    gaz = Gazetteer.default()
+    t0_cpu = time.process_time()
+    parts = training_examples(data_dir, corpora, include_dev, limit)
+    gaz = Gazetteer.default() if recipe == "shipped" else None
     trainer = pycrfsuite.Trainer(algorithm="lbfgs", verbose=verbose)
     n_items = n_seq = 0
     for corpus, data in parts.items():
         for text, spans in data:
-            trainer.append(features(text, gaz, corpus if style else None), bio(len(text), spans, scheme))
+            xs = features(text, gaz, corpus if style else None) if gaz is not None else baseline_features(text)
+            if dropped:
+                xs = [[a for a in row if not a.startswith(dropped)] for row in xs]
+            trainer.append(xs, bio(len(text), spans, scheme))
             n_items += len(text)
             n_seq += 1
     t1 = time.perf_counter()
@@ -444,7 +515,8 @@ def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 
     last = trainer.logparser.last_iteration or {}
     split = json.loads(SPLIT_PATH.read_text("utf-8"))
     stats = {
-        "model": out.name, "model_bytes": out.stat().st_size, "features": FEATURES, "input": "caller's text, folded per character",
+        "model": out.name, "model_bytes": out.stat().st_size, "recipe": recipe, "features": r["features"],
+        "input": "caller's text, folded per character" if recipe == "shipped" else "caller's text as it is",
         "sequences": n_seq, "characters": n_items,
         "ccks_train": len(parts.get("ccks", [])), "ncap_train": len(parts.get("ncap", [])), "include_dev": include_dev,
         "split": {"file": str(SPLIT_PATH.relative_to(REPO_ROOT)), "seed": split["seed"], "files": split["files"]},
@@ -453,7 +525,8 @@ def train(out: Path, data_dir: Path | None = None, c1: float = 0.4, c2: float = 
         "c1": c1, "c2": c2, "max_iter": max_iter, "minfreq": minfreq,
         "iterations": len(trainer.logparser.iterations), "loss": last.get("loss"),
         "active_features": last.get("active_features"), "features_seconds": round(t1 - t0, 1),
-        "train_seconds": round(time.perf_counter() - t1, 1), "labels": list(LABELS),
+        "train_seconds": round(time.perf_counter() - t1, 1), "cpu_seconds": round(time.process_time() - t0_cpu, 1),
+        "labels": list(LABELS), "command": command, "dropped_groups": list(drop),
         "tags": sorted({lab for data in parts.values() for _, spans in data for lab, _, _ in spans}),
     }
     out.with_suffix(".json").write_text(json.dumps(stats, ensure_ascii=False, indent=1) + "\n", "utf-8")
@@ -464,13 +537,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m citygrid.address.training", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     tr = sub.add_parser("train", help="train the CRF on the honest split's training rows and write the model")
-    tr.add_argument("--out", type=Path, default=MODEL_PATH)
+    tr.add_argument("--recipe", choices=sorted(RECIPES), default="shipped",
+                    help="shipped: the run-time parser's model; baseline: the plain character CRF of issue 12")
+    tr.add_argument("--out", type=Path, default=None, help=f"default {MODEL_PATH.name} (shipped) or bench/out/ (baseline)")
     tr.add_argument("--data-dir", type=Path, default=None)
-    tr.add_argument("--c1", type=float, default=0.4)
-    tr.add_argument("--c2", type=float, default=0.1)
-    tr.add_argument("--max-iter", type=int, default=150)
-    tr.add_argument("--minfreq", type=int, default=2)
+    tr.add_argument("--c1", type=float, default=None, help="default: the recipe's")
+    tr.add_argument("--c2", type=float, default=None)
+    tr.add_argument("--max-iter", type=int, default=None)
+    tr.add_argument("--minfreq", type=int, default=None)
     tr.add_argument("--verbose", action="store_true")
+    tr.add_argument("--drop", default="", help="ablation: comma-separated feature groups to leave out: "
+                    + ", ".join(FEATURE_GROUPS))
     tr.add_argument("--corpora", default="ccks", help="comma-separated: ccks, ncap")
     tr.add_argument("--style", action="store_true", help="per-corpus style attribute (with more than one corpus)")
     tr.add_argument("--scheme", choices=("bio", "bioes"), default="bioes")
@@ -490,8 +567,11 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(split, ensure_ascii=False, separators=(",", ":")) + "\n", "utf-8")
         print(json.dumps(split["stats"], indent=1))
         return 0
-    stats = train(args.out, args.data_dir, args.c1, args.c2, args.max_iter, args.minfreq, args.verbose,
-                  tuple(args.corpora.split(",")), args.style, args.scheme, args.include_dev)
+    out = args.out or (MODEL_PATH if args.recipe == "shipped" else BASELINE_PATH)
+    command = "python -m citygrid.address.training " + " ".join(argv if argv is not None else sys.argv[1:])
+    stats = train(out, args.data_dir, args.c1, args.c2, args.max_iter, args.minfreq, args.verbose,
+                  tuple(args.corpora.split(",")), args.style, args.scheme, args.include_dev, args.recipe, command,
+                  tuple(g for g in args.drop.split(",") if g))
     print(json.dumps(stats, ensure_ascii=False, indent=2))
     return 0
 
