@@ -70,7 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citygrid.address.normalize import AddressInputError  # noqa: E402
 from citygrid.address.parse import LABELS, AddressParser, Span  # noqa: E402
-from citygrid.address.training import Example, honest_split  # noqa: E402
+from citygrid.address.training import BASELINE_PATH, BaselineTagger, Example, honest_split, train  # noqa: E402
 from citygrid.regions.names import division_forms  # noqa: E402
 
 ADMIN = ("province", "city", "county", "town")
@@ -91,6 +91,8 @@ def score(examples: Sequence[Example], pred: Sequence[Sequence[Span]]) -> Scores
         ng: Counter[str] = Counter()
         npred: Counter[str] = Counter()
         for (text, gold), spans in zip(examples, pred, strict=True):
+            g: Counter[tuple[str, ...]]
+            p: Counter[tuple[str, ...]]
             if kind == "value":
                 g = Counter((lab, text[s:e]) for lab, s, e in gold)
                 p = Counter((sp.label, sp.text) for sp in spans)
@@ -119,13 +121,13 @@ def predict(parser: AddressParser, examples: Sequence[Example], style: str | Non
     return out
 
 
-def throughput(parser: AddressParser, texts: list[str], style: str | None, rounds: int = 3) -> tuple[float, float]:
+def throughput(parse_many: Callable[[list[str]], object], texts: list[str], rounds: int = 3) -> tuple[float, float]:
     """Best of `rounds` (wall-clock, CPU-time) addresses/s; CPU time is less disturbed by a busy machine."""
-    parser.parse_many(texts[:50], style=style)  # warm up (gazetteer, tagger)
+    parse_many(texts[:50])  # warm up (gazetteer, tagger)
     wall = cpu = float("inf")
     for _ in range(rounds):
         t, c = time.perf_counter(), time.process_time()
-        parser.parse_many(texts, style=style)
+        parse_many(texts)
         wall = min(wall, time.perf_counter() - t)
         cpu = min(cpu, time.process_time() - c)
     return len(texts) / wall, len(texts) / cpu
@@ -170,7 +172,7 @@ def ours_admin(pred: Sequence[Sequence[Span]]) -> list[dict[str, str | None]]:
 
 def run_jionlp(texts: list[str]) -> tuple[list[dict[str, str | None]] | None, str]:
     try:
-        import jionlp
+        import jionlp  # type: ignore[import-untyped]
     except ImportError as e:  # optional extra
         return None, f"jionlp not installed ({e}); pip install -e '.[bench]'"
     out: list[dict[str, str | None]] = []
@@ -187,7 +189,7 @@ def run_jionlp(texts: list[str]) -> tuple[list[dict[str, str | None]] | None, st
 
 def run_cpca(texts: list[str]) -> tuple[list[dict[str, str | None]] | None, str]:
     try:
-        import cpca
+        import cpca  # type: ignore[import-untyped]
     except ImportError as e:
         return None, f"cpca not installed ({e}); pip install -e '.[bench]'"
     t = time.process_time()
@@ -231,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-test", action="store_true", help="tuning run: CCKS dev and NCAP dev only, not the frozen test")
     ap.add_argument("--limit", type=int, default=None, help="only the first N addresses of each split")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="the plain baseline CRF (default bench/out/baseline_crf.bin, or baseline_crf_nodev.bin for a "
+                         "model trained without CCKS dev); trained on the same rows when missing")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the plain baseline CRF")
     args = ap.parse_args(argv)
 
     split = honest_split(args.data_dir)
@@ -258,17 +264,40 @@ def main(argv: list[str] | None = None) -> int:
 
     preds = {name: predict(parser, ex, st) for name, (ex, st) in splits.items()}
     results = {name: score(ex, preds[name]) for name, (ex, _) in splits.items()}
+    base: BaselineTagger | None = None
+    base_results: dict[str, Scores] = {}
+    if not args.no_baseline:
+        include_dev = bool(meta.get("include_dev", True))
+        bpath = args.baseline or (BASELINE_PATH if include_dev else BASELINE_PATH.with_name("baseline_crf_nodev.bin"))
+        if not bpath.exists():
+            print(f"\ntraining the plain baseline CRF into {bpath} (same training rows as this model) ...", flush=True)
+            train(bpath, args.data_dir, include_dev=include_dev, recipe="baseline",
+                  command=f"parse_eval.py (training train --recipe baseline{'' if include_dev else ' --no-dev'})")
+        base = BaselineTagger(bpath)
+        bm = base.meta
+        if bm.get("include_dev") != include_dev:
+            print(f"WARNING: the baseline {bpath} was trained {'with' if bm.get('include_dev') else 'without'} CCKS "
+                  "dev, unlike this model: pass --baseline with the matching one")
+        print(f"\nbaseline (issue 12's plain character CRF): {bpath}, {bm.get('ccks_train')} CCKS2021 rows "
+              f"(train{' + dev' if bm.get('include_dev') else ''}), features {bm.get('features')}: char, ±1, ±2, 4 "
+              f"bigrams, 3 trigrams of the raw text; {bm.get('scheme')}, c1={bm.get('c1')} c2={bm.get('c2')} "
+              f"iterations={bm.get('iterations')}, minfreq={bm.get('minfreq')}; trained in {bm.get('train_seconds')} s")
+        base_results = {name: score(ex, [base.parse(t) for t, _ in ex]) for name, (ex, _) in splits.items()}
     for kind, title in (("value", "value-level (label + the caller's text)"), ("span", "span-level (label + start/end on the caller's text)")):
         print(f"\n{title} P/R/F1, %")
         print(fmt_table(results, kind))
-    print("\nsummary (value-F1 / span-F1, weakest labels by value-F1 with >= 10 gold):")
+    print("\nsummary (value-F1 (P/R) / span-F1, weakest labels by value-F1 with >= 10 gold):")
     for name, res in results.items():
-        print(f"  {name:<32} value-F1 {100 * res['value']['overall']['f1']:.2f}  span-F1 "
-              f"{100 * res['span']['overall']['f1']:.2f}  weakest: {weakest(res)}")
+        for who, r in (("citygrid", res), ("baseline", base_results.get(name))):
+            if r is None:
+                continue
+            v = r["value"]["overall"]
+            print(f"  {name:<26} {who:<9} value-F1 {100 * v['f1']:.2f} ({100 * v['p']:.1f}/{100 * v['r']:.1f})  "
+                  f"span-F1 {100 * r['span']['overall']['f1']:.2f}  weakest: {weakest(r)}")
 
     main_name, (main_ex, main_style) = next(iter(splits.items()))
     texts = [t for t, _ in main_ex]
-    rate, rate_cpu = throughput(parser, texts, main_style)
+    rate, rate_cpu = throughput(lambda ts: parser.parse_many(ts, style=main_style), texts)
     c = time.process_time()
     sum(range(10**6))
     calib = (time.process_time() - c) * 1000
@@ -276,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
           f"parse_many incl. normalization, features and offsets, {len(texts)} raw addresses of {main_name}, "
           f"{sum(map(len, texts)) / len(texts):.1f} chars on average)\nmachine speed: sum(range(10**6)) took "
           f"{calib:.0f} ms of CPU (about 15-25 ms on an idle modern core)")
+    base_rate = base_rate_cpu = None
+    if base is not None:
+        base_rate, base_rate_cpu = throughput(base.parse_many, texts)
+        print(f"baseline throughput: {base_rate_cpu:,.0f} addresses per CPU-second ({base_rate:,.0f}/s wall-clock; "
+              "features + tagging, no normalization or values)")
 
     adm: dict[str, Any] = {}
     if not args.no_others:
@@ -300,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(row)
     if args.json:
         args.json.write_text(json.dumps({"model": str(parser.path), "meta": meta, "split": split.meta, "f1": results,
-                                         "throughput_cpu": rate_cpu, "throughput_wall": rate, "admin": adm},
+                                         "throughput_cpu": rate_cpu, "throughput_wall": rate, "admin": adm,
+                                         "baseline": {"meta": base.meta if base else None, "f1": base_results,
+                                                      "throughput_cpu": base_rate_cpu}},
                                         ensure_ascii=False, indent=1), "utf-8")
     return 0
 
