@@ -7,8 +7,11 @@ Run: `python -m citygrid.address.training train [--out PATH]` rebuilds the shipp
 are in that JSON. L-BFGS is deterministic, so the same data gives the same model. The corpora are *not* shipped:
 they come from the shared data folder (`shared_address_dir`), and training never runs at import. The shipped model
 is the defaults: the 6,523 CCKS2021 rows of the split's train + dev groups (never test), BIOES, features
-`parse.FEATURES`, c1 0.4, c2 0.1, 150 iterations, feature.minfreq 2; about 140 s of CPU (6 min wall-clock on a
-shared 2-core machine). `--no-dev` leaves dev out for tuning runs; `--corpora ccks,ncap --style` adds NCAP.
+`parse.FEATURES`, c1 0.4, c2 0.1, 150 iterations, feature.minfreq 2; about 150 s of CPU (9 min wall-clock on a
+shared, loaded 2-core machine). `make parser-model` runs exactly this; CI does not train (the model is committed,
+and its JSON records the data's sha256, the split seed and the command). `--no-dev` leaves dev out for tuning
+runs; `--corpora ccks,ncap --style` adds NCAP; `--recipe baseline` trains issue 12's plain character CRF into
+bench/out/ (never shipped); `--drop GROUP` leaves a feature group out (`FEATURE_GROUPS`, for ablations).
 
 The split (`honest_split`, frozen in bench/splits/address_split.json, written once by `... training split`):
 CCKS2021 train is full of near-duplicates (same road, same POI) and 5,219 of NCAP train's 8,957 addresses are
