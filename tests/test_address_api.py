@@ -250,3 +250,27 @@ def test_index_is_rebuilt_when_the_address_base_changes(engine, demo_county) -> 
         c.execute(text("UPDATE data_source SET loaded_at = loaded_at + interval '1 second' "
                        "WHERE name LIKE 'address-%'"))
     assert cache.get() is not first
+
+
+@pytest.mark.parametrize("q", [
+    "湖北省黃石市大冶市 東岳路街道新冶大道８８號金湖小區三號樓二單元五〇二戶",  # traditional, full-width, numerals
+    "大冶市东岳路街道八一新村１２幢九层",                                        # 幢, full-width digits, 九层
+    "大冶市金湖街道，金湖大道－18号金湖小区A座3#楼",                             # separators, 座, #
+    "湖北省大冶市大箕铺镇柯大兴村二组",                                          # 二组
+])
+def test_parse_spans_are_the_callers_text(client: TestClient, q: str) -> None:
+    r = client.get("/address/parse", params={"q": q})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["input"] == q and body["normalized"]
+    assert body["spans"]
+    for s in body["spans"]:
+        assert q[s["start"]: s["end"]] == s["text"], s
+        assert s["value"] and s["value"] in body["normalized"], s
+
+
+def test_parse_value_is_the_normalized_form(client: TestClient) -> None:
+    spans = client.get("/address/parse", params={"q": "大冶市东岳路街道八一新村00幢九层"}).json()["spans"]
+    by = {s["label"]: s for s in spans}
+    assert (by["houseno"]["text"], by["houseno"]["value"]) == ("00幢", "00栋")
+    assert (by["floorno"]["text"], by["floorno"]["value"]) == ("九层", "9层")

