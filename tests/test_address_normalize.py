@@ -141,14 +141,3 @@ def test_check_input_refuses_what_normalize_refuses(value: str) -> None:
 
 def test_length_cap_is_inclusive() -> None:
     assert len(normalize("大" * MAX_LENGTH)) == MAX_LENGTH
-
-
-def test_throughput() -> None:
-    import time
-
-    rows = ["湖北省黄石市大冶市东岳路街道新冶大道88号金湖小区三号楼二单元502户", "浙江省杭州市西湖区文三路 90号 东部软件园"] * 2000
-    t = time.perf_counter()
-    for r in rows:
-        normalize(r)
-    rate = len(rows) / (time.perf_counter() - t)
-    assert rate > 5_000, rate  # ~50k/s on one core; loose floor for a busy CI machine
