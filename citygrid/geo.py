@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -79,7 +80,26 @@ def to_geojson(geom: BaseGeometry, crs: Crs | None = None) -> dict[str, Any]:
 
 def geojson_in(data: dict[str, Any], crs: Crs) -> dict[str, Any]:
     """A GeoJSON geometry in storage lon/lat (as PostGIS wrote it) rewritten in `crs`."""
-    return to_geojson(shape(data), crs)
+    return geojson_many_in([data], crs)[0] or {}
+
+
+def geojson_many_in(data: list[dict[str, Any] | None], crs: Crs) -> list[dict[str, Any] | None]:
+    """Many GeoJSON geometries in storage lon/lat rewritten in `crs` with one transform over all their coordinates
+    (a page of features: per-geometry numpy calls would cost more than the transform)."""
+    idx = [i for i, d in enumerate(data) if d]
+    out: list[dict[str, Any] | None] = list(data)
+    if not idx or crs.is_storage:
+        return out
+    geoms = shapely.from_geojson([json.dumps(data[i]) for i in idx])
+    digits = 7 if crs.geographic else 3
+
+    def fn(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = crs.out_of_storage(xy[:, 0], xy[:, 1])
+        return np.asarray(np.round(np.column_stack([x, y]), digits), dtype=np.float64)
+
+    for i, text in zip(idx, shapely.to_geojson(shapely.transform(geoms, fn)), strict=True):
+        out[i] = json.loads(text)
+    return out
 
 
 def bbox_condition(column: str, bbox: tuple[float, float, float, float], params: dict[str, Any]) -> str:

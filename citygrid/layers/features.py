@@ -21,7 +21,7 @@ from citygrid import crs as crsmod
 from citygrid.crs import Crs
 from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
-from citygrid.geo import geojson_in, parse_bbox
+from citygrid.geo import geojson_in, geojson_many_in, parse_bbox
 from citygrid.layers import cql2, sources
 from citygrid.layers.sources import Layer, View
 from citygrid.security.principal import Principal
@@ -228,7 +228,7 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
     rows = rows[:limit]
     if before:
         rows = list(reversed(rows))
-    raw = [r.f for r in rows] if out.srid is not None or out.is_storage else [_rewrite(r.f, out) for r in rows]
+    raw = [r.f for r in rows] if out.srid is not None or out.is_storage else _rewrite([r.f for r in rows], out)
     first_id = rows[0].id if rows else None
     last_id = rows[-1].id if rows else None
     nxt = last_id if rows and (has_more if not before else True) else None
@@ -237,12 +237,13 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
             "crs": out.uri}
 
 
-def _rewrite(feature_json: str, out: Crs) -> str:
-    """A feature PostgreSQL wrote in storage lon/lat, its geometry rewritten in a CRS PostGIS does not know."""
-    f = json.loads(feature_json)
-    if f.get("geometry"):
-        f["geometry"] = geojson_in(f["geometry"], out)
-    return json.dumps(f, ensure_ascii=False)
+def _rewrite(features_json: list[str], out: Crs) -> list[str]:
+    """Features PostgreSQL wrote in storage lon/lat, their geometries rewritten in a CRS PostGIS does not know
+    (one transform for the page)."""
+    feats = [json.loads(f) for f in features_json]
+    for f, g in zip(feats, geojson_many_in([f.get("geometry") for f in feats], out), strict=True):
+        f["geometry"] = g
+    return [json.dumps(f, ensure_ascii=False) for f in feats]
 
 
 def queryables(conn: Connection, p: Principal, cid: str, schema_id: str) -> dict[str, Any]:
