@@ -187,8 +187,8 @@ class E:
     crs_offset_outside = _e("crs_offset_outside", "{crs} 坐标只在中国境内有定义：坐标超出中国范围或不是有限数",
                             "{crs} is defined only inside China: the coordinates are outside it or not finite numbers")
     crs_unknown = _e("crs_unknown", "不支持的坐标参考系：{crs}", "unknown CRS: {crs}")
-    crs_unsupported = _e("crs_unsupported", "不支持的坐标参考系：{crs}",
-                         "unsupported CRS {crs}; supported: CRS84, EPSG:4490, 4326, 4534-4554")
+    crs_unsupported = _e("crs_unsupported", "不支持的坐标参考系：{crs}；支持：{supported}",
+                         "unsupported CRS {crs}; supported: {supported}")
     geom_missing = _e("geom_missing", "缺少几何图形（GeoJSON geometry 对象）", "geometry must be a GeoJSON geometry object")
     geom_malformed = _e("geom_malformed", "几何图形格式错误{detail_zh}", "malformed geometry{detail_en}")
     geom_empty = _e("geom_empty", "几何图形为空", "geometry is empty")

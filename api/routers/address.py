@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from api.deps import acting_principal, address_indexes, conn, current_principal, writing
 from api.web import render
 from citygrid import jobs
+from citygrid.address import answer, facts, nodes
 from citygrid.address import batch as batchmod
-from citygrid.address import facts, nodes
 from citygrid.address import reverse as reversemod
 from citygrid.address.index import AddressIndexCache
 from citygrid.address.normalize import normalize
@@ -46,30 +46,39 @@ def get_parse(q: str = Query(..., max_length=MAX_LEN)) -> dict[str, Any]:
                       for s in spans]}
 
 
-@router.get("/address/geocode", summary="Geocode one address: best candidates with codes, point, level")
+CRS_DOC = ("CRS of the answer's points: gcj02 (Amap, Tencent), bd09 (Baidu), CGCS2000 = EPSG:4490 (default), "
+           "EPSG:4326, EPSG:4534–4554 (Gauss-Krüger), or their URIs; GCJ-02/BD-09 only inside China")
+
+
+@router.get("/address/geocode", summary="Geocode one address: best candidates with codes, point, level (also Amap's), "
+                                        "precise", description=answer.DESCRIPTION)
 def get_geocode(q: str = Query(..., max_length=MAX_LEN),
                 division: str | None = Query(None, pattern=r"^\d{6,12}$"), limit: int = Query(5, ge=1, le=20),
+                crs: str | None = Query(None, max_length=100, description=CRS_DOC),
                 indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
-    return indexes.get().geocode(_check_text(q), division, limit)
+    return answer.geocode(indexes.get(), _check_text(q), division, limit, crs)
 
 
 class GeocodeMany(BaseModel):
     addresses: list[str] = Field(..., min_length=1, max_length=10_000)
     division: str | None = Field(None, pattern=r"^\d{6,12}$")
     limit: int = Field(1, ge=1, le=20)
+    crs: str | None = Field(None, max_length=100, description=CRS_DOC)
 
 
 @router.post("/address/geocode", summary="Geocode many addresses in one request (per-row errors, none dropped); "
-                                        "departments and admins")
+                                        "departments and admins", description=answer.DESCRIPTION)
 def post_geocode(body: GeocodeMany, indexes: AddressIndexCache = Depends(address_indexes),
                  p: Principal = Depends(acting_principal)) -> dict[str, Any]:
-    results = batchmod.geocode_many(p, indexes.get(), body.addresses, body.division, body.limit)
+    results = batchmod.geocode_many(p, indexes.get(), body.addresses, body.division, body.limit, body.crs)
     return {"count": len(results), "results": results}
 
 
 @router.get("/address/reverse", summary="Point → nearest door plate, building, road, village, township")
 def reverse(x: float = Query(..., description="lon or easting"), y: float = Query(..., description="lat or northing"),
-            crs: str | None = Query(None, max_length=100), radius: float = Query(100, gt=0, le=5000),
+            crs: str | None = Query(None, max_length=100, description="CRS of x/y and of the door's point: " + CRS_DOC
+                                    + "; any other EPSG system pyproj knows is read too"),
+            radius: float = Query(100, gt=0, le=5000),
             c: Connection = Depends(conn)) -> dict[str, Any]:
     return reversemod.reverse(c, x, y, crs, radius)
 
@@ -120,13 +129,16 @@ def batch_status(job_id: str, c: Connection = Depends(conn), p: Principal = Depe
     return jobs.public(_batch(c, p, job_id))
 
 
-@router.get("/address/batch/{job_id}/result", summary="Download the result as csv, xlsx or geojson")
+@router.get("/address/batch/{job_id}/result", summary="Download the result as csv, xlsx or geojson",
+            description="Columns include level, level_amap (Amap's level words), precise, confidence, lon, lat and crs. "
+                        + answer.DESCRIPTION)
 def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geojson)$"),
+                 crs: str | None = Query(None, max_length=100, description=CRS_DOC + " (projected: columns x, y)"),
                  c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
     j = _batch(c, p, job_id)
     if j["state"] != "done":
         raise E.job_not_done("job_id", state=j["state"])
-    body, media, suffix = batchmod.convert(batchmod.Upload.of_job(get_settings().data_dir, j).result, format)
+    body, media, suffix = batchmod.convert(batchmod.Upload.of_job(get_settings().data_dir, j).result, format, crs)
     headers = {"Content-Disposition": f'attachment; filename="geocode-{job_id}.{suffix}"'}
     if isinstance(body, bytes):
         return Response(body, media_type=media, headers=headers)

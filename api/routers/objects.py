@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from api.deps import acting_principal, conn, current_principal, writing
 from citygrid.errors import E
-from citygrid.geo import parse_bbox
+from citygrid.geo import parse_bbox_in
 from citygrid.registry import objects
 from citygrid.security.principal import Principal
 from citygrid.sharing import view
 
 router = APIRouter(prefix="/objects", tags=["objects"])
+CRS_DOC = ("CGCS2000 = EPSG:4490 (default), gcj02 (Amap, Tencent), bd09 (Baidu), EPSG:4326, EPSG:4534–4554 "
+           "(Gauss-Krüger), or their URIs; GCJ-02/BD-09 only inside China (else 400 crs_offset_outside)")
 
 
 class ObjectIn(BaseModel):
@@ -26,7 +28,8 @@ class ObjectIn(BaseModel):
     attrs: dict[str, Any] = Field(default_factory=dict)
     name: str | None = Field(None, max_length=200)
     division_code: str | None = Field(None, pattern=r"^\d{6}(\d{3}(\d{3})?)?$")
-    crs: str | None = Field(None, description="CRS of the geometry, default EPSG:4490", max_length=100)
+    crs: str | None = Field(None, description="CRS of the geometry: default CGCS2000 (EPSG:4490); gcj02, bd09 (China "
+                                              "only), EPSG:4326, EPSG:4534–4554 or any EPSG system", max_length=100)
 
 
 class ObjectPatch(BaseModel):
@@ -72,13 +75,15 @@ def create(body: ObjectIn, request: Request, p: Principal = Depends(acting_princ
 @router.get("", summary="Query by class, division and bbox; keyset paging with `after`")
 def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
                  division: str | None = Query(None, pattern=r"^\d{6,12}$"),
-                 bbox: str | None = Query(None, description="minx,miny,maxx,maxy in EPSG:4490"),
+                 bbox: str | None = Query(None, description="minx,miny,maxx,maxy (x = lon/easting first) in bbox-crs"),
+                 bbox_crs: str | None = Query(None, alias="bbox-crs", max_length=100, description=CRS_DOC),
+                 crs: str | None = Query(None, max_length=100, description="CRS of the geometries: " + CRS_DOC),
                  status: str | None = Query("active", pattern="^(active|retired|all)$"),
                  limit: int = Query(100, ge=1, le=1000), after: str | None = Query(None, pattern=r"^\d{21}$"),
                  c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
-    box = parse_bbox(bbox)
+    box = parse_bbox_in(bbox, bbox_crs)
     page = objects.query(c, p, class_code=class_code, division=division, bbox=box,
-                         status=None if status == "all" else status, limit=limit, after=after)
+                         status=None if status == "all" else status, limit=limit, after=after, crs=crs)
     page["count"] = len(page["items"])
     return page
 
@@ -87,8 +92,9 @@ def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
                                "grids, history, lineage")
 def get_object(code: str, expand: str | None = Query(None, max_length=100, description="comma list of: "
                                                      + ", ".join(view.EXPANDS)),
+               crs: str | None = Query(None, max_length=100, description="CRS of the geometry: " + CRS_DOC),
                c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
-    return view.expanded(c, p, _code(code), view.parse_expand(expand))
+    return view.expanded(c, p, _code(code), view.parse_expand(expand), crs)
 
 
 @router.patch("/{code}", summary="Update: a new version, the old one kept in history")

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Connection
 
 from api.deps import conn, current_principal, not_modified
+from citygrid import crs as crsmod
 from citygrid.layers import cql2
 from citygrid.layers import features as F
 from citygrid.security.principal import Principal
@@ -53,6 +54,12 @@ def conformance() -> dict[str, Any]:
     return {"conformsTo": CONFORMANCE}
 
 
+CRS_DOC = ("CRS as a URI from the collection's `crs` list: CRS84 (default), EPSG:4490 (CGCS2000, storage), 4326, "
+           "4534–4554 (CGCS2000 Gauss-Krüger 3° zones), and GCJ-02 / BD-09 (the offsets Amap/Tencent and Baidu maps use, "
+           "as " + crsmod.CITYGRID_URI + "GCJ-02 and …/BD-09; longitude first; only inside China, else 400 "
+           "crs_offset_outside); short names (gcj02, bd09, EPSG:4547) are accepted too")
+
+
 def _collection_doc(b: str, c: F.Collection) -> dict[str, Any]:
     return {
         "id": c.id, "title": c.title, "description": c.description, "itemType": "feature",
@@ -84,12 +91,13 @@ def get_collection(cid: str, request: Request, c: Connection = Depends(conn),
 
 @router.get("/collections/{cid}/items", summary="Features, keyset-paged", response_class=JSONResponse)
 def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
-              bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs"),
-              crs: str | None = None, datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
+              bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs", description=CRS_DOC),
+              crs: str | None = Query(None, description=CRS_DOC), datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
               before: str | None = Query(None, max_length=32),
               filter_: str | None = Query(None, alias="filter", description="CQL2 filter (Part 3)"),
               filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default), cql2-json"),
-              filter_crs: str | None = Query(None, alias="filter-crs", description="CRS of geometry literals"),
+              filter_crs: str | None = Query(None, alias="filter-crs",
+                                             description="CRS of geometry literals (EPSG systems and CRS84)"),
               c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
     page = F.items(c, p, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
@@ -122,7 +130,7 @@ def get_queryables(cid: str, request: Request, c: Connection = Depends(conn),
 
 
 @router.get("/collections/{cid}/items/{fid}", summary="One feature by code")
-def get_item(cid: str, fid: str, request: Request, crs: str | None = None, c: Connection = Depends(conn),
+def get_item(cid: str, fid: str, request: Request, crs: str | None = Query(None, description=CRS_DOC), c: Connection = Depends(conn),
              p: Principal = Depends(current_principal)) -> JSONResponse:
     feat = F.item(c, p, cid, fid, crs)
     out_crs = feat.pop("crs")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import shutil
 import uuid
@@ -20,8 +21,11 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
 
+from citygrid import crs as crsmod
 from citygrid import jobs
-from citygrid.address.resolve import AddressIndex, geocode_safe
+from citygrid.address.answer import geocode_row, present_all
+from citygrid.address.resolve import AddressIndex
+from citygrid.crs import Crs
 from citygrid.errors import CitygridError, E, detail
 from citygrid.jobs import Progress
 from citygrid.security import rules
@@ -30,8 +34,9 @@ from citygrid.settings import get_settings
 
 MAX_FIELD = 2000
 MAX_LEN = 500  # one address typed or sent in a list (a field of an uploaded file may be longer: MAX_FIELD)
-OUT_COLUMNS = ["row", "input", "status", "error_code", "address", "address_code", "level", "confidence", "lon", "lat",
-               "township", "village", "door_code", "building_code", "room_address_code", "unused"]
+OUT_COLUMNS = ["row", "input", "status", "error_code", "address", "address_code", "level", "level_amap", "precise",
+               "confidence", "lon", "lat", "crs", "township", "village", "door_code", "building_code",
+               "room_address_code", "unused"]
 
 
 CHUNK = 1 << 20
@@ -101,11 +106,13 @@ def check_address(q: Any, field: str = "q", row: int | None = None) -> str:
     return q
 
 
-def geocode_many(p: Principal, index: AddressIndex, addresses: list[Any], division: str | None, limit: int
-                 ) -> list[dict[str, Any]]:
+def geocode_many(p: Principal, index: AddressIndex, addresses: list[Any], division: str | None, limit: int,
+                 crs: str | None = None) -> list[dict[str, Any]]:
     """Geocode a list in one request (departments and admins): a bad row is answered in its place, the others
-    are still geocoded."""
+    are still geocoded; points in `crs` (`citygrid.crs.lookup`)."""
     rules.require_bulk_resolve(p)
+    out_crs = crsmod.lookup(crs, "crs")
+    storage = crsmod.CGCS2000
     results = []
     for i, a in enumerate(addresses):
         try:
@@ -114,8 +121,8 @@ def geocode_many(p: Principal, index: AddressIndex, addresses: list[Any], divisi
             results.append({"row": i, "input": a[:MAX_LEN] if a else a, "candidates": [],
                             "error": e.problems[0].to_dict()})
             continue
-        results.append({"row": i} | geocode_safe(index, a, division, limit))
-    return results
+        results.append({"row": i} | geocode_row(index, a, division, limit, storage))
+    return present_all(results, out_crs)
 
 
 def accept(p: Principal, root: Path, filename: str | None, src: BinaryIO, column: str | None, hint: str | None,
@@ -289,15 +296,16 @@ def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress
             if len(text) > MAX_FIELD:
                 res: dict[str, Any] = {"error": {"error_code": E.address_too_long.code}, "candidates": []}
             else:
-                res = geocode_safe(index, text, hint, limit=1)
+                res = geocode_row(index, text, hint, 1, crsmod.CGCS2000)
             top = res["candidates"][0] if res.get("candidates") else None
             counts["rows"] += 1
             if top and top["level"] not in ("province", "city", "county"):
                 counts["matched"] += 1
                 codes = top["codes"]
                 pt = top["point"] or {}
-                w.writerow([i, text, "matched", "", top["address"], top["address_code"], top["level"], top["confidence"],
-                            pt.get("lon"), pt.get("lat"), (top["township"] or {}).get("name"),
+                w.writerow([i, text, "matched", "", top["address"], top["address_code"], top["level"], top["level_amap"],
+                            "true" if top["precise"] else "false", top["confidence"], pt.get("lon"), pt.get("lat"),
+                            pt.get("crs"), (top["township"] or {}).get("name"),
                             (top["village"] or {}).get("name"), codes.get("door"), codes.get("building"),
                             codes.get("room_address"), "|".join(top["unused"])] + [rec.get(h, "") for h in extra])
             else:
@@ -319,8 +327,49 @@ def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress
     return counts
 
 
-def convert(result_csv: Path, fmt: str) -> tuple[bytes | Iterator[bytes], str, str]:
-    """Stream the stored CSV result as csv, xlsx or geojson: (body, media type, file suffix)."""
+def _records(result_csv: Path, crs: Crs, chunk: int = 5000) -> Iterator[list[str]]:
+    """The stored result's rows (header first) with lon/lat in `crs` (columns x/y when it is projected), transformed
+    a chunk of rows at a time (one numpy call per chunk, not per row)."""
+    with open(result_csv, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        ix, iy = header.index("lon"), header.index("lat")
+        ic = header.index("crs") if "crs" in header else None  # results written before the column existed
+        if not crs.geographic:
+            header = [{"lon": "x", "lat": "y"}.get(h, h) for h in header]
+        yield header
+        nd = 7 if crs.geographic else 3
+        while rows := list(itertools.islice(reader, chunk)):
+            if not crs.is_storage:
+                todo = [r for r in rows if len(r) > iy and r[ix] and r[iy]]
+                if todo:
+                    # stored points lie inside China (geometry intake), so GCJ-02/BD-09 always express them
+                    xs, ys = crs.out_of_storage([float(r[ix]) for r in todo], [float(r[iy]) for r in todo])
+                    for r, x, y in zip(todo, xs.tolist(), ys.tolist(), strict=True):
+                        r[ix], r[iy] = str(round(x, nd)), str(round(y, nd))
+                        if ic is not None:
+                            r[ic] = crs.key
+            yield from rows
+
+
+def convert(result_csv: Path, fmt: str, crs_name: str | None = None) -> tuple[bytes | Iterator[bytes], str, str]:
+    """Stream the stored CSV result (CGCS2000) as csv, xlsx or geojson with points in the CRS `crs_name` names
+    (`citygrid.crs.lookup`): (body, media type, file suffix). GeoJSON in another CRS than CGCS2000 names it in a
+    `crs` member (GeoJSON 2008 style)."""
+    crs = crsmod.lookup(crs_name, "crs")
+    if fmt == "csv" and not crs.is_storage:
+        def rewritten() -> Iterator[bytes]:
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            buf.write("\ufeff")
+            for n, r in enumerate(_records(result_csv, crs)):
+                w.writerow(r)
+                if n % 1000 == 0:
+                    yield buf.getvalue().encode()
+                    buf.seek(0)
+                    buf.truncate()
+            yield buf.getvalue().encode()
+        return rewritten(), "text/csv; charset=utf-8", "csv"
     if fmt == "csv":
         def chunks() -> Iterator[bytes]:
             with open(result_csv, "rb") as f:
@@ -328,17 +377,22 @@ def convert(result_csv: Path, fmt: str) -> tuple[bytes | Iterator[bytes], str, s
                     yield b
         return chunks(), "text/csv; charset=utf-8", "csv"
     if fmt == "geojson":
+        xk, yk = ("lon", "lat") if crs.geographic else ("x", "y")
+
         def feats() -> Iterator[bytes]:
-            yield b'{"type":"FeatureCollection","features":['
+            named = b"" if crs.is_storage else b'"crs":{"type":"name","properties":{"name":"%s"}},' % crs.uri.encode()
+            yield b'{"type":"FeatureCollection",' + named + b'"features":['
             first = True
-            with open(result_csv, encoding="utf-8-sig", newline="") as f:
-                for rec in csv.DictReader(f):
-                    geom = None
-                    if rec.get("lon"):
-                        geom = {"type": "Point", "coordinates": [float(rec["lon"]), float(rec["lat"])]}
-                    feat = {"type": "Feature", "geometry": geom, "properties": rec}
-                    yield (b"" if first else b",") + json.dumps(feat, ensure_ascii=False).encode()
-                    first = False
+            rows = _records(result_csv, crs)
+            header = next(rows)
+            for r in rows:
+                rec = dict(zip(header, r, strict=False))
+                geom = None
+                if rec.get(xk):
+                    geom = {"type": "Point", "coordinates": [float(rec[xk]), float(rec[yk])]}
+                feat = {"type": "Feature", "geometry": geom, "properties": rec}
+                yield (b"" if first else b",") + json.dumps(feat, ensure_ascii=False).encode()
+                first = False
             yield b"]}"
         return feats(), "application/geo+json", "geojson"
     if fmt == "xlsx":
@@ -346,9 +400,8 @@ def convert(result_csv: Path, fmt: str) -> tuple[bytes | Iterator[bytes], str, s
 
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("result")
-        with open(result_csv, encoding="utf-8-sig", newline="") as f:
-            for r in csv.reader(f):
-                ws.append(r)
+        for r in _records(result_csv, crs):
+            ws.append(r)
         buf = io.BytesIO()
         wb.save(buf)
         return buf.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"

@@ -8,25 +8,31 @@ point-in-polygon questions faster than anything kept in memory, and the answer f
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from citygrid import crs as crsmod
 from citygrid.errors import E
-from citygrid.geo import parse_crs, transformer_to_4490
 
 
 def reverse(c: Connection, x: float, y: float, crs: str | None = None, radius: float = 100) -> dict[str, Any]:
-    """What lies at (x, y) in `crs` (default CGCS2000 lon/lat): door plate and road within `radius` metres, the
-    building containing the point, its divisions; `reason` says why the door (or everything) is missing."""
-    tr = transformer_to_4490(parse_crs(crs))
-    lon, lat = tr.transform(x, y) if tr else (x, y)
+    """What lies at (x, y) in `crs` (default CGCS2000 lon/lat; GCJ-02 and BD-09 too, see `citygrid.crs`): door plate
+    and road within `radius` metres, the building containing the point, its divisions; `reason` says why the door
+    (or everything) is missing. `point` is the query point in CGCS2000 (what was searched), the door's `point` is
+    in `crs`. A GCJ-02/BD-09 point outside China is a coded 400, never a search at a wrong place."""
+    cr = crsmod.lookup(crs, "crs", any_epsg=True)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise E.point_out_of_range("x")
+    lon_a, lat_a = cr.into_storage(x, y, "x")
+    lon, lat = float(lon_a), float(lat_a)
     if not (73 <= lon <= 136 and 3 <= lat <= 54):
         raise E.point_out_of_range("x")
     p = "ST_SetSRID(ST_Point(:lon, :lat), 4490)"
     near = c.execute(text(
-        f"SELECT code, full_name, level, object_code, ST_Distance(point::geography, {p}::geography) AS d FROM addr_node "
+        f"SELECT code, full_name, level, object_code, ST_X(point) AS px, ST_Y(point) AS py, ST_Distance(point::geography, {p}::geography) AS d FROM addr_node "
         f"WHERE level='door' AND ST_DWithin(point::geography, {p}::geography, :r) ORDER BY point <-> {p} LIMIT 1"),
         {"lon": lon, "lat": lat, "r": radius}).first()
     road = c.execute(text(
@@ -42,7 +48,7 @@ def reverse(c: Connection, x: float, y: float, crs: str | None = None, radius: f
     by = {r.level: {"code": r.code, "name": r.name} for r in divs}
     out = {"point": {"lon": lon, "lat": lat, "crs": "EPSG:4490"},
            "door": {"address_code": near.code, "address": near.full_name, "object_code": near.object_code,
-                    "distance_m": round(near.d, 1)} if near else None,
+                    "distance_m": round(near.d, 1), "point": cr.point(near.px, near.py)} if near else None,
            "building": {"code": bld.code, "name": bld.name} if bld else None,
            "road": {"code": road.code, "name": road.name, "distance_m": round(road.d, 1)} if road else None,
            "county": by.get(3), "township": by.get(4), "village": by.get(5), "grid": None}

@@ -12,56 +12,37 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from pyproj import CRS
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from citygrid import crs as crsmod
+from citygrid.crs import Crs
 from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
-from citygrid.geo import parse_bbox
+from citygrid.geo import geojson_in, geojson_many_in, parse_bbox
 from citygrid.layers import cql2, sources
 from citygrid.layers.sources import Layer, View
 from citygrid.security.principal import Principal
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
-# CGCS2000 geographic, WGS84, and the CGCS2000 3° Gauss-Krüger zones 75°E…135°E (EPSG:4534–4554).
-SUPPORTED_SRIDS = [4490, 4326] + list(range(4534, 4555))
+CRS84 = crsmod.CRS84_URI
 MAX_LIMIT = 10_000
 
 
 def crs_uri(srid: int | None) -> str:
-    return CRS84 if srid is None else f"{EPSG}{srid}"
+    return CRS84 if srid is None else f"{crsmod.EPSG_URI}{srid}"
 
 
 def supported_crs() -> list[str]:
-    return [CRS84] + [crs_uri(s) for s in SUPPORTED_SRIDS]
+    """Every CRS items can be asked in (`crs`, `bbox-crs`): the registry's URIs, GCJ-02 and BD-09 included."""
+    return crsmod.uris()
 
 
-def parse_crs_uri(value: str | None, field: str) -> int | None:
-    """None means CRS84 (lon/lat in EPSG:4490 numbers); otherwise an EPSG code from the supported list."""
-    if value is None or value in (CRS84, "CRS84", "OGC:CRS84"):
-        return None
-    v = value.strip().strip("[]")
-    srid: int | None = None
-    if v.startswith(EPSG):
-        v = v[len(EPSG):]
-    elif v.upper().startswith("EPSG:"):
-        v = v[5:]
-    if v.isdigit():
-        srid = int(v)
-    if srid not in SUPPORTED_SRIDS:
-        raise E.crs_unsupported(field, crs=value)
-    return srid
-
-
-@lru_cache(maxsize=64)
-def northing_first(srid: int) -> bool:
-    axis = CRS.from_epsg(srid).axis_info
-    return bool(axis) and axis[0].direction.lower() in ("north", "south")
+def parse_crs_uri(value: str | None, field: str) -> Crs:
+    """The CRS a `crs`/`bbox-crs` parameter names (default CRS84: lon/lat in EPSG:4490 numbers), from the registry
+    (`citygrid.crs`); an unlisted one is a coded 400."""
+    return crsmod.lookup(value, field, default=crsmod.CRS84)
 
 
 @dataclass
@@ -107,15 +88,21 @@ def _layer_view(p: Principal, cid: str) -> tuple[Layer, View]:
     return layer, view
 
 
-def _bbox(bbox: str | None, srid: int | None, params: dict[str, Any]) -> str | None:
-    """The bbox as SQL over bound parameters (one statement text for every bbox, so it is prepared once)."""
+def _bbox(bbox: str | None, c: Crs, params: dict[str, Any]) -> str | None:
+    """The bbox as SQL over bound parameters (one statement text per kind of bbox-crs, so it is prepared once).
+    EPSG systems are transformed by PostGIS; a published offset (GCJ-02, BD-09) is not known to PostGIS, so its
+    box is carried into CGCS2000 here, edges densified, and bound as a polygon."""
     vals = parse_bbox(bbox)
     if vals is None:
         return None
-    if srid is not None and northing_first(srid):
+    if c.northing_first:
         vals = (vals[1], vals[0], vals[3], vals[2])
+    if c.srid is None and not c.is_storage:
+        ring = crsmod.bbox_to_storage(vals, c, field="bbox")
+        params["bwkt"] = "POLYGON((" + ",".join(f"{x!r} {y!r}" for x, y in ring) + "))"
+        return "ST_GeomFromText(:bwkt, 4490)"
     params |= dict(zip(("bx0", "by0", "bx1", "by1"), vals, strict=True))
-    src = 4490 if srid is None else srid
+    src = 4490 if c.srid is None else c.srid
     env = f"ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {int(src)})"
     return env if src == 4490 else f"ST_Transform({env}, 4490)"
 
@@ -178,7 +165,7 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
     _resolve(conn, p, cid)
     if not 1 <= limit <= MAX_LIMIT:
         raise E.limit_invalid("limit", max=MAX_LIMIT)
-    out_srid = parse_crs_uri(crs, "crs")
+    out = parse_crs_uri(crs, "crs")
     table, key, geom, props_sql = layer.table, "o.code", layer.geom, view.props_sql
     base, base_params = layer.where()
     where: list[str] = [*base, *view.where]
@@ -205,9 +192,11 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
     if env:
         where.append(f"{geom} && {env} AND ST_Intersects({geom}, {env})")
     if filter_ is not None:  # CQL2 (Part 3): literals are bind parameters named cql_N
-        fsrid = parse_crs_uri(filter_crs, "filter-crs")
-        frag, fparams = cql2.compile_filter(filter_, filter_lang, queryables, srid=fsrid, collection=cid,
-                                            swap_axes=fsrid is not None and northing_first(fsrid))
+        fc = parse_crs_uri(filter_crs, "filter-crs")
+        if fc.srid is None and not fc.is_storage:  # CQL2 literals are compiled for PostGIS: EPSG systems only
+            raise E.crs_unsupported("filter-crs", crs=filter_crs, supported="CRS84, EPSG:4490, 4326, 4534–4554")
+        frag, fparams = cql2.compile_filter(filter_, filter_lang, queryables, srid=fc.srid, collection=cid,
+                                            swap_axes=fc.northing_first)
         where.append(frag)
         params |= fparams
     base_where = " AND ".join(where) or "TRUE"
@@ -219,7 +208,7 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
         page_cond = "id < :before"
         params["before"] = before
         order = "id DESC"
-    g, digits = _output_geometry(geom, out_srid)
+    g, digits = _output_geometry(geom, out)
     # One scan gives both numberMatched (a window count) and the page's row ids; only the page's rows are then
     # read back by ctid and serialised, by PostgreSQL (parsing and re-encoding features in Python was most of
     # the time). What the caller may not see is taken out in that same SQL (`View.props_sql`).
@@ -239,13 +228,22 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
     rows = rows[:limit]
     if before:
         rows = list(reversed(rows))
-    raw = [r.f for r in rows]
+    raw = [r.f for r in rows] if out.srid is not None or out.is_storage else _rewrite([r.f for r in rows], out)
     first_id = rows[0].id if rows else None
     last_id = rows[-1].id if rows else None
     nxt = last_id if rows and (has_more if not before else True) else None
     prv = first_id if rows and (cursor or (before and has_more)) else None
     return {"features_json": raw, "numberMatched": int(matched), "numberReturned": len(raw), "next": nxt, "prev": prv,
-            "crs": crs_uri(out_srid)}
+            "crs": out.uri}
+
+
+def _rewrite(features_json: list[str], out: Crs) -> list[str]:
+    """Features PostgreSQL wrote in storage lon/lat, their geometries rewritten in a CRS PostGIS does not know
+    (one transform for the page)."""
+    feats = [json.loads(f) for f in features_json]
+    for f, g in zip(feats, geojson_many_in([f.get("geometry") for f in feats], out), strict=True):
+        f["geometry"] = g
+    return [json.dumps(f, ensure_ascii=False) for f in feats]
 
 
 def queryables(conn: Connection, p: Principal, cid: str, schema_id: str) -> dict[str, Any]:
@@ -257,24 +255,27 @@ def queryables(conn: Connection, p: Principal, cid: str, schema_id: str) -> dict
 
 def item(conn: Connection, p: Principal, cid: str, fid: str, crs: str | None = None) -> dict[str, Any]:
     layer, _, view = _resolve(conn, p, cid)
-    out_srid = parse_crs_uri(crs, "crs")
-    g, digits = _output_geometry(layer.geom, out_srid)
+    out = parse_crs_uri(crs, "crs")
+    g, digits = _output_geometry(layer.geom, out)
     where, params, extra_props = layer.item_where()
     r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}, 0) AS g, {view.props_sql}{extra_props} AS p "
                           f"FROM {layer.table} WHERE o.code = :f AND {' AND '.join((*where, *view.where))}"),
                      params | dict(view.params) | {"f": fid}).first()
     if r is None:
         raise E.feature_not_found("featureId", feature=fid)
-    return {"type": "Feature", "id": r.id, "geometry": json.loads(r.g), "properties": r.p,
-            "crs": crs_uri(out_srid)}
+    geometry = json.loads(r.g)
+    if out.srid is None and not out.is_storage:
+        geometry = geojson_in(geometry, out)
+    return {"type": "Feature", "id": r.id, "geometry": geometry, "properties": r.p, "crs": out.uri}
 
 
-def _output_geometry(geom: str, out_srid: int | None) -> tuple[str, int]:
+def _output_geometry(geom: str, out: Crs) -> tuple[str, int]:
     """SQL of the geometry in the output CRS and axis order, and the decimals to write (mm in metres, ~1 cm in
-    degrees)."""
-    if out_srid is None:
-        return geom, 7
-    g = geom if out_srid == 4490 else f"ST_Transform({geom}, {out_srid})"
-    if northing_first(out_srid):
+    degrees). A CRS PostGIS does not know (GCJ-02, BD-09) is written in storage lon/lat with 9 decimals and
+    rewritten in Python (`_rewrite`)."""
+    if out.srid is None:
+        return geom, 7 if out.is_storage else 9
+    g = geom if out.srid == 4490 else f"ST_Transform({geom}, {out.srid})"
+    if out.northing_first:
         g = f"ST_FlipCoordinates({g})"
-    return g, 3 if not CRS.from_epsg(out_srid).is_geographic else 7
+    return g, 7 if out.geographic else 3

@@ -19,9 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from citygrid import crs as crsmod
 from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.coding.allocator import allocate
 from citygrid.coding.scheme import component_scheme
+from citygrid.crs import Crs
 from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import bbox_condition, check_geometry, parse_geometry, to_geojson
 from citygrid.grid.assign import assign_objects
@@ -182,12 +184,12 @@ def _readable(p: Principal, r: Any) -> bool:
     return (cls is None and p.is_admin) or (cls is not None and rules.may_read_object(p, cls, _place_of(r)))
 
 
-def _out(p: Principal, r: Any) -> dict[str, Any]:
+def _out(p: Principal, r: Any, crs: Crs = crsmod.CGCS2000) -> dict[str, Any]:
     cls = get_catalog().get(r.class_code)
     return classification.object_view(p, cls, _place_of(r), {
         "uid": str(r.uid), "code": r.code, "class_code": r.class_code, "class_name": cls.name if cls else None,
         "division_code": r.division_code, "township_code": r.township_code, "village_code": r.village_code,
-        "component_code": r.component_code, "grids": {"unit": r.unit_grid, "governance": r.gov_grid}, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g))),
+        "component_code": r.component_code, "grids": {"unit": r.unit_grid, "governance": r.gov_grid}, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g)), crs), "crs": crs.key,
         "attrs": r.attrs, "status": r.status, "version": r.version,
         "valid_from": r.valid_from,
         "valid_to": r.valid_to, "created_by": r.created_by, "created_at": r.created_at,
@@ -195,11 +197,13 @@ def _out(p: Principal, r: Any) -> dict[str, Any]:
     })
 
 
-def get(conn: Connection, p: Principal, code: str) -> dict[str, Any] | None:
-    """The object as the caller may see it; None when there is none or the caller may not read it (the same
-    answer, so codes of classified objects do not reveal that they exist)."""
+def get(conn: Connection, p: Principal, code: str, crs: str | None = None) -> dict[str, Any] | None:
+    """The object as the caller may see it, its geometry in the CRS `crs` names (`citygrid.crs.lookup`, default
+    CGCS2000); None when there is none or the caller may not read it (the same answer, so codes of classified
+    objects do not reveal that they exist)."""
+    out = crsmod.lookup(crs, "crs")
     r = conn.execute(text(_SELECT + " WHERE o.code=:c OR o.component_code=:c"), {"c": code}).first()
-    return _out(p, r) if r and _readable(p, r) else None
+    return _out(p, r, out) if r and _readable(p, r) else None
 
 
 def _require(conn: Connection, p: Principal, code: str, for_write: bool = True) -> Any:
@@ -222,8 +226,10 @@ def _writable(conn: Connection, p: Principal, code: str, action_zh: str, action_
 
 def query(conn: Connection, p: Principal, *, class_code: str | None = None, division: str | None = None,
           bbox: tuple[float, float, float, float] | None = None, status: str | None = "active",
-          limit: int = 100, after: str | None = None) -> dict[str, Any]:
-    """Keyset paging by code (stable and fast at any depth, unlike OFFSET); only objects the caller may read."""
+          limit: int = 100, after: str | None = None, crs: str | None = None) -> dict[str, Any]:
+    """Keyset paging by code (stable and fast at any depth, unlike OFFSET); only objects the caller may read;
+    geometries in the CRS `crs` names (`bbox` is CGCS2000 already: `citygrid.geo.parse_bbox_in`)."""
+    out_crs = crsmod.lookup(crs, "crs")
     where = ["TRUE"]
     params: dict[str, Any] = {"l": limit + 1}
     readable, rparams = rules.readable_sql(p)
@@ -245,7 +251,7 @@ def query(conn: Connection, p: Principal, *, class_code: str | None = None, divi
         where.append("o.code > :after")
         params["after"] = after
     rows = conn.execute(text(_SELECT + " WHERE " + " AND ".join(where) + " ORDER BY o.code LIMIT :l"), params).all()
-    items = [_out(p, r) for r in rows[:limit]]
+    items = [_out(p, r, out_crs) for r in rows[:limit]]
     return {"items": items, "next": items[-1]["code"] if len(rows) > limit else None}
 
 

@@ -25,8 +25,8 @@ def parse_expand(value: str | None) -> list[str]:
     return parts
 
 
-def expanded(conn: Connection, p: Principal, code: str, expand: list[str]) -> dict[str, Any]:
-    obj = objects.get(conn, p, code)
+def expanded(conn: Connection, p: Principal, code: str, expand: list[str], crs: str | None = None) -> dict[str, Any]:
+    obj = objects.get(conn, p, code, crs)
     if obj is None:
         raise E.object_not_found("code", code=code)
     code = obj["code"]  # a component code finds the object; the rest asks with its unified code
