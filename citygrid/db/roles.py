@@ -35,7 +35,8 @@ APP_LOGIN = "citygrid_app"
 ROLES = (ALL, AREA)
 
 # The tables under row-level security.
-RLS_TABLES = ("city_object", "addr_node", "house", "person", "organization")
+RLS_TABLES = ("city_object", "addr_node", "house", "person", "organization", "submission", "submission_row",
+              "submission_attachment")
 
 _READ_ONLY = ("division", "division_code", "data_source", "department", "object_class", "layer_version", "agg_h3",
               "agg_grid", "house", "addr_node", "audit_head")
@@ -60,6 +61,10 @@ WORKING: dict[str, frozenset[str]] = {
     "grid_membership": frozenset({"SELECT", "INSERT", "DELETE"}),
     "person": frozenset({"SELECT", "INSERT"}),
     "organization": frozenset({"SELECT", "INSERT"}),
+    # survey intake (0019): submissions are never deleted; processing replaces a submission's rows
+    "submission": frozenset({"SELECT", "INSERT", "UPDATE"}),
+    "submission_row": frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
+    "submission_attachment": frozenset({"SELECT", "INSERT"}),
 }
 GRANTS: dict[str, dict[str, frozenset[str]]] = {
     APP_LOGIN: {},
@@ -77,4 +82,9 @@ POLICIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
                      "organization_area_insert": ("INSERT", (AREA,))},
     "person": {"person_all": ("ALL", (ALL,)), "person_area": ("ALL", (AREA,))},
     "house": {"house_all": ("SELECT", (ALL,)), "house_area": ("SELECT", (AREA,))},
+    # 0019_survey_intake.py: an area sees the submissions of its villages, rows and attachments follow them
+    "submission": {"submission_all": ("ALL", (ALL,)), "submission_area": ("ALL", (AREA,))},
+    "submission_row": {"submission_row_all": ("ALL", (ALL,)), "submission_row_area": ("ALL", (AREA,))},
+    "submission_attachment": {"submission_attachment_all": ("ALL", (ALL,)),
+                              "submission_attachment_area": ("ALL", (AREA,))},
 }
