@@ -79,14 +79,22 @@ async def _record_refusal(request: Request, exc: CitygridError) -> None:
     await run_in_threadpool(audit.refused, engine, p, action, target, exc.error_code)
 
 
+# The OpenRosa routes (api/routers/odk.py): their refusals challenge with Basic and carry the OpenRosa header.
+ODK_PATHS = ("/formList", "/forms/", "/submission")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(CitygridError)
     async def _domain(request: Request, exc: CitygridError) -> JSONResponse:
         if exc.kind in ("unauthenticated", "forbidden"):
             await _record_refusal(request, exc)
         headers = {}
+        odk = request.url.path.startswith(ODK_PATHS)
         if exc.kind == "unauthenticated":  # RFC 6750: say which scheme would have worked
-            headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'
+            # ODK Collect answers a Basic challenge by asking its user for the server's username and password
+            headers["WWW-Authenticate"] = 'Basic realm="citygrid"' if odk else 'Bearer realm="citygrid"'
+        if odk:
+            headers["X-OpenRosa-Version"] = "1.0"
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
         return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)

@@ -10,7 +10,22 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import errors, hardening, web
-from api.routers import address, aggregate, audit, auth, catalog, codes, divisions, grids, jobs, objects, ogc, tiles
+from api.routers import (
+    address,
+    aggregate,
+    audit,
+    auth,
+    catalog,
+    codes,
+    divisions,
+    grids,
+    jobs,
+    objects,
+    odk,
+    ogc,
+    survey,
+    tiles,
+)
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 from citygrid.db.health import loaded
@@ -54,7 +69,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     )
     errors.install(app)
     for r in (auth.router, audit.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
-              address.router, grids.router):
+              address.router, grids.router, survey.router, odk.router):
         app.include_router(r)
 
     web.install(app)
