@@ -51,6 +51,8 @@ def is_point(cls: ObjectClass) -> bool:
 def _example(a: Attribute) -> str:
     if a.enum:
         return a.enum[0]
+    if a.type == "string":
+        return "" if a.pattern else f"{a.label}示例"[: a.max_length or 100]
     return {"integer": str(int(a.min) if a.min is not None and a.min > 0 else 1),
             "number": str(a.min if a.min is not None and a.min > 0 else 1.5), "boolean": "是",
             "date": "2024-03-05"}.get(a.type, "")

@@ -33,7 +33,6 @@ from citygrid.security.principal import Principal
 from citygrid.survey import read, validate
 
 MAX_BYTES = 20 * 1024 * 1024
-DUP_METRES = 0.5  # a submitted point this close to another submitted row of the same class is a duplicate
 
 
 @dataclass(frozen=True)
@@ -106,9 +105,9 @@ def _reader(source: str) -> CellReader:
     return _file_cells
 
 
-def _place_problems(conn: Connection, rows: list[validate.Row], cls: ObjectClass, village: str, sid: str) -> None:
-    """Points and shapes outside the cadre's village (with the distance), and rows duplicating a row of another
-    open submission of the same class."""
+def _place_problems(conn: Connection, rows: list[validate.Row], village: str) -> None:
+    """Points and shapes outside the cadre's village (with the distance and, when it is near, the hint that
+    phone map apps give GCJ-02)."""
     located = [r for r in rows if r.geom is not None and not r.problems]
     if not located:
         return
@@ -127,18 +126,6 @@ def _place_problems(conn: Connection, rows: list[validate.Row], cls: ObjectClass
                 distance=f.dist, hint_zh="；若用手机地图取点，请在“坐标系”列填写 GCJ-02" if f.dist < 1500 else "",
                 hint_en="; points taken from a phone map app are GCJ-02: say so in the coordinate system column"
                 if f.dist < 1500 else ""))
-    dup = conn.execute(text(
-        "SELECT u.i, r.submission_id, r.row FROM unnest(CAST(:i AS int[]), CAST(:g AS text[])) AS u(i, wkt) "
-        "JOIN submission_row r ON r.status = 'valid' AND r.submission_id <> :sid "
-        "AND ST_DWithin(r.geom::geography, ST_GeomFromText(u.wkt, 4490)::geography, :m) "
-        "JOIN submission s ON s.id = r.submission_id AND s.class_code = :c"),
-        {"i": list(range(len(located))), "g": [r.geom.wkt for r in located if r.geom is not None], "sid": sid,
-         "m": DUP_METRES, "c": cls.code}).all()
-    for d in dup:
-        r = located[d.i]
-        if r.name == (conn.execute(text("SELECT name FROM submission_row WHERE submission_id = :s AND row = :r"),
-                                   {"s": d.submission_id, "r": d.row}).scalar()):
-            r.problems.append(E.row_duplicate.problem(None, r.row, other=f"{d.submission_id}:{d.row}"))
 
 
 def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | None = None,
@@ -164,7 +151,7 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
                                                                       ensure_ascii=False)})
         return summary(conn, p, sid) | {"error": e}
     rows = validate.check(cls, table, sub.crs, resolve)
-    _place_problems(conn, rows, cls, sub.village_code, sid)
+    _place_problems(conn, rows, sub.village_code)
     s.execute(text("DELETE FROM submission_row WHERE submission_id = :id"), {"id": sid})
     if rows:
         s.execute(text(
