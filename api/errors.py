@@ -80,7 +80,8 @@ async def _record_refusal(request: Request, exc: CitygridError) -> None:
 
 
 # The OpenRosa routes (api/routers/odk.py): their refusals challenge with Basic and carry the OpenRosa header.
-ODK_PATHS = ("/formList", "/forms/", "/submission")
+ODK_PATHS = ("/formList", "/submission")
+ODK_PREFIX = "/forms/"
 
 
 def install(app: FastAPI) -> None:
@@ -89,7 +90,7 @@ def install(app: FastAPI) -> None:
         if exc.kind in ("unauthenticated", "forbidden"):
             await _record_refusal(request, exc)
         headers = {}
-        odk = request.url.path.startswith(ODK_PATHS)
+        odk = request.url.path in ODK_PATHS or request.url.path.startswith(ODK_PREFIX)
         if exc.kind == "unauthenticated":  # RFC 6750: say which scheme would have worked
             # ODK Collect answers a Basic challenge by asking its user for the server's username and password
             headers["WWW-Authenticate"] = 'Basic realm="citygrid"' if odk else 'Bearer realm="citygrid"'

@@ -292,3 +292,26 @@ def test_geometry_classes_take_wkt_and_say_where_a_polygon_crosses_itself(client
     err = items[3]["errors"][0]
     assert err["error_code"] == "geom_invalid" and "Self-intersection" in err["message_zh"]
     assert items[4]["errors"][0]["error_code"] == "location_geometry"
+
+
+def test_a_standard_address_locates_a_row_and_registered_objects_nearby_are_flagged(
+        client: TestClient, people: dict, places: dict) -> None:
+    door = client.get(f"/addresses/{places['door']}", headers=people["cadre_a"]).json()
+    rows = [{"名称": "门口井盖", "标准地址": door["address"], "状态": "完好"},
+            {"名称": "查无此处", "标准地址": "大冶市不存在路99999号", "状态": "完好"}]
+    r = _upload(client, people["cadre_a"], _fill(_template(client), rows))
+    assert r.status_code == 201, r.text
+    items = {i["row"]: i for i in client.get(f"/submissions/{r.json()['id']}", headers=people["cadre_a"]
+                                             ).json()["items"]}
+    assert items[2]["status"] == "valid", items[2]["errors"]
+    assert items[2]["duplicates"] == []
+    err = items[3]["errors"][0]
+    assert (err["error_code"], err["field"], err["row"]) == ("address_unresolved", "loc_address", 3)
+    code = client.post(f"/submissions/{r.json()['id']}/review", json={"decisions": [{"row": 2, "decision": "approve"}]},
+                       headers=people["rev_a"]).json()["results"][0]["object_code"]
+    # the same manhole surveyed again: valid, and the reviewer is shown the registered one beside it
+    r = _upload(client, people["cadre_a"], _fill(_template(client), rows[:1]))
+    item = client.get(f"/submissions/{r.json()['id']}", headers=people["cadre_a"]).json()["items"][0]
+    assert item["status"] == "valid"
+    assert item["duplicates"][0]["code"] == code and item["duplicates"][0]["distance_m"] == 0
+    assert item["duplicates"][0]["name_similarity"] == 1.0

@@ -607,6 +607,8 @@ class SubmissionRow(Base):
     attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False), nullable=True)
     errors: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    # likely duplicates among registered objects (code, distance, name similarity), for the reviewer to decide
+    duplicates: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
     status: Mapped[str] = mapped_column(Text, nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     object_code: Mapped[str | None] = mapped_column(String(21))

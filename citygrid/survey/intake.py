@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from rapidfuzz import fuzz
 from shapely import wkb
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -33,6 +34,7 @@ from citygrid.security.principal import Principal
 from citygrid.survey import read, validate
 
 MAX_BYTES = 20 * 1024 * 1024
+DUP_METRES = 5.0  # registered objects of the class this close to a row are shown to the reviewer as likely the same
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,29 @@ def _place_problems(conn: Connection, rows: list[validate.Row], village: str) ->
                 if f.dist < 1500 else ""))
 
 
+def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass) -> None:
+    """Registered objects of the class within `DUP_METRES` of a valid row (or touching its shape), with the
+    distance and how alike the names are: flagged for the reviewer (a new object, an update, or a drop), never
+    an error, since two real manholes can lie a metre apart."""
+    located = [r for r in rows if r.geom is not None and not r.problems]
+    if not located:
+        return
+    found = conn.execute(text(
+        "SELECT u.i, o.code, o.name, round(ST_Distance(o.geom::geography, g.geom::geography)::numeric, 1) AS dist "
+        "FROM unnest(CAST(:i AS int[]), CAST(:g AS text[])) AS u(i, wkt) "
+        "CROSS JOIN LATERAL (SELECT ST_GeomFromText(u.wkt, 4490) AS geom) g "
+        "JOIN city_object o ON o.class_code = :c AND o.status = 'active' "
+        "AND ST_DWithin(o.geom::geography, g.geom::geography, :m) ORDER BY u.i, dist"),
+        {"i": list(range(len(located))), "g": [r.geom.wkt for r in located if r.geom is not None], "c": cls.code,
+         "m": DUP_METRES}).all()
+    for f in found:
+        r = located[f.i]
+        if len(r.duplicates) < 5:
+            similar = fuzz.ratio(r.name or "", f.name or "") / 100 if r.name and f.name else None
+            r.duplicates.append({"code": f.code, "name": f.name, "distance_m": float(f.dist),
+                                 "name_similarity": similar})
+
+
 def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | None = None,
             cells: CellReader | None = None) -> dict[str, Any]:
     """Read, validate and place every row of a stored submission; replaces its rows, so running it again (after
@@ -152,17 +177,18 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
         return summary(conn, p, sid) | {"error": e}
     rows = validate.check(cls, table, sub.crs, resolve)
     _place_problems(conn, rows, sub.village_code)
+    _duplicates(conn, rows, cls)
     s.execute(text("DELETE FROM submission_row WHERE submission_id = :id"), {"id": sid})
     if rows:
         s.execute(text(
-            "INSERT INTO submission_row (submission_id, row, cells, name, attrs, geom, errors, status) "
-            "SELECT :id, u.row, u.cells, u.name, u.attrs, ST_GeomFromText(u.wkt, 4490), u.errors, u.status "
-            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(row int, cells jsonb, name text, attrs jsonb, "
-            "wkt text, errors jsonb, status text)"),
+            "INSERT INTO submission_row (submission_id, row, cells, name, attrs, geom, errors, duplicates, status) "
+            "SELECT :id, u.row, u.cells, u.name, u.attrs, ST_GeomFromText(u.wkt, 4490), u.errors, u.duplicates, "
+            "u.status FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(row int, cells jsonb, name text, attrs jsonb, "
+            "wkt text, errors jsonb, duplicates jsonb, status text)"),
             {"id": sid, "rows": json.dumps([{
                 "row": r.row, "cells": r.cells_json(), "name": r.name, "attrs": r.attrs,
                 "wkt": r.geom.wkt if r.geom is not None else None,
-                "errors": [x.to_dict() for x in r.problems], "status": "invalid" if r.problems else "valid"}
+                "errors": [x.to_dict() for x in r.problems], "duplicates": r.duplicates, "status": "invalid" if r.problems else "valid"}
                 for r in rows], ensure_ascii=False, default=str)})
     n_invalid = sum(1 for r in rows if r.problems)
     s.execute(text("UPDATE submission SET status = :st, n_rows = :n, n_invalid = :bad, errors = '[]', "
@@ -262,11 +288,12 @@ def detail_of(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
     """The submission with every row: its cells, values, location, problems and review."""
     out = summary(conn, p, sid)
     rows = conn.execute(text(
-        "SELECT row, cells, name, attrs, ST_AsBinary(geom) AS g, errors, status, reason, object_code, reviewed_by, "
+        "SELECT row, cells, name, attrs, ST_AsBinary(geom) AS g, errors, duplicates, status, reason, object_code, "
+        "reviewed_by, "
         "reviewed_at FROM submission_row WHERE submission_id = :id ORDER BY row"), {"id": sid})
     out["items"] = [{"row": r.row, "cells": r.cells, "name": r.name, "attrs": r.attrs,
                      "geometry": to_geojson(wkb.loads(bytes(r.g))) if r.g is not None else None, "errors": r.errors,
-                     "status": r.status, "reason": r.reason, "object_code": r.object_code,
+                     "duplicates": r.duplicates, "status": r.status, "reason": r.reason, "object_code": r.object_code,
                      "reviewed_by": r.reviewed_by, "reviewed_at": r.reviewed_at} for r in rows]
     return out
 

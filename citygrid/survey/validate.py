@@ -46,6 +46,7 @@ class Row:
     attrs: dict[str, Any] = field(default_factory=dict)
     geom: BaseGeometry | None = None
     problems: list[Problem] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
 
     def cells_json(self) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in self.cells.items()}

@@ -57,6 +57,7 @@ CREATE TABLE submission_row (
   attrs jsonb NOT NULL DEFAULT '{}',
   geom geometry(Geometry, 4490),
   errors jsonb NOT NULL DEFAULT '[]',
+  duplicates jsonb NOT NULL DEFAULT '[]',
   status text NOT NULL,
   reason text,
   object_code varchar(21),
