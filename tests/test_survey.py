@@ -243,25 +243,63 @@ def test_bad_files_get_a_clear_4xx_and_leave_no_rows(client: TestClient, people:
         assert row.status == "invalid" and row.n == 0 and row.errors[0]["error_code"] == code
 
 
-def test_processing_again_gives_the_same_rows(client: TestClient, people: dict, places: dict, engine: Engine) -> None:
-    """A crash mid-processing rolls its transaction back, leaving the stored submission `received`; processing it
-    again (as after a restart) replaces the rows, none twice."""
-    from citygrid.security.principal import SYSTEM
+KILLED_WORKER = """
+import os, signal, sys
+from contextlib import contextmanager
+from sqlalchemy.orm import Session
+from citygrid.db.engine import engine_for
+from citygrid.security.principal import system_as
+from citygrid.survey import intake, read
+
+engine = engine_for(sys.argv[1])
+
+@contextmanager
+def tx():
+    with Session(engine) as s, s.begin():
+        yield s
+
+def dies_mid_file(cls, data):
+    rows = read.read(cls, data).rows
+    print("received", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of processing
+    return rows
+
+intake.submit(tx, system_as("t-killed"), "010101", sys.argv[2], open(sys.argv[3], "rb").read(), source="xlsx",
+              cells=dies_mid_file)
+"""
+
+
+def test_kill_9_mid_processing_loses_nothing_and_resuming_adds_no_row_twice(
+        client: TestClient, places: dict, engine: Engine, database_url: str, tmp_path: Any) -> None:
+    """The worker dies (SIGKILL) after the upload is stored, in the middle of processing: the submission is kept,
+    `received`; resuming it (`citygrid intake-resume` does the same) processes it once, and again changes nothing."""
+    import subprocess
+    import sys
+
+    from sqlalchemy.orm import Session
+
+    from citygrid.security.principal import system_as
     from citygrid.survey import intake
 
     x, y = places["a"]["pt"]
     data = _fill(_template(client), [{"名称": f"井{i}", "经度": x + i * 1e-5, "纬度": y, "状态": "完好"}
                                      for i in range(3)])
-    sid = _upload(client, people["cadre_a"], data).json()["id"]
-    with engine.begin() as c:
-        c.execute(text("UPDATE submission SET status = 'received' WHERE id = :i"), {"i": sid})
-    from sqlalchemy.orm import Session
+    (tmp_path / "s.xlsx").write_bytes(data)
+    p = subprocess.run([sys.executable, "-c", KILLED_WORKER, database_url, places["a"]["village"],
+                        str(tmp_path / "s.xlsx")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -9 and "received" in p.stdout, p.stderr
+    with engine.connect() as c:
+        sid = c.execute(text("SELECT id FROM submission WHERE submitter = 't-killed'")).scalar_one()
+        assert c.execute(text("SELECT status, raw FROM submission WHERE id = :i"), {"i": sid}).one() == ("received", data)
+        assert c.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :i"), {"i": sid}).scalar() == 0
+        assert str(sid) in intake.pending(c)
     for _ in range(2):
         with Session(engine) as s, s.begin():
-            out = intake.process(s, SYSTEM, sid)
+            out = intake.process(s, system_as("intake-resume"), str(sid))
     assert (out["status"], out["rows"]) == ("validated", 3)
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :i"), {"i": sid}).scalar() == 3
+        assert str(sid) not in intake.pending(c)
 
 
 def test_geometry_classes_take_wkt_and_say_where_a_polygon_crosses_itself(client: TestClient, people: dict,

@@ -250,6 +250,12 @@ def submit_odk(transaction: Transaction, p: Principal, xml: bytes | None,
     return True, f"已收到 {out['id']}：{'通过校验' if out['status'] == 'validated' else '有需要修改的地方，请在网页上查看'}"
 
 
+def pending(conn: Connection) -> list[str]:
+    """Submissions stored but never processed (the process stopped in between), oldest first."""
+    return [str(r.id) for r in conn.execute(text("SELECT id FROM submission WHERE status = 'received' "
+                                                 "ORDER BY created_at"))]
+
+
 def _sub_out(r: Any) -> dict[str, Any]:
     return {"id": str(r.id), "class_code": r.class_code, "village_code": r.village_code,
             "township_code": r.township_code, "submitter": r.submitter, "source": r.source, "filename": r.filename,
