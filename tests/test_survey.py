@@ -353,3 +353,16 @@ def test_a_standard_address_locates_a_row_and_registered_objects_nearby_are_flag
     assert item["status"] == "valid"
     assert item["duplicates"][0]["code"] == code and item["duplicates"][0]["distance_m"] == 0
     assert item["duplicates"][0]["name_similarity"] == 1.0
+
+
+def test_the_survey_page_is_served_under_the_csp_with_its_script(client: TestClient) -> None:
+    import re
+
+    r = client.get("/survey")
+    assert r.status_code == 200 and "script-src 'self'" in r.headers["content-security-policy"]
+    page = r.text
+    assert '<script src="/static/survey.js"></script>' in page and 'href="/templates/' in page
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page) and " style=" not in page  # nothing inline
+    assert "<option value=\"010101\">010101 上水井盖</option>" in page
+    js = client.get("/static/survey.js")
+    assert js.status_code == 200 and "/submissions" in js.text
