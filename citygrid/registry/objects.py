@@ -124,24 +124,12 @@ def _component_code(s: Session, cls: ObjectClass, county: str) -> str | None:
     return sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=int(serial))
 
 
-@dataclass(frozen=True)
-class Reviewed:
-    """A survey row approved by a reviewer (citygrid/survey/intake.py): registered through this same path, with
-    the reviewer's right over the township in place of a department's over the class, and the submission named
-    in history and the audit log."""
-
-    submission: str
-    row: int
-
-
-def create(s: Session, p: Principal, obj: NewObject, row: int | None = None, *, reviewed: Reviewed | None = None
-           ) -> dict[str, Any]:
+def create(s: Session, p: Principal, obj: NewObject, row: int | None = None) -> dict[str, Any]:
     """Validate everything first (all problems at once), then allocate the code and insert. Rights are checked
     twice: for the class before validating (a refusal should not come after a list of attribute problems), and
-    for the place once it is known. A reviewed survey row needs the reviewer's right at the object's place."""
+    for the place once it is known."""
     cls = _class(obj.class_code, row)
-    if reviewed is None:
-        rules.require_edit_class(p, cls, None, "登记对象", "creating objects")
+    rules.require_edit_class(p, cls, None, "登记对象", "creating objects")
     by = p.name
     problems = _attr_problems(cls, obj.attrs, row)
     geom: BaseGeometry | None = None
@@ -157,12 +145,9 @@ def create(s: Session, p: Principal, obj: NewObject, row: int | None = None, *, 
     assert geom is not None
     conn = s.connection()
     place = _place(conn, geom, obj.division_code, row)
-    at = rules.place_of(place["village"], place["township"], place["county"])
-    if reviewed is None:
-        rules.require_edit_class(p, cls, at, "登记对象", "creating objects")
-    else:
-        rules.require_review(p, place["township"] or place["county"])
-    code = allocate(s, p, place["county"], cls.code, 1, state="assigned", checked=reviewed is not None)[0]
+    rules.require_edit_class(p, cls, rules.place_of(place["village"], place["township"], place["county"]),
+                             "登记对象", "creating objects")
+    code = allocate(s, p, place["county"], cls.code, 1, state="assigned")[0]
     uid = uuid.uuid4()
     s.execute(
         text(
@@ -175,10 +160,8 @@ def create(s: Session, p: Principal, obj: NewObject, row: int | None = None, *, 
          "a": json.dumps(obj.attrs, ensure_ascii=False), "by": by},
     )
     assign_objects(conn, codes=[code])
-    why = f"submission {reviewed.submission} row {reviewed.row}" if reviewed else None
-    _history(s, uid, "create", by, why)
-    _audit(s, p, "create", code, {"class": cls.code} | ({"submission": reviewed.submission, "row": reviewed.row}
-                                                       if reviewed else {}), sorted(obj.attrs))
+    _history(s, uid, "create", by)
+    _audit(s, p, "create", code, {"class": cls.code}, sorted(obj.attrs))
     return get(conn, p, code) or {}
 
 

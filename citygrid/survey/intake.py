@@ -28,7 +28,7 @@ from citygrid.address.resolve import AddressIndex
 from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import to_geojson
-from citygrid.registry import objects
+from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security import audit, rules
 from citygrid.security.principal import Principal
 from citygrid.survey import read, validate
@@ -306,7 +306,9 @@ def detail_of(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
 
 def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) -> dict[str, Any]:
     """Approve or reject rows (`{"row": n, "decision": "approve"|"reject", "reason": ...}`), all or nothing:
-    an approved row is registered (code assigned) in this transaction, so a failure registers none."""
+    the approved rows are registered in this transaction (`registry.bulk.bulk_create`: one code block, the same
+    attribute and geometry checks, `submission <id> row <n>` in each object's history), so a failure registers
+    none."""
     rules.require_login(p, "审核调查数据", "reviewing survey data")
     conn = s.connection()
     sub = conn.execute(text("SELECT id, class_code, village_code, township_code, submitter FROM submission "
@@ -316,10 +318,13 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     rules.require_review(p, sub.township_code)
     problems: list[Problem] = []
     done = []
+    asked = [d.get("row") for d in decisions if isinstance(d.get("row"), int)]
+    found = {r.row: r for r in conn.execute(text(
+        "SELECT row, name, attrs, ST_AsBinary(geom) AS g, status FROM submission_row WHERE submission_id = :id "
+        "AND row = ANY(CAST(:rows AS int[])) ORDER BY row FOR UPDATE"), {"id": sid, "rows": asked})}
     for d in decisions:
         n, decision, reason = d.get("row"), d.get("decision"), d.get("reason")
-        r = conn.execute(text("SELECT row, name, attrs, ST_AsGeoJSON(geom) AS g, status FROM submission_row "
-                              "WHERE submission_id = :id AND row = :n FOR UPDATE"), {"id": sid, "n": n}).first()
+        r = found.get(n) if isinstance(n, int) else None
         if r is None:
             problems.append(E.submission_row_not_found.problem("row", n if isinstance(n, int) else None, n=n))
             continue
@@ -337,19 +342,24 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     if problems:
         raise CitygridError(problems, "conflict" if any(x.error_code == "review_not_valid" for x in problems)
                             else "invalid")
-    results = []
-    for r, decision, reason in done:
-        code = None
-        if decision == "approve":
-            obj = objects.create(s, p, objects.NewObject(
-                class_code=sub.class_code, geometry=json.loads(r.g), attrs=dict(r.attrs), name=r.name,
-                division_code=sub.village_code), r.row, reviewed=objects.Reviewed(str(sub.id), r.row))
-            code = obj["code"]
-        s.execute(text("UPDATE submission_row SET status = :st, reason = :why, object_code = :code, reviewed_by = :by, "
-                       "reviewed_at = now() WHERE submission_id = :id AND row = :n"),
-                  {"st": "approved" if code else "rejected", "why": reason, "code": code, "by": p.name, "id": sid,
-                   "n": r.row})
-        results.append({"row": r.row, "status": "approved" if code else "rejected", "object_code": code})
+    approve = [(r, reason) for r, decision, reason in done if decision == "approve"]
+    codes: dict[int, str] = {}
+    if approve:  # one code block, one insert: approving a whole file is one statement, not a create per row
+        county = sub.village_code[:6]
+        items = [BulkItem(geom=wkb.loads(bytes(r.g)), attrs=dict(r.attrs), name=r.name,
+                          township_code=sub.township_code, village_code=sub.village_code) for r, _ in approve]
+        made = bulk_create(s, p, sub.class_code, county, items, batch=f"submission:{sub.id}", reviewed=str(sub.id),
+                           reasons=[f"submission {sub.id} row {r.row}" for r, _ in approve])
+        codes = {r.row: c for (r, _), c in zip(approve, made, strict=True)}
+    s.execute(text(
+        "UPDATE submission_row t SET status = u.status, reason = u.reason, object_code = u.code, reviewed_by = :by, "
+        "reviewed_at = now() FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(row int, status text, reason text, "
+        "code text) WHERE t.submission_id = :id AND t.row = u.row"),
+        {"by": p.name, "id": sid, "rows": json.dumps([
+            {"row": r.row, "status": "approved" if decision == "approve" else "rejected", "reason": reason,
+             "code": codes.get(r.row)} for r, decision, reason in done], ensure_ascii=False)})
+    results = [{"row": r.row, "status": "approved" if decision == "approve" else "rejected",
+                "object_code": codes.get(r.row)} for r, decision, reason in done]
     open_rows = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id AND status = 'valid'"),
                              {"id": sid}).scalar_one()
     if not open_rows:
