@@ -162,6 +162,17 @@ def test_a_cadre_uploads_with_mistakes_sees_every_error_then_a_reviewer_approves
     r = client.post(url, json={"decisions": [{"row": 2, "decision": "approve"}]}, headers=people["rev_a"])
     assert r.status_code == 409  # approved once, never twice
 
+    # the cadre downloads the file back: its own rows, with the code and the outcome added
+    f = client.get(f"/submissions/{sub['id']}/file", headers=people["cadre_a"])
+    assert f.status_code == 200
+    back = load_workbook(io.BytesIO(f.content))["数据"]
+    head = [c.value for c in back[1]]
+    code_col, what_col = head.index("统一识别代码"), head.index("审核结果")
+    got = {r[0].row: (r[code_col].value, r[what_col].value) for r in back.iter_rows(min_row=2, max_row=17)}
+    assert got[2] == (code, "通过") and got[3] == (None, "退回：照片显示不是上水井盖")
+    assert "缺少必填属性“状态”" in got[4][1] and got[13][0] == results[13]["object_code"]
+    assert client.get(f"/submissions/{sub['id']}/file", headers=people["cadre_b"]).status_code == 404
+
 
 def test_cadre_may_submit_only_for_its_village(client: TestClient, people: dict, places: dict) -> None:
     data = _fill(_template(client), [{"名称": "井", "经度": places["a"]["pt"][0], "纬度": places["a"]["pt"][1],

@@ -63,6 +63,15 @@ def get_submission(sid: str, c: Connection = Depends(conn), p: Principal = Depen
     return intake.detail_of(c, p, sid)
 
 
+@router.get("/submissions/{sid}/file", summary="Your file back with the codes of approved rows and each row's "
+                                            "outcome in two added columns")
+def get_file(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
+    body, kind = intake.file_with_codes(c, p, sid)
+    media = XLSX if kind == "xlsx" else "text/csv; charset=utf-8"
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="submission-{sid}.{kind}"'})
+
+
 class Decision(BaseModel):
     row: int
     decision: str = Field(..., pattern="^(approve|reject)$")

@@ -10,7 +10,9 @@ crash, or after the catalog changed) replaces its rows and is refused once a row
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import uuid
 from collections.abc import Callable
@@ -31,7 +33,7 @@ from citygrid.geo import to_geojson
 from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security import audit, rules
 from citygrid.security.principal import Principal
-from citygrid.survey import read, validate
+from citygrid.survey import read, template, validate
 
 MAX_BYTES = 20 * 1024 * 1024
 DUP_METRES = 5.0  # registered objects of the class this close to a row are shown to the reviewer as likely the same
@@ -141,10 +143,10 @@ def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass) ->
         "SELECT u.i, o.code, o.name, round(ST_Distance(o.geom::geography, g.geom::geography)::numeric, 1) AS dist "
         "FROM unnest(CAST(:i AS int[]), CAST(:g AS text[])) AS u(i, wkt) "
         "CROSS JOIN LATERAL (SELECT ST_GeomFromText(u.wkt, 4490) AS geom) g "
-        "JOIN city_object o ON o.class_code = :c AND o.status = 'active' "
+        "JOIN city_object o ON o.geom && ST_Expand(g.geom, :deg) AND o.class_code = :c AND o.status = 'active' "
         "AND ST_DWithin(o.geom::geography, g.geom::geography, :m) ORDER BY u.i, dist"),
         {"i": list(range(len(located))), "g": [r.geom.wkt for r in located if r.geom is not None], "c": cls.code,
-         "m": DUP_METRES}).all()
+         "m": DUP_METRES, "deg": DUP_METRES / 50_000}).all()  # the bbox the spatial index answers: 5 m < 0.0001°
     for f in found:
         r = located[f.i]
         if len(r.duplicates) < 5:
@@ -367,6 +369,51 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     audit.record(s, p, "review", sid, detail={"approved": sum(1 for x in results if x["object_code"]),
                                               "rejected": sum(1 for x in results if not x["object_code"])})
     return {"submission": summary(conn, p, sid), "results": results}
+
+
+def file_with_codes(conn: Connection, p: Principal, sid: str) -> tuple[bytes, str]:
+    """The cadre's own file back with two columns added to each data row: the object's code (编码) once
+    approved, and the row's outcome (通过 / 退回：reason / the problems to fix). (bytes, "xlsx" | "csv")."""
+    sub = summary(conn, p, sid)
+    raw, source = conn.execute(text("SELECT raw, source FROM submission WHERE id = :id"), {"id": sid}).one()
+    if source not in ("xlsx", "csv"):
+        raise E.submission_not_found("id", submission=sid)
+    rows = {r.row: r for r in conn.execute(text(
+        "SELECT row, status, reason, object_code, errors FROM submission_row WHERE submission_id = :id"), {"id": sid})}
+
+    def outcome(n: int) -> tuple[str, str]:
+        r = rows.get(n)
+        if r is None:
+            return "", ""
+        text_ = {"approved": "通过", "rejected": f"退回：{r.reason}", "valid": "待审核"}.get(
+            r.status, "；".join(e["message_zh"] for e in r.errors))
+        return r.object_code or "", text_
+
+    cls = _class(sub["class_code"])
+    table = read.read(cls, bytes(raw))
+    if source == "xlsx":
+        from openpyxl import load_workbook
+
+        wb = load_workbook(io.BytesIO(bytes(raw)))
+        ws = wb[template.DATA_SHEET] if template.DATA_SHEET in wb.sheetnames else wb.active
+        assert ws is not None
+        col = ws.max_column + 1
+        ws.cell(table.header_row, col, "统一识别代码")
+        ws.cell(table.header_row, col + 1, "审核结果")
+        for n, _ in table.rows:
+            code, what = outcome(n)
+            ws.cell(n, col, code)
+            ws.cell(n, col + 1, what)
+        buf = io.BytesIO()
+        wb.save(buf)
+        return buf.getvalue(), "xlsx"
+    lines = list(csv.reader(io.StringIO(read.decode(bytes(raw)))))
+    out = io.StringIO()
+    w = csv.writer(out)
+    for i, line in enumerate(lines, start=1):
+        extra = ["统一识别代码", "审核结果"] if i == table.header_row else list(outcome(i)) if i > table.header_row else []
+        w.writerow(line + extra)
+    return out.getvalue().encode("utf-8-sig"), "csv"
 
 
 def _is_uuid(v: str) -> bool:

@@ -66,7 +66,7 @@ def _xlsx_rows(data: bytes) -> Iterable[tuple[Any, ...]]:
     return list(ws.iter_rows(values_only=True))
 
 
-def _decode(data: bytes) -> str:
+def decode(data: bytes) -> str:
     for enc in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(enc)
@@ -81,7 +81,7 @@ def read(cls: ObjectClass, data: bytes) -> Table:
     if kind == "xlsx":
         raw = list(_xlsx_rows(data))
     else:
-        raw = list(csv.reader(io.StringIO(_decode(data))))
+        raw = list(csv.reader(io.StringIO(decode(data))))
     index = header_index(cls)
     best, best_at, best_cols = 0, -1, {}
     for i, r in enumerate(raw[:HEADER_SCAN]):
