@@ -1,11 +1,12 @@
 """Submissions: stored raw before anything reads them, processed (read, validated, placed) idempotently,
-listed for their cadre and reviewer, reviewed row by row; an approved row is registered through the registry's
-own `create` (code assigned in the same transaction, the submission named in history).
+listed for their cadre and reviewer, reviewed row by row; approved rows are registered through the registry's
+bulk path (`registry.bulk.bulk_create`: codes assigned in the same transaction, the submission named in each
+object's history and in the audit log).
 
 States: a submission is `received` (bytes stored, committed) → `validated` (every row valid) or `invalid`
 (some row has problems) → `reviewed` (no row left undecided). A row is `valid` or `invalid`, then `approved`
 (with its object's code) or `rejected` (with the reviewer's reason). Processing a submission again (after a
-crash, or after the catalog changed) replaces its rows and is refused once a row has been reviewed.
+crash, or after the catalog changed) replaces its rows, and changes nothing once a row has been reviewed.
 """
 
 from __future__ import annotations
