@@ -117,8 +117,8 @@ def _place_problems(conn: Connection, rows: list[validate.Row], village: str) ->
     if not located:
         return
     found = conn.execute(text(
-        "SELECT g.i, d.name, ST_Intersects(d.geom, g.geom) AS inside, "
-        "round(ST_Distance(d.geom::geography, g.geom::geography))::bigint AS dist "
+        "SELECT g.i, d.name, ST_Intersects(d.geom, g.geom) AS inside, CASE WHEN ST_Intersects(d.geom, g.geom) "
+        "THEN 0 ELSE round(ST_Distance(d.geom::geography, g.geom::geography))::bigint END AS dist "
         "FROM unnest(CAST(:i AS int[]), CAST(:g AS text[])) AS u(i, wkt) "
         "CROSS JOIN LATERAL (SELECT u.i, ST_GeomFromText(u.wkt, 4490) AS geom) g "
         "JOIN division d ON d.code = :v WHERE d.geom IS NOT NULL"),
