@@ -3,6 +3,7 @@ transactions in the caller's database scope (`citygrid.security.scope`)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -15,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.db import failures
-from citygrid.security import caller, rules
-from citygrid.security.principal import ANONYMOUS, Principal, RequestMeta
+from citygrid.errors import E
+from citygrid.security import caller, credentials, rules
+from citygrid.security.principal import ANONYMOUS, SYSTEM, Principal, RequestMeta
 from citygrid.security.scope import scoped, scoped_session
 
 log = logging.getLogger("citygrid.api")
@@ -72,6 +74,32 @@ def _close(c: Connection) -> None:
         if not failures.unavailable(exc):
             raise
         log.info("connection lost after the answer: %s", type(exc).__name__)
+
+
+def odk_principal(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
+                  ) -> Principal:
+    """Who calls an OpenRosa route: ODK Collect sends the server's username and password with HTTP Basic (after a
+    401 that challenges for it); a bearer token or an API key works as elsewhere. Anonymous callers get that 401
+    (`rules.require_login`); rights are the core's."""
+    meta = RequestMeta(client=request.client.host if request.client else None,
+                       user_agent=request.headers.get("user-agent"))
+    header = request.headers.get("authorization", "")
+    p = ANONYMOUS
+    with request.app.state.engine.connect() as c:
+        scoped(c, SYSTEM)  # checking credentials comes before anyone is known
+        if header[:6].lower() == "basic ":
+            try:
+                username, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise E.token_invalid("Authorization") from exc
+            p = credentials.login(c, username, password)
+        elif token or api_key:
+            p = caller.authenticate(c, token, api_key)
+    p = replace(p, meta=meta)
+    request.state.principal = p
+    rules.require_login(p, "使用 ODK 表单", "using the ODK forms")
+    return p
+
 
 
 async def current_principal(request: Request, c: Connection = Depends(conn)) -> Principal:

@@ -89,6 +89,11 @@ def answer(exc: CitygridError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)
 
 
+# The OpenRosa routes (api/routers/odk.py): their refusals challenge with Basic and carry the OpenRosa header.
+ODK_PATHS = ("/formList", "/submission")
+ODK_PREFIX = "/forms/"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SQLAlchemyError)
     @app.exception_handler(psycopg.Error)
@@ -105,8 +110,12 @@ def install(app: FastAPI) -> None:
         if exc.kind in ("unauthenticated", "forbidden"):
             await _record_refusal(request, exc)
         headers = {}
+        odk = request.url.path in ODK_PATHS or request.url.path.startswith(ODK_PREFIX)
         if exc.kind == "unauthenticated":  # RFC 6750: say which scheme would have worked
-            headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'
+            # ODK Collect answers a Basic challenge by asking its user for the server's username and password
+            headers["WWW-Authenticate"] = 'Basic realm="citygrid"' if odk else 'Bearer realm="citygrid"'
+        if odk:
+            headers["X-OpenRosa-Version"] = "1.0"
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
         return JSONResponse(exc.to_dict(), status_code=STATUS.get(exc.kind, 400), headers=headers)

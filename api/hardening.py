@@ -56,6 +56,8 @@ from citygrid.errors import CitygridError, E
 from citygrid.security import tokens
 from citygrid.security.credentials import API_KEY_PREFIX
 from citygrid.settings import get_settings
+from citygrid.survey.intake import MAX_BYTES as SURVEY_MAX
+from citygrid.survey.odk import MAX_SUBMISSION as ODK_MAX
 
 log = logging.getLogger("citygrid.api")
 
@@ -80,6 +82,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/address/batch"): Rule(body=MAX_UPLOAD + MULTIPART_SLACK, bucket="batch"),
     ("GET", "/address/batch/{job_id}/result"): Rule(bucket="export"),
     ("POST", "/grids/import"): Rule(body=MAX_FILE + MULTIPART_SLACK),
+    ("POST", "/submissions"): Rule(body=SURVEY_MAX + MULTIPART_SLACK, bucket="batch"),
+    ("POST", "/submission"): Rule(body=ODK_MAX + MULTIPART_SLACK),
 }
 BUCKETS = {"login": ("登录", "logins"), "geocode": ("批量地址解析", "geocoding many addresses"),
            "batch": ("批量文件上传", "batch uploads"), "export": ("结果下载", "exports")}

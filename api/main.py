@@ -23,7 +23,9 @@ from api.routers import (
     jobs,
     links,
     objects,
+    odk,
     ogc,
+    survey,
     tiles,
     webhooks,
 )
@@ -74,7 +76,8 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     )
     errors.install(app)
     for r in (auth.router, audit.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
-              address.router, grids.router, links.router, changes.router, webhooks.router):
+              address.router, grids.router, links.router, changes.router, webhooks.router, survey.router,
+              odk.router):
         app.include_router(r)
 
     web.install(app)

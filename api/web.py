@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from citygrid.catalog import get_catalog
 from citygrid.settings import get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -67,6 +68,12 @@ def install(app: FastAPI) -> None:
     def redoc() -> RedirectResponse:
         """One documentation page is enough to self-host and keep under the CSP: old links land on /docs."""
         return RedirectResponse("/docs", status_code=308)
+
+    @app.get("/survey", response_class=HTMLResponse, tags=["survey"], summary="Survey page: cadres upload, "
+             "reviewers approve (the data comes from /submissions with the logged-in token)")
+    def survey_page() -> HTMLResponse:
+        classes = [{"code": c.code, "name": c.name} for c in get_catalog().classes.values()]
+        return HTMLResponse(render("survey.html", classes=classes), headers={"Cache-Control": "no-cache"})
 
     @app.get("/map", response_class=HTMLResponse, tags=["system"], summary="Web map viewer (MapLibre GL)")
     def map_page() -> HTMLResponse:

@@ -611,3 +611,41 @@ def validate(code: str) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("template")
+def survey_template(class_code: str, out: str | None = typer.Option(None, help="file to write (default "
+                                                                         "template-CLASS.xlsx)"),
+                    xlsform: bool = typer.Option(False, help="the ODK XLSForm instead of the Excel template")) -> None:
+    """Write a class's survey template (Excel, with drop-downs and instructions) or its ODK XLSForm."""
+    from pathlib import Path
+
+    from citygrid.catalog import get_catalog
+    from citygrid.survey import odk, template
+
+    cls = get_catalog().get(class_code)
+    if cls is None:
+        console.print(f"[red]分类代码 {class_code} 不存在 / unknown class[/red]")
+        raise typer.Exit(1)
+    path = Path(out or (f"{odk.form_id(cls)}.xlsx" if xlsform else f"template-{cls.code}.xlsx"))
+    path.write_bytes(odk.xlsform(cls) if xlsform else template.build(cls))
+    console.print(f"{cls.name}（{cls.code}）→ {path}")
+
+
+@app.command("intake-resume")
+def intake_resume() -> None:
+    """Process every submission stored but not processed (`received`: the process stopped between storing and
+    processing it). Safe to run any time: processing replaces a submission's rows."""
+    from sqlalchemy.orm import Session
+
+    from citygrid.security.principal import system_as
+    from citygrid.survey import intake
+
+    engine = _engine()
+    with engine.connect() as c:
+        pending = intake.pending(c)
+    for sid in pending:
+        with Session(engine) as s, s.begin():
+            out = intake.process(s, system_as("intake-resume"), sid)
+        console.print(f"{sid}: {out['status']} ({out['rows']} rows, {out['invalid']} invalid)")
+    console.print(f"{len(pending)} submission(s) processed")

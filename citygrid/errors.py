@@ -269,6 +269,57 @@ class E:
                         "no address column{column_en} in the header {columns_en} (name one with column=)")
     format_invalid = _e("format_invalid", "format 只能是 csv、xlsx 或 geojson", "format must be csv, xlsx or geojson")
 
+    # --- survey intake: templates, submissions, their rows, review, ODK (citygrid/survey/) ----------------------
+    survey_header = _e("survey_header", "找不到表头：文件前 {scan} 行中没有模板的列名（应有 {columns_zh} 等列），请使用下载的模板",
+                       "no header found in the first {scan} rows: expected the template's columns ({columns_en}); use "
+                       "the downloaded template")
+    survey_no_rows = _e("survey_no_rows", "文件中没有数据行（表头下面是空的）", "the file has a header but no data rows")
+    survey_file_bad = _e("survey_file_bad", "文件无法读取{detail_zh}：请上传模板格式的 xlsx 或 CSV 文件",
+                         "the file cannot be read{detail_en}: upload the template as xlsx or CSV")
+    cell_number = _e("cell_number", "“{label_zh}”的值“{value}”不是数字，请填写数字{unit_zh}",
+                     "{label_en}: '{value}' is not a number; enter a number{unit_en}")
+    cell_integer = _e("cell_integer", "“{label_zh}”的值“{value}”不是整数，请填写整数{unit_zh}",
+                      "{label_en}: '{value}' is not a whole number; enter one{unit_en}")
+    cell_boolean = _e("cell_boolean", "“{label_zh}”的值“{value}”不是“是/否”，请填写 是 或 否",
+                      "{label_en}: '{value}' is not yes/no; enter 是 or 否")
+    cell_date = _e("cell_date", "“{label_zh}”的值“{value}”不是日期，请按 2024-03-05 的格式填写",
+                   "{label_en}: '{value}' is not a date; write it as 2024-03-05")
+    cell_enum = _e("cell_enum", "“{label_zh}”的值“{value}”不在允许值中（{choices_zh}）{hint_zh}",
+                   "{label_en}: '{value}' is not an allowed value ({choices_en}){hint_en}")
+    location_missing = _e("location_missing", "缺少位置：请填写经度和纬度，或填写标准地址",
+                          "no location: enter longitude and latitude, or a standard address")
+    location_number = _e("location_number", "“{label_zh}”的值“{value}”不是坐标数字（例如 114.98 或 30.10）",
+                         "{label_en}: '{value}' is not a coordinate (e.g. 114.98 or 30.10)")
+    location_swapped = _e("location_swapped", "经度和纬度似乎填反了（经度 {lon}，纬度 {lat}）：请交换两列的值",
+                          "longitude and latitude look swapped (lon {lon}, lat {lat}): exchange the two columns")
+    location_outside_china = _e("location_outside_china", "坐标（{lon}, {lat}）不在中国范围内（经度 73–136，纬度 3–54），请检查",
+                                "the point ({lon}, {lat}) is outside China (lon 73-136, lat 3-54): check it")
+    location_outside_village = _e("location_outside_village",
+                                  "位置不在本村 {village_zh}（{village}）范围内，相距约 {distance} 米{hint_zh}",
+                                  "the location is outside the village {village}, about {distance} m away{hint_en}")
+    location_crs = _e("location_crs", "坐标系“{value}”无法识别，请填写 CGCS2000、WGS84 或 GCJ-02（手机地图坐标）",
+                      "unknown coordinate system '{value}': use CGCS2000, WGS84 or GCJ-02 (phone map apps)")
+    location_geometry = _e("location_geometry", "几何“{value}”无法识别{detail_zh}：请填写 WKT（如 LINESTRING(114.9 30.1, 114.91 30.1)）或 GeoJSON",
+                           "geometry '{value}' cannot be read{detail_en}: enter WKT or GeoJSON")
+    address_unresolved = _e("address_unresolved", "标准地址“{value}”未能匹配到门牌或楼栋{hint_zh}",
+                            "the address '{value}' matches no door plate or building{hint_en}")
+    row_duplicate = _e("row_duplicate", "与第 {other} 行重复（名称、位置和属性都相同），请删除其中一行",
+                       "duplicates row {other} (same name, location and attributes): delete one of them")
+    submission_not_found = _e("submission_not_found", "提交 {submission} 不存在", "submission {submission} not found",
+                              "not_found")
+    submission_row_not_found = _e("submission_row_not_found", "提交中没有第 {n} 行", "the submission has no row {n}",
+                                  "not_found")
+    review_not_valid = _e("review_not_valid", "第 {n} 行{state_zh}，不能通过审核", "row {n} is {state_en} and cannot be approved",
+                          "conflict")
+    review_reason = _e("review_reason", "退回第 {n} 行需要说明原因", "rejecting row {n} needs a reason")
+    review_decision = _e("review_decision", "审核结论只能是 approve（通过）或 reject（退回），第 {n} 行为“{value}”",
+                         "the decision for row {n} must be approve or reject, got '{value}'")
+    village_ambiguous = _e("village_ambiguous", "您负责多个村/社区，请指定 village（{villages}）",
+                           "you hold several villages: name one with village ({villages})")
+    odk_instance_invalid = _e("odk_instance_invalid", "表单数据（XML）无法解析{detail_zh}",
+                              "the form instance (XML) cannot be parsed{detail_en}")
+    odk_form_unknown = _e("odk_form_unknown", "表单 {form} 不存在", "form {form} does not exist", "not_found")
+
     # --- security: who is calling and what they may do (citygrid/security/) ------------------------------------
     unauthenticated = _e("unauthenticated", "需要登录：{action_zh}需要身份凭证（Bearer 令牌或 API 密钥）",
                          "authentication required: {action_en} needs credentials (a bearer token or an API key)",

@@ -666,3 +666,72 @@ class AggGrid(Base):
     code: Mapped[str] = mapped_column(String(24), nullable=False)
     n: Mapped[int] = mapped_column(Integer, nullable=False)
     __table_args__ = (PrimaryKeyConstraint("class_code", "system", "code", postgresql_include=["n"]),)
+
+
+class Submission(Base):
+    """A survey submission (citygrid/survey): the raw bytes as received, stored before anything reads them,
+    then the outcome of processing (0019_survey_intake.py; row-level security by village)."""
+
+    __tablename__ = "submission"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    class_code: Mapped[str] = mapped_column(String(6), ForeignKey("object_class.code"), nullable=False)
+    village_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    township_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    submitter: Mapped[str] = mapped_column(Text, nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    filename: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    crs: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="received")
+    n_rows: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    n_invalid: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    errors: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("status IN ('received', 'validated', 'invalid', 'reviewed')", name="submission_status_check"),
+        CheckConstraint("source IN ('xlsx', 'csv', 'json', 'odk')", name="submission_source_check"),
+        Index("submission_village_idx", "village_code", "created_at"),
+        Index("submission_township_idx", "township_code", "status"),
+        Index("submission_submitter_idx", "submitter"),
+    )
+
+
+class SubmissionRow(Base):
+    """One row of a submission: its cells as read, the values it becomes, every problem, the review."""
+
+    __tablename__ = "submission_row"
+    submission_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("submission.id", ondelete="CASCADE"),
+                                                     nullable=False)
+    row: Mapped[int] = mapped_column(Integer, nullable=False)
+    cells: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False), nullable=True)
+    errors: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    # likely duplicates among registered objects (code, distance, name similarity), for the reviewer to decide
+    duplicates: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    object_code: Mapped[str | None] = mapped_column(String(21))
+    reviewed_by: Mapped[str | None] = mapped_column(Text)
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        PrimaryKeyConstraint("submission_id", "row"),
+        CheckConstraint("status IN ('invalid', 'valid', 'approved', 'rejected')", name="submission_row_status_check"),
+        Index("submission_row_object_idx", "object_code", postgresql_where=text("object_code IS NOT NULL")),
+    )
+
+
+class SubmissionAttachment(Base):
+    """A file sent with a submission (an ODK photo), kept as received."""
+
+    __tablename__ = "submission_attachment"
+    submission_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("submission.id", ondelete="CASCADE"),
+                                                     nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    __table_args__ = (PrimaryKeyConstraint("submission_id", "name"),)

@@ -35,7 +35,8 @@ APP_LOGIN = "citygrid_app"
 ROLES = (ALL, AREA)
 
 # The tables under row-level security.
-RLS_TABLES = ("city_object", "addr_node", "house", "person", "organization", "link", "change_log")
+RLS_TABLES = ("city_object", "addr_node", "house", "person", "organization", "link", "change_log", "submission",
+              "submission_row", "submission_attachment")
 
 _READ_ONLY = ("division", "division_code", "data_source", "department", "object_class", "layer_version", "agg_h3",
               "agg_grid", "house", "addr_node", "audit_head")
@@ -63,6 +64,10 @@ WORKING: dict[str, frozenset[str]] = {
     "grid_membership": frozenset({"SELECT", "INSERT", "DELETE"}),
     "person": frozenset({"SELECT", "INSERT"}),
     "organization": frozenset({"SELECT", "INSERT"}),
+    # survey intake (0019): submissions are never deleted; processing replaces a submission's rows
+    "submission": frozenset({"SELECT", "INSERT", "UPDATE"}),
+    "submission_row": frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
+    "submission_attachment": frozenset({"SELECT", "INSERT"}),
 }
 GRANTS: dict[str, dict[str, frozenset[str]]] = {
     APP_LOGIN: {},
@@ -83,4 +88,9 @@ POLICIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     # 0018: links as their objects; the feed's entries as the objects they are about
     "link": {"link_all": ("ALL", (ALL,)), "link_area": ("ALL", (AREA,))},
     "change_log": {"change_log_all": ("SELECT", (ALL,)), "change_log_area_read": ("SELECT", (AREA,))},
+    # 0019_survey_intake.py: an area sees the submissions of its villages, rows and attachments follow them
+    "submission": {"submission_all": ("ALL", (ALL,)), "submission_area": ("ALL", (AREA,))},
+    "submission_row": {"submission_row_all": ("ALL", (ALL,)), "submission_row_area": ("ALL", (AREA,))},
+    "submission_attachment": {"submission_attachment_all": ("ALL", (ALL,)),
+                              "submission_attachment_area": ("ALL", (AREA,))},
 }

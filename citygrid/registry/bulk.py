@@ -45,16 +45,25 @@ def _esc(v: str | None) -> str:
 
 
 def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: list[BulkItem], *,
-                batch: str | None = None, validate: bool = True) -> list[str]:
+                batch: str | None = None, validate: bool = True, reviewed: str | None = None,
+                reasons: list[str | None] | None = None) -> list[str]:
     """Create all items or none, as `p` (who must be allowed to edit the class at every item's place);
-    returns their codes in input order."""
+    returns their codes in input order.
+
+    `reviewed` (a submission id): rows of a survey submission approved by `p`, whose right is the reviewer's at
+    each item's township (citygrid/survey/intake.py); `reasons` go to each object's history. The rows then reach
+    `city_object` through a temporary table and INSERT … SELECT, since PostgreSQL refuses COPY into a table under
+    row-level security (the reviewer's transaction is area-scoped)."""
     if not items:
         return []
     cls = get_catalog().get(class_code)
     if cls is None:
         raise E.class_unknown("class_code", code=class_code)
     for place in {rules.place_of(it.village_code, it.township_code, county) for it in items}:
-        rules.require_edit_class(p, cls, place, "批量登记对象", "creating objects in bulk")
+        if reviewed is None:
+            rules.require_edit_class(p, cls, place, "批量登记对象", "creating objects in bulk")
+        else:
+            rules.require_review(p, place or county)
     by = p.name
     if validate:
         problems: list[Problem] = []
@@ -69,7 +78,7 @@ def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: l
                 break
         if problems:
             raise CitygridError(problems, "unprocessable")
-    codes = allocate(s, p, county, class_code, len(items), batch=batch, state="assigned")
+    codes = allocate(s, p, county, class_code, len(items), batch=batch, state="assigned", checked=reviewed is not None)
     comp: list[str | None] = [None] * len(items)
     if cls.component_code:
         end = s.execute(
@@ -93,17 +102,27 @@ def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: l
             _esc(it.name), "SRID=4490;" + it.geom.wkb_hex, str(cell_of(it.geom)), _esc(json.dumps(it.attrs, ensure_ascii=False)), _esc(by),
             _esc(by),
         ]) + "\n")
+    columns = ("uid, code, class_code, division_code, township_code, village_code, component_code, name, geom, h3, "
+               "attrs, created_by, updated_by")
+    target = "city_object"
+    if reviewed is not None:
+        target = "bulk_city_object"
+        s.execute(text(f"CREATE TEMPORARY TABLE {target} ON COMMIT DROP AS SELECT {columns} FROM city_object "
+                       "WITH NO DATA"))
     raw = driver_connection(s.connection())
-    with raw.cursor() as cur, cur.copy(
-            "COPY city_object (uid, code, class_code, division_code, township_code, village_code, "
-            "component_code, name, geom, h3, attrs, created_by, updated_by) FROM STDIN") as cp:
+    with raw.cursor() as cur, cur.copy(f"COPY {target} ({columns}) FROM STDIN") as cp:
         cp.write(buf.getvalue())
+    if reviewed is not None:
+        s.execute(text(f"INSERT INTO city_object ({columns}) SELECT {columns} FROM {target}; DROP TABLE {target}"))
     s.execute(text(
         "INSERT INTO city_object_history (uid, version, code, op, name, geom, attrs, status, division_code, "
-        "changed_by, changed_at) SELECT uid, version, code, 'create', name, geom, attrs, status, division_code, "
-        "created_by, created_at FROM city_object WHERE code = ANY(:codes)"), {"codes": codes})
+        "changed_by, changed_at, reason) SELECT o.uid, o.version, o.code, 'create', o.name, o.geom, o.attrs, o.status, "
+        "o.division_code, o.created_by, o.created_at, r.reason FROM city_object o "
+        "JOIN unnest(CAST(:codes AS text[]), CAST(:reasons AS text[])) AS r(code, reason) ON r.code = o.code"),
+        {"codes": codes, "reasons": reasons or [None] * len(codes)})
     if s.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE :p)"), {"p": county + "%"}).scalar_one():
         assign_objects(s.connection(), codes=codes)  # grids exist: every object knows its grids from the start
     audit.record(s, p, "bulk_create", class_code, detail={"count": len(codes), "county": county, "batch": batch,
-                                                            "first": codes[0], "last": codes[-1]})
+                                                            "first": codes[0], "last": codes[-1]}
+                 | ({"submission": reviewed} if reviewed else {}))
     return codes

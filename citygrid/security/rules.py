@@ -20,7 +20,8 @@ covers it when the code starts with the grant's division prefix (`Grant.covers`)
 | resolve addresses in bulk (POST /address/geocode, batch files) | departments and admins | test_bulk_geocoding_is_for_departments |
 | see a job and its result | its owner; admins all | test_jobs_are_seen_by_their_owner |
 | grid-system imports (principals, grants and the catalog are CLI work) | admin | test_grid_import_is_for_admins |
-| submit surveyed objects / review submissions | a cadre in its village / a reviewer in its township (for the intake issue) | - |
+| submit surveyed objects (files, ODK); see a submission | a cadre in its village, its own submissions; a reviewer those of its township; admins all; others 404 | tests/test_survey.py: test_cadre_may_submit_only_for_its_village, test_submissions_are_seen_by_their_cadre_and_reviewer |
+| review submissions: approve (registers the object with a code) or reject rows | a reviewer in its township (the registration needs no department right: the approval is the right); admins | tests/test_survey.py: test_only_the_townships_reviewer_reviews |
 | attach a record to an object's code (一码互联, `POST /links/{code}`) | admin; a department whose scope covers the object's place (any class: departments link their own records to any object they work on) | tests/test_sharing_links.py: test_linking_needs_a_department_there |
 | remove a link | admin; its author; a department grant of the link's department covering the place | tests/test_sharing_links.py: test_unlinking_is_for_its_department |
 | read links and feed entries | as the object they concern (`may_read_object`), and a link only up to the caller's clearance at the object's place (`classification.may_read_level`) | tests/test_sharing_links.py: test_links_are_cut_to_the_callers_clearance, tests/test_sharing_changes.py: test_feed_is_filtered_by_rights |
@@ -245,6 +246,28 @@ def require_review(p: Principal, township: str) -> None:
         return
     _refuse(p, "审核调查数据", "reviewing survey data", f"乡镇 {township} 不在您的范围内",
             f"township {township} is not yours")
+
+
+def may_read_submission(p: Principal, submitter: str, village: str, township: str) -> bool:
+    return p.is_admin or any(g.covers(village) for g in p.grants_of("cadre")) and submitter == p.name \
+        or any(g.covers(township) for g in p.grants_of("reviewer"))
+
+
+def submissions_sql(p: Principal) -> tuple[str, dict[str, Any]]:
+    """`may_read_submission` as SQL over `submission s`, with its bind parameters."""
+    if p.is_admin:
+        return "TRUE", {}
+    ors: list[str] = []
+    params: dict[str, Any] = {}
+    cadre = [g.division or "" for g in p.grants_of("cadre")]
+    review = [g.division or "" for g in p.grants_of("reviewer")]
+    if cadre:
+        ors.append("(s.submitter = :sq_me AND s.village_code LIKE ANY(CAST(:sq_c AS text[])))")
+        params |= {"sq_me": p.name, "sq_c": [d + "%" for d in cadre]}
+    if review:
+        ors.append("s.township_code LIKE ANY(CAST(:sq_r AS text[]))")
+        params["sq_r"] = [d + "%" for d in review]
+    return ("(" + " OR ".join(ors) + ")" if ors else "FALSE"), params
 
 
 def require_bulk_resolve(p: Principal) -> None:

@@ -1,7 +1,7 @@
 """the process that runs a job, so a job whose process died is found and marked interrupted
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-02 17:00:00
 
 `job.worker` is `host:pid:start-ticks` of the process running the job (`citygrid/jobs.py`); a job left
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0020'
-down_revision: str | None = '0018'
+down_revision: str | None = '0019'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

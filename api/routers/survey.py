@@ -1,0 +1,90 @@
+"""Survey intake: templates per class, uploads by cadres, listing, review by the township (citygrid/survey)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from api.deps import acting_principal, address_indexes, conn, current_principal, writing
+from citygrid.address.index import AddressIndexCache
+from citygrid.catalog import get_catalog
+from citygrid.errors import E
+from citygrid.security.principal import Principal
+from citygrid.survey import intake, template
+
+router = APIRouter(tags=["survey"])
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get("/templates/{class_code}.xlsx", summary="Survey template of a class (Excel): headers, drop-downs, "
+                                                     "validation, instructions")
+def get_template(class_code: str) -> Response:
+    cls = get_catalog().get(class_code)
+    if cls is None:
+        raise E.class_not_found("class_code", code=class_code)
+    return Response(template.build(cls), media_type=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="template-{cls.code}.xlsx"'})
+
+
+@router.post("/submissions", status_code=201, summary="Upload a filled template (xlsx or CSV) for your village; "
+                                                       "stored first, then validated row by row (cadres)")
+async def post_submission(request: Request, file: UploadFile = File(...), class_code: str = Form(..., max_length=6),
+                          village: str | None = Form(None, pattern=r"^\d{12}$"),
+                          crs: str | None = Form(None, max_length=20, description="CGCS2000 (default), WGS84, GCJ-02"),
+                          indexes: AddressIndexCache = Depends(address_indexes),
+                          p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    data = await file.read(intake.MAX_BYTES + 1)
+    kind = "xlsx" if data.startswith(b"PK") else "csv"
+
+    def tx() -> AbstractContextManager[Session]:
+        return writing(request)
+
+    return intake.submit(tx, p, class_code, village, data, source=kind, filename=file.filename,
+                         content_type=file.content_type, crs=crs, index=indexes.get())
+
+
+@router.get("/submissions", summary="Submissions you may see: a cadre's own, a reviewer's township's")
+def list_submissions(status: str | None = Query(None, pattern="^(received|validated|invalid|reviewed)$"),
+                     limit: int = Query(100, ge=1, le=1000), c: Connection = Depends(conn),
+                     p: Principal = Depends(current_principal)) -> dict[str, Any]:
+    items = intake.list_submissions(c, p, status, limit)
+    return {"count": len(items), "items": items}
+
+
+@router.get("/submissions/{sid}", summary="A submission with every row, its problems and its review")
+def get_submission(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+                   ) -> dict[str, Any]:
+    return intake.detail_of(c, p, sid)
+
+
+@router.get("/submissions/{sid}/file", summary="Your file back with the codes of approved rows and each row's "
+                                            "outcome in two added columns")
+def get_file(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
+    body, kind = intake.file_with_codes(c, p, sid)
+    media = XLSX if kind == "xlsx" else "text/csv; charset=utf-8"
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="submission-{sid}.{kind}"'})
+
+
+class Decision(BaseModel):
+    row: int
+    decision: str = Field(..., pattern="^(approve|reject)$")
+    reason: str | None = Field(None, max_length=500)
+
+
+class ReviewIn(BaseModel):
+    decisions: list[Decision] = Field(..., min_length=1, max_length=10_000)
+
+
+@router.post("/submissions/{sid}/review", summary="Approve (registered with a code) or reject (with a reason) rows; "
+                                                   "the township's reviewer")
+def post_review(sid: str, body: ReviewIn, request: Request, p: Principal = Depends(acting_principal)
+                ) -> dict[str, Any]:
+    with writing(request) as s:
+        return intake.review(s, p, sid, [d.model_dump() for d in body.decisions])

@@ -1,0 +1,111 @@
+"""Reading a survey file as people really fill it: xlsx or CSV (UTF-8 with or without BOM, GBK/GB18030), the
+header row wherever it is in the first rows (titles and merged cells above it are skipped), extra columns
+ignored, blank rows skipped. Every problem with the file itself is a coded 4xx before anything is processed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from citygrid.catalog import ObjectClass
+from citygrid.errors import E, detail
+from citygrid.survey.columns import Column, columns, header_index, header_key
+from citygrid.survey.template import DATA_SHEET
+
+HEADER_SCAN = 20  # rows searched for the header
+MAX_UNZIPPED = 200 * 1024 * 1024  # an xlsx whose parts unpack to more is refused (zip bomb)
+MAX_RATIO = 200  # nor one that packs better than this (real sheets: ~10)
+MAX_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Table:
+    kind: str  # xlsx | csv
+    header_row: int  # 1-based row of the header in the file
+    columns: dict[int, Column]  # position → column
+    rows: list[tuple[int, dict[str, Any]]]  # (1-based row in the file, {column key: cell value})
+
+
+def sniff(data: bytes) -> str:
+    if not data:
+        raise E.file_empty("file")
+    if data.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if data.startswith(b"\xd0\xcf\x11\xe0"):  # OLE: an encrypted xlsx or an old .xls
+        raise E.survey_file_bad("file", **detail("（加密的 Excel 或旧版 .xls，请另存为不加密的 .xlsx）",
+                                                 " (an encrypted workbook or an old .xls: save as plain .xlsx)"))
+    if b"\x00" in data[:4096]:
+        raise E.survey_file_bad("file", **detail("（不是表格文件）", " (not a spreadsheet)"))
+    return "csv"
+
+
+def _xlsx_rows(data: bytes) -> Iterable[tuple[Any, ...]]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            unpacked = sum(i.file_size for i in infos)
+            if unpacked > MAX_UNZIPPED or unpacked > MAX_RATIO * max(1, len(data)):
+                raise E.survey_file_bad("file", **detail("（解压后过大，疑似压缩炸弹）", " (it unpacks too large)"))
+            if "xl/workbook.xml" not in {i.filename for i in infos}:
+                raise E.survey_file_bad("file", **detail("（压缩包不是 xlsx 工作簿）", " (a zip, not an xlsx workbook)"))
+    except zipfile.BadZipFile as exc:
+        raise E.survey_file_bad("file", **detail("（xlsx 已损坏）", " (the xlsx is damaged)")) from exc
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a broken file
+        raise E.survey_file_bad("file", **detail("（xlsx 已损坏）", " (the xlsx is damaged)")) from exc
+    ws = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.active
+    if ws is None:
+        raise E.file_empty("file")
+    return list(ws.iter_rows(values_only=True))
+
+
+def decode(data: bytes) -> str:
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise E.file_encoding("file")
+
+
+def read(cls: ObjectClass, data: bytes) -> Table:
+    kind = sniff(data)
+    raw: list[tuple[Any, ...]] | list[list[str]]
+    if kind == "xlsx":
+        raw = list(_xlsx_rows(data))
+    else:
+        raw = list(csv.reader(io.StringIO(decode(data))))
+    index = header_index(cls)
+    best, best_at, best_cols = 0, -1, {}
+    for i, r in enumerate(raw[:HEADER_SCAN]):
+        found = {j: index[header_key(str(v))] for j, v in enumerate(r)
+                 if v is not None and str(v).strip() and header_key(str(v)) in index}
+        if len({c.key for c in found.values()}) > best:
+            best, best_at, best_cols = len({c.key for c in found.values()}), i, found
+    if best < 2:
+        labels = [c.label for c in columns(cls)[:6]]
+        raise E.survey_header("file", scan=HEADER_SCAN, columns_zh="、".join(labels), columns_en=", ".join(labels))
+    seen: set[str] = set()
+    cols = {}
+    for j, c in sorted(best_cols.items()):
+        if c.key not in seen:  # a repeated header: the first column counts
+            cols[j] = c
+            seen.add(c.key)
+    rows = []
+    for i, r in enumerate(raw[best_at + 1:], start=best_at + 2):
+        cells = {c.key: r[j] for j, c in cols.items() if j < len(r)}
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells.values()):
+            continue
+        rows.append((i, cells))
+        if len(rows) > MAX_ROWS:
+            raise E.file_too_large("file", limit=f"{MAX_ROWS} 行 / rows")
+    if not rows:
+        raise E.survey_no_rows("file")
+    return Table(kind, best_at + 1, cols, rows)
