@@ -14,25 +14,35 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+import cn2an
+from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.address.normalize import AddressInputError, normalize_with_map
 
+LEVERS = frozenset({"tail", "phone", "near", "township"})
 LEVEL_RANK = {"province": 1, "city": 2, "county": 3, "township": 4, "village": 5, "village_group": 6, "road": 7,
               "compound": 8, "door": 8, "building": 9, "unit": 10, "floor": 11, "room": 12}
 LEVEL_ZH = {"province": "省", "city": "市", "county": "县区", "township": "乡镇街道", "village": "村社区",
             "village_group": "组", "road": "街路巷", "compound": "小区院落", "door": "门牌", "building": "楼栋",
             "unit": "单元", "floor": "楼层", "room": "户室"}
 _NUM_DOOR = re.compile(r"(\d+)(?:(?:-|之|附)(\d+))?号(?!楼)")
-_NUM_BUILDING = re.compile(r"(\d+)栋")
-_NUM_UNIT = re.compile(r"(\d+)单元")
-_NUM_FLOOR = re.compile(r"(\d+)(?:层|楼)(?!\d)")
-_NUM_ROOM = re.compile(r"(\d+)室|(?<=单元)(\d{3,4})(?!\d)")
 _NUM_GROUP = re.compile(r"(\d+)组")
+# Building / unit / floor / room after a compound or door plate, in any of the notations people write (3栋2单元501室,
+# 3-2-501, 3幢2-501, 3栋2单501, 3栋2门501, 2单元3栋501, 5楼501, 501房): numbers with an optional word each.
+_TAIL_TOKEN = re.compile(r"(\d+)(单元|栋|单|门|层|楼|F|f|室|房|户|号)?-?")
+_TAIL_WORD = {"栋": "building", "单元": "unit", "单": "unit", "门": "unit", "层": "floor", "楼": "floor", "F": "floor",
+              "f": "floor", "室": "room", "房": "room", "户": "room"}
+# Chinese numerals the normalizer keeps (it converts only before the words it knows): 二单 五零一 三-二
+_TAIL_CN = re.compile("[零〇一二两三四五六七八九十百]+(?=单元|单|门|栋|层|楼|室|房|户|号|-|$)")
+_CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+# a phone number after (or before) an address: masked before normalizing, so its digits never join a room number
+_PHONE = re.compile(r"(?:电联|电话|手机|联系电话|联系方式|tel|TEL|Tel)?[:：]?\s*(?<!\d)1[3-9]\d{9}(?!\d)")
 _SUFFIX_ONLY = re.compile(r"[省市区县镇乡街道村社区号]*")
 
 
@@ -59,6 +69,7 @@ class Hit:
     start: int
     end: int
     name: str
+    score: float = 1.0  # 1 for an exact name, lower for a homophone (0.9) or one-character (0.8) near match
 
 
 @dataclass
@@ -84,6 +95,13 @@ class AddressIndex:
         self.groups: dict[tuple[str, str], int] = {}
         self.divisions: dict[str, tuple[int, str, str | None]] = {}  # code -> (level, name, parent)
         self.by_code: dict[str, int] = {}
+        # near-match keys of every name of 3+ characters (roads, compounds, villages, townships): the toneless
+        # pinyin of each character (homophone typos), and the name with one character masked (shape-alike typos)
+        self.by_pinyin: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+        self.by_masked: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+        self.fuzzy_lengths: set[int] = set()
+        # the levers of this resolver, all on; bench/geocode_eval.py turns them off one by one to measure each
+        self.levers: frozenset[str] = LEVERS
 
     # ---- building
     @classmethod
@@ -118,6 +136,11 @@ class AddressIndex:
 
     def _index_name(self, name: str, kind: str, key: Any) -> None:
         self.by_prefix[name[:2]].append((name, kind, key))
+        if len(name) >= 3 and not any(ch.isdigit() for ch in name):
+            self.fuzzy_lengths.add(len(name))
+            self.by_pinyin[_pinyin_key(name)].append((name, kind, key))
+            for k in range(len(name) - 1):  # the last character is the type word (路 村 园): it stays
+                self.by_masked[name[:k] + "?" + name[k + 1:]].append((name, kind, key))
 
     def _add(self, n: NodeRow, aliases: list[str]) -> None:
         self.nodes[n.id] = n
@@ -165,25 +188,71 @@ class AddressIndex:
         out.sort(key=lambda x: -x[1])
         return out[:3]
 
+    def _scan_near(self, t: str, exact: list[Hit]) -> list[Hit]:
+        """Names written with one wrong character: same pinyin (score 0.9), or one character off (0.8, only when
+        that masked key names a single place). Windows overlapping an exact road/compound name are skipped."""
+        blocked: set[int] = set()
+        for h in exact:
+            if h.kind in ("road", "compound"):
+                blocked.update(range(h.start, h.end))
+        py = [_pinyin(ch) for ch in t]
+        out: list[Hit] = []
+        for size in sorted(self.fuzzy_lengths):
+            for i in range(len(t) - size + 1):
+                if blocked.intersection(range(i, i + size)):
+                    continue
+                w = t[i:i + size]
+                if any(ch.isdigit() for ch in w):
+                    continue
+                found = [e for e in self.by_pinyin.get("'".join(py[i:i + size]), ()) if e[0] != w]
+                if found:
+                    out += [Hit(kind, key, i, i + size, name, 0.9) for name, kind, key in found]
+                    continue
+                for k in range(size - 1):
+                    es = [e for e in self.by_masked.get(w[:k] + "?" + w[k + 1:], ()) if e[0] != w]
+                    if es and len({e[0] for e in es}) == 1:
+                        out += [Hit(kind, key, i, i + size, name, 0.8) for name, kind, key in es]
+        return out
+
     def geocode(self, raw: str, hint_division: str | None = None, limit: int = 5) -> dict[str, Any]:
-        t, back = normalize_with_map(raw)
+        # a phone number never joins the digits of a room (501 13812345678): blanked, same length, before normalizing
+        clean = raw
+        if isinstance(raw, str) and "phone" in self.levers:
+            clean = _PHONE.sub(lambda m: " " * len(m.group(0)), raw)
+        t, back = normalize_with_map(clean)
         hits = self._scan(t)
+        exact_place = any(h.kind in ("road", "compound") for h in hits) or (
+            any(h.kind == "village" for h in hits) and _NUM_GROUP.search(t) is not None)  # 小箕铺村3组12号
+        if "near" in self.levers and not exact_place:
+            exact_levels = {h.kind for h in hits}
+            hits += [h for h in self._scan_near(t, hits) if h.kind not in exact_levels]
         # a division alias inside a longer road/compound name belongs to that name (刘仁八 in 刘仁八正街)
         named_spans = [(h.start, h.end) for h in hits if h.kind in ("road", "compound")]
         hits = [h for h in hits if h.kind in ("road", "compound") or not any(
             a <= h.start and h.end <= b and b - a > h.end - h.start for a, b in named_spans)]
         div: dict[str, str] = {}
         used: list[tuple[int, int]] = []
+        near = 1.0  # the product of the scores of near-matched names
+        notes: list[str] = []
         for level in ("province", "city", "county", "township", "village"):
-            cands = [h for h in hits if h.kind == level]
-            cands = [h for h in cands if self._consistent(h.key, div)
-                     and not any(h.start < b and a < h.end for a, b in used)]  # 刘仁八镇 is not 刘仁八(村)
+            free = [h for h in hits if h.kind == level
+                    and not any(h.start < b and a < h.end for a, b in used)]  # 刘仁八镇 is not 刘仁八(村)
+            cands = [h for h in free if self._consistent(h.key, div)]
             if level == "village" and "township" in div:
                 cands = [h for h in cands if str(h.key).startswith(div["township"])] or cands
+                if not cands and free and "township" in self.levers:  # a village of another township: the village is the finer word, trust it
+                    cands = [h for h in free if all(str(h.key).startswith(v) for k, v in div.items() if k != "township")]
+                    if cands:
+                        notes.append(f"乡镇 {self.divisions.get(div['township'], (0, ''))[1]} 与村不符，按村匹配")
+                        near *= 0.9
+                        del div["township"]
             if cands:
-                best = max(cands, key=lambda h: (h.end - h.start, -h.start))
+                best = max(cands, key=lambda h: (h.score, h.end - h.start, -h.start))
                 div[level] = best.key
                 used.append((best.start, best.end))
+                if best.score < 1:
+                    near *= best.score
+                    notes.append(f"名称近似匹配：{t[best.start:best.end]} → {best.name}")
         if hint_division:
             d = self.divisions.get(hint_division)
             if d and d[0] == 4:
@@ -203,13 +272,22 @@ class AddressIndex:
         for h in chosen:
             ids = self.road_names[h.key] if h.kind == "road" else self.compound_names[h.key]
             for nid in self._in_scope(ids, div):
-                results.append(self._descend(t, nid, h.end, used + [(h.start, h.end)], div, 1.0))
+                c = self._descend(t, nid, h.end, used + [(h.start, h.end)], div, near * h.score)
+                if h.score < 1:
+                    c.notes.append(f"名称近似匹配：{t[h.start:h.end]} → {h.name}")
+                results.append(c)
         if not chosen:
             g = _NUM_GROUP.search(t)
             if g and "village" in div:
                 gid = self.groups.get((div["village"], f"{int(g.group(1))}组"))
                 if gid is not None:
-                    results.append(self._descend(t, gid, g.end(), used + [g.span()], div, 1.0))
+                    results.append(self._descend(t, gid, g.end(), used + [g.span()], div, near))
+        for c in results:
+            c.notes[:0] = notes
+            town = div.get("township")
+            if c.node is not None and town and c.node.township and c.node.township != town:
+                c.confidence *= 0.9  # a road of another township than the one written: right road, say so
+                c.notes.append(f"乡镇 {self.divisions.get(town, (0, ''))[1]} 与道路所在乡镇不符")
         if not results:
             for name, score, a, b in self._fuzzy_roads(t, max((e for _, e in used), default=0)):
                 for nid in self._in_scope(self.road_names[name], div):
@@ -218,7 +296,8 @@ class AddressIndex:
                     results.append(c)
         if not results and div:
             lvl = max(div, key=lambda k: LEVEL_RANK[k])
-            results.append(Candidate(None, lvl, 0.5 if lvl in ("township", "village") else 0.3, used, div))
+            results.append(Candidate(None, lvl, near * (0.5 if lvl in ("township", "village") else 0.3), used, div,
+                                     notes=notes))
         results.sort(key=lambda c: (-c.confidence, -LEVEL_RANK[c.level]))
         seen: set[str] = set()
         out = []
@@ -285,37 +364,61 @@ class AddressIndex:
                         if k < 0:
                             cand.node = self.nodes[door]
                         break
+        parts, spans = _parse_tail(rest, "tail" in self.levers)
         if self.nodes[nid].level == "door":
             only = [c for c in self.children.get(nid, {}).values() if self.nodes[c[0]].level == "compound"]
-            if only and _NUM_BUILDING.search(rest):
+            if only and "building" in parts:
                 nid = only[0][0]
-        for rx, fmt, lvl in ((_NUM_BUILDING, "{}栋", "building"), (_NUM_UNIT, "{}单元", "unit")):
-            m = rx.search(rest)
-            if not m:
-                continue
-            child = self._child(nid, fmt.format(int(m.group(1))))
-            if child is None:
+        if "building" not in parts or self.nodes[nid].level not in ("compound", "door"):
+            return cand
+        span = {role: (pos + a, pos + b) for role, (a, b) in spans.items()}
+        child = self._child(nid, f"{parts['building']}栋")
+        if child is None:
+            cand.confidence *= 0.8
+            cand.notes.append(f"{parts['building']}栋 在标准地址库中不存在")
+            return cand
+        nid = child
+        cand.node, cand.level = self.nodes[child], "building"
+        cand.used.append(span["building"])
+        if "unit" in parts:
+            unit = self._child(nid, f"{parts['unit']}单元")
+            if unit is None:
                 cand.confidence *= 0.8
-                cand.notes.append(f"{m.group(0)} 在标准地址库中不存在")
+                cand.notes.append(f"{parts['unit']}单元 在标准地址库中不存在")
                 return cand
-            nid = child
-            cand.node, cand.level = self.nodes[child], lvl
-            cand.used.append((pos + m.start(), pos + m.end()))
-        if cand.level == "unit":
-            m = _NUM_ROOM.search(rest)
-            if m:
-                num = int(m.group(1) or m.group(2))
-                floor = self._child(nid, f"{num // 100}层")
-                room = self._child(floor, f"{num}室") if floor is not None else None
-                if room is None:
-                    cand.confidence *= 0.85
-                    cand.notes.append(f"{m.group(0)} 在标准地址库中不存在")
-                else:
-                    cand.node, cand.level = self.nodes[room], "room"
-                    cand.used.append((pos + m.start(), pos + m.end()))
-                    fm = _NUM_FLOOR.search(rest)
-                    if fm and fm.start() < m.start():
-                        cand.used.append((pos + fm.start(), pos + fm.end()))
+            cand.used.append(span["unit"])
+        elif "room" in parts or "floor" in parts:
+            units = [c[0] for c in self.children.get(nid, {}).values() if self.nodes[c[0]].level == "unit"]
+            if len(units) != 1:  # several units and none written: no room can be decided, say the building
+                cand.confidence *= 0.7
+                cand.notes.append("未写单元，楼栋有多个单元，户室无法确定，回答到楼栋")
+                return cand
+            unit = units[0]
+            cand.notes.append("未写单元，楼栋只有一个单元")
+        else:
+            return cand
+        cand.node, cand.level = self.nodes[unit], "unit"
+        if "room" not in parts:
+            floor = self._child(unit, f"{parts['floor']}层") if "floor" in parts else None
+            if floor is not None:
+                cand.node, cand.level = self.nodes[floor], "floor"
+                cand.used.append(span["floor"])
+            return cand
+        num = parts["room"]
+        if "floor" in parts and parts["floor"] != num // 100:
+            cand.confidence *= 0.8
+            cand.notes.append(f"{parts['floor']}层 与 {num}室 不一致，回答到单元")
+            return cand
+        floor = self._child(unit, f"{num // 100}层")
+        room = self._child(floor, f"{num}室") if floor is not None else None
+        if room is None:
+            cand.confidence *= 0.85
+            cand.notes.append(f"{num}室 在标准地址库中不存在")
+            return cand
+        cand.node, cand.level = self.nodes[room], "room"
+        cand.used.append(span["room"])
+        if "floor" in parts:
+            cand.used.append(span["floor"])
         return cand
 
     def _answer(self, c: Candidate, t: str, raw: str, back: list[int]) -> dict[str, Any]:
@@ -380,3 +483,91 @@ def geocode_safe(index: AddressIndex, raw: Any, hint: str | None = None, limit: 
     except AddressInputError as e:
         return {"input": raw, "error": {"error_code": e.problems[0].error_code, "message_zh": e.problems[0].message_zh,
                                         "message_en": e.problems[0].message_en}, "candidates": []}
+
+
+@lru_cache(maxsize=65536)
+def _pinyin(ch: str) -> str:
+    """The toneless pinyin of one character (its commonest reading), the character itself when it has none."""
+    return str(lazy_pinyin(ch)[0])
+
+
+def _pinyin_key(name: str) -> str:
+    return "'".join(_pinyin(ch) for ch in name)
+
+
+def _tail_digits(rest: str) -> tuple[str, list[int]]:
+    """Chinese numerals the normalizer left in a building/unit/room tail → digits, with each output character's
+    index in `rest` (五零一 → 501 digit by digit; 十二 → 12 and 二十三 → 23 with 十)."""
+    out: list[str] = []
+    where: list[int] = []
+    last = 0
+    for m in _TAIL_CN.finditer(rest):
+        for i in range(last, m.start()):
+            out.append(rest[i])
+            where.append(i)
+        run = m.group(0)
+        if any(ch in "十百" for ch in run):
+            try:
+                digits = str(int(cn2an.cn2an(run.replace("两", "二"), "smart")))
+            except ValueError:
+                digits = run
+        else:
+            digits = "".join(str(_CN_DIGIT[ch]) for ch in run)
+        out += list(digits)
+        where += [m.start() + min(k, len(run) - 1) for k in range(len(digits))]
+        last = m.end()
+    for i in range(last, len(rest)):
+        out.append(rest[i])
+        where.append(i)
+    return "".join(out), where
+
+
+def _parse_tail(rest: str, full: bool = True) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Building, unit, floor and room numbers at the start of `rest` (the text after a compound or door plate), and
+    their spans in `rest`. Words decide (栋 幢 号楼 座 → 栋 by the normalizer; 单元 单 门; 层 楼 F; 室 房 户; 号 is the
+    building until one is known, then the room); bare numbers (3-2-501) fill building, unit, room in that order, and
+    a bare number of 3+ digits after the building is the room (3-501, 3栋501). `full=False` is the resolver before
+    these notations (only 栋, 单元, 层/楼 and 室 words, a bare room only after 单元), kept to measure the lever."""
+    if not full:
+        return _parse_tail_words(rest)
+    conv, where = _tail_digits(rest)
+    first = re.search(r"\d", conv)
+    parts: dict[str, int] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    if first is None or first.start() > 12:
+        return parts, spans
+    pos = first.start()
+    while pos < len(conv):
+        m = _TAIL_TOKEN.match(conv, pos)
+        if m is None:
+            break
+        digits, word = m.group(1), m.group(2)
+        role = _TAIL_WORD.get(word) if word else None
+        if word == "号":
+            role = "room" if "building" in parts else "building"
+        elif word == "楼" and "building" not in parts and re.match(r"\d+(单元|单|门)", conv[m.end():]):
+            role = "building"  # 3楼2单元: 楼 names the building when a unit follows
+        elif role is None:
+            free = [r for r in ("building", "unit", "room") if r not in parts]
+            if not free:
+                break
+            role = "room" if len(digits) >= 3 and "building" in parts and "room" in free else free[0]
+        if role in parts:
+            break
+        parts[role] = int(digits)
+        end = m.end(2) if word else m.end(1)
+        spans[role] = (where[m.start()], where[end - 1] + 1)
+        pos = m.end()
+    return parts, spans
+
+
+def _parse_tail_words(rest: str) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    parts: dict[str, int] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    for role, rx in (("building", r"(\d+)栋"), ("unit", r"(\d+)单元"), ("floor", r"(\d+)(?:层|楼)(?!\d)"),
+                     ("room", r"(\d+)室|(?<=单元)(\d{3,4})(?!\d)")):
+        m = re.search(rx, rest)
+        if m:
+            parts[role] = int(m.group(1) or m.group(2))
+            spans[role] = m.span()
+    return parts, spans
