@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import gzip
 import json
 import os
 import random
@@ -119,6 +120,8 @@ NOISE_SOURCES = {
     "room_cn_numerals": "三号楼二单元五零一 (Chinese numerals for every part)",
     "room_floor_word": "3栋2单元5楼501 / 5层501室",
     "room_reorder": "2单元3栋501室",
+    "room_bare_phone": "3-2-501 13912345678 (bare roomno + a phone: normalizing drops the space; tuning set only, "
+                       "added after the frozen set was written)",
 }
 
 SHAPE_ALIKE = dict(pair for a, b in (
@@ -208,7 +211,7 @@ def _cn(n: int) -> str:
     return str(cn2an.an2cn(str(n)))
 
 
-def variants(rec: Rec, rng: random.Random, towns: list[str]) -> dict[str, str]:
+def variants(rec: Rec, rng: random.Random, towns: list[str], frozen: bool = False) -> dict[str, str]:
     s2t = _s2t()
     full = rec.full
     short = full.replace("湖北省黄石市", "")
@@ -256,6 +259,8 @@ def variants(rec: Rec, rng: random.Random, towns: list[str]) -> dict[str, str]:
         "room_floor_word": rng.choice([f"{b}栋{u}单元{f}楼{r}", f"{b}栋{u}单元{f}层{r}室"]),
         "room_reorder": f"{u}单元{b}栋{r}室",
     }
+    if not frozen:
+        tails["room_bare_phone"] = f"{b}-{u}-{r} 1{rng.randrange(3, 10)}" + "".join(str(rng.randrange(10)) for _ in range(9))
     for k, tail in tails.items():
         out[k] = head + tail
     return out
@@ -325,28 +330,28 @@ def report(title: str, stats: dict[str, Tally]) -> None:
     print(f"- wrong room ever answered: {'NO (0)' if wr == 0 else f'YES ({wr})'}; wrong door plate answered: {wd}")
 
 
-FROZEN = Path(__file__).with_name("geocode_frozen.jsonl")
+FROZEN = Path(__file__).with_name("geocode_frozen.json.gz")
 
 
-def rows_for(idx: AddressIndex, recs: list[Rec], seed: int) -> list[tuple[str, str, Rec]]:
+def rows_for(idx: AddressIndex, recs: list[Rec], seed: int, frozen: bool = False) -> list[tuple[str, str, Rec]]:
     rng = random.Random(seed)
     towns = sorted({v[1] for v in idx.divisions.values() if v[0] == 4})
-    return [(k, q, rec) for rec in recs for k, q in variants(rec, rng, towns).items()]
+    return [(k, q, rec) for rec in recs for k, q in variants(rec, rng, towns, frozen).items()]
 
 
 def frozen_rows(idx: AddressIndex) -> list[tuple[str, str, Rec]]:
     """The frozen set: written once (seed 20261202, its own sample), then only read; nobody tunes on it."""
     if not FROZEN.exists():
-        rows = rows_for(idx, records(idx, 400, 20261202), 20261202)
-        with open(FROZEN, "w", encoding="utf-8") as f:
-            for k, q, rec in rows:
-                f.write(json.dumps({"kind": k, "q": q, "rec": asdict(rec)}, ensure_ascii=False) + "\n")
-    out = []
-    with open(FROZEN, encoding="utf-8") as f:
-        for line in f:
-            d = json.loads(line)
-            out.append((d["kind"], d["q"], Rec(**d["rec"])))
-    return out
+        recs = records(idx, 400, 20261202)
+        pos = {id(r): i for i, r in enumerate(recs)}
+        rows = rows_for(idx, recs, 20261202, frozen=True)
+        with gzip.open(FROZEN, "wt", encoding="utf-8") as f:
+            json.dump({"records": [asdict(r) for r in recs], "variants": [[k, q, pos[id(r)]] for k, q, r in rows]},
+                      f, ensure_ascii=False, separators=(",", ":"))
+    with gzip.open(FROZEN, "rt", encoding="utf-8") as f:
+        d = json.load(f)
+    recs = [Rec(**r) for r in d["records"]]
+    return [(k, q, recs[i]) for k, q, i in d["variants"]]
 
 
 def lever_table(idx: AddressIndex, n: int) -> None:

@@ -201,3 +201,35 @@ def test_wrong_township_still_finds_the_door(index: AddressIndex) -> None:
 def test_index_of_the_test_database(engine: Engine, index: AddressIndex) -> None:
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM addr_node WHERE status='active'")).scalar() == len(index)
+
+
+def test_group_door_without_township(index: AddressIndex) -> None:
+    """刘仁八村3组4号: a township's short name inside its own village's name belongs to the village."""
+    tested = 0
+    for nid in sorted(k for k, v in index.nodes.items() if v.level == "door"):
+        d = index.nodes[nid]
+        g = index.nodes.get(d.parent) if d.parent is not None else None
+        if g is None or g.level != "village_group" or not d.village:
+            continue
+        village = index.divisions[d.village][1]
+        top = index.geocode(f"{village}{g.name}{d.name}", limit=1)["candidates"][0]
+        assert top["address_code"] == d.code, (village, g.name, d.name, top)
+        tested += 1
+        if tested >= 10:
+            break
+    assert tested
+
+
+def test_several_compounds_behind_one_gate_and_none_written(index: AddressIndex) -> None:
+    """A building number after a gate plate with several compounds behind it decides nothing: the door answers."""
+    tested = 0
+    for nid in sorted(k for k, v in index.nodes.items() if v.level == "door"):
+        kids = [c[0] for c in index.children.get(nid, {}).values() if index.nodes[c[0]].level == "compound"]
+        if len(kids) < 2:
+            continue
+        d = index.nodes[nid]
+        top = index.geocode(f"{d.full_name}1栋1单元101室", limit=1)["candidates"][0]
+        assert top["level"] == "door" and top["address_code"] == d.code, top
+        tested += 1
+    if not tested:
+        pytest.skip("no gate plate with several compounds in this demo sample")

@@ -42,6 +42,7 @@ _TAIL_WORD = {"栋": "building", "单元": "unit", "单": "unit", "门": "unit",
 _TAIL_CN = re.compile("[零〇一二两三四五六七八九十百]+(?=单元|单|门|栋|层|楼|室|房|户|号|-|$)")
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 # a phone number after (or before) an address: masked before normalizing, so its digits never join a room number
+_MOBILE = re.compile(r"1[3-9]\d{9}")
 _PHONE = re.compile(r"(?:电联|电话|手机|联系电话|联系方式|tel|TEL|Tel)?[:：]?\s*(?<!\d)1[3-9]\d{9}(?!\d)")
 _SUFFIX_ONLY = re.compile(r"[省市区县镇乡街道村社区号]*")
 
@@ -70,6 +71,7 @@ class Hit:
     end: int
     name: str
     score: float = 1.0  # 1 for an exact name, lower for a homophone (0.9) or one-character (0.8) near match
+    ambiguous: bool = False  # a near match shared by several names: kept only if the written township decides
 
 
 @dataclass
@@ -206,18 +208,35 @@ class AddressIndex:
                     continue
                 found = [e for e in self.by_pinyin.get("'".join(py[i:i + size]), ()) if e[0] != w]
                 if found:
-                    out += [Hit(kind, key, i, i + size, name, 0.9) for name, kind, key in found]
+                    amb = len({e[0] for e in found}) > 1
+                    out += [Hit(kind, key, i, i + size, name, 0.9, amb) for name, kind, key in found]
                     continue
-                for k in range(size - 1):
-                    es = [e for e in self.by_masked.get(w[:k] + "?" + w[k + 1:], ()) if e[0] != w]
-                    if es and len({e[0] for e in es}) == 1:
-                        out += [Hit(kind, key, i, i + size, name, 0.8) for name, kind, key in es]
+                es = [e for k in range(size - 1) for e in self.by_masked.get(w[:k] + "?" + w[k + 1:], ()) if e[0] != w]
+                amb = len({e[0] for e in es}) > 1
+                out += [Hit(kind, key, i, i + size, name, 0.8, amb) for name, kind, key in es]
+        return out
+
+    def _decide_near(self, hits: list[Hit], div: dict[str, str]) -> list[Hit]:
+        """Ambiguous near matches of one span are kept only when the written township leaves one name."""
+        town = div.get("township")
+        out = [h for h in hits if not h.ambiguous]
+        spans: dict[tuple[int, int], list[Hit]] = defaultdict(list)
+        for h in hits:
+            if h.ambiguous:
+                spans[(h.start, h.end)].append(h)
+        for group in spans.values():
+            if not town:
+                continue
+            keep = [h for h in group if any(self.nodes[i].township == town for i in (
+                self.road_names[h.key] if h.kind == "road" else self.compound_names[h.key]))]
+            if len({h.name for h in keep}) == 1:
+                out += keep
         return out
 
     def geocode(self, raw: str, hint_division: str | None = None, limit: int = 5) -> dict[str, Any]:
         # a phone number never joins the digits of a room (501 13812345678): blanked, same length, before normalizing
         clean = raw
-        if isinstance(raw, str) and "phone" in self.levers:
+        if isinstance(raw, str) and "phone" in self.levers and _MOBILE.search(raw):
             clean = _PHONE.sub(lambda m: " " * len(m.group(0)), raw)
         t, back = normalize_with_map(clean)
         hits = self._scan(t)
@@ -230,6 +249,13 @@ class AddressIndex:
         named_spans = [(h.start, h.end) for h in hits if h.kind in ("road", "compound")]
         hits = [h for h in hits if h.kind in ("road", "compound") or not any(
             a <= h.start and h.end <= b and b - a > h.end - h.start for a, b in named_spans)]
+        # a division name inside a longer name of one of its own villages belongs to the village (刘仁八 in 刘仁八村)
+        divs = [h for h in hits if h.kind == "village" and not h.ambiguous]
+        if divs or any(h.ambiguous for h in hits):
+            hits = [h for h in hits if not (h.kind in ("township", "village") and h.ambiguous) and not (
+                h.kind == "township" and any(g.start <= h.start and h.end <= g.end
+                                             and g.end - g.start > h.end - h.start and str(g.key).startswith(h.key)
+                                             for g in divs))]
         div: dict[str, str] = {}
         used: list[tuple[int, int]] = []
         near = 1.0  # the product of the scores of near-matched names
@@ -263,6 +289,7 @@ class AddressIndex:
         results: list[Candidate] = []
         # roads and compounds not overlapping division names
         named = [h for h in hits if h.kind in ("road", "compound") and not occupied.intersection(range(h.start, h.end))]
+        named = self._decide_near(named, div)
         # prefer longest names; drop hits contained in a longer hit
         named.sort(key=lambda h: (-(h.end - h.start), h.start))
         chosen: list[Hit] = []
@@ -285,10 +312,11 @@ class AddressIndex:
         for c in results:
             c.notes[:0] = notes
             town = div.get("township")
-            if c.node is not None and town and c.node.township and c.node.township != town:
+            if c.node is not None and town and c.node.township != town and town not in {
+                    n.township for n in self._chain(c.node).values()}:
                 c.confidence *= 0.9  # a road of another township than the one written: right road, say so
                 c.notes.append(f"乡镇 {self.divisions.get(town, (0, ''))[1]} 与道路所在乡镇不符")
-        if not results:
+        if not results and "near" not in self.levers:  # the old typo lever: the closest road, even when not unique
             for name, score, a, b in self._fuzzy_roads(t, max((e for _, e in used), default=0)):
                 for nid in self._in_scope(self.road_names[name], div):
                     c = self._descend(t, nid, b, used + [(a, b)], div, 0.85 * score)
@@ -351,24 +379,34 @@ class AddressIndex:
                 rest = t[pos:]
                 nid = door
                 # a compound behind the gate plate
-                kids = self.children.get(door, {})
-                for cname, cids in kids.items():
-                    if self.nodes[cids[0]].level == "compound":
-                        k = rest.find(cname)
-                        if k >= 0:
-                            cand.used.append((pos + k, pos + k + len(cname)))
-                            pos += k + len(cname)
-                            rest = t[pos:]
-                        nid = cids[0]
-                        cand.node, cand.level = self.nodes[nid], "compound" if k >= 0 else "door"
-                        if k < 0:
-                            cand.node = self.nodes[door]
+                kids = {cname: cids[0] for cname, cids in self.children.get(door, {}).items()
+                        if self.nodes[cids[0]].level == "compound"}
+                for cname, cid in kids.items():
+                    k = rest.find(cname)
+                    if k >= 0:
+                        cand.used.append((pos + k, pos + k + len(cname)))
+                        pos += k + len(cname)
+                        rest = t[pos:]
+                        nid = cid
+                        cand.node, cand.level = self.nodes[nid], "compound"
                         break
+                else:
+                    near_kid = self._near_child(rest, kids) if "near" in self.levers else None
+                    if near_kid is not None:
+                        cname, nid, k = near_kid
+                        cand.used.append((pos, pos + k))
+                        pos += k
+                        rest = t[pos:]
+                        cand.node, cand.level = self.nodes[nid], "compound"
+                        cand.confidence *= 0.85
+                        cand.notes.append(f"小区名称近似匹配：{t[pos - k:pos]} → {cname}")
+                    elif len(kids) == 1 or (kids and "near" not in self.levers):
+                        nid = next(iter(kids.values()))  # the one compound behind this gate (see below)
         parts, spans = _parse_tail(rest, "tail" in self.levers)
         if self.nodes[nid].level == "door":
             only = [c for c in self.children.get(nid, {}).values() if self.nodes[c[0]].level == "compound"]
-            if only and "building" in parts:
-                nid = only[0][0]
+            if "building" in parts and (len(only) == 1 or (only and "near" not in self.levers)):
+                nid = only[0][0]  # several compounds behind one gate and none written: the door is the answer
         if "building" not in parts or self.nodes[nid].level not in ("compound", "door"):
             return cand
         span = {role: (pos + a, pos + b) for role, (a, b) in spans.items()}
@@ -420,6 +458,14 @@ class AddressIndex:
         if "floor" in parts:
             cand.used.append(span["floor"])
         return cand
+
+    def _near_child(self, rest: str, kids: dict[str, int]) -> tuple[str, int, int] | None:
+        """The one compound behind a gate plate whose name is written at the start of `rest` with a typo."""
+        scored = sorted(((fuzz.ratio(rest[:len(n)], n), n) for n in kids), reverse=True)
+        if not scored or scored[0][0] < 60 or (len(scored) > 1 and scored[1][0] >= scored[0][0] - 10):
+            return None
+        name = scored[0][1]
+        return name, kids[name], len(name)
 
     def _answer(self, c: Candidate, t: str, raw: str, back: list[int]) -> dict[str, Any]:
         n = c.node
@@ -498,6 +544,8 @@ def _pinyin_key(name: str) -> str:
 def _tail_digits(rest: str) -> tuple[str, list[int]]:
     """Chinese numerals the normalizer left in a building/unit/room tail → digits, with each output character's
     index in `rest` (五零一 → 501 digit by digit; 十二 → 12 and 二十三 → 23 with 十)."""
+    if not any(ch in _CN_DIGIT or ch in "十百" for ch in rest):
+        return rest, list(range(len(rest)))
     out: list[str] = []
     where: list[int] = []
     last = 0
