@@ -325,8 +325,9 @@ def report(title: str, stats: dict[str, Tally]) -> None:
           f"**{wr}** | **{wd}** |")
     print(f"\n- door plate: average {100 * sum(d_all) / len(d_all):.2f}%, weakest kind {weak_d} "
           f"{100 * sum(stats[weak_d].door) / len(stats[weak_d].door):.1f}%")
-    print(f"- room: average {100 * sum(r_all) / len(r_all):.2f}%, weakest kind {weak_r} "
-          f"{100 * sum(stats[weak_r].room) / len(stats[weak_r].room):.1f}%")
+    weak_r_rate = 100 * sum(stats[weak_r].room) / len(stats[weak_r].room)
+    print(f"- room: average {100 * sum(r_all) / len(r_all):.2f}%, "
+          + (f"weakest kind {weak_r} {weak_r_rate:.1f}%" if weak_r_rate < 100 else "every kind 100%"))
     print(f"- wrong room ever answered: {'NO (0)' if wr == 0 else f'YES ({wr})'}; wrong door plate answered: {wd}")
 
 
@@ -395,7 +396,7 @@ def accuracy(idx: AddressIndex, n: int, frozen: bool, only: str | None = None) -
           f"answered a room {wrong} times (must be 0), the building {bld} times")
     if frozen:
         idx.levers = LEVERS
-        report("Accuracy, FROZEN set (bench/geocode_frozen.jsonl, written once, never tuned on)", score(idx, frozen_rows(idx)))
+        report("Accuracy, FROZEN set (bench/geocode_frozen.json.gz, written once, never tuned on)", score(idx, frozen_rows(idx)))
 
 
 def throughput(idx: AddressIndex, engine, rows: int) -> None:  # noqa: ANN001
