@@ -14,14 +14,18 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import gzip
+import json
 import os
 import random
+import re
 import resource
 import socket
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -31,7 +35,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citygrid.address import batch as batchmod  # noqa: E402
-from citygrid.address.resolve import AddressIndex  # noqa: E402
+from citygrid.address.resolve import LEVERS, AddressIndex  # noqa: E402
 from citygrid.db.bootstrap import prepare  # noqa: E402
 from citygrid.db.cluster import Cluster  # noqa: E402
 from citygrid.demo.load import load_address_base, load_demo  # noqa: E402
@@ -77,79 +81,322 @@ def _s2t():  # noqa: ANN202
     return opencc.OpenCC("s2t")  # loading the dictionaries costs ~0.1 s: once
 
 
-def variants(full: str, road: str | None, rng: random.Random, pool: str) -> dict[str, str]:
+# ---- noise kinds ---------------------------------------------------------------------------------------------------
+# Each kind is a way people write an address that the real labelled corpora show (counts of span shapes in CCKS2021
+# train + NCAP train, ../shared/data/address): compact building-unit-room numbers (`9-9-9` 64, `9-9-` 99,
+# `9幢9单元9` 49, `9栋9单元9` 32), the words for a building (幢 1207, 栋 985, 号楼 493, 座 348 among houseno spans)
+# and for a unit (单元 762, bare 单 `9幢9单` 36, 门), rooms without 室 (bare digits 1698 of 2600 roomno spans; 室 541,
+# 号 258), Chinese numerals (`A楼` 608 floornos are 九楼/三楼…, 三幢二单元), floors written 9楼 (1152) or 9层 (74), assist
+# words around the address (对面 117, 旁 60, 附近 33, 旁边 33, 后面 27, 门口 26), redundant parts (`-` 1483, 电联 317
+# with a phone number, repeated province/city), and typos in names. Every kind is applied to the demo county's own
+# address base, so the expected answer is known.
+
+NOISE_SOURCES = {
+    "exact": "the standard full name",
+    "drop_province_city": "most CCKS/NCAP addresses start at the city or county",
+    "short_county": "大冶 for 大冶市 (short division names)",
+    "drop_all_divisions": "address starting at the road or compound",
+    "missing_township": "county then road: the township left out",
+    "wrong_township": "the township of a neighbour (a person's guess)",
+    "traditional": "traditional characters",
+    "fullwidth_digits": "full-width digits and dashes",
+    "separators": "spaces and commas between parts",
+    "extra_assist": "附近/旁边/对面/门口/后面 after the address (assist spans)",
+    "phone_tail": "电联 + a mobile number, or a bare one, after the address (redundant spans)",
+    "person_prefix": "a contact name before the address",
+    "typo_homophone": "one character of the road/compound/village name replaced by a homophone",
+    "typo_shape": "one character of the name replaced by a shape-alike (形近字)",
+    "door_cn_numerals": "八十八号 for 88号",
+    "room_dash3": "3-2-501 (9-9-9 houseno-cellno-roomno)",
+    "room_dash3_suffix": "3-2-501室",
+    "room_zhuang": "3幢2单元501 (幢 is the commonest building word)",
+    "room_haolou": "3号楼2单元501室",
+    "room_zuo": "3座2单元501",
+    "room_dan": "3栋2单501 (单 for 单元)",
+    "room_men": "3栋2门501室 (门 for 单元)",
+    "room_unit_dash": "3幢2-501",
+    "room_fang_hao": "501房 / 501号 / 501户 for 501室",
+    "room_bare": "3栋2单元501 (room without 室)",
+    "room_cn_numerals": "三号楼二单元五零一 (Chinese numerals for every part)",
+    "room_floor_word": "3栋2单元5楼501 / 5层501室",
+    "room_reorder": "2单元3栋501室",
+    "room_bare_phone": "3-2-501 13912345678 (bare roomno + a phone: normalizing drops the space; tuning set only, "
+                       "added after the frozen set was written)",
+}
+
+SHAPE_ALIKE = dict(pair for a, b in (
+    ("冶", "治"), ("金", "全"), ("大", "太"), ("东", "车"), ("王", "玉"), ("土", "士"), ("己", "已"), ("未", "末"),
+    ("人", "入"), ("日", "曰"), ("白", "自"), ("天", "夫"), ("田", "由"), ("申", "甲"), ("贝", "见"), ("刀", "力"),
+    ("干", "千"), ("工", "土"), ("木", "本"), ("午", "牛"), ("石", "右"), ("民", "氏"), ("兴", "光"), ("新", "薪"),
+    ("湖", "胡"), ("桥", "侨"), ("河", "何"), ("港", "巷"), ("林", "材"), ("杨", "扬"), ("阳", "阴"), ("明", "朋"),
+    ("春", "椿"), ("华", "毕"), ("安", "按"), ("山", "川"), ("铁", "钱"), ("泉", "朵"), ("家", "冢"), ("园", "圆"),
+    ("城", "诚"), ("峰", "锋"), ("红", "江"), ("黄", "寅"), ("龙", "尤"), ("坪", "评"), ("茗", "铭"), ("枫", "讽"),
+    ("青", "清"), ("和", "合"), ("岭", "领"), ("庄", "压"), ("湾", "弯"), ("塘", "糖"), ("铺", "捕"), ("陈", "阵"),
+    ("张", "帐"), ("李", "季"), ("刘", "浏"), ("村", "材"), ("路", "络"), ("街", "衔"), ("里", "理"), ("湖", "潮"),
+) for pair in ((a, b), (b, a)))
+ASSIST = ["附近", "旁边", "对面", "门口", "后面", "旁", "对面小卖部", "附近快递柜"]
+PERSONS = ["张先生", "李女士", "王师傅", "刘", "陈老师收"]
+
+
+@functools.lru_cache(maxsize=1)
+def _homophones() -> dict[str, list[str]]:
+    """Common characters grouped by toneless pinyin: what a pinyin input method offers for the same syllable."""
+    from pypinyin import lazy_pinyin
+
+    by: dict[str, list[str]] = {}
+    for ch in dict.fromkeys(TYPO):
+        by.setdefault(lazy_pinyin(ch)[0], []).append(ch)
+    out: dict[str, list[str]] = {}
+    for ch in dict.fromkeys(TYPO + "".join(SHAPE_ALIKE)):
+        others = [o for o in by.get(lazy_pinyin(ch)[0], []) if o != ch]
+        if others:
+            out[ch] = others
+    return out
+
+
+@dataclass
+class Rec:
+    kind: str  # door | room
+    code: str  # the expected node (door plate or room)
+    door: str | None  # the expected door plate (None: a compound without a gate plate, then the compound counts)
+    compound_code: str | None
+    full: str
+    town: str | None
+    name: str | None  # the road, compound or village written in the address, where a typo goes
+    head: str = ""  # room: the compound's full name
+    b: int = 0
+    u: int = 0
+    r: int = 0
+    units: int = 1
+
+
+def records(idx: AddressIndex, n: int, seed: int) -> list[Rec]:
+    rng = random.Random(seed)
+    doors = sorted(k for k, v in idx.nodes.items() if v.level == "door")
+    rooms = sorted(k for k, v in idx.nodes.items() if v.level == "room")
+    out: list[Rec] = []
+    for nid in rng.sample(doors, min(len(doors), n // 2)):
+        d = idx.nodes[nid]
+        ch = idx._chain(d)
+        par = ch.get("road") or ch.get("village_group")
+        name = par.name if par and par.level == "road" else (idx.divisions.get(d.village or "", (0, None))[1])
+        out.append(Rec("door", d.code, d.code, None, d.full_name, _town(idx, d.township), name))
+    for nid in rng.sample(rooms, min(len(rooms), n // 2)):
+        rm = idx.nodes[nid]
+        ch = idx._chain(rm)
+        comp, bld, unit = ch["compound"], ch["building"], ch["unit"]
+        units = sum(1 for v in idx.children.get(bld.id, {}).values() if idx.nodes[v[0]].level == "unit")
+        out.append(Rec("room", rm.code, ch["door"].code if "door" in ch else None, comp.code, rm.full_name,
+                       _town(idx, rm.township), comp.name, comp.full_name, int(bld.name[:-1]), int(unit.name[:-2]),
+                       int(rm.name[:-1]), units))
+    return out
+
+
+def _town(idx: AddressIndex, code: str | None) -> str | None:
+    return idx.divisions[code][1] if code and code in idx.divisions else None
+
+
+def _typo(name: str, rng: random.Random, table: dict[str, list[str]] | dict[str, str]) -> str | None:
+    spots = [i for i, ch in enumerate(name[:-1]) if ch in table]  # the type word (路 街 村 小区 …) stays
+    if len(name) < 3 or not spots:
+        return None
+    i = rng.choice(spots)
+    rep = table[name[i]]
+    return name[:i] + (rng.choice(rep) if isinstance(rep, list) else rep) + name[i + 1:]
+
+
+def _cn(n: int) -> str:
+    import cn2an
+
+    return str(cn2an.an2cn(str(n)))
+
+
+def variants(rec: Rec, rng: random.Random, towns: list[str], frozen: bool = False) -> dict[str, str]:
     s2t = _s2t()
+    full = rec.full
     short = full.replace("湖北省黄石市", "")
     out = {
         "exact": full,
         "drop_province_city": short,
         "short_county": short.replace("大冶市", "大冶", 1),
-        "drop_all_divisions": full.split("街道", 1)[-1] if "街道" in full else short,
+        "drop_all_divisions": short.split(rec.town, 1)[-1] if rec.town and rec.town in short else short,
         "traditional": s2t.convert(full),
         "fullwidth_digits": full.translate(str.maketrans("0123456789-", "０１２３４５６７８９－")),
-        "chinese_numerals": _cn_numerals(full),
-        "extra_poi_words": short + rng.choice(["附近", "旁边小卖部", "（快递放门卫）", "对面"]),
-        "separators": " ".join([short[:6], short[6:12], short[12:]]),
+        "separators": " ".join([short[:6], short[6:12], short[12:]]).replace(" ", rng.choice([" ", "，", " , "])),
+        "extra_assist": short + rng.choice(ASSIST),
+        "phone_tail": short + rng.choice([" 电联", " 电话:", "  ", "，手机"]) + "1" + str(rng.randrange(3, 10))
+        + "".join(str(rng.randrange(10)) for _ in range(9)),
+        "person_prefix": rng.choice(PERSONS) + " " + short,
     }
-    if road and len(road) >= 3:
-        i = rng.randrange(0, len(road) - 1)  # keep the road type (last char)
-        typo = road[:i] + rng.choice([ch for ch in pool if ch != road[i]]) + road[i + 1:]
-        out["typo_road"] = full.replace(road, typo, 1)
-    if "单元" in full and "栋" in full:
-        import re
-
-        m = re.search(r"(\d+栋)(\d+单元)", full)
+    if rec.town and rec.town in short:
+        out["missing_township"] = short.replace(rec.town, "", 1)
+        out["wrong_township"] = short.replace(rec.town, rng.choice([t for t in towns if t != rec.town]), 1)
+    if rec.name and rec.name in full:
+        for kind, table in (("typo_homophone", _homophones()), ("typo_shape", SHAPE_ALIKE)):
+            typo = _typo(rec.name, rng, table)
+            if typo:
+                out[kind] = short.replace(rec.name, typo, 1)
+    if rec.kind == "door":
+        m = re.search(r"(\d+)号$", short)
         if m:
-            out["reorder_building_unit"] = full.replace(m.group(0), m.group(2) + m.group(1))
+            out["door_cn_numerals"] = short[:m.start()] + _cn(int(m.group(1))) + "号"
+        return out
+    head = rec.head.replace("湖北省黄石市", "")
+    b, u, r, f = rec.b, rec.u, rec.r, rec.r // 100
+    tails = {
+        "room_dash3": f"{b}-{u}-{r}",
+        "room_dash3_suffix": f"{b}-{u}-{r}室",
+        "room_zhuang": f"{b}幢{u}单元{r}",
+        "room_haolou": f"{b}号楼{u}单元{r}室",
+        "room_zuo": f"{b}座{u}单元{r}",
+        "room_dan": f"{b}栋{u}单{r}",
+        "room_men": f"{b}栋{u}门{r}室",
+        "room_unit_dash": f"{b}幢{u}-{r}",
+        "room_fang_hao": f"{b}栋{u}单元{r}{rng.choice('房号户')}",
+        "room_bare": f"{b}栋{u}单元{r}",
+        "room_cn_numerals": rng.choice([f"{_cn(b)}号楼{_cn(u)}单元", f"{_cn(b)}栋{_cn(u)}单元"])
+        + "".join("零一二三四五六七八九"[int(c)] for c in str(r)) + rng.choice(["", "室"]),
+        "room_floor_word": rng.choice([f"{b}栋{u}单元{f}楼{r}", f"{b}栋{u}单元{f}层{r}室"]),
+        "room_reorder": f"{u}单元{b}栋{r}室",
+    }
+    if not frozen:
+        tails["room_bare_phone"] = f"{b}-{u}-{r} 1{rng.randrange(3, 10)}" + "".join(str(rng.randrange(10)) for _ in range(9))
+    for k, tail in tails.items():
+        out[k] = head + tail
     return out
 
 
-def _cn_numerals(s: str) -> str:
-    import re
+def undecidable(rec: Rec) -> str | None:
+    """The room written without its unit in a building of several units: no room can be decided, the building can."""
+    if rec.kind != "room" or rec.units < 2:
+        return None
+    return rec.head.replace("湖北省黄石市", "") + f"{rec.b}栋{rec.r}室"
 
-    import cn2an
 
-    return re.sub(r"(\d+)(栋|单元|组)", lambda m: cn2an.an2cn(m.group(1)) + m.group(2), s)
+@dataclass
+class Tally:
+    door: list[bool] = field(default_factory=list)
+    room: list[bool] = field(default_factory=list)
+    wrong_room: int = 0
+    wrong_door: int = 0
 
 
-def accuracy(idx: AddressIndex, engine, n: int) -> None:  # noqa: ANN001
-    rng = random.Random(7)
-    with engine.connect() as c:
-        doors = c.execute(text(
-            "SELECT a.code, a.full_name, r.name AS road FROM addr_node a JOIN addr_node r ON r.id = a.parent_id "
-            "WHERE a.level='door' ORDER BY a.code")).all()
-        rooms = c.execute(text(
-            "WITH RECURSIVE up AS (SELECT id, id AS room, parent_id, level, code, name FROM addr_node "
-            "WHERE level='room' AND id IN (SELECT id FROM addr_node WHERE level='room' ORDER BY md5(code) LIMIT :n) "
-            "UNION ALL SELECT a.id, up.room, a.parent_id, a.level, a.code, a.name FROM addr_node a JOIN up "
-            "ON a.id = up.parent_id) SELECT r.code, r.full_name, max(CASE WHEN up.level='door' THEN up.code END) door, "
-            "max(CASE WHEN up.level='road' THEN up.name END) road FROM up JOIN addr_node r ON r.id = up.room "
-            "GROUP BY r.code, r.full_name"), {"n": n // 2}).all()
-    doors = rng.sample(doors, min(len(doors), n // 2))
-    pool = "".join(sorted({ch for _, _, road in doors for ch in (road or "")[:-1]}))  # characters of road names
-    stats: dict[str, list[int]] = {}
-    room_stats: dict[str, list[int]] = {}
-    for code, full, road in doors:
-        for k, v in variants(full, road, rng, pool).items():
-            top = (idx.geocode(v, limit=1)["candidates"] or [None])[0]
-            ok = bool(top and top["codes"].get("door_address") == code)
-            stats.setdefault(k, []).append(ok)
-    for code, full, door, road in rooms:
-        for k, v in variants(full, road, rng, pool).items():
-            top = (idx.geocode(v, limit=1)["candidates"] or [None])[0]
-            stats.setdefault(k, []).append(bool(top and door and top["codes"].get("door_address") == door))
-            room_stats.setdefault(k, []).append(bool(top and top["address_code"] == code))
-    print(f"\n## Accuracy ({len(doors)} door-plate and {len(rooms)} room addresses, noisy variants)\n")
-    print("| variant | correct to door plate | correct to room |")
-    print("|---|---|---|")
-    all_d, all_r = [], []
-    for k in stats:
-        d, r = stats[k], room_stats.get(k, [])
-        all_d += d
-        all_r += r
-        print(f"| {k} | {100 * sum(d) / len(d):.1f}% (n={len(d)}) | "
-              f"{(f'{100 * sum(r) / len(r):.1f}% (n={len(r)})') if r else '–'} |")
-    print(f"| **all** | **{100 * sum(all_d) / len(all_d):.2f}%** | **{100 * sum(all_r) / len(all_r):.2f}%** |")
+def score(idx: AddressIndex, rows: list[tuple[str, str, Rec]]) -> dict[str, Tally]:
+    stats: dict[str, Tally] = {}
+    for kind, q, rec in rows:
+        top = (idx.geocode(q, limit=1)["candidates"] or [None])[0]
+        st = stats.setdefault(kind, Tally())
+        codes = top["codes"] if top else {}
+        got_door = codes.get("door_address")
+        want_door = rec.door
+        if want_door:
+            ok_door = got_door == want_door
+        else:  # a compound without a gate plate: the compound is the door-level answer
+            ok_door = codes.get("compound_address") == rec.compound_code
+        st.door.append(ok_door)
+        if want_door and got_door and got_door != want_door:
+            st.wrong_door += 1
+        if rec.kind == "room":
+            st.room.append(bool(top and top["address_code"] == rec.code))
+            if top and top["level"] == "room" and top["address_code"] != rec.code:
+                st.wrong_room += 1
+    return stats
+
+
+def report(title: str, stats: dict[str, Tally]) -> None:
+    print(f"\n## {title}\n")
+    print("| noise kind | correct to door plate | correct to room | wrong room answered | wrong door answered |")
+    print("|---|---|---|---|---|")
+    d_all: list[bool] = []
+    r_all: list[bool] = []
+    wr = wd = 0
+    for k, st in stats.items():
+        d_all += st.door
+        r_all += st.room
+        wr += st.wrong_room
+        wd += st.wrong_door
+        room = f"{100 * sum(st.room) / len(st.room):.1f}% (n={len(st.room)})" if st.room else "–"
+        print(f"| {k} | {100 * sum(st.door) / len(st.door):.1f}% (n={len(st.door)}) | {room} | {st.wrong_room} | "
+              f"{st.wrong_door} |")
+    weak_d = min(stats, key=lambda k: sum(stats[k].door) / len(stats[k].door))
+    roomy = [k for k in stats if stats[k].room]
+    weak_r = min(roomy, key=lambda k: sum(stats[k].room) / len(stats[k].room))
+    print(f"| **all** | **{100 * sum(d_all) / len(d_all):.2f}%** | **{100 * sum(r_all) / len(r_all):.2f}%** | "
+          f"**{wr}** | **{wd}** |")
+    print(f"\n- door plate: average {100 * sum(d_all) / len(d_all):.2f}%, weakest kind {weak_d} "
+          f"{100 * sum(stats[weak_d].door) / len(stats[weak_d].door):.1f}%")
+    weak_r_rate = 100 * sum(stats[weak_r].room) / len(stats[weak_r].room)
+    print(f"- room: average {100 * sum(r_all) / len(r_all):.2f}%, "
+          + (f"weakest kind {weak_r} {weak_r_rate:.1f}%" if weak_r_rate < 100 else "every kind 100%"))
+    print(f"- wrong room ever answered: {'NO (0)' if wr == 0 else f'YES ({wr})'}; wrong door plate answered: {wd}")
+
+
+FROZEN = Path(__file__).with_name("geocode_frozen.json.gz")
+
+
+def rows_for(idx: AddressIndex, recs: list[Rec], seed: int, frozen: bool = False) -> list[tuple[str, str, Rec]]:
+    rng = random.Random(seed)
+    towns = sorted({v[1] for v in idx.divisions.values() if v[0] == 4})
+    return [(k, q, rec) for rec in recs for k, q in variants(rec, rng, towns, frozen).items()]
+
+
+def frozen_rows(idx: AddressIndex) -> list[tuple[str, str, Rec]]:
+    """The frozen set: written once (seed 20261202, its own sample), then only read; nobody tunes on it."""
+    if not FROZEN.exists():
+        recs = records(idx, 400, 20261202)
+        pos = {id(r): i for i, r in enumerate(recs)}
+        rows = rows_for(idx, recs, 20261202, frozen=True)
+        with gzip.open(FROZEN, "wt", encoding="utf-8") as f:
+            json.dump({"records": [asdict(r) for r in recs], "variants": [[k, q, pos[id(r)]] for k, q, r in rows]},
+                      f, ensure_ascii=False, separators=(",", ":"))
+    with gzip.open(FROZEN, "rt", encoding="utf-8") as f:
+        d = json.load(f)
+    recs = [Rec(**r) for r in d["records"]]
+    return [(k, q, recs[i]) for k, q, i in d["variants"]]
+
+
+def lever_table(idx: AddressIndex, n: int) -> None:
+    """What each lever of the resolver adds, switched on one after another on the tuning set."""
+    rows = rows_for(idx, records(idx, n, 7), 7)
+    print("\n## Levers, cumulative (tuning set)\n")
+    print("| levers on | door plate | room | weakest door kind | weakest room kind | wrong rooms |")
+    print("|---|---|---|---|---|---|")
+    on: set[str] = set()
+    for lever in ["none", "tail", "phone", "near", "township"]:
+        if lever != "none":
+            on.add(lever)
+        idx.levers = frozenset(on)
+        st = score(idx, rows)
+        d = [x for v in st.values() for x in v.door]
+        r = [x for v in st.values() for x in v.room]
+        wd = min(st, key=lambda k: sum(st[k].door) / len(st[k].door))
+        wr = min((k for k in st if st[k].room), key=lambda k: sum(st[k].room) / len(st[k].room))
+        print(f"| {'+'.join(sorted(on)) or 'none'} | {100 * sum(d) / len(d):.2f}% | {100 * sum(r) / len(r):.2f}% | "
+              f"{wd} {100 * sum(st[wd].door) / len(st[wd].door):.1f}% | "
+              f"{wr} {100 * sum(st[wr].room) / len(st[wr].room):.1f}% | {sum(v.wrong_room for v in st.values())} |")
+    idx.levers = LEVERS
+
+
+def accuracy(idx: AddressIndex, n: int, frozen: bool, only: str | None = None) -> None:
+    print("\nnoise kinds and where they come from:")
+    for k, v in NOISE_SOURCES.items():
+        print(f"- {k}: {v}")
+    rows = rows_for(idx, records(idx, n, 7), 7)
+    if only:
+        rows = [r for r in rows if r[0] == only]
+    t = time.perf_counter()
+    stats = score(idx, rows)
+    print(f"\n({len(rows)} variants in {time.perf_counter() - t:.1f} s)")
+    report(f"Accuracy, tuning set ({n // 2} door-plate and {n // 2} room addresses x noise kinds)", stats)
+    und = [q for rec in records(idx, n, 7) if (q := undecidable(rec))]
+    answers = [(idx.geocode(q, limit=1)["candidates"] or [None])[0] for q in und]
+    wrong = sum(1 for a in answers if a and a["level"] == "room")
+    bld = sum(1 for a in answers if a and a["level"] == "building")
+    print(f"\n- undecidable (room written without its unit in a building of 2+ units, n={len(und)}): "
+          f"answered a room {wrong} times (must be 0), the building {bld} times")
+    if frozen:
+        idx.levers = LEVERS
+        report("Accuracy, FROZEN set (bench/geocode_frozen.json.gz, written once, never tuned on)", score(idx, frozen_rows(idx)))
 
 
 def throughput(idx: AddressIndex, engine, rows: int) -> None:  # noqa: ANN001
@@ -236,10 +483,14 @@ def trigram_vs_memory(idx: AddressIndex, engine, sample: list[str]) -> None:  # 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--batch-rows", type=int, default=100_000)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--accuracy-only", action="store_true", help="skip throughput, HTTP and pg_trgm")
+    ap.add_argument("--no-frozen", action="store_true", help="do not score the frozen set")
+    ap.add_argument("--kind", help="only this noise kind (tuning set)")
+    ap.add_argument("--levers", action="store_true", help="also measure each resolver lever, one after another")
     a = ap.parse_args()
     url, engine = url_for(a.fresh, a.scale)
     with engine.connect() as c:
@@ -247,7 +498,11 @@ def main() -> None:
         idx = AddressIndex.load(c)
         print(f"index: {len(idx):,} nodes loaded in {time.perf_counter() - t:.1f} s")
     print(f"load average: {os.getloadavg()}")
-    accuracy(idx, engine, a.n)
+    accuracy(idx, a.n, not a.no_frozen, a.kind)
+    if a.levers:
+        lever_table(idx, a.n)
+    if a.accuracy_only:
+        return
     sample = throughput(idx, engine, a.batch_rows)
     http_latency(url, sample)
     trigram_vs_memory(idx, engine, sample)
