@@ -39,11 +39,11 @@ url, owner, src = sys.argv[1:4]
 engine = engine_for(url)
 with engine.connect() as c:
     index = AddressIndex.load(c)
-real = batch.geocode_safe
+real = batch.geocode_row
 def slow(*a, **k):
     time.sleep(0.001)
     return real(*a, **k)
-batch.geocode_safe = slow
+batch.geocode_row = slow
 root = get_settings().data_dir
 with open(src, "rb") as f:
     path = batch.store_upload(root, "big.csv", f, 1 << 30)

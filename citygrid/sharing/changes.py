@@ -173,9 +173,10 @@ def follow(conn: Connection, p: Principal, since: Cursor | None, *, wait: float 
     pause = 0.05
     while True:
         out = page(conn, p, since, **filters)
-        if out["entries"] or out["more"] or time.monotonic() + pause > deadline:
+        left = deadline - time.monotonic()
+        if out["entries"] or out["more"] or left <= 0:
             return out
         since = parse_cursor(out["cursor"])
         conn.commit()  # end the read's transaction between polls: no snapshot held while sleeping
-        time.sleep(pause)
+        time.sleep(min(pause, left))  # the last poll falls on the deadline: a caller gets the whole wait
         pause = min(pause * 2, 1.0)
