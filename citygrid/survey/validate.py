@@ -28,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from citygrid import crs as gcj
 from citygrid.catalog import Attribute, ObjectClass
 from citygrid.errors import CitygridError, E, Problem, detail
-from citygrid.geo import check_geometry, transformer_to_4490
+from citygrid.geo import check_geometry
 from citygrid.survey.columns import Column, columns, crs_of, is_point
 
 TRUE_WORDS = frozenset({"是", "√", "✓", "✔", "y", "yes", "true", "t", "1", "对", "有", "on"})
@@ -162,10 +162,10 @@ def convert(a: Attribute, v: Any, row: int) -> tuple[Any, Problem | None]:
 def _to_4490(g: BaseGeometry, crs: str) -> BaseGeometry:
     if crs == "GCJ-02":
         return shapely.transform(g, lambda xy: np.column_stack(gcj.from_gcj02(xy[:, 0], xy[:, 1])))
-    tr = transformer_to_4490("EPSG:4326") if crs == "WGS84" else None
-    if tr is None:
+    c = gcj.lookup(crs) if crs == "WGS84" else None  # the one CRS registry (citygrid/crs.py)
+    if c is None or c.is_storage:
         return g
-    return shapely.transform(g, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(g, lambda xy: np.column_stack(c.into_storage(xy[:, 0], xy[:, 1])))
 
 
 def _in_china(lon: float, lat: float) -> bool:
