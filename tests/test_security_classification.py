@@ -113,6 +113,8 @@ def _requests(doc: dict[str, Any], data: dict[str, Any]) -> Iterator[tuple[str, 
     fill: dict[str, list[str]] = {
         "code": [*objects, places["room"], places["door"], places["a"]["village"], *data["grids"], *codes],
         "cid": layers, "layer": layers, "fid": objects, "job_id": [data["job"]], "hook_id": [data["hook"]],
+        "class_code": list(codes),  # survey templates: the catalog's labels, never a stored value
+        "sid": ["00000000-0000-0000-0000-000000000000"],  # the sweep's callers submitted nothing: 404 for all
         "system": ["governance"],  # the unit grid's 多网合一 report takes a minute; governance cells are alike
     }
     # where a route's {code} can only be one kind of code, only that kind (any other is a quick 4xx)
