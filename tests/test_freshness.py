@@ -151,3 +151,32 @@ def test_page_renders_anonymously_with_public_classes_only(client: TestClient, a
     assert client.get("/static/freshness.css").status_code == 200
     # a plain API client gets JSON
     assert client.get("/freshness").headers["content-type"].startswith("application/json")
+
+
+def test_village_choropleth_counts_stale_objects(client: TestClient, engine: Engine, admin_headers: dict[str, str],
+                                                 places: dict[str, Any]) -> None:
+    village, pt = places["a"]["village"], places["a"]["pt"]
+    codes = [client.post("/objects", json={"class_code": LAMP.code, "geometry": {"type": "Point", "coordinates": pt},
+                                           "attrs": {"state": "完好"}}, headers=admin_headers).json()["code"]
+             for _ in range(2)]
+    _age(engine, codes[:1], LAMP.update_period_days + 1)
+
+    def feature(headers: dict[str, str] | None = None) -> dict[str, Any]:
+        r = client.get("/freshness/villages", params={"division": village, "class": LAMP.code}, headers=headers or {})
+        assert r.status_code == 200, r.text
+        (f,) = [f for f in r.json()["features"] if f["id"] == village]
+        assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
+        return dict(f["properties"])
+
+    p = feature()
+    assert p["stale"] >= 1 and p["stale_pct"] == round(100 * p["stale"] / p["objects"], 1)
+    client.post("/objects/confirm", json={"division": village, "class_code": LAMP.code}, headers=admin_headers)
+    assert feature()["stale"] == 0
+    # classified classes are not counted for the public
+    shelter = client.post("/objects", json={"class_code": SHELTER.code, "geometry": {"type": "Point", "coordinates": pt},
+                                            "attrs": {"state": "完好"}}, headers=admin_headers).json()["code"]
+    _age(engine, [shelter], SHELTER.update_period_days + 1)
+    r = client.get("/freshness/villages", params={"division": village, "class": SHELTER.code})
+    assert r.json()["features"] == []
+    r = client.get("/freshness/villages", params={"division": village, "class": SHELTER.code}, headers=admin_headers)
+    assert r.json()["features"][0]["properties"]["stale"] >= 1
