@@ -180,3 +180,33 @@ def test_village_choropleth_counts_stale_objects(client: TestClient, engine: Eng
     assert r.json()["features"] == []
     r = client.get("/freshness/villages", params={"division": village, "class": SHELTER.code}, headers=admin_headers)
     assert r.json()["features"][0]["properties"]["stale"] >= 1
+
+
+def test_page_sorts_and_draws_villages_in_a_browser_under_its_csp(live_server: str, client: TestClient,
+                                                                   admin_headers: dict[str, str],
+                                                                   places: dict[str, Any]) -> None:
+    """The page in headless chromium (tests/test_web.py's driver): the table sorts by a click, the choropleth
+    draws the villages, and nothing is refused under the page's CSP."""
+    from test_web import CHROMIUM, Chromium
+
+    from api import web
+
+    assert CHROMIUM is not None and web.maplibre_dir() is not None, "scripts/setup.sh installs chromium and MapLibre"
+    r = client.post("/objects", json={"class_code": LAMP.code, "geometry": {"type": "Point", "coordinates":
+                                      places["b"]["pt"]}, "attrs": {"state": "完好"}}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    b = Chromium()
+    try:
+        b.open(f"{live_server}/freshness?format=html")
+        b.wait_for("document.body && document.body.dataset.ready === '1'", timeout=30)
+        assert b.js("document.querySelectorAll('#fresh-table tbody tr').length") >= 2
+        col = "[...document.querySelectorAll('#fresh-table tbody tr')].map(r => parseFloat(r.children[4].dataset.sort))"
+        b.js("document.querySelectorAll('#fresh-table th')[4].click()")
+        up = b.js(col)
+        assert up == sorted(up)
+        b.js("document.querySelectorAll('#fresh-table th')[4].click()")
+        assert b.js(col) == sorted(up, reverse=True)
+        assert b.js("/^[1-9]\\d* 个村/.test(document.getElementById('fresh-msg').textContent)")
+        assert not b.csp_violations(), b.csp_violations()
+    finally:
+        b.close()
