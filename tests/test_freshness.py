@@ -210,3 +210,21 @@ def test_page_sorts_and_draws_villages_in_a_browser_under_its_csp(live_server: s
         assert not b.csp_violations(), b.csp_violations()
     finally:
         b.close()
+
+
+def test_demo_county_has_varied_ages(client: TestClient, demo_county: dict[str, Any], engine: Engine) -> None:
+    """The demo's objects were last touched up to 1.8 periods ago, by township: the report has something to show,
+    and history agrees with the objects."""
+    rows = client.get("/freshness", params={"division": "420281"}).json()["rows"]
+    by_town: dict[str, list[int]] = {}
+    for r in rows:
+        if r["township_code"]:
+            by_town.setdefault(r["township_code"], [0, 0])
+            by_town[r["township_code"]][0] += r["stale"]
+            by_town[r["township_code"]][1] += r["objects"]
+    shares = [stale / n for stale, n in by_town.values() if n >= 50]
+    assert len(shares) >= 3 and max(shares) > 0.1 and min(shares) < max(shares) - 0.05, shares
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM city_object o JOIN city_object_history h ON h.uid = o.uid "
+                              "AND h.version = o.version WHERE o.attrs->>'generator' IS NOT NULL "
+                              "AND h.changed_at <> o.updated_at")).scalar_one() == 0
