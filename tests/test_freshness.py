@@ -145,7 +145,7 @@ def test_page_renders_anonymously_with_public_classes_only(client: TestClient, a
         assert LAMP.name in r.text and LAMP.code in r.text
         assert SHELTER.name not in r.text and SHELTER.code not in r.text
         assert '<table id="fresh-table" class="sortable">' in r.text and "/static/freshness.js" in r.text
-    # the admin's page has the shelter; values are escaped (a division value is echoed back)
+    # the admin's page has the shelter
     assert SHELTER.name in client.get("/freshness", params={"format": "html"}, headers=admin_headers).text
     assert client.get("/static/freshness.js").status_code == 200
     assert client.get("/static/freshness.css").status_code == 200
