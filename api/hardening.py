@@ -3,7 +3,7 @@ that keeps internal errors (SQL, values, secrets) out of answers. All pure ASGI 
 dictionary lookup and a few header writes, not a thread hop.
 
 **Headers.** Every answer gets `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`. HTML pages
-(`/map`, `/a/{code}`, `/docs`) get a CSP with no inline script or style and only this origin as a source
+(`/map`, `/a/{code}`, `/docs`, `/freshness`) get a CSP with no inline script or style and only this origin as a source
 (`blob:` workers for MapLibre, `data:` images for icons), `frame-ancestors 'none'` with `X-Frame-Options: DENY`;
 other answers get `default-src 'none'`, which a JSON document or tile never needs. The pages keep their script
 and style in `api/static/` and their libraries in `data/vendor` (MapLibre, swagger-ui-dist), so they work

@@ -19,6 +19,7 @@ from api.routers import (
     changes,
     codes,
     divisions,
+    freshness,
     grids,
     jobs,
     links,
@@ -77,7 +78,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     errors.install(app)
     for r in (auth.router, audit.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
               address.router, grids.router, links.router, changes.router, webhooks.router, survey.router,
-              odk.router):
+              odk.router, freshness.router):
         app.include_router(r)
 
     web.install(app)

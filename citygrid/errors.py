@@ -147,6 +147,8 @@ class E:
     # --- catalog and attributes: object classes and the values of their attributes ----------------------------
     class_unknown = _e("class_unknown", "分类代码 {code} 不在分类目录中", "unknown class {code}")
     class_not_found = _e("class_not_found", "分类代码 {code} 不存在", "class {code} not found", "not_found")
+    department_unknown = _e("department_unknown", "部门 {department} 不在责任分工目录中",
+                            "unknown department {department}")
     attrs_type = _e("attrs_type", "属性必须是对象（键值对）", "attrs must be an object")
     attr_required = _e("attr_required", "缺少必填{attr_zh}", "missing required {attr_en}")
     attr_type = _e("attr_type", "{attr_zh} {value_zh}不是{type_zh}", "{attr_en}: {value_en} is not {type_en}")

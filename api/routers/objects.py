@@ -45,6 +45,12 @@ class RetireIn(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
+class ConfirmAreaIn(BaseModel):
+    division: str = Field(..., pattern=r"^\d{6}(\d{3}(\d{3})?)?$", description="county, township or village code")
+    class_code: str = Field(..., pattern=r"^\d{6}$", description="6-digit class code")
+    reason: str | None = Field(None, max_length=500)
+
+
 class SplitIn(BaseModel):
     parts: list[dict[str, Any]] = Field(..., min_length=2, max_length=1000)
     reason: str | None = Field(None, max_length=500)
@@ -117,6 +123,13 @@ def confirm(code: str, request: Request, body: RetireIn | None = None, p: Princi
             ) -> dict[str, Any]:
     with _write(request) as s:
         return objects.confirm(s, p, _code(code), reason=body.reason if body else None)
+
+
+@router.post("/confirm", summary="Confirm every active object of a class in an area (the owning department; "
+                                  "数据鲜活性): a history version and a feed entry each")
+def confirm_area(body: ConfirmAreaIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    with _write(request) as s:
+        return objects.confirm_area(s, p, body.division, body.class_code, reason=body.reason)
 
 
 @router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")

@@ -100,14 +100,16 @@ def _audit(s: Session, by: Principal | str, action: str, target: str, detail: di
     audit.record(s, by, action, target, fields=fields or (), detail=detail)
 
 
-def _history(s: Session, uid: uuid.UUID, op: str, by: str, reason: str | None = None) -> None:
+def _history(s: Session, uid: uuid.UUID | list[uuid.UUID], op: str, by: str, reason: str | None = None) -> None:
+    """The current state of one object (or of several, in one statement) as a new history version."""
+    uids = uid if isinstance(uid, list) else [uid]
     s.execute(
         text(
             "INSERT INTO city_object_history (uid, version, code, op, name, geom, attrs, status, division_code, "
             "changed_by, changed_at, reason) SELECT uid, version, code, :op, name, geom, attrs, status, division_code, "
-            ":by, updated_at, :r FROM city_object WHERE uid=:u"
+            ":by, updated_at, :r FROM city_object WHERE uid = ANY(CAST(:u AS uuid[]))"
         ),
-        {"u": uid, "op": op, "by": by, "r": reason},
+        {"u": uids, "op": op, "by": by, "r": reason},
     )
 
 
@@ -335,11 +337,39 @@ def confirm(s: Session, p: Principal, code: str, *, reason: str | None = None) -
     cur = _writable(conn, p, code, "确认对象", "confirming objects")
     if cur.status != "active":
         raise E.object_retired("code", code=code)
-    s.execute(text("UPDATE city_object SET version=version+1, updated_by=:by, updated_at=now() WHERE uid=:u"),
-              {"by": p.name, "u": cur.uid})
-    _history(s, cur.uid, "confirm", p.name, reason)
+    _confirm_rows(s, p, [cur.uid], reason)
     _audit(s, p, "confirm", code, {"reason": reason})
     return get(conn, p, code) or {}
+
+
+def _confirm_rows(s: Session, p: Principal, uids: list[uuid.UUID], reason: str | None) -> None:
+    """Confirming, whether one object or an area: a new version and `updated_at` (so the objects are fresh
+    again, `citygrid.registry.freshness`), a `confirm` history version each (and by its trigger a `confirmed`
+    feed entry each)."""
+    s.execute(text("UPDATE city_object SET version=version+1, updated_by=:by, updated_at=now() "
+                   "WHERE uid = ANY(CAST(:u AS uuid[]))"), {"by": p.name, "u": uids})
+    _history(s, uids, "confirm", p.name, reason)
+
+
+def confirm_area(s: Session, p: Principal, division: str, class_code: str, *, reason: str | None = None
+                 ) -> dict[str, Any]:
+    """Confirm every active object of a class in an area (a county, township or village) at once: the bulk form
+    of `confirm`, for the class's owning department where the area lies wholly in its scope (else 403; 401 for
+    anonymous callers). One audit row for the act, a history version and a feed entry per object."""
+    rules.require_login(p, "批量确认对象", "confirming objects in bulk")
+    cls = _class(class_code)
+    conn = s.connection()
+    d = divisions.get(conn, division)
+    if d is None or d.level < 3:
+        raise E.division_unknown("division", code=division, rule_zh="或不是县级及以下", rule_en=" or is above county level")
+    rules.require_edit_class(p, cls, d.code, "批量确认对象", "confirming objects in bulk")
+    uids = list(s.execute(text(
+        f"SELECT o.uid FROM city_object o WHERE o.class_code = :c AND o.status = 'active' AND {rules.PLACE_SQL} "
+        "LIKE :dp ORDER BY o.uid FOR UPDATE"), {"c": cls.code, "dp": d.code + "%"}).scalars())
+    if uids:
+        _confirm_rows(s, p, uids, reason)
+    _audit(s, p, "confirm_area", d.code, {"class": cls.code, "objects": len(uids), "reason": reason})
+    return {"division": d.code, "class_code": cls.code, "confirmed": len(uids)}
 
 
 def _new_like(cur: Any, part: dict[str, Any], i: int) -> NewObject:
