@@ -58,10 +58,9 @@ def test_exact_answers_from_room_to_county(client: TestClient, base: dict) -> No
         top = _top(client, q)
         assert (top["level"], top["level_amap"], top["address_code"]) == (level, amap, code), q
         assert top["precise"] is True and top["confidence"] > 0.9, q
-    # the resolver answers a floor without a room as its unit (it never stops at a floor), so 楼层 is only seen in
-    # the mapping itself
+    # a floor without a room is answered as that floor (the resolver reads floors since the notation work)
     floor = _top(client, room["floor_name"])
-    assert floor["level"] == "unit" and floor["level_amap"] == "单元号" and floor["precise"] is False
+    assert (floor["level"], floor["level_amap"], floor["address_code"]) == ("floor", "楼层", room["floor_code"])
     assert level_amap({"level": "floor"}) == "楼层"
     comp = _top(client, base["compound"]["full_name"])
     assert comp["level"] == "compound" and comp["address_code"] == base["compound"]["code"]
