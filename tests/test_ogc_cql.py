@@ -340,7 +340,9 @@ def test_personal_data_is_neither_queryable_nor_filterable(client: TestClient, s
     # dates are compared as dates
     assert client.get(f"{url}/items", params={"filter": "start_date < DATE('2001-05-02')"}, headers=owner).json()["numberMatched"] == 1
     assert client.get(f"{url}/items", params={"filter": "start_date > '2001-05-01'"}, headers=owner).json()["numberMatched"] == 0
-    assert client.get(f"{url}/items", params={"filter": "state = '完好'"}, headers=owner).json()["numberMatched"] == 1
+    # other modules' shelters share the class (the session's database): only this one has a start date
+    assert client.get(f"{url}/items", params={"filter": "state = '完好' AND start_date IS NOT NULL"},
+                      headers=owner).json()["numberMatched"] == 1
 
 
 def test_queryables_and_conformance(client: TestClient, lakes: list[dict[str, Any]]) -> None:
