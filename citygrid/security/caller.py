@@ -11,7 +11,7 @@ principal, a changed role or a revoked key take effect on the next request, in e
 
 An entry also ends when its token or key expires, after `TTL` seconds (the minute-granular `last_used_at` of keys
 is written on the slow path), and when the keyring or the demo flag changes. Entries are keyed by a SHA-256 of
-the credential, so the process keeps no bearer secret longer than the request that carried it.
+the database URL and the credential, so the process keeps no bearer secret longer than the request that carried it.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def authenticate(conn: Connection, token: str | None, api_key: str | None) -> Pr
     """The principal of a bearer token or API key, with its scope put on `conn`'s transaction. A credential that
     is present but wrong, expired, revoked or disabled is a coded 401, never the anonymous public."""
     presented = api_key or token or ""
-    key = hashlib.sha256(presented.encode()).digest()
+    # the database is part of the key: versions of two databases (tests, several apps in one process) may agree
+    key = hashlib.sha256(f"{conn.engine.url}\0{presented}".encode()).digest()
     hit = CACHE.get(key)
     if hit is not None:
         scoped(conn, hit.principal)
