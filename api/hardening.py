@@ -44,11 +44,10 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import STATUS
+from api.errors import answer
 from api.routers.address import MAX_UPLOAD
 from api.routers.grids import MAX_FILE
 from citygrid.db import failures
@@ -104,8 +103,7 @@ def _size(n: int) -> str:
 
 
 async def _answer(scope: Scope, receive: Receive, send: Send, exc: CitygridError) -> None:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    await JSONResponse(exc.to_dict(), status_code=STATUS[exc.kind], headers=headers)(scope, receive, send)
+    await answer(exc)(scope, receive, send)  # the same answer as the app's own handlers give
 
 
 class SecurityHeaders:

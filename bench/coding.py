@@ -28,16 +28,18 @@ from citygrid.settings import get_settings  # noqa: E402
 DB = "citygrid_bench"
 
 
-def scratch_url() -> str:
+def scratch_url(db: str = DB) -> str:
+    """A new, empty database `db` in the developer's private cluster (or DATABASE_URL as given); other benches
+    (bench/intake.py) take theirs from here."""
     base = os.environ.get("DATABASE_URL")
     if base:
         return base.replace("postgresql://", "postgresql+psycopg://", 1)
     c = Cluster(get_settings().data_dir)
     c.start()
     with psycopg.connect(f"host=127.0.0.1 port={c.port} user=citygrid dbname=postgres", autocommit=True) as k:
-        k.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        k.execute(f"CREATE DATABASE {DB}")
-    return f"postgresql+psycopg://citygrid@127.0.0.1:{c.port}/{DB}"
+        k.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        k.execute(f"CREATE DATABASE {db}")
+    return f"postgresql+psycopg://citygrid@127.0.0.1:{c.port}/{db}"
 
 
 def _writer(url: str, cls: str, n: int, block: int, q) -> None:  # noqa: ANN001

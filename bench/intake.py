@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 from openpyxl import load_workbook
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -25,13 +24,13 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from coding import scratch_url  # noqa: E402  (bench/ is on the path when a bench runs)
+
 from citygrid.catalog import get_catalog  # noqa: E402
 from citygrid.db.bootstrap import prepare  # noqa: E402
-from citygrid.db.cluster import Cluster  # noqa: E402
 from citygrid.demo.load import load_demo  # noqa: E402
 from citygrid.regions.load import load_divisions  # noqa: E402
 from citygrid.security.principal import Grant, Principal  # noqa: E402
-from citygrid.settings import get_settings  # noqa: E402
 from citygrid.survey import intake, odk, template  # noqa: E402
 
 DB = "citygrid_bench_intake"
@@ -39,18 +38,6 @@ CLS = "010101"
 ROWS = int(os.environ.get("BENCH_ROWS", "10000"))
 APPROVE = int(os.environ.get("BENCH_APPROVE", "1000"))
 ODK_N = int(os.environ.get("BENCH_ODK", "300"))
-
-
-def scratch_url() -> str:
-    base = os.environ.get("DATABASE_URL")
-    if base:
-        return base.replace("postgresql://", "postgresql+psycopg://", 1)
-    c = Cluster(get_settings().data_dir)
-    c.start()
-    with psycopg.connect(f"host=127.0.0.1 port={c.port} user=citygrid dbname=postgres", autocommit=True) as k:
-        k.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        k.execute(f"CREATE DATABASE {DB}")
-    return f"postgresql+psycopg://citygrid@127.0.0.1:{c.port}/{DB}"
 
 
 def workbook(points: list[tuple[float, float]]) -> bytes:
@@ -70,7 +57,7 @@ def workbook(points: list[tuple[float, float]]) -> bytes:
 
 
 def main() -> None:
-    url = scratch_url()
+    url = scratch_url(DB)
     t = time.perf_counter()
     engine: Engine = prepare(url)
     load_divisions(engine)

@@ -149,16 +149,18 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
              summary="Resume an interrupted, failed or cancelled batch from the rows already written")
 def batch_resume(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(acting_principal),
                  indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
-    rec = batchmod.restart(scoped_engine(c.engine, p), indexes.get(), _batch(c, p, job_id), fresh=False,
-                           background=True)
-    return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "result": f"/address/batch/{rec.id}/result"}
+    return _restart(c, p, indexes, job_id, fresh=False)
 
 
 @router.post("/address/batch/{job_id}/retry", status_code=202,
              summary="Run an interrupted, failed or cancelled batch again from its first row")
 def batch_retry(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(acting_principal),
                 indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
-    rec = batchmod.restart(scoped_engine(c.engine, p), indexes.get(), _batch(c, p, job_id), fresh=True,
+    return _restart(c, p, indexes, job_id, fresh=True)
+
+
+def _restart(c: Connection, p: Principal, indexes: AddressIndexCache, job_id: str, fresh: bool) -> dict[str, Any]:
+    rec = batchmod.restart(scoped_engine(c.engine, p), indexes.get(), _batch(c, p, job_id), fresh=fresh,
                            background=True)
     return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "result": f"/address/batch/{rec.id}/result"}
 
