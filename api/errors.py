@@ -24,7 +24,7 @@ from citygrid.security.principal import ANONYMOUS
 
 STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
           "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500,
-          "unavailable": 503}
+          "unavailable": 503, "not_allowed": 405, "precondition_failed": 412, "unsupported_media": 415}
 
 # The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
@@ -114,6 +114,8 @@ def install(app: FastAPI) -> None:
         if exc.kind == "unauthenticated":  # RFC 6750: say which scheme would have worked
             # ODK Collect answers a Basic challenge by asking its user for the server's username and password
             headers["WWW-Authenticate"] = 'Basic realm="citygrid"' if odk else 'Bearer realm="citygrid"'
+        if exc.kind == "not_allowed":  # RFC 9110 §15.5.6: say what the resource does allow (it is read-only)
+            headers["Allow"] = "GET"
         if odk:
             headers["X-OpenRosa-Version"] = "1.0"
         if exc.retry_after is not None:

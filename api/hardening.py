@@ -260,7 +260,7 @@ class Guard:
                 raise
 
 
-JSON_TYPES = (b"application/json", b"application/geo+json")
+JSON_TYPES = (b"application/json", b"application/geo+json", b"application/merge-patch+json")
 # a JSON escape that decodes to a character PostgreSQL text cannot hold: NUL or a surrogate (paired ones are fine,
 # the parsed value tells)
 _JSON_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
@@ -420,8 +420,9 @@ def install(app: FastAPI) -> None:
     app.add_middleware(Guard, rules=rules, default_body=s.body_limit, limiter=app.state.limiter)
     if s.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=s.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "If-None-Match"],
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "If-None-Match", "If-Match",
+                                          "If-Unmodified-Since", "Content-Crs"],
                            expose_headers=["ETag", "Retry-After", "Location"], max_age=600)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ErrorShield)

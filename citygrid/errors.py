@@ -17,7 +17,7 @@ from string import Formatter
 from typing import Any, Literal, TypedDict
 
 Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many",
-               "too_large", "internal", "unavailable"]
+               "too_large", "internal", "unavailable", "not_allowed", "precondition_failed", "unsupported_media"]
 
 
 @dataclass
@@ -223,6 +223,20 @@ class E:
                                  "unsupported filter-lang {lang!r}; use cql2-text or cql2-json")
     tile_out_of_range = _e("tile_out_of_range", "瓦片坐标超出范围：{z}/{x}/{y}", "tile {z}/{x}/{y} is outside the tile matrix")
     layer_not_found = _e("layer_not_found", "图层 {layer} 不存在", "layer {layer} not found", "not_found")
+    collection_read_only = _e("collection_read_only", "图层 {collection} 只读，不能{action_zh}（只有对象分类图层可以编辑）",
+                              "collection {collection} is read-only: {action_en} is for object-class collections only",
+                              "not_allowed", "a 405 with an Allow header (OGC API – Features Part 4)")
+    feature_body_invalid = _e("feature_body_invalid", "请求体应为 GeoJSON Feature 对象{detail_zh}",
+                              "the request body must be a GeoJSON Feature object{detail_en}")
+    feature_id_mismatch = _e("feature_id_mismatch", "请求体中的要素标识 {given} 与地址中的 {feature} 不一致",
+                             "the feature id {given} in the body differs from {feature} in the path")
+    feature_precondition_failed = _e("feature_precondition_failed",
+                                     "要素 {feature} 已被修改（当前 ETag 为 {etag}），请重新读取后再提交",
+                                     "feature {feature} has changed (its ETag is now {etag}): read it again, then retry",
+                                     "precondition_failed", "If-Match or If-Unmodified-Since did not hold: a 412")
+    media_type_unsupported = _e("media_type_unsupported", "不支持的内容类型 {given}；可用：{supported}",
+                                "unsupported content type {given}; use {supported}", "unsupported_media")
+    precondition_invalid = _e("precondition_invalid", "{header} 请求头格式错误：{value}", "malformed {header} header: {value}")
 
     # --- aggregation: counts, sums and averages by area, with small groups suppressed --------------------------
     stat_invalid = _e("stat_invalid", "stat 只能是 count、sum 或 avg", "stat must be count, sum or avg")
@@ -369,6 +383,11 @@ class E:
     expand_unknown = _e("expand_unknown", "expand 不认识 {name}，可用：{known}", "unknown expand {name}; known: {known}")
     change_kind_unknown = _e("change_kind_unknown", "未知的变更类型 {kind}，可用：{known}",
                              "unknown change kind {kind}; known: {known}")
+    webhook_url_forbidden = _e("webhook_url_forbidden", "回调地址 {url} 指向内部网络地址 {address}，不允许（见 CITYGRID_WEBHOOK_ALLOW）",
+                               "webhook URL {url} resolves to the internal address {address}, which is not allowed "
+                               "(see CITYGRID_WEBHOOK_ALLOW)", note="loopback, private, link-local, metadata and other "
+                               "non-global addresses, unless allowed by the setting")
+    webhook_url_invalid = _e("webhook_url_invalid", "回调地址 {url} 无效：{detail_zh}", "invalid webhook URL {url}: {detail_en}")
 
     # --- personal data encryption (citygrid/security/crypto.py) and the keys it uses ---------------------------
     pii_key_missing = _e("pii_key_missing", "个人信息密文使用的密钥 {kid} 不在密钥环中，无法解密",

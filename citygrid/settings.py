@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     webhook_retry_seconds: float = Field(2.0, ge=0, description="first pause after a failed delivery; doubles")
     webhook_timeout: float = Field(10.0, gt=0, description="seconds a webhook's receiver has to answer")
     webhook_batch: int = Field(100, ge=1, le=1000, description="entries per delivery")
+    webhook_allow: Annotated[list[str], NoDecode] = Field(
+        [], description="networks (CIDR, e.g. 10.1.2.0/24) and host names webhooks may reach although they are not "
+                        "public internet addresses (loopback, private, link-local, cloud metadata), comma-separated; "
+                        "none by default")
     sync_url: str = Field("http://127.0.0.1:8000", description="the citygrid server `citygrid sync` follows")
     sync_api_key: str | None = Field(None, repr=False, description="API key `citygrid sync` calls with (else public)")
 
@@ -86,6 +90,11 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, v: object) -> object:
         return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("webhook_allow", mode="before")
+    @classmethod
+    def _allow(cls, v: object) -> object:
+        return [o.strip().lower() for o in v.split(",") if o.strip()] if isinstance(v, str) else v
 
     @field_validator("rate_login", "rate_geocode", "rate_batch", "rate_export")
     @classmethod

@@ -32,6 +32,8 @@ os.environ.setdefault("CITYGRID_KEYRING_FILE", str(ROOT / ".citygrid-test" / "ke
 # The session's app serves every test module from one client address: rate limits would trip over the suite's own
 # logins. tests/test_security_hardening.py builds apps with limits on to test them.
 os.environ.setdefault("CITYGRID_RATE_LIMITS", "0")
+# Webhook tests deliver to a receiver on this machine: its loopback address is allowed (others stay refused).
+os.environ.setdefault("CITYGRID_WEBHOOK_ALLOW", "127.0.0.1/32")
 TEMPLATE = "citygrid_tmpl"
 TEST_DB = f"citygrid_test_{os.getpid()}"  # one per pytest process, so parallel runs never clobber each other
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -124,3 +125,35 @@ def test_webhooks_need_a_login_and_good_input(client: TestClient, admin_headers:
     kinds = client.post("/webhooks", json={"url": "http://127.0.0.1:9/x", "kinds": "boom"}, headers=admin_headers)
     assert kinds.status_code == 400 and kinds.json()["error_code"] == "change_kind_unknown"
     assert client.get("/webhooks/999999/dead", headers=admin_headers).json()["error_code"] == "webhook_not_found"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.2:9/x", "http://localhost.:9/x", "http://[::1]/x", "http://10.1.2.3/x",
+                                 "http://192.168.0.1/x", "http://169.254.169.254/latest/meta-data/",
+                                 "http://100.100.100.200/latest/meta-data/", "http://0.0.0.0:80/",
+                                 "http://[::ffff:10.0.0.1]/x", "https://[fd00:ec2::254]/x"])
+def test_webhook_urls_to_internal_addresses_are_refused(client: TestClient, admin_headers: dict[str, str],
+                                                        url: str) -> None:
+    """SSRF: only the tests' own loopback receiver (127.0.0.1, CITYGRID_WEBHOOK_ALLOW in conftest) is allowed;
+    `localhost.` resolves to it or to ::1 and is refused unless that is listed (it is not, by name)."""
+    r = client.post("/webhooks", json={"url": url}, headers=admin_headers)
+    if url.startswith("http://localhost.") and r.status_code == 201:  # resolves to 127.0.0.1 alone here: allowed
+        return
+    assert r.status_code == 400, (url, r.text)
+    assert r.json()["error_code"] == "webhook_url_forbidden" and r.json()["field"] == "url"
+
+
+def test_webhook_allow_list_and_unresolvable_hosts(client: TestClient, admin_headers: dict[str, str]) -> None:
+    from citygrid.sharing.webhooks import check_url
+
+    check_url("http://127.0.0.1:9/x")  # allowed by the setting
+    r = client.post("/webhooks", json={"url": "http://no-such-host.invalid/x"}, headers=admin_headers)
+    assert r.status_code == 400 and r.json()["error_code"] == "webhook_url_invalid"
+    try:
+        get_settings.cache_clear()
+        os.environ["CITYGRID_WEBHOOK_ALLOW"] = "127.0.0.1/32, 10.0.0.0/8"
+        check_url("http://10.1.2.3/x")
+        r = client.post("/webhooks", json={"url": "http://192.168.0.1/x"}, headers=admin_headers)
+        assert r.status_code == 400
+    finally:
+        os.environ["CITYGRID_WEBHOOK_ALLOW"] = "127.0.0.1/32"
+        get_settings.cache_clear()

@@ -1,19 +1,25 @@
 """OGC API – Features at /ogc: landing, conformance, collections, items (keyset next/prev), Part 2 CRS,
-Part 3 CQL2 filters (`filter`, `filter-lang`, `filter-crs`) and queryables."""
+Part 3 CQL2 filters (`filter`, `filter-lang`, `filter-crs`) and queryables, Part 4 editing of object-class
+collections (POST items, PUT/PATCH/DELETE an item, with ETag/If-Match: `citygrid.layers.edit`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import conn, current_principal, not_modified
+from api.deps import acting_principal, conn, current_principal, not_modified, writing
 from citygrid import crs as crsmod
-from citygrid.layers import cql2
+from citygrid.layers import cql2, edit
 from citygrid.layers import features as F
 from citygrid.security.principal import Principal
 
@@ -27,7 +33,12 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     *cql2.CONFORMANCE,  # Part 3 filtering: CQL2 text and JSON
+    *edit.CONFORMANCE,  # Part 4: create, replace, update, delete; optimistic locking by ETag and by time
 ]
+
+
+def _http_date(d: dt.datetime) -> str:
+    return format_datetime(d.astimezone(dt.UTC), usegmt=True)
 
 
 def _base(request: Request) -> str:
@@ -131,10 +142,119 @@ def get_queryables(cid: str, request: Request, c: Connection = Depends(conn),
 
 @router.get("/collections/{cid}/items/{fid}", summary="One feature by code")
 def get_item(cid: str, fid: str, request: Request, crs: str | None = Query(None, description=CRS_DOC), c: Connection = Depends(conn),
-             p: Principal = Depends(current_principal)) -> JSONResponse:
+             p: Principal = Depends(current_principal)) -> Response:
     feat = F.item(c, p, cid, fid, crs)
     out_crs = feat.pop("crs")
+    tag, modified = feat.pop("etag"), feat.pop("last_modified")
+    headers = {"Content-Crs": f"<{out_crs}>"}
+    if tag is not None:  # registry objects: the state If-Match names (Part 4 optimistic locking)
+        headers |= {"ETag": tag, "Last-Modified": _http_date(modified)}
+        if not_modified(request, tag):
+            return Response(status_code=304, headers=headers)
     b = _base(request)
     feat["links"] = [{"href": f"{b}/collections/{cid}/items/{fid}", "rel": "self", "type": GEOJSON},
                      {"href": f"{b}/collections/{cid}", "rel": "collection", "type": "application/json"}]
-    return JSONResponse(feat, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})
+    return JSONResponse(feat, media_type=GEOJSON, headers=headers)
+
+
+# --- Part 4: create, replace, update, delete (object-class collections only) ------------------------------------
+
+CONTENT_CRS_DOC = ("CRS of the body's geometry as a URI in angle brackets or plain (Part 2; default CRS84, axis "
+                   "order as the CRS defines it: EPSG:4490, 4326 and 4534–4554 are northing first); an "
+                   "unsupported one is a 400")
+IF_MATCH_DOC = "the ETag of the item as last read: a stale one is a 412 and nothing changes"
+IF_UNMODIFIED_DOC = "HTTP date: refused with 412 when the item changed after it (ignored when If-Match is given)"
+
+
+def _feature_body(*types: str) -> dict[str, Any]:
+    schema = {"type": "object", "required": ["type", "geometry", "properties"],
+              "properties": {"type": {"const": "Feature"}, "geometry": {"type": "object"},
+                             "properties": {"type": "object"}}}
+    return {"requestBody": {"required": True, "content": {t: {"schema": schema} for t in types}}}
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": {"type": "object", "properties": {
+        k: {"type": "string"} for k in ("error_code", "message_zh", "message_en", "field")}}}}}
+
+
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("invalid feature, attribute (field names it: properties.<attr>), geometry or Content-Crs"),
+    401: _error("no credentials"), 403: _error("no right to edit this class here"),
+    404: _error("no such collection or item"), 405: _error("the collection is read-only (Allow header)"),
+    409: _error("the item is retired"), 412: _error("If-Match / If-Unmodified-Since failed: the item changed"),
+    415: _error("the body is not JSON / GeoJSON"),
+}
+
+
+def _write_answer(request: Request, cid: str, w: edit.Written, status: int) -> Response:
+    if w.feature is None:
+        return Response(status_code=status)
+    headers = {"Content-Crs": f"<{edit.content_crs(request.headers.get('content-crs')).uri}>"}
+    if w.etag:
+        headers["ETag"] = w.etag
+    if w.last_modified is not None:
+        headers["Last-Modified"] = _http_date(w.last_modified)
+    if status == 201:
+        headers["Location"] = f"{_base(request)}/collections/{cid}/items/{w.fid}"
+    return Response(json.dumps(w.feature, ensure_ascii=False, default=str).encode(), status_code=status,
+                    media_type=GEOJSON, headers=headers)
+
+
+async def _write(request: Request, work: Callable[[Session, bytes], edit.Written]) -> edit.Written:
+    body = await request.body()
+
+    def run() -> edit.Written:
+        with writing(request) as s:
+            return work(s, body)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/collections/{cid}/items", status_code=201, summary="Create a feature (Part 4): a new object with a "
+             "new code; 201 with Location and ETag", openapi_extra=_feature_body(*edit.FEATURE_TYPES),
+             responses={201: {"description": "created; the body is the feature as stored"}, **_WRITE_ERRORS})
+async def create_item(cid: str, request: Request, p: Principal = Depends(acting_principal),
+                      content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC)
+                      ) -> Response:
+    w = await _write(request, lambda s, body: edit.create(s, p, cid, body, request.headers.get("content-type"),
+                                                          content_crs))
+    return _write_answer(request, cid, w, 201)
+
+
+@router.put("/collections/{cid}/items/{fid}", summary="Replace a feature (Part 4): properties left out are "
+            "removed; a new version", openapi_extra=_feature_body(*edit.FEATURE_TYPES),
+            responses={200: {"description": "replaced; the body is the feature, ETag the new one"}, **_WRITE_ERRORS})
+async def replace_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
+                       content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC),
+                       if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),
+                       if_unmodified_since: str | None = Header(None, alias="If-Unmodified-Since",
+                                                                description=IF_UNMODIFIED_DOC)) -> Response:
+    w = await _write(request, lambda s, body: edit.replace_item(
+        s, p, cid, fid, body, request.headers.get("content-type"), content_crs, if_match, if_unmodified_since))
+    return _write_answer(request, cid, w, 200)
+
+
+@router.patch("/collections/{cid}/items/{fid}", summary="Update a feature (Part 4): a JSON merge patch (RFC 7396) "
+              "of a Feature or of its properties; null removes an attribute",
+              openapi_extra=_feature_body(*edit.PATCH_TYPES),
+              responses={200: {"description": "updated; the body is the feature, ETag the new one"}, **_WRITE_ERRORS})
+async def update_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
+                      content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC),
+                      if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),
+                      if_unmodified_since: str | None = Header(None, alias="If-Unmodified-Since",
+                                                               description=IF_UNMODIFIED_DOC)) -> Response:
+    w = await _write(request, lambda s, body: edit.update_item(
+        s, p, cid, fid, body, request.headers.get("content-type"), content_crs, if_match, if_unmodified_since))
+    return _write_answer(request, cid, w, 200)
+
+
+@router.delete("/collections/{cid}/items/{fid}", status_code=204, summary="Delete a feature (Part 4): the object "
+               "is retired, its code never reused; GET still answers it with status retired",
+               responses={204: {"description": "retired"}, **_WRITE_ERRORS})
+async def delete_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
+                      if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),
+                      if_unmodified_since: str | None = Header(None, alias="If-Unmodified-Since",
+                                                               description=IF_UNMODIFIED_DOC)) -> Response:
+    w = await _write(request, lambda s, _: edit.delete_item(s, p, cid, fid, if_match, if_unmodified_since))
+    return _write_answer(request, cid, w, 204)

@@ -258,15 +258,25 @@ def item(conn: Connection, p: Principal, cid: str, fid: str, crs: str | None = N
     out = parse_crs_uri(crs, "crs")
     g, digits = _output_geometry(layer.geom, out)
     where, params, extra_props = layer.item_where()
-    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}, 0) AS g, {view.props_sql}{extra_props} AS p "
-                          f"FROM {layer.table} WHERE o.code = :f AND {' AND '.join((*where, *view.where))}"),
+    state = ", o.version AS v, o.updated_at AS u" if layer.opens_object else ", NULL AS v, NULL AS u"
+    r = conn.execute(text(f"SELECT o.code AS id, ST_AsGeoJSON({g}, {digits}, 0) AS g, {view.props_sql}{extra_props} AS p"
+                          f"{state} FROM {layer.table} WHERE o.code = :f AND {' AND '.join((*where, *view.where))}"),
                      params | dict(view.params) | {"f": fid}).first()
     if r is None:
         raise E.feature_not_found("featureId", feature=fid)
     geometry = json.loads(r.g)
     if out.srid is None and not out.is_storage:
         geometry = geojson_in(geometry, out)
-    return {"type": "Feature", "id": r.id, "geometry": geometry, "properties": r.p, "crs": out.uri}
+    return {"type": "Feature", "id": r.id, "geometry": geometry, "properties": r.p, "crs": out.uri,
+            "etag": etag(r.v, r.u) if r.v is not None else None, "last_modified": r.u}
+
+
+def etag(version: int, updated_at: dt.datetime) -> str:
+    """The strong entity tag of a registry object's state (OGC API – Features Part 4, optimistic locking): its
+    version, which every write bumps, and the time of that write, so a tag never matches another state even
+    across a database restored from a backup. The same for every CRS and every caller's view of the object,
+    because If-Match compares states: an edit made from a reprojected or redacted copy still names its base."""
+    return f'"v{int(version)}-{int(updated_at.timestamp() * 1_000_000):x}"'
 
 
 def _output_geometry(geom: str, out: Crs) -> tuple[str, int]:

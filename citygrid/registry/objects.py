@@ -209,8 +209,8 @@ def get(conn: Connection, p: Principal, code: str, crs: str | None = None) -> di
 
 
 def _require(conn: Connection, p: Principal, code: str, for_write: bool = True) -> Any:
-    r = conn.execute(text("SELECT uid, code, class_code, status, version, division_code, township_code, "
-                          "village_code FROM city_object WHERE code=:c" + (" FOR UPDATE" if for_write else "")),
+    r = conn.execute(text("SELECT uid, code, class_code, status, version, updated_at, division_code, township_code, "
+                          "village_code, attrs FROM city_object WHERE code=:c" + (" FOR UPDATE" if for_write else "")),
                      {"c": code}).first()
     if r is None or not _readable(p, r):
         raise E.object_not_found("code", code=code)
@@ -224,6 +224,13 @@ def _writable(conn: Connection, p: Principal, code: str, action_zh: str, action_
     cur = _require(conn, p, code)
     rules.require_edit_class(p, _class(cur.class_code), _place_of(cur), action_zh, action_en)
     return cur
+
+
+def lock(s: Session, p: Principal, code: str, action_zh: str, action_en: str) -> Any:
+    """The object's row (version, updated_at, class, place, attrs) locked for a write the caller may make, with
+    the refusals of every write (`_writable`): for callers that check a precondition of their own (OGC API
+    If-Match) before writing through `update` or `retire` in the same transaction."""
+    return _writable(s.connection(), p, code, action_zh, action_en)
 
 
 def query(conn: Connection, p: Principal, *, class_code: str | None = None, division: str | None = None,

@@ -17,26 +17,34 @@ is at least once: a 2xx lost on its way back means the batch comes again, so rec
 `cursor` they have already seen.
 
 Who may: any principal that is logged in may make webhooks for itself; each sees and removes its own (admins
-all). Its URL is called from the server: deployments that must not reach internal addresses put an egress proxy
-or firewall in front (not checked here).
+all). Its URL is called from the server, so it must not become a way into the server's network (SSRF): a URL
+whose host resolves to anything but a public internet address (loopback, private, link-local with the cloud
+metadata address 169.254.169.254, shared 100.64/10 with Alibaba Cloud's 100.100.100.200, unique-local IPv6,
+multicast, unspecified) is refused when the webhook is made (400 webhook_url_forbidden) and again before every
+delivery (a name may be re-pointed later), unless `CITYGRID_WEBHOOK_ALLOW` lists its network or its host name;
+deliveries never follow redirects. What stays possible is a name re-pointed between the check and the connection
+(DNS rebinding within seconds): deployments that must rule that out too put an egress proxy in front.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from citygrid.errors import E
+from citygrid.errors import CitygridError, E, detail
 from citygrid.security import audit, credentials
 from citygrid.security.principal import SYSTEM, Principal
 from citygrid.security.scope import scoped
@@ -62,6 +70,57 @@ def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
     return abs(time.time() - t) <= tolerance and hmac.compare_digest(sign(secret, body, t), header)
 
 
+def _allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: list[str]) -> bool:
+    for entry in allow:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:  # a host name: compared by name in `check_url`
+            continue
+    return False
+
+
+def check_url(url: str) -> None:
+    """Refuse a webhook URL that is not http(s), does not resolve, or resolves to an address that is not on the
+    public internet (any of its addresses: a name with one public and one private address is refused), unless
+    the `webhook_allow` setting lists the host name or the address's network."""
+    def invalid(zh: str, en: str) -> CitygridError:
+        return E.webhook_url_invalid("url", url=url[:200], **detail(zh, en))
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid("应为 http:// 或 https:// 地址", "it must be an http:// or https:// URL")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise invalid("端口无效", "the port is not valid") from exc
+    allow = get_settings().webhook_allow
+    host = parts.hostname.lower().rstrip(".")
+    if host in allow:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise invalid("主机名无法解析", "the host name does not resolve") from exc
+    for info in infos:
+        ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if (not ip.is_global or ip.is_multicast) and not _allowed(ip, allow):
+            raise E.webhook_url_forbidden("url", url=url[:200], address=str(ip))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed delivery: following it would reach a URL nobody checked (`check_url`)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _owner_filter(p: Principal) -> tuple[str, dict[str, Any]]:
     return ("TRUE", {}) if p.is_admin else ("principal_id = :pid", {"pid": p.id})
 
@@ -80,6 +139,7 @@ def create(conn: Connection, p: Principal, url: str, filters: dict[str, str], si
     from citygrid.security import rules
 
     rules.require_login(p, "创建回调", "making webhooks")
+    check_url(url)
     changes.parse_kinds(filters.get("kinds"))
     start = changes.parse_cursor(since) if since is not None else None  # None: from now on
     cursor = str(start) if start is not None else changes.page(conn, p, None)["cursor"]
@@ -123,7 +183,11 @@ def _post(url: str, body: bytes, secret: str) -> str | None:
     req = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "citygrid-webhook", "X-Citygrid-Signature": sign(secret, body)})
     try:
-        with urllib.request.urlopen(req, timeout=get_settings().webhook_timeout) as r:  # noqa: S310 - owner's URL
+        check_url(url)
+    except CitygridError as e:
+        return e.message_en[:300]
+    try:
+        with _OPENER.open(req, timeout=get_settings().webhook_timeout) as r:
             return None if 200 <= r.status < 300 else f"HTTP {r.status}"
     except urllib.error.HTTPError as e:
         return f"HTTP {e.code}"
