@@ -6,11 +6,13 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from api.deps import acting_principal, conn, current_principal, writing
+from api.web import render
 from citygrid.errors import E
 from citygrid.geo import parse_bbox_in
 from citygrid.registry import objects
@@ -101,6 +103,12 @@ def get_object(code: str, expand: str | None = Query(None, max_length=100, descr
                crs: str | None = Query(None, max_length=100, description="CRS of the geometry: " + CRS_DOC),
                c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
     return view.expanded(c, p, _code(code), view.parse_expand(expand), crs)
+
+
+@router.get("/{code}/page", response_class=HTMLResponse, summary="The object page: the one-page view for a person "
+            "(links, addresses, grids, history, lineage), as the caller may see it")
+def page(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> HTMLResponse:
+    return HTMLResponse(render("object.html", **view.page(c, p, _code(code))))
 
 
 @router.patch("/{code}", summary="Update: a new version, the old one kept in history")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from citygrid.catalog import get_catalog
 from citygrid.errors import E
 from citygrid.registry import objects
 from citygrid.security.principal import Principal
@@ -48,3 +50,16 @@ def expanded(conn: Connection, p: Principal, code: str, expand: list[str], crs: 
         lin = objects.lineage(conn, p, code)
         obj["lineage"] = {"parents": lin["parents"], "children": lin["children"]}
     return obj
+
+
+def page(conn: Connection, p: Principal, code: str) -> dict[str, Any]:
+    """What the object page (`/objects/{code}/page`) shows a person: the same as every expansion, cut to the
+    caller's rights by the same functions, with the catalog's labels for attribute names and a point to show."""
+    obj = expanded(conn, p, code, list(EXPANDS))
+    cls = get_catalog().get(obj["class_code"])
+    labels = {a.field: a.label for a in cls.attributes} if cls else {}
+    point = None
+    if obj.get("geometry"):
+        rep = shape(obj["geometry"]).representative_point()
+        point = (rep.x, rep.y)
+    return {"obj": obj, "labels": labels, "point": point}
