@@ -157,3 +157,30 @@ def test_webhook_allow_list_and_unresolvable_hosts(client: TestClient, admin_hea
     finally:
         os.environ["CITYGRID_WEBHOOK_ALLOW"] = "127.0.0.1/32"
         get_settings.cache_clear()
+
+
+def test_secrets_are_sealed_at_rest_and_leftover_plaintext_is_sealed_at_start(
+        client: TestClient, engine: Engine, admin_headers: dict[str, str]) -> None:
+    from sqlalchemy import text
+
+    from citygrid.security import crypto
+
+    r = client.post("/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=admin_headers)
+    hook, secret = r.json()["id"], r.json()["secret"]
+    with engine.connect() as c:
+        row = c.execute(text("SELECT secret, secret_enc, secret_kid FROM webhook WHERE id = :i"), {"i": hook}).one()
+    assert row.secret is None and row.secret_kid and secret.encode() not in bytes(row.secret_enc)
+    assert crypto.open_secret(row.secret_enc) == secret
+    with engine.begin() as c:  # a webhook as made before migration 0022: plaintext, under a NOT VALID check
+        with pytest.raises(Exception, match="webhook_no_plaintext"), c.begin_nested():
+            c.execute(text("UPDATE webhook SET secret = 'x' WHERE id = :i"), {"i": hook})
+        c.execute(text("ALTER TABLE webhook DROP CONSTRAINT webhook_no_plaintext"))
+        c.execute(text("UPDATE webhook SET secret = 'before-0022', secret_enc = NULL, secret_kid = NULL "
+                       "WHERE id = :i"), {"i": hook})
+        c.execute(text("ALTER TABLE webhook ADD CONSTRAINT webhook_no_plaintext CHECK (secret IS NULL) NOT VALID"))
+    assert crypto.seal_leftovers(engine) >= 1
+    with engine.connect() as c:
+        row = c.execute(text("SELECT secret, secret_enc FROM webhook WHERE id = :i"), {"i": hook}).one()
+        valid = c.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = 'webhook_no_plaintext'")).scalar()
+    assert row.secret is None and crypto.open_secret(row.secret_enc) == "before-0022" and valid is True
+    assert crypto.seal_leftovers(engine) == 0

@@ -344,14 +344,17 @@ class Webhook(Base):
     """A principal's follower of the change feed that citygrid runs (`citygrid/sharing/webhooks.py`, 0018): each
     batch after `cursor`, filtered like `/changes` for that principal, is POSTed to `url` signed with `secret`
     (HMAC-SHA256); failures are retried with a growing pause, and after the last one the batch goes to
-    `webhook_dead`."""
+    `webhook_dead`. The secret is sealed at rest (`secret_enc` under key `secret_kid`, 0022); `secret` only held
+    plaintext before that migration and stays empty (checked)."""
 
     __tablename__ = "webhook"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     principal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("principal.id", ondelete="CASCADE"),
                                                     nullable=False)
     url: Mapped[str] = mapped_column(Text, nullable=False)
-    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    secret: Mapped[str | None] = mapped_column(Text)
+    secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    secret_kid: Mapped[str | None] = mapped_column(Text)
     filters: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     cursor: Mapped[str] = mapped_column(Text, nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
@@ -361,7 +364,12 @@ class Webhook(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    __table_args__ = (Index("webhook_due_idx", "next_attempt_at", postgresql_where=text("active")),)
+    __table_args__ = (
+        Index("webhook_due_idx", "next_attempt_at", postgresql_where=text("active")),
+        Index("webhook_secret_kid_idx", "secret_kid"),
+        CheckConstraint("secret_enc IS NULL OR secret_kid IS NOT NULL", name="webhook_secret_kid"),
+        CheckConstraint("secret IS NULL", name="webhook_no_plaintext"),
+    )
 
 
 class WebhookDead(Base):

@@ -23,6 +23,10 @@ start `seal_leftovers` (called by `citygrid/db/bootstrap.py`) encrypts such rows
 validates the check, after which the start-up cost is one catalogue lookup. The empty plaintext columns are
 dropped by a later migration, once every deployment has run this one.
 
+**Webhook secrets** (migration 0022) are sealed the same way (`seal_secret`, field "webhook_secret", key id in
+`webhook.secret_kid`): whoever reads one can sign batches its receiver will trust. Leftover plaintext from before
+0022 is sealed at start like person rows, rotation re-seals them, and a key that still seals one is not retired.
+
 **Rotation** (`citygrid crypto rotate`): the keyring gets a new active key (`keys.rotate`), then `reencrypt`
 re-seals every row not under it, in batches of its own transactions with progress in the job table, so an
 interrupted run is resumed by `citygrid crypto reencrypt`. Old keys stay in the ring until
@@ -178,24 +182,69 @@ def _pass(engine: Engine, where: str, stage: str, progress: Progress | None) -> 
     return done
 
 
+WEBHOOK_SECRET = "webhook_secret"  # the field name bound into a webhook secret's ciphertext
+
+
+def seal_secret(secret: str) -> tuple[bytes, str]:
+    """A webhook secret sealed under the active key, and that key's id (for `webhook.secret_kid`)."""
+    ring = keys.current()
+    return encrypt(secret, WEBHOOK_SECRET, ring), ring.active
+
+
+def open_secret(sealed: bytes | None, plain: str | None = None) -> str:
+    """A webhook's secret: from its sealed form, or the plaintext a row from before 0022 still holds."""
+    if sealed is not None:
+        return decrypt(sealed, WEBHOOK_SECRET)
+    if plain is None:
+        raise E.pii_corrupt(WEBHOOK_SECRET)
+    return plain
+
+
+_WEBHOOK_WORK = "(secret IS NOT NULL OR (secret_enc IS NOT NULL AND secret_kid IS DISTINCT FROM :active))"
+
+
+def _webhook_pass(engine: Engine, where: str) -> int:
+    """Re-seal the webhook secrets matching `where` under the active key (a handful of rows: one transaction)."""
+    active = keys.current(every=0).active
+    with engine.begin() as c:
+        rows = c.execute(text(f"SELECT id, secret, secret_enc FROM webhook WHERE {where} ORDER BY id FOR UPDATE"),
+                         {"active": active}).all()
+        for r in rows:
+            sealed, kid = seal_secret(open_secret(r.secret_enc, r.secret))
+            c.execute(text("UPDATE webhook SET secret = NULL, secret_enc = :e, secret_kid = :k WHERE id = :id"),
+                      {"e": sealed, "k": kid, "id": r.id})
+    return len(rows)
+
+
 def reencrypt(engine: Engine, progress: Progress | None = None) -> dict[str, Any]:
-    """Every person row under the active key (and no plaintext left); safe to run again at any time."""
+    """Every person row and webhook secret under the active key (and no plaintext left); safe to run again at
+    any time."""
     n = _pass(engine, _NEEDS_WORK, "re-encrypt persons", progress)
+    hooks = _webhook_pass(engine, _WEBHOOK_WORK)
     with engine.connect() as c:
-        return {"active": keys.current().active, "rewritten": n} | status(c)
+        return {"active": keys.current().active, "rewritten": n, "webhooks_rewritten": hooks} | status(c)
+
+
+def _validated(engine: Engine, table: str, constraint: str) -> bool | None:
+    with engine.connect() as c:
+        valid = c.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = :n AND conrelid = "
+                               "CAST(:t AS regclass)"), {"n": constraint, "t": table}).scalar()
+    return None if valid is None else bool(valid)
 
 
 def seal_leftovers(engine: Engine) -> int:
-    """Encrypt rows still holding plaintext from before migration 0015, then validate the check that keeps the
-    plaintext columns empty. Once validated, this is one catalogue lookup."""
-    with engine.connect() as c:
-        valid = c.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = 'person_no_plaintext' "
-                               "AND conrelid = 'person'::regclass")).scalar()
-    if valid is None or valid:
-        return 0
-    n = _pass(engine, _PLAINTEXT, "encrypt personal fields", None)
-    with engine.begin() as c:
-        c.execute(text("ALTER TABLE person VALIDATE CONSTRAINT person_no_plaintext"))
+    """Encrypt rows still holding plaintext from before migrations 0015 (persons) and 0022 (webhook secrets),
+    then validate the checks that keep the plaintext columns empty. Once validated, this is two catalogue
+    lookups."""
+    n = 0
+    if _validated(engine, "person", "person_no_plaintext") is False:
+        n += _pass(engine, _PLAINTEXT, "encrypt personal fields", None)
+        with engine.begin() as c:
+            c.execute(text("ALTER TABLE person VALIDATE CONSTRAINT person_no_plaintext"))
+    if _validated(engine, "webhook", "webhook_no_plaintext") is False:
+        n += _webhook_pass(engine, "secret IS NOT NULL")
+        with engine.begin() as c:
+            c.execute(text("ALTER TABLE webhook VALIDATE CONSTRAINT webhook_no_plaintext"))
     return n
 
 
@@ -221,11 +270,13 @@ def retire_key(engine: Engine, kid: str) -> dict[str, Any]:
                                  "(id_number_enc IS NOT NULL OR phone_enc IS NOT NULL))"), {"k": kid}).scalar_one()
         api_keys = c.execute(text("SELECT count(*) FROM api_key WHERE hash_kid = :k AND revoked_at IS NULL AND "
                                   "(expires_at IS NULL OR expires_at > now())"), {"k": kid}).scalar_one()
-    if persons or api_keys:
+        hooks = c.execute(text("SELECT count(*) FROM webhook WHERE secret_kid = :k"), {"k": kid}).scalar_one()
+    if persons or api_keys or hooks:
         raise E.key_in_use("kid", kid=kid, uses_zh=f"{persons} 条人口记录（先运行 citygrid crypto reencrypt），"
-                           f"{api_keys} 个有效 API 密钥（重新签发后吊销）",
+                           f"{api_keys} 个有效 API 密钥（重新签发后吊销），{hooks} 个回调密钥（同样先 reencrypt）",
                            uses_en=f"{persons} person rows (run citygrid crypto reencrypt first), {api_keys} live "
-                           "API keys (issue new ones, then revoke these)")
+                           f"API keys (issue new ones, then revoke these), {hooks} webhook secrets (reencrypt "
+                           "re-seals them too)")
     if get_settings().keyring:  # not ours to edit
         return {"verified": kid, "note": "no row or live API key uses it: remove it from CITYGRID_KEYRING"}
     keys.retire(kid)

@@ -45,7 +45,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from citygrid.errors import CitygridError, E, detail
-from citygrid.security import audit, credentials
+from citygrid.security import audit, credentials, crypto
 from citygrid.security.principal import SYSTEM, Principal
 from citygrid.security.scope import scoped
 from citygrid.settings import get_settings
@@ -144,9 +144,10 @@ def create(conn: Connection, p: Principal, url: str, filters: dict[str, str], si
     start = changes.parse_cursor(since) if since is not None else None  # None: from now on
     cursor = str(start) if start is not None else changes.page(conn, p, None)["cursor"]
     secret = secrets.token_urlsafe(32)
-    r = conn.execute(text("INSERT INTO webhook (principal_id, url, secret, filters, cursor) VALUES (:p, :u, :s, "
-                          "CAST(:f AS jsonb), :c) RETURNING " + _COLS),
-                     {"p": p.id, "u": url, "s": secret, "f": json.dumps(filters), "c": cursor}).one()
+    sealed, kid = crypto.seal_secret(secret)  # at rest only sealed (0022): it signs what receivers trust
+    r = conn.execute(text("INSERT INTO webhook (principal_id, url, secret_enc, secret_kid, filters, cursor) VALUES "
+                          "(:p, :u, :s, :k, CAST(:f AS jsonb), :c) RETURNING " + _COLS),
+                     {"p": p.id, "u": url, "s": sealed, "k": kid, "f": json.dumps(filters), "c": cursor}).one()
     audit.record(conn, p, "webhook_create", str(r.id), detail={"url": url, "filters": filters})
     return _view(r) | {"secret": secret}
 
@@ -215,7 +216,7 @@ def deliver(engine: Engine, hook_id: int, force: bool = False) -> str:
 
 def _attempt(c: Connection, hook_id: int, force: bool) -> str:
     s = get_settings()
-    h = c.execute(text("SELECT id, principal_id, url, secret, filters, cursor, attempts, active, "
+    h = c.execute(text("SELECT id, principal_id, url, secret, secret_enc, filters, cursor, attempts, active, "
                        "next_attempt_at <= now() AS due FROM webhook WHERE id = :id"), {"id": hook_id}).first()
     if h is None or not h.active or not (h.due or force):
         return "idle"
@@ -238,7 +239,7 @@ def _attempt(c: Connection, hook_id: int, force: bool) -> str:
     body = json.dumps({"webhook": hook_id, "entries": page["entries"], "cursor": page["cursor"]},
                       ensure_ascii=False, default=str).encode()
     c.rollback()
-    error = _post(h.url, body, h.secret)
+    error = _post(h.url, body, crypto.open_secret(h.secret_enc, h.secret))
     scoped(c, SYSTEM)
     if error is None:
         c.execute(text("UPDATE webhook SET cursor = :c, attempts = 0, last_error = NULL, next_attempt_at = now(), "
