@@ -9,11 +9,13 @@
    writer's commit returning to the follower holding the entry (p50/p95/max). Then the same with writers that
    only insert links (the feed's own capacity: no validation, audit chain or grid assignment in the way).
 3. Catching up: the follower reads the whole backlog from the start, 1,000 a page: entries/s.
-4. Links at --links (default 200,000) on --objects objects (bulk-created): `links.links_of` by code and
-   `links.find` by foreign record, p50/p95 over 500 random lookups each.
+4. Links at --links (default 1,000,000) on --objects objects (default 100,000, bulk-created; ten links an
+   object on average): `links.links_of` by code and `links.find` by foreign record, p50/p95 over 500 random
+   lookups each. The links are made by SQL (generate_series, in transactions of 250,000, each row still through
+   the feed trigger), so a million cost about a minute; they stay in the scratch database for the next run.
 
     .venv/bin/python bench/changes.py [--url postgresql+psycopg://owner@host/db] [--writers 4] [--seconds 10]
-        [--links 200000] [--objects 20000]
+        [--links 1000000] [--objects 100000] [--stages feed,catchup,links]
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def catch_up(engine: Engine) -> None:
 
     with engine.connect() as c:
         total = c.execute(text("SELECT count(*) FROM change_log")).scalar_one()
-        cursor = changes.START
+        cursor: changes.Cursor | None = changes.START
         n = 0
         t0 = time.perf_counter()
         while True:
@@ -183,23 +185,33 @@ def links_at_scale(engine: Engine, n_links: int, n_objects: int) -> None:
 
     with engine.connect() as c:
         have = c.execute(text("SELECT count(*) FROM link WHERE system LIKE 'bench-%'")).scalar_one()
+        codes = list(c.execute(text("SELECT code FROM city_object WHERE created_by = 'bench-links' ORDER BY code"))
+                     .scalars())
     if have < n_links:
         cls = next(k for k in get_catalog().classes.values() if k.name == "路灯")
-        log(f"bulk-creating {n_objects} objects and {n_links} links …")
-        with Session(engine) as s:
-            rnd = random.Random(1)
-            codes = bulk_create(s, system_as("bench-links"), cls.code, "420281", [
-                BulkItem(Point(114.95 + rnd.random() * 0.05, 30.08 + rnd.random() * 0.04), {"state": "完好"})
-                for _ in range(n_objects)])
-            s.execute(text(
-                "INSERT INTO link (code, system, record_id, title, payload, created_by) "
-                "SELECT (CAST(:codes AS text[]))[1 + i % :n], 'bench-' || (i % 8), 'r' || i, '记录 ' || i, "
-                "jsonb_build_object('i', i), 'bench' FROM generate_series(1, :m) i"),
-                {"codes": codes, "n": len(codes), "m": n_links})
-            s.commit()
+        t0 = time.perf_counter()
+        if len(codes) < n_objects:
+            log(f"bulk-creating {n_objects - len(codes)} objects …")
+            with Session(engine) as s:
+                rnd = random.Random(1)
+                codes += bulk_create(s, system_as("bench-links"), cls.code, "420281", [
+                    BulkItem(Point(114.95 + rnd.random() * 0.05, 30.08 + rnd.random() * 0.04), {"state": "完好"})
+                    for _ in range(n_objects - len(codes))])
+                s.commit()
+        step = 250_000
+        for start in range(have + 1, n_links + 1, step):  # record ids r<i> continue where the last run stopped
+            end = min(start + step - 1, n_links)
+            log(f"links {start:,}–{end:,} of {n_links:,} …")
+            with engine.begin() as c:
+                c.execute(text(
+                    "INSERT INTO link (code, system, record_id, title, payload, created_by) "
+                    "SELECT (CAST(:codes AS text[]))[1 + i % :n], 'bench-' || (i % 8), 'r' || i, '记录 ' || i, "
+                    "jsonb_build_object('i', i), 'bench' FROM generate_series(CAST(:a AS int), CAST(:b AS int)) i"),
+                    {"codes": codes, "n": len(codes), "a": start, "b": end})
         with engine.connect() as c:
             c.execute(text("ANALYZE link"))
             c.commit()
+        print(f"made {n_links - have:,} links on {len(codes):,} objects in {time.perf_counter() - t0:.1f} s")
     with engine.connect() as c:
         rows = c.execute(text("SELECT code, system, record_id FROM link WHERE system LIKE 'bench-%' "
                               "ORDER BY random() LIMIT 500")).all()
@@ -221,17 +233,22 @@ def main() -> None:
     ap.add_argument("--url")
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--links", type=int, default=200_000)
-    ap.add_argument("--objects", type=int, default=20_000)
+    ap.add_argument("--links", type=int, default=1_000_000)
+    ap.add_argument("--objects", type=int, default=100_000)
+    ap.add_argument("--stages", default="feed,catchup,links", help="comma list of: feed, catchup, links")
     a = ap.parse_args()
+    stages = {x.strip() for x in a.stages.split(",")}
     from citygrid.db.engine import engine_for
 
     url = setup(a.url)
     engine = engine_for(url)
-    feed_under_writers(engine, a.writers, a.seconds, "registry")
-    feed_under_writers(engine, a.writers, a.seconds, "links")
-    catch_up(engine)
-    links_at_scale(engine, a.links, a.objects)
+    if "feed" in stages:
+        feed_under_writers(engine, a.writers, a.seconds, "registry")
+        feed_under_writers(engine, a.writers, a.seconds, "links")
+    if "catchup" in stages:
+        catch_up(engine)
+    if "links" in stages:
+        links_at_scale(engine, a.links, a.objects)
 
 
 if __name__ == "__main__":
