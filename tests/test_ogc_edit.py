@@ -269,3 +269,61 @@ def test_owslib_creates_updates_and_deletes_with_a_key_and_is_refused_without(
     finally:
         ogcapi.REQUEST_HEADERS.clear()
         ogcapi.REQUEST_HEADERS.update(saved)
+
+
+def test_two_editors_with_one_etag_one_wins_the_other_gets_412(live_server: str, editor: dict, engine: Engine,
+                                                                pt: tuple) -> None:
+    """Concurrent PATCHes over HTTP carrying the same If-Match: the row lock makes them take turns, so exactly one
+    writes and the other is refused (no lost update)."""
+    import threading
+
+    import httpx
+
+    with httpx.Client(base_url=live_server, headers=editor, timeout=30) as http:
+        r = http.post(COL, json=_feature(*pt))
+        assert r.status_code == 201, r.text
+        code, tag = r.json()["id"], r.headers["etag"]
+        statuses: dict[str, int] = {}
+        start = threading.Barrier(2)
+
+        def edit(state: str) -> None:
+            start.wait()
+            statuses[state] = http.patch(f"{COL}/{code}", json={"state": state}, headers={"If-Match": tag}).status_code
+
+        threads = [threading.Thread(target=edit, args=(s,)) for s in ("破损", "丢失")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(statuses.values()) == [200, 412], statuses
+    winner = next(s for s, code_ in statuses.items() if code_ == 200)
+    row = _stored(engine, code)
+    assert row.version == 2 and row.attrs["state"] == winner
+
+
+def test_editing_a_redacted_copy_keeps_what_the_caller_could_not_see(
+        client: TestClient, caller: Callable[..., Caller], admin_headers: dict, engine: Engine, pt: tuple) -> None:
+    """A department below the personal grant and L3 sees owner fields masked and the certificate number not at all:
+    putting its copy back changes what it changed and neither wipes nor overwrites the rest with masks."""
+    house = "050201"
+    r = client.post("/objects", json={"class_code": house, "geometry": {"type": "Point", "coordinates": list(pt)},
+                                      "division_code": "420281", "attrs": {
+                                          "house_use": "自住", "owner_name": "张三丰", "owner_phone": "13812345678",
+                                          "certificate_no": "鄂(2024)大冶市不动产权第0001号"}}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    police = caller("department:public_security@420281", clearance="L2").headers
+    got = client.get(f"/ogc/collections/class-{house}/items/{code}", headers=police)
+    assert got.status_code == 200, got.text
+    props = got.json()["properties"]
+    assert props["owner_phone"] == "138****5678" and "certificate_no" not in props
+    copy = {"type": "Feature", "geometry": got.json()["geometry"], "properties": props | {"house_use": "出租"}}
+    r = client.put(f"/ogc/collections/class-{house}/items/{code}", json=copy,
+                   headers=police | {"If-Match": got.headers["etag"]})
+    assert r.status_code == 200, r.text
+    attrs = _stored(engine, code).attrs
+    assert attrs["house_use"] == "出租" and attrs["owner_phone"] == "13812345678" and attrs["owner_name"] == "张三丰"
+    assert attrs["certificate_no"] == "鄂(2024)大冶市不动产权第0001号"
+    r = client.patch(f"/ogc/collections/class-{house}/items/{code}", json={"owner_phone": "13900000000"},
+                     headers=police)
+    assert r.status_code == 200 and _stored(engine, code).attrs["owner_phone"] == "13900000000"  # may write it
