@@ -184,3 +184,46 @@ def test_secrets_are_sealed_at_rest_and_leftover_plaintext_is_sealed_at_start(
         valid = c.execute(text("SELECT convalidated FROM pg_constraint WHERE conname = 'webhook_no_plaintext'")).scalar()
     assert row.secret is None and crypto.open_secret(row.secret_enc) == "before-0022" and valid is True
     assert crypto.seal_leftovers(engine) == 0
+
+
+def test_deliveries_do_not_follow_redirects(client: TestClient, engine: Engine, receiver: Receiver,
+                                            caller: Callable[..., Any]) -> None:
+    """A receiver that answers 302 towards another address (here: a second local server standing in for an
+    internal service; urllib would follow a 302 with a GET) gets a failed delivery; nothing reaches the target."""
+    reached: list[str] = []
+
+    class Target(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            reached.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Target)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{target.server_address[1]}/internal")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        owner = caller(f"department:{LAMP.department.id}@420281")
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        hook = client.post("/webhooks", json={"url": url, "class": LAMP.code}, headers=owner.headers).json()["id"]
+        _make(engine)
+        assert webhooks.deliver(engine, hook, force=True) == "failed"
+        state = client.get("/webhooks", headers=owner.headers).json()["webhooks"][0]
+        assert state["last_error"] == "HTTP 302" and reached == []
+    finally:
+        server.shutdown()
+        target.shutdown()
