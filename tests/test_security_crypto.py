@@ -267,3 +267,30 @@ def test_a_row_under_a_removed_key_fails_loudly(client: TestClient, engine: Engi
     finally:
         with engine.begin() as c:
             c.execute(text("DELETE FROM person WHERE id = :i"), {"i": pid})
+
+
+def test_webhook_secrets_follow_a_rotation(client: TestClient, engine: Engine, own_keyring: Path,
+                                          admin_headers: dict[str, str]) -> None:
+    """A webhook secret sealed under a key keeps that key from being retired until `reencrypt` re-seals it, and
+    opens to the same secret afterwards (its receiver's check keeps working)."""
+    old = keys.rotate().active
+    r = client.post("/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    hook, secret = r.json()["id"], r.json()["secret"]
+    with engine.connect() as c:
+        assert c.execute(text("SELECT secret_kid FROM webhook WHERE id = :i"), {"i": hook}).scalar_one() == old
+    new = keys.rotate().active
+    crypto.reencrypt(engine)  # persons and webhook secrets under `new`
+    with engine.connect() as c:
+        row = c.execute(text("SELECT secret_enc, secret_kid FROM webhook WHERE id = :i"), {"i": hook}).one()
+    assert row.secret_kid == new and crypto.kid_of(row.secret_enc) == new and crypto.open_secret(row.secret_enc) == secret
+    with engine.begin() as c:  # put it back under `old`, as a webhook made before the rotation would still be
+        sealed = crypto.encrypt(secret, crypto.WEBHOOK_SECRET, keys.Keyring(old, keys.get_keyring().keys))
+        c.execute(text("UPDATE webhook SET secret_enc = :e, secret_kid = :k WHERE id = :i"),
+                  {"e": sealed, "k": old, "i": hook})
+    with pytest.raises(CitygridError) as used:
+        crypto.retire_key(engine, old)
+    assert used.value.error_code == "key_in_use" and "1 webhook secrets" in used.value.message_en
+    crypto.reencrypt(engine)
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM webhook WHERE secret_kid = :k"), {"k": old}).scalar_one() == 0
