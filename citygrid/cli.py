@@ -174,7 +174,9 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
     stop = _webhooks_in_background(url)
     try:
-        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+        # forwarded headers are read by api/proxy.py from CITYGRID_FORWARDED_ALLOW_IPS, not by uvicorn (which ignores
+        # the forwarded host)
+        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info", proxy_headers=False)
     finally:
         stop.set()
 
