@@ -223,6 +223,8 @@ class E:
                                  "unsupported filter-lang {lang!r}; use cql2-text or cql2-json")
     tile_out_of_range = _e("tile_out_of_range", "瓦片坐标超出范围：{z}/{x}/{y}", "tile {z}/{x}/{y} is outside the tile matrix")
     layer_not_found = _e("layer_not_found", "图层 {layer} 不存在", "layer {layer} not found", "not_found")
+    glyph_range = _e("glyph_range", "字形范围 {range} 无效：应为 256 个码位一段，如 0-255",
+                     "glyph range {range} is invalid: a block of 256 code points such as 0-255")
 
     # --- aggregation: counts, sums and averages by area, with small groups suppressed --------------------------
     stat_invalid = _e("stat_invalid", "stat 只能是 count、sum 或 avg", "stat must be count, sum or avg")

@@ -289,3 +289,55 @@ def test_docs_and_door_plate_pages_work_under_their_csp(server: str, browser: Ch
                and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
     assert not foreign, f"the page left localhost: {foreign}"
     assert not b.problems(), b.problems()
+
+
+def test_map_opens_on_the_county_with_outlines_names_roads_and_buildings(server: str, browser: Chromium,  # noqa: ANN001
+                                                                         engine, demo_county: dict, tmp_path: Path
+                                                                         ) -> None:
+    """The first impression: no layer to switch on before a cadre sees where they are. The map opens fitted to
+    the county, with township and village outlines and names drawn from citygrid's own division tiles, and roads
+    and buildings on; labels use glyphs served by citygrid (nothing from elsewhere)."""
+    from sqlalchemy import text
+
+    b = browser
+    b.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+    b.open(f"{server}/map")
+    b.wait_for("document.body && document.body.dataset.ready === '1'", timeout=60)
+    lon, lat = b.js("citygridMap.getCenter().toArray()")
+    assert 114.5 < lon < 115.2 and 29.85 < lat < 30.33
+    assert 8.5 <= b.js("citygridMap.getZoom()") <= 11  # the whole county, not the world and not one street
+    # roads and buildings are on without asking, ticked in the layer list
+    for layer in ("class-020101", "class-050101"):
+        assert b.js(f"document.querySelector('input[data-layer=\"{layer}\"]').checked"), layer
+    rendered = ("(ids) => ids.map(id => citygridMap.queryRenderedFeatures({layers: [id]}).length)")
+    object_layers = b.js("citygridMap.getStyle().layers.filter(l => l.source === 'class-020101' || "
+                         "l.source === 'class-050101').map(l => l.id)")
+    assert len(object_layers) >= 2
+    b.wait_for(f"({rendered})({json.dumps(object_layers)}).every(n => n > 0)", timeout=60)
+    base = ["township-line", "village-line", "township-label", "village-label"]
+    b.wait_for(f"({rendered})({json.dumps(base)}).every(n => n > 0)", timeout=60)
+    with engine.connect() as c:
+        names = {r.level: set(r.names) for r in c.execute(text(
+            "SELECT level, array_agg(coalesce(short_name, name)) AS names FROM division WHERE code LIKE '420281%' AND level IN (4, 5) "
+            "GROUP BY level"))}
+    shown = {lvl: set(b.js(f"citygridMap.queryRenderedFeatures({{layers: ['{lvl}-label']}})"
+                           ".map(f => f.properties.short_name || f.properties.name)")) for lvl in ("township", "village")}
+    assert shown["township"] and shown["township"] <= names[4]
+    assert shown["village"] and shown["village"] <= names[5]
+    assert len(shown["township"]) >= len(names[4]) // 2  # most townships are named at once
+    shot = base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "first-impression.png").write_bytes(shot)
+    assert _png_size(shot) == (WIDTH, HEIGHT)
+    # digits and Latin letters in a label: glyphs come from /glyphs on this server and the label is placed
+    b.js("citygridMap.addSource('probe', {type: 'geojson', data: {type: 'Feature', properties: {},"
+         f"geometry: {{type: 'Point', coordinates: [{lon}, {lat}]}}}}}});"
+         "citygridMap.addLayer({id: 'probe', type: 'symbol', source: 'probe', layout: {'text-field': 'G106 大冶 12号',"
+         "'text-font': ['citygrid Sans'], 'text-allow-overlap': true, 'text-ignore-placement': true}}); true")
+    b.wait_for("citygridMap.queryRenderedFeatures({layers: ['probe']}).length > 0", timeout=30)
+    assert any("/glyphs/citygrid%20Sans/0-255.pbf" in u or "/glyphs/citygrid Sans/0-255.pbf" in u for u in b.urls())
+    assert httpx.get(f"{server}/glyphs/x/1-5.pbf").json()["error_code"] == "glyph_range"
+    foreign = [u for u in b.urls() if urlsplit(u).scheme not in ("data", "blob")
+               and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+    assert not foreign, f"the page left localhost: {foreign}"
+    assert not b.problems(), b.problems()
+    assert not b.csp_violations(), b.csp_violations()
