@@ -45,10 +45,10 @@ def _field(num: int, value: int | bytes, signed: bool = False) -> bytes:
 
 @lru_cache(maxsize=1)
 def _font(path: str) -> tuple[ImageFont.FreeTypeFont, frozenset[int]]:
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # fpdf2's dependency, untyped
 
     kw = {"fontNumber": 0} if path.endswith((".ttc", ".otc")) else {}
-    with TTFont(path, lazy=True, **kw) as tt:  # type: ignore[arg-type]
+    with TTFont(path, lazy=True, **kw) as tt:
         cmap = frozenset(tt.getBestCmap())
     return ImageFont.truetype(path, SIZE, index=0), cmap
 
@@ -71,15 +71,16 @@ def _sdf(alpha: np.ndarray) -> np.ndarray:
     elif not len(ins):
         d[:] = RADIUS
     v = 255 - 255 * (d / RADIUS + CUTOFF)
-    return np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    return out
 
 
 def _glyph(font: ImageFont.FreeTypeFont, cp: int) -> bytes:
     ch = chr(cp)
     advance = round(font.getlength(ch))
-    x0, y0, x1, y1 = font.getbbox(ch)  # relative to the ascender line ("la" anchor)
+    x0, y0, x1, y1 = (int(v) for v in font.getbbox(ch))  # relative to the ascender line ("la" anchor)
     w, h = x1 - x0, y1 - y0
-    ascent = font.getmetrics()[0]
+    ascent = int(font.getmetrics()[0])
     out = _field(1, cp)
     if w > 0 and h > 0:
         img = Image.new("L", (w, h), 0)
