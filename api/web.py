@@ -76,7 +76,8 @@ def install(app: FastAPI) -> None:
              "reviewers approve (the data comes from /submissions with the logged-in token)")
     def survey_page() -> HTMLResponse:
         classes = [{"code": c.code, "name": c.name} for c in get_catalog().classes.values()]
-        return HTMLResponse(render("survey.html", classes=classes), headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(render("survey.html", classes=classes, maplibre_missing=lib is None),
+                            headers={"Cache-Control": "no-cache"})
 
     @app.get("/glyphs/{fontstack}/{block}.pbf", tags=["tiles"], summary="Map label glyphs (SDF protobuf, 256 "
              "code points) made from the server's CJK font, so map labels need no glyph server",
