@@ -78,8 +78,11 @@ def collect(c: Connection, p: Principal, base_url: str, village: str | None = No
             raise E.division_not_found("village", code=village)
         rules.require_print_plates(p, d.code)
         rows = c.execute(text(
-            "SELECT n.code, n.level, n.name, n.full_name, coalesce(pa.name, '') AS line FROM addr_node n "
-            "LEFT JOIN addr_node pa ON pa.id = n.parent_id WHERE n.level = 'door' AND n.village_code = :v "
+            # the line above the number: the road, or the village and its group (三组 alone says nothing)
+            "SELECT n.code, n.level, n.name, n.full_name, CASE WHEN pa.level = 'village_group' "
+            "THEN coalesce(v.short_name, v.name, '') || pa.name ELSE coalesce(pa.name, '') END AS line "
+            "FROM addr_node n LEFT JOIN addr_node pa ON pa.id = n.parent_id "
+            "LEFT JOIN division v ON v.code = n.village_code WHERE n.level = 'door' AND n.village_code = :v "
             "AND n.status = 'active' ORDER BY pa.name, n.number NULLS LAST, n.name, n.code"), {"v": d.code}).all()
         place_code, place_name, field = d.code, d.name, "village"
     else:
