@@ -386,8 +386,9 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     b.js("{ const s = document.getElementById('upload-class'); s.value = '010101'; s.dispatchEvent(new Event('change')); }")
     assert b.js("document.getElementById('template-link').getAttribute('href')") == "/templates/010101.xlsx"
     # one object by clicking on the map, with the form made from the class's attribute table
+    assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"
     b.js("document.getElementById('add-start').click()")
-    b.wait_for("!document.getElementById('add-form').hidden && "
+    b.wait_for("getComputedStyle(document.getElementById('add-form')).display !== 'none' && "
                "!!document.querySelector('#add-fields select[data-key=\"state\"]')")
     assert "状态 *" in b.js("document.getElementById('add-fields').innerText")  # required, from the catalog
     b.js(f"new Promise(r => {{ surveyMap.once('idle', () => r(true)); surveyMap.jumpTo({{center: [{x}, {y}], zoom: 16}}); }})")
@@ -400,7 +401,8 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
          "document.getElementById('add-form').requestSubmit()")
     b.wait_for("document.querySelectorAll('#rows tr[data-row]').length === 1 && "
                "document.querySelector('#rows tr[data-row=\"2\"] td:nth-child(2)').textContent === '井盖丙'", timeout=30)
-    assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0 and b.js("document.getElementById('add-form').hidden")
+    assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0
+    assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"  # closed once sent
     added = b.js("surveyMap.getSource('rows').serialize().data.features[0].geometry.coordinates")
     assert abs(added[0] - x) < 2e-5 and abs(added[1] - y) < 2e-5  # where the click was
 
@@ -440,7 +442,8 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
 
     # the reviewer: pending submissions, open the corrected one, approve it whole, see the code
     b.js("document.getElementById('logout').click()")
-    assert b.js("document.getElementById('detail').hidden && !document.querySelector('#rows tbody tr')")
+    assert b.js("document.getElementById('detail').hidden && !document.querySelector('#rows tbody tr') && "
+                "!document.getElementById('map-msg').textContent")  # nothing of the cadre's session is left
     log_in("web-reviewer")
     b.js("{ const c = document.getElementById('pending-only'); c.checked = true; c.dispatchEvent(new Event('change')); }")
     b.wait_for("document.querySelectorAll('#submissions tbody tr').length === 3", timeout=20)
@@ -454,9 +457,11 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     assert obj["name"] == INJECT and obj["village_code"] == a["village"]
     assert "已赋码 1 个" in b.wait_for("document.getElementById('review-msg').textContent")
 
+    (tmp_path / "survey-desk.png").write_bytes(base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"]))
     # a phone-sized screen: nothing wider than the screen, the map and the table stacked
     b.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
     b.wait_for("document.documentElement.clientWidth === 390")
+    (tmp_path / "survey-phone.png").write_bytes(base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"]))
     assert b.js("document.documentElement.scrollWidth") <= 390
     map_w, map_top, table_top = b.js("(() => { const m = document.getElementById('survey-map').getBoundingClientRect();"
                                      " const t = document.getElementById('rows').getBoundingClientRect();"

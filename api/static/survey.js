@@ -129,6 +129,8 @@
     $("rows").querySelector("tbody").textContent = "";
     ["approve-all", "reject-all", "resubmit"].forEach((id) => { $(id).hidden = true; });
     $("submissions").querySelector("tbody").textContent = "";
+    ["upload-msg", "review-msg", "map-msg"].forEach((id) => say(id, ""));
+    if (state.adding) $("add-cancel").click();
     say("login-msg", "已退出 / logged out");
     $("logout").hidden = true;
     drawRows();
@@ -276,6 +278,8 @@
     $("detail").hidden = false;
     say("detail-id", d.class_code + " " + cls.name + " · " + d.village_code + " · " + (STATUS_ZH[d.status] || d.status));
     say("review-msg", "");
+    say("map-msg", "");
+    window.surveyFocus = null;
     $("download-back").href = "#";
     $("download-back").onclick = (ev) => { ev.preventDefault(); downloadBack(d.id); };
     const body = $("rows").querySelector("tbody");
