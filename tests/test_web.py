@@ -385,26 +385,31 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     log_in("web-cadre")
     b.js("{ const s = document.getElementById('upload-class'); s.value = '010101'; s.dispatchEvent(new Event('change')); }")
     assert b.js("document.getElementById('template-link').getAttribute('href')") == "/templates/010101.xlsx"
-    # one object by clicking on the map, with the form made from the class's attribute table
-    assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"
-    b.js("document.getElementById('add-start').click()")
-    b.wait_for("getComputedStyle(document.getElementById('add-form')).display !== 'none' && "
-               "!!document.querySelector('#add-fields select[data-key=\"state\"]')")
-    assert "状态 *" in b.js("document.getElementById('add-fields').innerText")  # required, from the catalog
-    b.js(f"new Promise(r => {{ surveyMap.once('idle', () => r(true)); surveyMap.jumpTo({{center: [{x}, {y}], zoom: 16}}); }})")
-    px, py = b.js(f"(() => {{ const p = surveyMap.project([{x}, {y}]); "
-                  "const r = surveyMap.getContainer().getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; })()")
-    b.click(px, py)
-    b.wait_for("document.getElementById('add-where').textContent.includes(',')")
-    b.js("document.querySelector('#add-fields [data-key=\"name\"]').value = '井盖丙';"
-         "document.querySelector('#add-fields [data-key=\"state\"]').value = '完好';"
-         "document.getElementById('add-form').requestSubmit()")
-    b.wait_for("document.querySelectorAll('#rows tr[data-row]').length === 1 && "
-               "document.querySelector('#rows tr[data-row=\"2\"] td:nth-child(2)').textContent === '井盖丙'", timeout=30)
-    assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0
-    assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"  # closed once sent
-    added = b.js("surveyMap.getSource('rows').serialize().data.features[0].geometry.coordinates")
-    assert abs(added[0] - x) < 2e-5 and abs(added[1] - y) < 2e-5  # where the click was
+    def add_one(name: str) -> None:
+        """One object by clicking on the map, with the form made from the class's attribute table."""
+        assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"
+        b.js("document.getElementById('add-start').click()")
+        b.wait_for("getComputedStyle(document.getElementById('add-form')).display !== 'none' && "
+                   "!!document.querySelector('#add-fields select[data-key=\"state\"]')")
+        assert "状态 *" in b.js("document.getElementById('add-fields').innerText")  # required, from the catalog
+        b.js(f"new Promise(r => {{ surveyMap.once('idle', () => r(true)); "
+             f"surveyMap.jumpTo({{center: [{x}, {y}], zoom: 16}}); }})")
+        px, py = b.js(f"(() => {{ const p = surveyMap.project([{x}, {y}]); "
+                      "const r = surveyMap.getContainer().getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; })()")
+        b.click(px, py)
+        b.wait_for("document.getElementById('add-where').textContent.includes(',')")
+        b.js(f"document.querySelector('#add-fields [data-key=\"name\"]').value = '{name}';"
+             "document.querySelector('#add-fields [data-key=\"state\"]').value = '完好';"
+             "document.getElementById('add-form').requestSubmit()")
+        b.wait_for("document.querySelectorAll('#rows tr[data-row]').length === 1 && "
+                   f"document.querySelector('#rows tr[data-row=\"2\"] td:nth-child(2)').textContent === '{name}'",
+                   timeout=30)
+        assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0
+        assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"  # closed once sent
+        added = b.js("surveyMap.getSource('rows').serialize().data.features[0].geometry.coordinates")
+        assert abs(added[0] - x) < 2e-5 and abs(added[1] - y) < 2e-5  # where the click was
+
+    add_one("井盖丙")
 
     doc = b.send("DOM.getDocument")["root"]["nodeId"]
     node = b.send("DOM.querySelector", nodeId=doc, selector="#upload-file")["nodeId"]
@@ -457,6 +462,15 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     assert obj["name"] == INJECT and obj["village_code"] == a["village"]
     assert "已赋码 1 个" in b.wait_for("document.getElementById('review-msg').textContent")
 
+    # the same spot again: flagged as a likely duplicate, drawn beside the object now registered there
+    b.js("document.getElementById('logout').click()")
+    log_in("web-cadre")
+    add_one("井盖丁")
+    assert "duplicate" in b.js("document.querySelector('#rows tr[data-row=\"2\"]').className")
+    assert code in b.js("document.querySelector('#rows tr[data-row=\"2\"] li.dup').textContent")
+    b.wait_for("surveyMap.getSource('existing').serialize().data.features.length === 1")
+    assert b.js("surveyMap.getSource('existing').serialize().data.features[0].properties.code") == code
+    assert b.js("surveyMap.getSource('links').serialize().data.features.length") == 1
     (tmp_path / "survey-desk.png").write_bytes(base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"]))
     # a phone-sized screen: nothing wider than the screen, the map and the table stacked
     b.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
