@@ -21,8 +21,8 @@ FastAPI's own `max_body_size`: it answers a declared oversize body with a plain-
 address (with the per-account lockout in citygrid/security/credentials.py), the others per principal (the
 bearer token's subject, or the API key) or per client address for anonymous callers. They are decided before
 the body is read and answered 429 with `Retry-After`. Buckets live in the process: with several workers each
-has its own, so the effective limit is the setting times the workers; behind a proxy, run uvicorn with
-`--proxy-headers` so the client address is the caller's, not the proxy's.
+has its own, so the effective limit is the setting times the workers; behind a proxy, list it in
+`CITYGRID_FORWARDED_ALLOW_IPS` (api/proxy.py) so the client address is the caller's, not the proxy's.
 
 **Internal errors.** Any exception that escapes a route is answered 500 `internal_error` with a reference; the
 server log gets the reference, the route, the exception type and place and, for database errors, the SQLSTATE
@@ -83,6 +83,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/grids/import"): Rule(body=MAX_FILE + MULTIPART_SLACK),
     ("POST", "/submissions"): Rule(body=SURVEY_MAX + MULTIPART_SLACK, bucket="batch"),
     ("POST", "/submission"): Rule(body=ODK_MAX + MULTIPART_SLACK),
+    ("GET", "/doorplates.pdf"): Rule(bucket="export"),  # a village's plates: hundreds of QR codes drawn
 }
 BUCKETS = {"login": ("登录", "logins"), "geocode": ("批量地址解析", "geocoding many addresses"),
            "batch": ("批量文件上传", "batch uploads"), "export": ("结果下载", "exports")}

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, hardening, web
+from api import errors, hardening, proxy, web
 from api.routers import (
     address,
     aggregate,
@@ -19,6 +19,7 @@ from api.routers import (
     changes,
     codes,
     divisions,
+    doorplates,
     freshness,
     grids,
     jobs,
@@ -78,11 +79,13 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     errors.install(app)
     for r in (auth.router, audit.router, divisions.router, catalog.router, codes.router, objects.router, jobs.router, ogc.router, tiles.router, aggregate.router,
               address.router, grids.router, links.router, changes.router, webhooks.router, survey.router,
-              odk.router, freshness.router):
+              odk.router, freshness.router, doorplates.router):
         app.include_router(r)
 
     web.install(app)
     hardening.install(app)
+    # outermost: the rate limits and every route see the caller's address and scheme, not the proxy's
+    app.add_middleware(proxy.TrustedProxyHeaders)
 
     @app.get("/health", tags=["system"])
     def health() -> dict[str, Any]:

@@ -12,10 +12,13 @@ from typing import Any
 
 import jinja2
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from citygrid.address.plates import font_path
 from citygrid.catalog import get_catalog
+from citygrid.errors import E
+from citygrid.layers import glyphs
 from citygrid.settings import get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -73,7 +76,18 @@ def install(app: FastAPI) -> None:
              "reviewers approve (the data comes from /submissions with the logged-in token)")
     def survey_page() -> HTMLResponse:
         classes = [{"code": c.code, "name": c.name} for c in get_catalog().classes.values()]
-        return HTMLResponse(render("survey.html", classes=classes), headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(render("survey.html", classes=classes, maplibre_missing=lib is None),
+                            headers={"Cache-Control": "no-cache"})
+
+    @app.get("/glyphs/{fontstack}/{block}.pbf", tags=["tiles"], summary="Map label glyphs (SDF protobuf, 256 "
+             "code points) made from the server's CJK font, so map labels need no glyph server",
+             responses={200: {"content": {"application/x-protobuf": {}}}})
+    def glyph_block(fontstack: str, block: str) -> Response:
+        start, _, end = block.partition("-")
+        if not (start.isdigit() and end.isdigit()):
+            raise E.glyph_range("range", range=block[:40])
+        body = glyphs.glyph_range(font_path(), fontstack, int(start), int(end))
+        return Response(body, media_type="application/x-protobuf", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/map", response_class=HTMLResponse, tags=["system"], summary="Web map viewer (MapLibre GL)")
     def map_page() -> HTMLResponse:

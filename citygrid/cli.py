@@ -174,7 +174,9 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
     stop = _webhooks_in_background(url)
     try:
-        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+        # forwarded headers are read by api/proxy.py from CITYGRID_FORWARDED_ALLOW_IPS, not by uvicorn (which ignores
+        # the forwarded host)
+        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info", proxy_headers=False)
     finally:
         stop.set()
 
@@ -649,3 +651,28 @@ def intake_resume() -> None:
             out = intake.process(s, system_as("intake-resume"), sid)
         console.print(f"{sid}: {out['status']} ({out['rows']} rows, {out['invalid']} invalid)")
     console.print(f"{len(pending)} submission(s) processed")
+
+
+@app.command("doorplates")
+def doorplates(village: str | None = typer.Option(None, help="village/community code (12 digits): its door plates"),
+               compound: str | None = typer.Option(None, help="a compound's address code: its building plates"),
+               out: Path = typer.Option(Path("plates.pdf"), "--out", help="the PDF to write"),
+               base_url: str | None = typer.Option(None, help="public base URL the QR codes open "
+                                                             "(default: CITYGRID_PUBLIC_BASE_URL)")) -> None:
+    """Printable door plates (智慧门牌), A4 with 8 a page: standard address, code and QR code."""
+    from citygrid.address import plates
+    from citygrid.errors import CitygridError
+    from citygrid.security.principal import system_as
+
+    base = base_url or get_settings().public_base_url
+    if not base:
+        console.print("[red]✗[/red] 二维码需要公网地址：设置 CITYGRID_PUBLIC_BASE_URL 或 --base-url / "
+                      "QR codes need the public address: set CITYGRID_PUBLIC_BASE_URL or pass --base-url")
+        raise typer.Exit(2)
+    try:
+        with _engine().connect() as c:
+            batch = plates.collect(c, system_as("cli-doorplates"), base, village=village, compound=compound)
+        out.write_bytes(plates.render(batch))
+    except CitygridError as e:
+        _fail(e)
+    console.print(f"{batch.place_name}（{batch.place_code}）：{len(batch.plates)} 块门牌 → {out}")

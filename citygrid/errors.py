@@ -237,6 +237,8 @@ class E:
     media_type_unsupported = _e("media_type_unsupported", "不支持的内容类型 {given}；可用：{supported}",
                                 "unsupported content type {given}; use {supported}", "unsupported_media")
     precondition_invalid = _e("precondition_invalid", "{header} 请求头格式错误：{value}", "malformed {header} header: {value}")
+    glyph_range = _e("glyph_range", "字形范围 {range} 无效：应为 256 个码位一段，如 0-255",
+                     "glyph range {range} is invalid: a block of 256 code points such as 0-255")
 
     # --- aggregation: counts, sums and averages by area, with small groups suppressed --------------------------
     stat_invalid = _e("stat_invalid", "stat 只能是 count、sum 或 avg", "stat must be count, sum or avg")
@@ -271,6 +273,15 @@ class E:
     phone_invalid = _e("phone_invalid", "电话号码格式错误", "phone number malformed")
     credit_code_invalid = _e("credit_code_invalid", "统一社会信用代码格式或校验码错误（GB 32100）",
                              "unified social credit code malformed or check character wrong (GB 32100)")
+    plates_target = _e("plates_target", "请指定 village（村/社区代码）或 compound（小区地址编码）中的一个",
+                       "name exactly one of village (a village code) or compound (a compound's address code)")
+    plates_not_compound = _e("plates_not_compound", "地址 {code} 是 {level} 级，不是小区院落",
+                             "address {code} is a {level}, not a compound")
+    plates_none = _e("plates_none", "{place}（{code}）没有可打印的门牌", "no plates to print in {place} ({code})",
+                     "not_found")
+    plates_font_missing = _e("plates_font_missing", "服务器没有可嵌入的中文字体（{fonts}），请安装 fonts-wqy-microhei "
+                             "或设置 CITYGRID_PLATE_FONT", "no CJK font to embed on the server ({fonts}): install "
+                             "fonts-wqy-microhei or set CITYGRID_PLATE_FONT", "unavailable")
 
     # --- jobs and files: uploads, batch jobs and their results -------------------------------------------------
     job_not_found = _e("job_not_found", "任务 {job} 不存在", "job {job} not found", "not_found")

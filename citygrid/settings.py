@@ -9,10 +9,12 @@ environment call `get_settings.cache_clear()`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -86,6 +88,17 @@ class Settings(BaseSettings):
     rate_batch: str = "20/hour"
     rate_export: str = "60/minute"
 
+    # --- public address (api/proxy.py): what door-plate QR codes and printed plates point at ---
+    public_base_url: str | None = Field(
+        None, description="the county deployment's public address (https://dz.example.gov.cn); every QR encodes "
+                          "it, whatever host served the request. Unset: the request's own address")
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        ["127.0.0.1", "::1"], description="reverse proxies (IPs or CIDRs, comma-separated, * for any) whose "
+                                         "X-Forwarded-For/Proto/Host and Forwarded headers are believed; others' "
+                                         "are ignored")
+    plate_font: Path | None = Field(None, description="TrueType/OpenType CJK font embedded in door-plate PDFs "
+                                                      "(default: the first of Debian's WenQuanYi fonts found)")
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, v: object) -> object:
@@ -95,6 +108,25 @@ class Settings(BaseSettings):
     @classmethod
     def _allow(cls, v: object) -> object:
         return [o.strip().lower() for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _public_url(cls, v: object) -> object:
+        if not isinstance(v, str) or not v.strip():
+            return None
+        u = urlsplit(v.strip())
+        if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+            raise ValueError(f"public_base_url {v!r}: expected http(s)://host[:port][/path]")
+        return v.strip().rstrip("/")
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxies(cls, v: object) -> object:
+        items = [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+        if isinstance(items, list):
+            for x in items:
+                if x != "*":
+                    ipaddress.ip_network(str(x), strict=False)  # a ValueError names the bad entry
+        return items
 
     @field_validator("rate_login", "rate_geocode", "rate_batch", "rate_export")
     @classmethod
@@ -111,7 +143,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, v: object) -> object:
         return v or None
 
-    @field_validator("data_dir", "schemas_dir", "npm_dir", "shared_data", "keyring_file")
+    @field_validator("data_dir", "schemas_dir", "npm_dir", "shared_data", "keyring_file", "plate_font")
     @classmethod
     def _absolute(cls, v: Path | None) -> Path | None:
         return v.resolve() if v is not None else None

@@ -13,6 +13,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # docker-compose 1.29 validates docker-compose.yml in the tests; it needs no Docker engine.
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # headless browser test of the map page
+# a CJK font: embedded in door-plate PDFs (citygrid/address/plates.py) and used by the browser for Chinese map labels
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 # `make test` only: QGIS's own OGC API - Features provider reads our collections in a test (tests/test_qgis.py).
 # Without recommends: the bindings and providers, not the desktop (164 packages instead of 221).
 need_lean=()

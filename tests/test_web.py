@@ -289,3 +289,203 @@ def test_docs_and_door_plate_pages_work_under_their_csp(server: str, browser: Ch
                and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
     assert not foreign, f"the page left localhost: {foreign}"
     assert not b.problems(), b.problems()
+
+
+def test_map_opens_on_the_county_with_outlines_names_roads_and_buildings(server: str, browser: Chromium,  # noqa: ANN001
+                                                                         engine, demo_county: dict, tmp_path: Path
+                                                                         ) -> None:
+    """The first impression: no layer to switch on before a cadre sees where they are. The map opens fitted to
+    the county, with township and village outlines and names drawn from citygrid's own division tiles, and roads
+    and buildings on; labels use glyphs served by citygrid (nothing from elsewhere)."""
+    from sqlalchemy import text
+
+    b = browser
+    b.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+    b.open(f"{server}/map")
+    b.wait_for("document.body && document.body.dataset.ready === '1'", timeout=60)
+    lon, lat = b.js("citygridMap.getCenter().toArray()")
+    assert 114.5 < lon < 115.2 and 29.85 < lat < 30.33
+    assert 8.5 <= b.js("citygridMap.getZoom()") <= 11  # the whole county, not the world and not one street
+    # roads and buildings are on without asking, ticked in the layer list
+    for layer in ("class-020101", "class-050101"):
+        assert b.js(f"document.querySelector('input[data-layer=\"{layer}\"]').checked"), layer
+    rendered = ("(ids) => ids.map(id => citygridMap.queryRenderedFeatures({layers: [id]}).length)")
+    object_layers = b.js("citygridMap.getStyle().layers.filter(l => l.source === 'class-020101' || "
+                         "l.source === 'class-050101').map(l => l.id)")
+    assert len(object_layers) >= 2
+    b.wait_for(f"({rendered})({json.dumps(object_layers)}).every(n => n > 0)", timeout=60)
+    base = ["township-line", "village-line", "township-label", "village-label"]
+    b.wait_for(f"({rendered})({json.dumps(base)}).every(n => n > 0)", timeout=60)
+    with engine.connect() as c:
+        names = {r.level: set(r.names) for r in c.execute(text(
+            "SELECT level, array_agg(coalesce(short_name, name)) AS names FROM division WHERE code LIKE '420281%' AND level IN (4, 5) "
+            "GROUP BY level"))}
+    shown = {lvl: set(b.js(f"citygridMap.queryRenderedFeatures({{layers: ['{lvl}-label']}})"
+                           ".map(f => f.properties.short_name || f.properties.name)")) for lvl in ("township", "village")}
+    assert shown["township"] and shown["township"] <= names[4]
+    assert shown["village"] and shown["village"] <= names[5]
+    assert len(shown["township"]) >= len(names[4]) // 2  # most townships are named at once
+    shot = base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "first-impression.png").write_bytes(shot)
+    assert _png_size(shot) == (WIDTH, HEIGHT)
+    # digits and Latin letters in a label: glyphs come from /glyphs on this server and the label is placed
+    b.js("citygridMap.addSource('probe', {type: 'geojson', data: {type: 'Feature', properties: {},"
+         f"geometry: {{type: 'Point', coordinates: [{lon}, {lat}]}}}}}});"
+         "citygridMap.addLayer({id: 'probe', type: 'symbol', source: 'probe', layout: {'text-field': 'G106 大冶 12号',"
+         "'text-font': ['citygrid Sans'], 'text-allow-overlap': true, 'text-ignore-placement': true}}); true")
+    b.wait_for("citygridMap.queryRenderedFeatures({layers: ['probe']}).length > 0", timeout=30)
+    assert any("/glyphs/citygrid%20Sans/0-255.pbf" in u or "/glyphs/citygrid Sans/0-255.pbf" in u for u in b.urls())
+    assert httpx.get(f"{server}/glyphs/x/1-5.pbf").json()["error_code"] == "glyph_range"
+    foreign = [u for u in b.urls() if urlsplit(u).scheme not in ("data", "blob")
+               and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+    assert not foreign, f"the page left localhost: {foreign}"
+    assert not b.problems(), b.problems()
+    assert not b.csp_violations(), b.csp_violations()
+
+
+INJECT = '<img src=x onerror="window.pwned=1">井盖乙</td><script>window.pwned=2</script>'
+
+
+def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # noqa: ANN001
+        server: str, browser: Chromium, login_as, places: dict, tmp_path: Path) -> None:
+    """Issue 11's browser path on /survey: a cadre uploads a filled template with a mistake, sees the error in the
+    table next to the map, clicks it (the map shows the row), fixes the cell in place and resubmits; a reviewer
+    approves the whole submission and sees the code. Names are shown as text (an injection string stays text),
+    and the page fits a phone's width."""
+    import io
+
+    from openpyxl import load_workbook
+
+    a = places["a"]
+    x, y = a["pt"]
+    login_as("web-cadre", f"cadre@{a['village']}")
+    login_as("web-reviewer", f"reviewer@{a['township']}")
+    wb = load_workbook(io.BytesIO(httpx.get(f"{server}/templates/010101.xlsx").content))
+    ws = wb["数据"]
+    col = {str(c.value).lstrip("*").split("（")[0]: c.column for c in ws[1]}
+    for r, values in ((2, {"名称": "井盖甲", "经度": x, "纬度": y, "状态": "完好"}),
+                      (3, {"名称": INJECT, "经度": x, "纬度": y, "状态": "破顺"})):  # row 3: not an allowed state
+        for label, value in values.items():
+            ws.cell(r, col[label], value)
+    upload = tmp_path / "survey.xlsx"
+    wb.save(upload)
+
+    b = browser
+    b.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+    b.open(f"{server}/survey")
+    b.wait_for("document.body && document.body.dataset.mapReady === '1'", timeout=60)
+
+    def log_in(user: str) -> None:
+        b.js(f"document.getElementById('login-user').value = '{user}';"
+             f"document.getElementById('login-pass').value = 'test-password-{user}';"
+             "document.getElementById('login-form').requestSubmit()")
+        b.wait_for(f"document.getElementById('login-msg').textContent.includes('{user}')", timeout=20)
+
+    # the cadre: choose the class, upload the file
+    log_in("web-cadre")
+    b.js("{ const s = document.getElementById('upload-class'); s.value = '010101'; s.dispatchEvent(new Event('change')); }")
+    assert b.js("document.getElementById('template-link').getAttribute('href')") == "/templates/010101.xlsx"
+    def add_one(name: str) -> None:
+        """One object by clicking on the map, with the form made from the class's attribute table."""
+        assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"
+        b.js("document.getElementById('add-start').click()")
+        b.wait_for("getComputedStyle(document.getElementById('add-form')).display !== 'none' && "
+                   "!!document.querySelector('#add-fields select[data-key=\"state\"]')")
+        assert "状态 *" in b.js("document.getElementById('add-fields').innerText")  # required, from the catalog
+        b.js(f"new Promise(r => {{ surveyMap.once('idle', () => r(true)); "
+             f"surveyMap.jumpTo({{center: [{x}, {y}], zoom: 16}}); }})")
+        px, py = b.js(f"(() => {{ const p = surveyMap.project([{x}, {y}]); "
+                      "const r = surveyMap.getContainer().getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; })()")
+        b.click(px, py)
+        b.wait_for("document.getElementById('add-where').textContent.includes(',')")
+        b.js(f"document.querySelector('#add-fields [data-key=\"name\"]').value = '{name}';"
+             "document.querySelector('#add-fields [data-key=\"state\"]').value = '完好';"
+             "document.getElementById('add-form').requestSubmit()")
+        b.wait_for("document.querySelectorAll('#rows tr[data-row]').length === 1 && "
+                   f"document.querySelector('#rows tr[data-row=\"2\"] td:nth-child(2)').textContent === '{name}'",
+                   timeout=30)
+        assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0
+        assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"  # closed once sent
+        added = b.js("surveyMap.getSource('rows').serialize().data.features[0].geometry.coordinates")
+        assert abs(added[0] - x) < 2e-5 and abs(added[1] - y) < 2e-5  # where the click was
+
+    add_one("井盖丙")
+
+    doc = b.send("DOM.getDocument")["root"]["nodeId"]
+    node = b.send("DOM.querySelector", nodeId=doc, selector="#upload-file")["nodeId"]
+    b.send("DOM.setFileInputFiles", files=[str(upload)], nodeId=node)
+    b.js("document.getElementById('upload-form').requestSubmit()")
+    b.wait_for("!!document.querySelector('#rows tr[data-row=\"3\"] li.error')", timeout=30)
+    assert "invalid" in b.js("document.querySelector('#rows tr[data-row=\"3\"]').className")
+    error = b.js("document.querySelector('#rows tr[data-row=\"3\"] li.error').textContent")
+    assert "破损" in error  # what is wrong and the nearest allowed value
+    # the name is text: no element, no script ran
+    assert b.js("document.querySelector('#rows tr[data-row=\"3\"] td:nth-child(2)').textContent") == INJECT
+    assert b.js("document.querySelectorAll('#rows img, #rows script').length") == 0
+    assert b.js("typeof window.pwned") == "undefined"
+    # the rows are on the map, coloured by state; clicking the error shows that row there
+    b.wait_for("surveyMap.getSource('rows').serialize().data.features.length === 2")
+    b.js("document.querySelector('#rows tr[data-row=\"3\"] li.error').click()")
+    assert b.wait_for("window.surveyFocus") == 3
+    lon, lat = b.js("surveyMap.getCenter().toArray()")
+    assert abs(lon - x) < 1e-4 and abs(lat - y) < 1e-4 and b.js("surveyMap.getZoom()") >= 16
+    assert "第 3 行" in b.js("document.getElementById('map-msg').textContent")
+    assert b.js("surveyMap.getSource('focus').serialize().data.properties.row") == 3
+
+    # fix the cell in place and resubmit: a new submission whose one row is valid
+    first = b.js("document.getElementById('detail-id').textContent")
+    b.js("document.querySelector('#rows tr[data-row=\"3\"] button[data-act=\"fix\"]').click()")
+    b.js("{ const s = document.querySelector('[data-fix-row=\"3\"] [data-key=\"state\"]'); s.value = '完好';"
+         "s.dispatchEvent(new Event('input')); }")
+    assert b.js("document.querySelector('[data-fix-row=\"3\"] [data-key=\"name\"]').value") == INJECT
+    b.js("document.getElementById('resubmit').click()")
+    b.wait_for(f"document.getElementById('detail-id').textContent !== {json.dumps(first)} && "
+               "document.querySelectorAll('#rows tr[data-row]').length === 1", timeout=30)
+    assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0
+    assert b.js("document.querySelector('#rows tr[data-row=\"2\"] td:nth-child(2)').textContent") == INJECT
+    assert b.js("document.querySelectorAll('#submissions tbody tr').length") == 3
+
+    # the reviewer: pending submissions, open the corrected one, approve it whole, see the code
+    b.js("document.getElementById('logout').click()")
+    assert b.js("document.getElementById('detail').hidden && !document.querySelector('#rows tbody tr') && "
+                "!document.getElementById('map-msg').textContent")  # nothing of the cadre's session is left
+    log_in("web-reviewer")
+    b.js("{ const c = document.getElementById('pending-only'); c.checked = true; c.dispatchEvent(new Event('change')); }")
+    b.wait_for("document.querySelectorAll('#submissions tbody tr').length === 3", timeout=20)
+    b.js("document.querySelector('#submissions tbody tr').click()")  # newest first: the corrected file
+    b.wait_for("!document.getElementById('approve-all').hidden && "
+               "document.querySelectorAll('#rows tr[data-row]').length === 1", timeout=20)
+    b.js("document.getElementById('approve-all').click()")
+    code = b.wait_for("(document.querySelector('#rows .object-code') || {}).textContent", timeout=30)
+    assert len(code) == 21 and code.startswith("420281010101")
+    obj = httpx.get(f"{server}/objects/{code}").json()
+    assert obj["name"] == INJECT and obj["village_code"] == a["village"]
+    assert "已赋码 1 个" in b.wait_for("document.getElementById('review-msg').textContent")
+
+    # the same spot again: flagged as a likely duplicate, drawn beside the object now registered there
+    b.js("document.getElementById('logout').click()")
+    log_in("web-cadre")
+    add_one("井盖丁")
+    assert "duplicate" in b.js("document.querySelector('#rows tr[data-row=\"2\"]').className")
+    assert code in b.js("document.querySelector('#rows tr[data-row=\"2\"] li.dup').textContent")
+    b.wait_for("surveyMap.getSource('existing').serialize().data.features.length === 1")
+    assert b.js("surveyMap.getSource('existing').serialize().data.features[0].properties.code") == code
+    assert b.js("surveyMap.getSource('links').serialize().data.features.length") == 1
+    (tmp_path / "survey-desk.png").write_bytes(base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"]))
+    # a phone-sized screen: nothing wider than the screen, the map and the table stacked
+    b.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
+    b.wait_for("document.documentElement.clientWidth === 390")
+    (tmp_path / "survey-phone.png").write_bytes(base64.b64decode(b.send("Page.captureScreenshot", format="png")["data"]))
+    assert b.js("document.documentElement.scrollWidth") <= 390
+    map_w, map_top, table_top = b.js("(() => { const m = document.getElementById('survey-map').getBoundingClientRect();"
+                                     " const t = document.getElementById('rows').getBoundingClientRect();"
+                                     " return [m.width, m.top, t.top]; })()")
+    assert 300 < map_w <= 390 and map_top < table_top  # the map first, the rows under it
+
+    assert b.js("typeof window.pwned") == "undefined"  # no injected script ran at any point
+    foreign = [u for u in b.urls() if urlsplit(u).scheme not in ("data", "blob")
+               and urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+    assert not foreign, f"the page left localhost: {foreign}"
+    assert not b.problems(), b.problems()
+    assert not b.csp_violations(), b.csp_violations()
+

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from api.deps import acting_principal, address_indexes, conn, current_principal, writing
+from api.proxy import public_base
 from api.web import render
 from citygrid import jobs
 from citygrid.address import answer, facts, nodes
@@ -89,9 +90,10 @@ def get_address(code: str, c: Connection = Depends(conn), limit: int = Query(200
     return nodes.describe(c, p, code, limit)
 
 
-@router.get("/addresses/{code}/qr.svg", summary="QR code of the door plate (智慧门牌): opens the address page")
+@router.get("/addresses/{code}/qr.svg", summary="QR code of the door plate (智慧门牌): opens the address page at "
+                                                "the county's public address (CITYGRID_PUBLIC_BASE_URL)")
 def qr(code: str, request: Request, c: Connection = Depends(conn)) -> Response:
-    return Response(nodes.qr_svg(c, code, str(request.base_url)), media_type="image/svg+xml")
+    return Response(nodes.qr_svg(c, code, public_base(request)), media_type="image/svg+xml")
 
 
 @router.get("/a/{code}", response_class=HTMLResponse, summary="The page a door-plate QR code opens")

@@ -10,6 +10,7 @@
 
 (() => {
   const COUNTY = '420281';
+  const DEFAULT_LAYERS = ['class-050101', 'class-020101'];  // buildings under roads
   const FALLBACK_BOUNDS = [[114.52, 29.85], [115.18, 30.33]];
   const AGG_COLORS = ['#ffffb2', '#fecc5c', '#fd8d3c', '#f03b20', '#bd0026'];
   const OPS = { create: '创建', update: '更新', retire: '注销', split: '拆分', merge: '合并' };
@@ -75,16 +76,32 @@
 
   // ---------------------------------------------------------------- base map
 
+  // The offline base: county, township and village outlines and names from citygrid's own divisions tiles (no
+  // outside tile server). Chinese names are drawn by the browser's CJK font (localIdeographFontFamily); digits
+  // and Latin come from /glyphs, made on the server from the same font.
+  const FONT = ['citygrid Sans'];
+  const LOCAL_CJK = "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif";
+  const FIRST_OBJECT_BELOW = 'village-line';  // object layers go under the outlines and names
+  const TOWNSHIP = ['==', ['get', 'level'], 4];
+  const VILLAGE = ['==', ['get', 'level'], 5];
+
   function baseStyle(boundary) {
     const tiles = [`${location.origin}/tiles/divisions/{z}/{x}/{y}.mvt`];
     const empty = { type: 'FeatureCollection', features: [] };
     const sel = { type: 'geojson', data: empty };
+    const label = (id, filter, size, color, minzoom) => ({
+      id, type: 'symbol', source: 'div-local', 'source-layer': 'divisions', filter, minzoom,
+      layout: { 'text-field': ['coalesce', ['get', 'short_name'], ['get', 'name']], 'text-font': FONT, 'text-size': size, 'text-padding': 4,
+        'text-max-width': 8 },
+      paint: { 'text-color': color, 'text-halo-color': '#ffffff', 'text-halo-width': 1.5 },
+    });
     return {
       version: 8,
+      glyphs: `${location.origin}/glyphs/{fontstack}/{range}.pbf`,
       sources: {
-        // county outlines from the z≤8 tiles, overzoomed below; finer levels when they have geometry
+        // counties from the z≤8 tiles, overzoomed below; from z9 the tiles hold townships and villages
         'div-county': { type: 'vector', tiles, minzoom: 0, maxzoom: 8 },
-        'div-local': { type: 'vector', tiles, minzoom: 9, maxzoom: 16 },
+        'div-local': { type: 'vector', tiles, minzoom: 9, maxzoom: 14 },
         boundary: { type: 'geojson', data: boundary || empty },
         selected: sel,
       },
@@ -94,12 +111,17 @@
           paint: { 'fill-color': '#e9e5dc', 'fill-opacity': 0.8 } },
         { id: 'divisions-line', type: 'line', source: 'div-county', 'source-layer': 'divisions',
           paint: { 'line-color': '#a39d92', 'line-width': 0.8 } },
+        { id: 'boundary-fill', type: 'fill', source: 'boundary', paint: { 'fill-color': '#ffffff', 'fill-opacity': 0.75 } },
         { id: 'divisions-local-fill', type: 'fill', source: 'div-local', 'source-layer': 'divisions',
           paint: { 'fill-color': '#000000', 'fill-opacity': 0 } },
-        { id: 'divisions-local-line', type: 'line', source: 'div-local', 'source-layer': 'divisions',
-          paint: { 'line-color': '#b8b1a5', 'line-width': 0.6, 'line-dasharray': [3, 2] } },
-        { id: 'boundary-fill', type: 'fill', source: 'boundary', paint: { 'fill-color': '#ffffff', 'fill-opacity': 0.75 } },
+        { id: 'village-line', type: 'line', source: 'div-local', 'source-layer': 'divisions', filter: VILLAGE,
+          paint: { 'line-color': '#9c9488', 'line-width': ['interpolate', ['linear'], ['zoom'], 9, 0.4, 14, 1.2],
+            'line-dasharray': [3, 2] } },
+        { id: 'township-line', type: 'line', source: 'div-local', 'source-layer': 'divisions', filter: TOWNSHIP,
+          paint: { 'line-color': '#6d6457', 'line-width': ['interpolate', ['linear'], ['zoom'], 9, 1.2, 14, 2.5] } },
         { id: 'boundary-line', type: 'line', source: 'boundary', paint: { 'line-color': '#c0392b', 'line-width': 2 } },
+        label('village-label', VILLAGE, ['interpolate', ['linear'], ['zoom'], 9, 10, 14, 13], '#5b5347', 9),
+        label('township-label', TOWNSHIP, ['interpolate', ['linear'], ['zoom'], 9, 14, 14, 18], '#2f2a23', 9),
         { id: 'selected-line', type: 'line', source: 'selected', filter: ['!=', ['geometry-type'], 'Point'],
           paint: { 'line-color': '#00e5ff', 'line-width': 3 } },
         { id: 'selected-point', type: 'circle', source: 'selected', filter: ['==', ['geometry-type'], 'Point'],
@@ -198,7 +220,7 @@
     if (state.layers.get(id) !== entry) return; // switched off (or again on) while loading
     for (const [sid, src] of Object.entries(style.sources)) if (!map.getSource(sid)) map.addSource(sid, src);
     for (const ly of style.layers) {
-      map.addLayer(ly, 'selected-line');
+      map.addLayer(ly, FIRST_OBJECT_BELOW);
       entry.ids.push(ly.id);
     }
     const p = style.layers[0].paint || {};
@@ -450,7 +472,7 @@
     const bounds = (boundary && bboxOf(boundary.geometry)) || FALLBACK_BOUNDS;
     const map = new maplibregl.Map({
       container: 'map', style: baseStyle(boundary), bounds, fitBoundsOptions: { padding: 30 }, maxZoom: 20,
-      attributionControl: false,
+      attributionControl: false, localIdeographFontFamily: LOCAL_CJK,
     });
     window.citygridMap = map;
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
@@ -466,8 +488,10 @@
       $('search-form').addEventListener('submit', search);
       ['agg-on', 'agg-class', 'agg-res'].forEach((id) => $(id).addEventListener('change', refreshAgg));
       await listed;
-      // ?layers=class-080102,class-050101 switches layers on at start
-      const wanted = (new URLSearchParams(location.search).get('layers') || '').split(',').filter(Boolean);
+      // ?layers=class-080102,class-050101 switches layers on at start; without it, roads and buildings (the
+      // first impression: where am I), when the caller may see them
+      const asked = new URLSearchParams(location.search).get('layers');
+      const wanted = (asked == null ? DEFAULT_LAYERS.join(',') : asked).split(',').filter(Boolean);
       for (const id of wanted) {
         const cb = document.querySelector(`input[data-layer="${CSS.escape(id)}"]`);
         if (cb) { cb.checked = true; await setLayer(id, true); }

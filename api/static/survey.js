@@ -1,25 +1,112 @@
-// The survey page: log in, download a template, upload it, see every problem per row; reviewers approve or reject.
+// The survey page. Cadres: choose a class, download its template, upload, see every problem in a table next to
+// the map (click a problem: the map shows the row), fix rows in place and resubmit them, or add one object by
+// clicking on the map with a form made from the class's attribute table. Reviewers: pending submissions, rows
+// with errors and likely duplicates on the map beside the existing object, approve or reject per row or whole.
+// Everything shown is set as text (never as HTML); the map draws from citygrid's own tiles only.
+// For tests: window.surveyMap, body[data-map-ready="1"], tr[data-row], button[data-act].
 (function () {
   "use strict";
+  const COUNTY = "420281";
+  const LOC = { name: "名称", loc_lon: "经度", loc_lat: "纬度", loc_crs: "坐标系", loc_address: "标准地址", loc_geometry: "几何" };
+  const STATUS_ZH = { valid: "可审核", invalid: "有错", approved: "已通过", rejected: "已退回", coded: "已赋码",
+    received: "已收到", validated: "待审核", reviewed: "已审核" };
+  const COLORS = { invalid: "#d32f2f", duplicate: "#f9a825", valid: "#2e7d32", approved: "#1565c0",
+    rejected: "#9e9e9e", existing: "#6a1b9a" };
   let token = sessionStorage.getItem("citygrid-token") || "";
+  const classes = new Map();  // code -> /classes/{code}
+  const state = { detail: null, fixes: new Map(), adding: null, addMarker: null, vertices: [], list: [] };
   const $ = (id) => document.getElementById(id);
   const say = (id, text) => { $(id).textContent = text; };
   const auth = () => (token ? { Authorization: "Bearer " + token } : {});
   const problem = (body) => (body && body.message_zh ? body.message_zh + " / " + body.message_en : "出错了");
 
+  function h(tag, props, ...kids) {
+    const n = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (k === "class") n.className = v;
+      else if (k === "dataset") Object.assign(n.dataset, v);
+      else if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
+      else n[k] = v;
+    }
+    for (const c of kids.flat()) if (c != null) n.append(c instanceof Node ? c : String(c));
+    return n;
+  }
+
   async function api(method, url, body) {
-    const init = { method: method, headers: auth() };
+    const init = { method: method, headers: Object.assign({ Accept: "application/json" }, auth()) };
     if (body instanceof FormData) { init.body = body; }
     else if (body) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
     const r = await fetch(url, init);
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) { throw new Error(problem(data)); }
+    if (!r.ok) { const e = new Error(problem(data)); e.body = data; throw e; }
     return data;
   }
 
-  $("upload-class").addEventListener("change", (e) => {
-    $("template-link").href = "/templates/" + e.target.value + ".xlsx";
-  });
+  async function classOf(code) {
+    if (!classes.has(code)) classes.set(code, await api("GET", "/classes/" + encodeURIComponent(code)));
+    return classes.get(code);
+  }
+
+  /** The survey table's columns of a class, in template order: key, label, attribute (or null). */
+  function columnsOf(cls) {
+    const point = cls.geometry === "Point" || cls.geometry === "MultiPoint";
+    const loc = point ? ["loc_lon", "loc_lat", "loc_crs", "loc_address"] : ["loc_geometry", "loc_crs"];
+    const cols = [{ key: "name", label: LOC.name, attr: null }].concat(loc.map((k) => ({ key: k, label: LOC[k], attr: null })));
+    for (const a of cls.attributes || []) {
+      if (a.field === "generated" || a.field === "generator") continue;
+      cols.push({ key: a.field, label: a.label, attr: a });
+    }
+    return cols;
+  }
+
+  function csvCell(v) {
+    const s = v == null ? "" : String(v);
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  /** A CSV (UTF-8 with BOM, the Chinese labels as header) of rows given as {key: value}. */
+  function csvOf(cols, rows) {
+    const lines = [cols.map((c) => csvCell(c.label)).join(",")];
+    for (const r of rows) lines.push(cols.map((c) => csvCell(r[c.key])).join(","));
+    return new Blob(["\ufeff" + lines.join("\r\n") + "\r\n"], { type: "text/csv" });
+  }
+
+  /** An input for one column: a list for enums and yes/no, a number or date field, else text. */
+  function inputFor(col, value) {
+    const a = col.attr;
+    const v = value == null ? "" : String(value);
+    let el;
+    if (a && (a.enum || a.type === "boolean")) {
+      const opts = a.enum || ["是", "否"];
+      el = h("select", {}, h("option", { value: "" }, "—"), opts.map((o) => h("option", { value: o }, o)));
+      if (v && !opts.includes(v)) el.append(h("option", { value: v }, v));
+      el.value = v;
+    } else if (a && a.type === "date") {
+      el = h("input", { type: "text", value: v, placeholder: "2024-03-05" });
+    } else if (a && (a.type === "integer" || a.type === "number")) {
+      el = h("input", { type: "text", inputMode: "decimal", value: v });
+    } else {
+      el = h("input", { type: "text", value: v });
+    }
+    el.dataset.key = col.key;
+    el.name = col.key;
+    el.required = !!(a && a.required);
+    return el;
+  }
+
+  const fieldLabel = (col) => col.label + (col.attr && col.attr.required ? " *" : "") + (col.attr && col.attr.unit ? "（" + col.attr.unit + "）" : "");
+
+  // ---------------------------------------------------------------- log in
+
+  async function whoami() {
+    if (!token) { $("logout").hidden = true; return; }
+    try {
+      const me = await api("GET", "/auth/me");
+      const roles = (me.roles || []).map((g) => g.role + (g.division ? "@" + g.division : "")).join(", ");
+      say("login-msg", "已登录 / logged in: " + (me.display_name || me.username || "") + (roles ? "（" + roles + "）" : ""));
+      $("logout").hidden = false;
+    } catch (err) { token = ""; sessionStorage.removeItem("citygrid-token"); say("login-msg", err.message); }
+  }
 
   $("login-form").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -29,80 +116,379 @@
     if (!r.ok) { say("login-msg", problem(data)); return; }
     token = data.access_token;
     sessionStorage.setItem("citygrid-token", token);
-    say("login-msg", "已登录 / logged in");
-    refresh();
+    $("login-pass").value = "";
+    await whoami();
+    await refresh();
   });
+
+  $("logout").addEventListener("click", () => {
+    token = "";
+    sessionStorage.removeItem("citygrid-token");
+    state.detail = null;
+    $("detail").hidden = true;
+    $("rows").querySelector("tbody").textContent = "";
+    ["approve-all", "reject-all", "resubmit"].forEach((id) => { $(id).hidden = true; });
+    $("submissions").querySelector("tbody").textContent = "";
+    ["upload-msg", "review-msg", "map-msg"].forEach((id) => say(id, ""));
+    if (state.adding) $("add-cancel").click();
+    say("login-msg", "已退出 / logged out");
+    $("logout").hidden = true;
+    drawRows();
+  });
+
+  // ---------------------------------------------------------------- upload, add one
+
+  $("upload-class").addEventListener("change", (e) => {
+    $("template-link").href = "/templates/" + encodeURIComponent(e.target.value) + ".xlsx";
+    if (state.adding) startAdd();
+  });
+
+  async function submit(form, msgId) {
+    say(msgId, "上传中… / uploading");
+    const s = await api("POST", "/submissions", form);
+    say(msgId, "已收到 " + s.rows + " 行，" + s.invalid + " 行有问题 / received " + s.rows + " rows, " + s.invalid + " with problems");
+    await refresh();
+    await show(s.id);
+    return s;
+  }
 
   $("upload-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    say("upload-msg", "上传中…");
+    try { await submit(new FormData(e.target), "upload-msg"); } catch (err) { say("upload-msg", err.message); }
+  });
+
+  async function startAdd() {
+    const cls = await classOf($("upload-class").value);
+    state.adding = { cls: cls, cols: columnsOf(cls) };
+    state.vertices = [];
+    const box = $("add-fields");
+    box.replaceChildren();
+    for (const col of state.adding.cols) {
+      if (col.key.startsWith("loc_")) continue;  // the location comes from the map
+      box.append(h("label", { htmlFor: "add-" + col.key }, fieldLabel(col)), Object.assign(inputFor(col, ""), { id: "add-" + col.key }));
+    }
+    say("add-where", cls.geometry === "Point" ? "点击地图放置 / click to place" : "依次点击各个顶点 / click each vertex");
+    $("add-form").hidden = false;
+  }
+
+  function addClick(lngLat) {
+    const a = state.adding;
+    if (a.cls.geometry === "Point") state.vertices = [[lngLat.lng, lngLat.lat]];
+    else state.vertices.push([lngLat.lng, lngLat.lat]);
+    if (state.addMarker) state.addMarker.remove();
+    state.addMarker = new maplibregl.Marker({ color: "#1565c0" }).setLngLat(lngLat).addTo(window.surveyMap);
+    say("add-where", state.vertices.map((v) => v[0].toFixed(6) + ", " + v[1].toFixed(6)).join(" → "));
+  }
+
+  function wktOf(kind, pts) {
+    const xy = (p) => p[0].toFixed(7) + " " + p[1].toFixed(7);
+    if (kind.endsWith("Polygon")) return "POLYGON((" + pts.concat([pts[0]]).map(xy).join(", ") + "))";
+    return "LINESTRING(" + pts.map(xy).join(", ") + ")";
+  }
+
+  $("add-start").addEventListener("click", () => { startAdd().catch((err) => say("upload-msg", err.message)); });
+  $("add-cancel").addEventListener("click", () => {
+    state.adding = null; $("add-form").hidden = true;
+    if (state.addMarker) { state.addMarker.remove(); state.addMarker = null; }
+  });
+  $("add-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const a = state.adding;
+    if (!a || !state.vertices.length) { say("upload-msg", "请先在地图上点选位置 / click the map first"); return; }
+    const row = { loc_crs: "CGCS2000" };
+    for (const el of $("add-fields").querySelectorAll("[data-key]")) row[el.dataset.key] = el.value;
+    if (a.cls.geometry === "Point") { row.loc_lon = state.vertices[0][0].toFixed(7); row.loc_lat = state.vertices[0][1].toFixed(7); }
+    else row.loc_geometry = wktOf(a.cls.geometry, state.vertices);
+    const form = new FormData();
+    form.append("class_code", a.cls.code);
+    form.append("file", csvOf(a.cols, [row]), "map-" + a.cls.code + ".csv");
     try {
-      const s = await api("POST", "/submissions", new FormData(e.target));
-      say("upload-msg", "已收到：" + s.rows + " 行，" + s.invalid + " 行有问题");
-      await refresh();
-      show(s.id);
+      await submit(form, "upload-msg");
+      $("add-cancel").click();
     } catch (err) { say("upload-msg", err.message); }
   });
 
-  function cell(tr, text) { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); return td; }
+  // ---------------------------------------------------------------- submissions and rows
+
+  function cell(tr, content) { const td = h("td", {}, content); tr.appendChild(td); return td; }
 
   async function refresh() {
     const body = $("submissions").querySelector("tbody");
-    body.textContent = "";
     try {
       const list = await api("GET", "/submissions");
+      state.list = list.items;
+      body.textContent = "";
+      const pending = $("pending-only").checked;
       for (const s of list.items) {
-        const tr = document.createElement("tr");
-        tr.className = "clickable " + s.status;
-        [s.created_at.slice(0, 16).replace("T", " "), s.class_code, s.village_code, s.status, s.rows, s.invalid]
-          .forEach((v) => cell(tr, String(v)));
+        if (pending && !(s.status === "validated" || s.status === "invalid")) continue;
+        const tr = h("tr", { class: "clickable " + s.status, dataset: { submission: s.id } });
+        [s.created_at.slice(0, 16).replace("T", " "), s.class_code, s.village_code, STATUS_ZH[s.status] || s.status,
+          s.rows, s.invalid].forEach((v) => cell(tr, String(v)));
         tr.addEventListener("click", () => show(s.id));
         body.appendChild(tr);
       }
     } catch (err) { say("upload-msg", err.message); }
   }
+  $("pending-only").addEventListener("change", refresh);
 
-  async function decide(id, row, decision) {
-    const reason = decision === "reject" ? window.prompt("退回原因 / reason") : null;
-    if (decision === "reject" && !reason) { return; }
+  async function decide(decisions) {
     try {
-      await api("POST", "/submissions/" + id + "/review", { decisions: [{ row: row, decision: decision, reason: reason }] });
-      say("review-msg", "第 " + row + " 行已" + (decision === "approve" ? "通过" : "退回"));
-      show(id);
+      const out = await api("POST", "/submissions/" + state.detail.id + "/review", { decisions: decisions });
+      const coded = (out.results || []).filter((x) => x.object_code).length;
+      await show(state.detail.id);
+      await refresh();
+      say("review-msg", "已处理 " + decisions.length + " 行，已赋码 " + coded + " 个 / " + decisions.length + " rows decided, " + coded + " coded");
     } catch (err) { say("review-msg", err.message); }
   }
 
+  function askReason() {
+    const reason = window.prompt("退回原因 / reason");
+    return reason && reason.trim() ? reason.trim() : null;
+  }
+
+  function rowState(r) { return r.status === "valid" && r.duplicates.length ? "duplicate" : r.status; }
+
+  /** The fix form of one invalid row: every column, the ones with problems first and marked. */
+  function fixForm(r, cols) {
+    const bad = new Set(r.errors.map((e) => e.field));
+    const grid = h("div", { class: "fix", dataset: { fixRow: String(r.row) } });
+    const ordered = cols.filter((c) => bad.has(c.key)).concat(cols.filter((c) => !bad.has(c.key)));
+    for (const col of ordered) {
+      const el = inputFor(col, (r.cells || {})[col.key]);
+      if (bad.has(col.key)) el.classList.add("bad");
+      el.addEventListener("input", () => { state.fixes.set(r.row, collect(grid)); $("resubmit").hidden = false; });
+      grid.append(h("label", {}, fieldLabel(col)), el);
+    }
+    return grid;
+  }
+
+  function collect(grid) {
+    const row = {};
+    for (const el of grid.querySelectorAll("[data-key]")) row[el.dataset.key] = el.value;
+    return row;
+  }
+
   async function show(id) {
-    const d = await api("GET", "/submissions/" + id);
+    let d;
+    try { d = await api("GET", "/submissions/" + id); } catch (err) { say("review-msg", err.message); return; }
+    const cls = await classOf(d.class_code);
+    const cols = columnsOf(cls);
+    state.detail = d;
+    state.fixes = new Map();
     $("detail").hidden = false;
-    say("detail-id", d.id);
+    say("detail-id", d.class_code + " " + cls.name + " · " + d.village_code + " · " + (STATUS_ZH[d.status] || d.status));
+    say("review-msg", "");
+    say("map-msg", "");
+    window.surveyFocus = null;
+    $("download-back").href = "#";
+    $("download-back").onclick = (ev) => { ev.preventDefault(); downloadBack(d.id); };
     const body = $("rows").querySelector("tbody");
     body.textContent = "";
+    const valid = d.items.filter((r) => r.status === "valid");
+    $("approve-all").hidden = !valid.length;
+    $("reject-all").hidden = !valid.length;
+    $("resubmit").hidden = true;
     for (const r of d.items) {
-      const tr = document.createElement("tr");
-      tr.className = r.status;
+      const tr = h("tr", { class: rowState(r), dataset: { row: String(r.row) } });
       cell(tr, String(r.row));
       cell(tr, r.name || "");
-      cell(tr, r.status);
-      const notes = r.errors.map((e) => e.message_zh);
-      if (r.object_code) { notes.push("编码 " + r.object_code); }
-      if (r.reason) { notes.push("退回：" + r.reason); }
-      r.duplicates.forEach((x) => notes.push("疑似重复 " + x.code + "（" + x.distance_m + " 米）"));
-      cell(tr, notes.join("；"));
+      cell(tr, STATUS_ZH[r.status] || r.status);
+      const notes = h("ul");
+      for (const e of r.errors) {
+        notes.append(h("li", { class: "error", title: e.message_en, onclick: () => focusRow(r, e) }, e.message_zh));
+      }
+      if (r.object_code) notes.append(h("li", { class: "code" }, "编码 ", h("code", { class: "object-code" }, r.object_code)));
+      if (r.reason) notes.append(h("li", {}, "退回：" + r.reason));
+      r.duplicates.forEach((x) => notes.append(h("li", { class: "dup", onclick: () => focusRow(r) },
+        "疑似重复 " + x.code + (x.name ? "（" + x.name + "）" : "") + "，相距 " + Math.round(x.distance_m) + " 米")));
+      cell(tr, notes);
       const act = cell(tr, "");
       if (r.status === "valid") {
-        for (const [decision, label] of [["approve", "通过"], ["reject", "退回"]]) {
-          const b = document.createElement("button");
-          b.type = "button";
-          b.textContent = label;
-          b.addEventListener("click", () => decide(d.id, r.row, decision));
-          act.appendChild(b);
-        }
+        act.append(h("button", { type: "button", dataset: { act: "approve" }, onclick: () => decide([{ row: r.row, decision: "approve" }]) }, "通过"),
+          h("button", { type: "button", dataset: { act: "reject" }, onclick: () => { const why = askReason(); if (why) decide([{ row: r.row, decision: "reject", reason: why }]); } }, "退回"));
       }
+      if (r.status === "invalid" || r.status === "rejected") {
+        act.append(h("button", { type: "button", dataset: { act: "fix" }, onclick: (ev) => {
+          ev.target.disabled = true;
+          tr.after(h("tr", { class: "fixing" }, h("td", { colSpan: 5 }, fixForm(r, cols))));
+        } }, "修改 / fix"));
+      }
+      tr.addEventListener("click", (ev) => { if (ev.target.tagName !== "BUTTON" && ev.target.tagName !== "LI") focusRow(r); });
       body.appendChild(tr);
+    }
+    await drawRows();
+  }
+
+  $("approve-all").addEventListener("click", () => {
+    if (!state.detail) return;
+    const rows = state.detail.items.filter((r) => r.status === "valid");
+    if (rows.length) decide(rows.map((r) => ({ row: r.row, decision: "approve" })));
+  });
+  $("reject-all").addEventListener("click", () => {
+    if (!state.detail) return;
+    const why = askReason();
+    const rows = state.detail.items.filter((r) => r.status === "valid");
+    if (why && rows.length) decide(rows.map((r) => ({ row: r.row, decision: "reject", reason: why })));
+  });
+
+  $("resubmit").addEventListener("click", async () => {
+    const d = state.detail;
+    if (!d || !state.fixes.size) return;
+    const cls = await classOf(d.class_code);
+    const form = new FormData();
+    form.append("class_code", d.class_code);
+    form.append("village", d.village_code);
+    form.append("file", csvOf(columnsOf(cls), [...state.fixes.values()]), "fixed-" + d.id.slice(0, 8) + ".csv");
+    try { await submit(form, "review-msg"); } catch (err) { say("review-msg", err.message); }
+  });
+
+  async function downloadBack(id) {
+    const r = await fetch("/submissions/" + id + "/file", { headers: auth() });
+    if (!r.ok) { say("review-msg", problem(await r.json().catch(() => ({})))); return; }
+    const url = URL.createObjectURL(await r.blob());
+    const a = h("a", { href: url, download: (r.headers.get("content-disposition") || "").replace(/.*filename="?([^";]+)"?.*/, "$1") || "submission" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  // ---------------------------------------------------------------- the map
+
+  function bboxOf(geom) {
+    let x0 = Infinity; let y0 = Infinity; let x1 = -Infinity; let y1 = -Infinity;
+    const walk = (c) => {
+      if (typeof c[0] === "number") { x0 = Math.min(x0, c[0]); y0 = Math.min(y0, c[1]); x1 = Math.max(x1, c[0]); y1 = Math.max(y1, c[1]); }
+      else c.forEach(walk);
+    };
+    walk(geom.coordinates);
+    return Number.isFinite(x0) ? [[x0, y0], [x1, y1]] : null;
+  }
+
+  function centerOf(geom) {
+    const b = bboxOf(geom);
+    return b ? [(b[0][0] + b[1][0]) / 2, (b[0][1] + b[1][1]) / 2] : null;
+  }
+
+  /** The map shows one row: its place, marked; the row lit in the table. */
+  function focusRow(r, err) {
+    document.querySelectorAll("#rows tr.focus").forEach((t) => t.classList.remove("focus"));
+    const tr = document.querySelector('#rows tr[data-row="' + r.row + '"]');
+    if (tr) tr.classList.add("focus");
+    const map = window.surveyMap;
+    if (!map || !map.getSource("focus")) return;
+    if (!r.geometry) {
+      map.getSource("focus").setData({ type: "FeatureCollection", features: [] });
+      say("map-msg", "第 " + r.row + " 行没有可用的位置" + (err ? "：" + err.message_zh : "") + " / row " + r.row + " has no usable location");
+      return;
+    }
+    map.getSource("focus").setData({ type: "Feature", geometry: r.geometry, properties: { row: r.row } });
+    const b = bboxOf(r.geometry);
+    if (r.geometry.type === "Point") map.jumpTo({ center: r.geometry.coordinates, zoom: Math.max(map.getZoom(), 16) });
+    else if (b) map.fitBounds(b, { padding: 60, maxZoom: 18, duration: 0 });
+    window.surveyFocus = r.row;
+    say("map-msg", "第 " + r.row + " 行" + (r.name ? "（" + r.name + "）" : "") + (err ? "：" + err.message_zh : ""));
+  }
+
+  async function drawRows() {
+    const map = window.surveyMap;
+    if (!map || !map.getSource("rows")) return;
+    const d = state.detail;
+    const feats = []; const existing = []; const links = [];
+    for (const r of d ? d.items : []) {
+      if (!r.geometry) continue;
+      feats.push({ type: "Feature", geometry: r.geometry, properties: { row: r.row, state: rowState(r) } });
+    }
+    if (d) {
+      const dups = d.items.filter((r) => r.geometry && r.duplicates.length);
+      await Promise.all(dups.flatMap((r) => r.duplicates.map(async (x) => {
+        try {
+          const o = await api("GET", "/objects/" + encodeURIComponent(x.code));
+          if (!o.geometry) return;
+          existing.push({ type: "Feature", geometry: o.geometry, properties: { code: x.code, row: r.row } });
+          const a = centerOf(r.geometry); const b = centerOf(o.geometry);
+          if (a && b) links.push({ type: "Feature", geometry: { type: "LineString", coordinates: [a, b] }, properties: {} });
+        } catch (_) { /* an object the caller may not read: the row says its code */ }
+      })));
+    }
+    const fc = (f) => ({ type: "FeatureCollection", features: f });
+    map.getSource("rows").setData(fc(feats));
+    map.getSource("existing").setData(fc(existing));
+    map.getSource("links").setData(fc(links));
+    map.getSource("focus").setData(fc([]));
+    const all = feats.concat(existing);
+    if (all.length) {
+      const b = bboxOf({ type: "GeometryCollection", coordinates: all.map((f) => bboxOf(f.geometry)) });
+      if (b) map.fitBounds(b, { padding: 60, maxZoom: 17, duration: 0 });
     }
   }
 
+  function byState(prop) {
+    return ["match", ["get", "state"], "invalid", COLORS.invalid, "duplicate", COLORS.duplicate, "valid", COLORS.valid,
+      "approved", COLORS.approved, "coded", COLORS.approved, "rejected", COLORS.rejected, prop];
+  }
+
+  async function startMap() {
+    if (!window.maplibregl) return;
+    let boundary = null;
+    try { boundary = await api("GET", "/divisions/" + COUNTY + "/boundary"); } catch (_) { /* drawn without it */ }
+    const bounds = (boundary && bboxOf(boundary.geometry)) || [[114.52, 29.85], [115.18, 30.33]];
+    const empty = { type: "FeatureCollection", features: [] };
+    const tiles = [location.origin + "/tiles/divisions/{z}/{x}/{y}.mvt"];
+    const geo = (data) => ({ type: "geojson", data: data || empty });
+    const map = new maplibregl.Map({
+      container: "survey-map", bounds: bounds, fitBoundsOptions: { padding: 20 }, maxZoom: 20, attributionControl: false,
+      localIdeographFontFamily: "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
+      style: {
+        version: 8,
+        glyphs: location.origin + "/glyphs/{fontstack}/{range}.pbf",
+        sources: { div: { type: "vector", tiles: tiles, minzoom: 9, maxzoom: 14 }, boundary: geo(boundary),
+          rows: geo(), existing: geo(), links: geo(), focus: geo() },
+        layers: [
+          { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
+          { id: "boundary-fill", type: "fill", source: "boundary", paint: { "fill-color": "#ffffff", "fill-opacity": 0.8 } },
+          { id: "village-line", type: "line", source: "div", "source-layer": "divisions", filter: ["==", ["get", "level"], 5],
+            paint: { "line-color": "#9c9488", "line-width": 0.8, "line-dasharray": [3, 2] } },
+          { id: "township-line", type: "line", source: "div", "source-layer": "divisions", filter: ["==", ["get", "level"], 4],
+            paint: { "line-color": "#6d6457", "line-width": 1.5 } },
+          { id: "boundary-line", type: "line", source: "boundary", paint: { "line-color": "#c0392b", "line-width": 2 } },
+          { id: "village-label", type: "symbol", source: "div", "source-layer": "divisions", filter: ["==", ["get", "level"], 5],
+            layout: { "text-field": ["coalesce", ["get", "short_name"], ["get", "name"]], "text-font": ["citygrid Sans"], "text-size": 11 },
+            paint: { "text-color": "#5b5347", "text-halo-color": "#fff", "text-halo-width": 1.5 } },
+          { id: "links", type: "line", source: "links", paint: { "line-color": COLORS.existing, "line-width": 1.5, "line-dasharray": [2, 1] } },
+          { id: "existing", type: "circle", source: "existing", filter: ["==", ["geometry-type"], "Point"],
+            paint: { "circle-radius": 7, "circle-color": COLORS.existing, "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } },
+          { id: "existing-shape", type: "line", source: "existing", filter: ["!=", ["geometry-type"], "Point"],
+            paint: { "line-color": COLORS.existing, "line-width": 2 } },
+          { id: "rows-shape", type: "line", source: "rows", filter: ["!=", ["geometry-type"], "Point"],
+            paint: { "line-color": byState("#333"), "line-width": 3 } },
+          { id: "rows", type: "circle", source: "rows", filter: ["==", ["geometry-type"], "Point"],
+            paint: { "circle-radius": 7, "circle-color": byState("#333"), "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } },
+          { id: "rows-label", type: "symbol", source: "rows", layout: { "text-field": ["to-string", ["get", "row"]],
+            "text-font": ["citygrid Sans"], "text-size": 11, "text-offset": [0, -1.3], "text-allow-overlap": true },
+            paint: { "text-color": "#222", "text-halo-color": "#fff", "text-halo-width": 1.5 } },
+          { id: "focus", type: "circle", source: "focus", filter: ["==", ["geometry-type"], "Point"],
+            paint: { "circle-radius": 13, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#00b8d4", "circle-stroke-width": 3 } },
+          { id: "focus-shape", type: "line", source: "focus", filter: ["!=", ["geometry-type"], "Point"],
+            paint: { "line-color": "#00e5ff", "line-width": 4 } },
+        ],
+      },
+    });
+    window.surveyMap = map;
+    map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "bottom-right");
+    map.on("load", () => {
+      map.on("click", (e) => {
+        if (state.adding) { addClick(e.lngLat); return; }
+        const hit = map.queryRenderedFeatures([[e.point.x - 6, e.point.y - 6], [e.point.x + 6, e.point.y + 6]], { layers: ["rows", "rows-shape"] })[0];
+        const r = hit && state.detail ? state.detail.items.find((x) => x.row === hit.properties.row) : null;
+        if (r) focusRow(r);
+      });
+      drawRows();
+      map.once("idle", () => { document.body.dataset.mapReady = "1"; });
+    });
+  }
+
   $("refresh").addEventListener("click", refresh);
-  if (token) { refresh(); }
+  startMap();
+  if (token) { whoami(); refresh(); }
 })();

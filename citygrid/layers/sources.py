@@ -368,7 +368,7 @@ class DivisionsLayer(Layer):
     table = "division o"
     props_sql = ("jsonb_build_object('code', o.code, 'name', o.name, 'level', o.level, 'kind', o.kind, "
                  "'parent_code', o.parent_code, 'geom_source', o.geom_source)")
-    tile_fields = {"code": "String", "name": "String", "level": "Number"}
+    tile_fields = {"code": "String", "name": "String", "short_name": "String", "level": "Number"}
     color = "#555555"
     area_outlines = True
     listed_when_empty = True  # the base every map draws
@@ -406,9 +406,12 @@ class DivisionsLayer(Layer):
         return _division_queryables()
 
     def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
-        inner = ("SELECT o.geom AS g, o.code, o.name, o.level FROM division o, b WHERE o.level = :lvl "
-                 "AND o.geom IS NOT NULL AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
-        return _mvt(inner, "code, name, level"), {"lvl": 3 if z < 9 else 4 if z < 11 else 5}
+        # counties below z9; from z9 (a county fills the screen) townships and villages together, so the map
+        # opens on a county with both outlines and names (the style tells them apart by `level`)
+        inner = ("SELECT o.geom AS g, o.code, o.name, o.short_name, o.level FROM division o, b "
+                 "WHERE o.level = ANY(:lvl) AND o.geom IS NOT NULL "
+                 "AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
+        return _mvt(inner, "code, name, short_name, level"), {"lvl": [3] if z < 9 else [4, 5]}
 
     def short_name(self) -> str:
         return "行政区划"

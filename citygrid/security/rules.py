@@ -24,6 +24,7 @@ covers it when the code starts with the grant's division prefix (`Grant.covers`)
 | resolve addresses in bulk (POST /address/geocode, batch files) | departments and admins | test_bulk_geocoding_is_for_departments |
 | see a job and its result | its owner; admins all | test_jobs_are_seen_by_their_owner |
 | grid-system imports (principals, grants and the catalog are CLI work) | admin | test_grid_import_is_for_admins |
+| print a batch of door plates (`/doorplates.pdf`, 智慧门牌) of a village or compound | admin; any role whose scope covers the place (the plates' content is public, a batch is the village's work); anonymous 401 | tests/test_doorplates.py: test_printing_plates_needs_a_role_there |
 | submit surveyed objects (files, ODK); see a submission | a cadre in its village, its own submissions; a reviewer those of its township; admins all; others 404 | tests/test_survey.py: test_cadre_may_submit_only_for_its_village, test_submissions_are_seen_by_their_cadre_and_reviewer |
 | review submissions: approve (registers the object with a code) or reject rows | a reviewer in its township (the registration needs no department right: the approval is the right); admins | tests/test_survey.py: test_only_the_townships_reviewer_reviews |
 | attach a record to an object's code (一码互联, `POST /links/{code}`) | admin; a department whose scope covers the object's place (any class: departments link their own records to any object they work on) | tests/test_sharing_links.py: test_linking_needs_a_department_there |
@@ -236,6 +237,13 @@ def require_register_organization(p: Principal, place: str | None) -> None:
     if p.is_admin or any(g.covers(place) for g in p.grants):
         return
     _refuse(p, "登记实有单位", "registering organizations", f"{place} 不在您的范围内", f"{place} is outside your scope")
+
+
+def require_print_plates(p: Principal, place: str | None) -> None:
+    """Printing a batch of door plates is the village's and township's work (the plates themselves are public)."""
+    if p.is_admin or any(g.covers(place) for g in p.grants):
+        return
+    _refuse(p, "打印门牌", "printing door plates", f"{place} 不在您的范围内", f"{place} is outside your scope")
 
 
 def require_submit(p: Principal, village: str) -> None:
