@@ -243,7 +243,7 @@ def heat_tile(conn: Connection, p: Principal, z: int, x: int, y: int, class_code
         f"avg(ST_Y(ST_PointOnSurface(o.geom)))), 4490) AS pt FROM city_object o WHERE {' AND '.join(where)} "
         f"GROUP BY 1 {having}), f AS (SELECT ST_AsMVTGeom(ST_Transform(pt, 3857), ST_TileEnvelope(:z, :x, :y), 4096, 64, "
         "true) AS geom, n AS count, cell::text AS h3 FROM cells) "
-        "SELECT ST_AsMVT(f.*, 'heat', 4096, 'geom') FROM f WHERE geom IS NOT NULL"
+        "SELECT ST_AsMVT(f.*, 'heat', 4096, 'geom') FROM f"
     )
     return bytes(conn.execute(text(sql), params).scalar() or b"")
 
@@ -286,6 +286,6 @@ def area_tile(conn: Connection, p: Principal, z: int, x: int, y: int, by: str, c
         f"f AS (SELECT ST_AsMVTGeom(ST_Transform(a.geom, 3857), b.e, 4096, 64, true) AS geom, a.code AS key, a.name, "
         f"{count} AS count, {f'{count} IS NULL' if suppress else 'false'} AS suppressed FROM areas a "
         "JOIN c ON c.code = a.code, b) "
-        "SELECT ST_AsMVT(f.*, 'aggregate', 4096, 'geom') FROM f WHERE geom IS NOT NULL"
+        "SELECT ST_AsMVT(f.*, 'aggregate', 4096, 'geom') FROM f"
     )
     return bytes(conn.execute(text(sql), params).scalar() or b"")
