@@ -1,4 +1,4 @@
-"""Grid aggregates: /aggregate?by=h3:8|unit_grid|gov_grid|county|township|village&class=&attr=&stat=count|sum|avg,
+"""Grid aggregates: /aggregate?by=h3:8|bgc:6|unit_grid|gov_grid|county|township|village&class=&attr=&stat=count|sum|avg,
 as GeoJSON, or as vector tiles (heat points per H3 cell, or counted polygons)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from citygrid.security.principal import Principal
 router = APIRouter(tags=["grids"])
 
 
-@router.get("/aggregate", summary="Counts, sums or averages per H3 cell or division, as GeoJSON")
+@router.get("/aggregate", summary="Counts, sums or averages per H3 cell, Beidou grid cell (bgc:1–10), grid or division, as GeoJSON")
 def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Query(None, alias="class",
                                                                                        pattern=r"^\d{6}$"),
                   attr: str | None = Query(None, max_length=64), stat: str = Query("count", max_length=8),
