@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,7 +34,7 @@ from api.routers import (
 )
 from citygrid import __version__
 from citygrid.catalog import get_catalog
-from citygrid.db.health import loaded
+from citygrid.db.health import loaded, readiness
 from citygrid.jobs import mark_interrupted
 from citygrid.security.principal import ANONYMOUS, SYSTEM
 from citygrid.security.scope import scoped, scoped_engine
@@ -84,10 +86,22 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     web.install(app)
     hardening.install(app)
 
+    started = time.monotonic()
+
     @app.get("/health", tags=["system"])
     def health() -> dict[str, Any]:
         with app.state.engine.connect() as c:
             return {"status": "ok", "version": __version__} | loaded(scoped(c, ANONYMOUS))
+
+    @app.get("/healthz", tags=["system"], summary="Liveness: the process answers (no database access)")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "alive", "version": __version__, "pid": os.getpid(),
+                "uptime_s": round(time.monotonic() - started, 1)}
+
+    @app.get("/readyz", tags=["system"], summary="Readiness: the database answers and the address index is in "
+             "memory; 503 with Retry-After until then (the first probe starts loading the index)")
+    def readyz() -> dict[str, Any]:
+        return readiness(app.state.engine, app.state.address_indexes)
 
     @app.get("/", tags=["system"])
     def index() -> dict[str, Any]:
@@ -95,3 +109,9 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
                 "links": ["/divisions/420281", "/classes", "/departments", "/objects", "/codes/{code}", "/health"]}
 
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `citygrid serve --workers N` process (uvicorn's factory): the parent already migrated the
+    database and loaded what it serves, so workers do not race to prepare it."""
+    return create_app(prepare=False)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from citygrid.settings import get_settings
+from citygrid.settings import get_settings, share_database_url
 
 if TYPE_CHECKING:  # imported where used, to keep the command quick to start
     from sqlalchemy.engine import Engine
@@ -153,7 +153,9 @@ def ensure_after_demo(engine: Engine, name: str, kind: str, force: bool, report:
 
 
 @app.command()
-def serve(host: str | None = None, port: int | None = None, demo: bool = typer.Option(True, help="load the demo")) -> None:
+def serve(host: str | None = None, port: int | None = None, demo: bool = typer.Option(True, help="load the demo"),
+          workers: int | None = typer.Option(None, min=1, help="worker processes (default CITYGRID_WORKERS, else the "
+                                                                 "CPU count, at most 4)")) -> None:
     """Serve the API (loads divisions and, by default, the demo county first)."""
     import uvicorn
 
@@ -173,8 +175,15 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
         _print_demo_principals(url)
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
     stop = _webhooks_in_background(url)
+    n = workers or s.workers
+    console.print(f"{n} worker process{'es' if n > 1 else ''} (--workers / CITYGRID_WORKERS)")
     try:
-        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
+        if n > 1:  # layer versions, credentials and jobs live in the database, so workers agree on them
+            share_database_url(url)
+            uvicorn.run("api.main:worker_app", factory=True, workers=n, host=host or s.host, port=port or s.port,
+                        log_level="info")
+        else:
+            uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info")
     finally:
         stop.set()
 

