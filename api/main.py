@@ -35,6 +35,7 @@ from api.routers import (
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 from citygrid.db.health import loaded, readiness
+from citygrid.db.replicas import from_settings
 from citygrid.jobs import mark_interrupted
 from citygrid.security.principal import ANONYMOUS, SYSTEM
 from citygrid.security.scope import scoped, scoped_engine
@@ -57,7 +58,10 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
             prepare_db(url)  # migrations and the catalog as the owner; requests never run as the owner
         # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
         app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
-        app.state.address_indexes = AddressIndexCache(app.state.engine)  # loaded on first use (api/deps.py)
+        # hot standbys for the heavy reads, when configured (citygrid/db/replicas.py); None: the primary only
+        app.state.replicas = replicas = from_settings(app.state.engine)
+        app.state.address_indexes = AddressIndexCache(  # loaded on first use (api/deps.py)
+            app.state.engine, (lambda: replicas.for_read(None)[1]) if replicas else None)
         # jobs left `running` by a process that died (kill -9, a crash) are marked interrupted, their output cut
         # back to what their record says (citygrid/jobs.py); they can then be resumed, retried or cancelled
         mark_interrupted(scoped_engine(app.state.engine, SYSTEM))
@@ -101,7 +105,10 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     @app.get("/readyz", tags=["system"], summary="Readiness: the database answers and the address index is in "
              "memory; 503 with Retry-After until then (the first probe starts loading the index)")
     def readyz() -> dict[str, Any]:
-        return readiness(app.state.engine, app.state.address_indexes)
+        ready = readiness(app.state.engine, app.state.address_indexes)
+        if app.state.replicas is not None:
+            ready["replicas"] = app.state.replicas.status()
+        return ready
 
     @app.get("/", tags=["system"])
     def index() -> dict[str, Any]:

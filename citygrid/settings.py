@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     code_block_max: int = Field(10_000, ge=1, description="codes one non-admin call may reserve (POST /codes/blocks)")
     code_block_daily: int = Field(200_000, ge=1, description="codes a non-admin principal may reserve in 24 h")
 
+    # --- read replicas (citygrid/db/replicas.py) ---
+    replica_urls: Annotated[list[str], NoDecode] = Field(
+        [], repr=False, description="hot standbys serving OGC items, tiles, aggregates and address-index loads, "
+                                    "comma-separated, as the application logs in (a URL without a user: citygrid_app)")
+    replica_max_lag: float = Field(5.0, gt=0, description="seconds a replica may lag before it leaves the pool")
+
     # --- database failures (citygrid/db/failures.py) ---
     db_retry_after: int = Field(5, ge=1, le=3600, description="Retry-After seconds of a 503 while the database is away")
     db_connect_timeout: int = Field(5, ge=1, le=300, description="seconds to wait for a new database connection")
@@ -83,6 +89,11 @@ class Settings(BaseSettings):
     rate_geocode: str = "30/minute"
     rate_batch: str = "20/hour"
     rate_export: str = "60/minute"
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _replicas(cls, v: object) -> object:
+        return [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v
 
     @field_validator("cors_origins", mode="before")
     @classmethod

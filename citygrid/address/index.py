@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import text
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 class AddressIndexCache:
     """One `AddressIndex` of the database behind `engine`, kept as fresh as the address base's stamp."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_engine: Callable[[], Engine] | None = None) -> None:
         self.engine = engine
+        self.read_engine = read_engine  # a read replica's, when there are (citygrid/db/replicas.py)
         self._lock = threading.Lock()
         self._index: AddressIndex | None = None
         self._stamp: datetime | None = None
@@ -65,7 +67,7 @@ class AddressIndexCache:
         made meanwhile, which the next `get` after the database returns picks up); with none loaded yet, the
         database's error goes to the caller (a 503, citygrid/db/failures.py)."""
         try:
-            with self.engine.connect() as c:
+            with (self.read_engine() if self.read_engine else self.engine).connect() as c:
                 scoped(c, ANONYMOUS)  # the index is the public's: door plates and roads, never persons
                 stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
                 with self._lock:
