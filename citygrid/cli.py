@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -658,3 +658,73 @@ def intake_resume() -> None:
             out = intake.process(s, system_as("intake-resume"), sid)
         console.print(f"{sid}: {out['status']} ({out['rows']} rows, {out['invalid']} invalid)")
     console.print(f"{len(pending)} submission(s) processed")
+
+
+def _usage(message: str) -> NoReturn:
+    console.print(f"[red]✗[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command("export")
+def export(out: Path = typer.Option(..., help="directory for one GeoParquet file per class"),
+           format_: str = typer.Option("geoparquet", "--format", help="geoparquet (the only format for now)"),
+           level: str = typer.Option("L1", help="attributes up to this catalog level: L1 (公开, default)..L4"),
+           division: str | None = typer.Option(None, help="only this county (a 6-digit code or longer)"),
+           restricted: bool = typer.Option(False, help="also the classes kept off public layers")) -> None:
+    """Every class's active objects as GeoParquet 1.1 (CGCS2000), for province platforms and the Spark jobs."""
+    from citygrid.export.geoparquet import export_all
+
+    if format_ != "geoparquet":
+        _usage(f"--format {format_}: only geoparquet is supported")
+    if level not in ("L1", "L2", "L3", "L4"):
+        _usage(f"--level {level}: one of L1, L2, L3, L4")
+    prog, report = _progress()
+    with prog:
+        written = export_all(_engine(), out, level, division, restricted,  # type: ignore[arg-type]
+                             lambda name, n: report(name, n, None))
+    for w in written:
+        console.print(f"{w.path}  {w.rows:,} rows")
+    console.print(f"{len(written)} files, {sum(w.rows for w in written):,} objects")
+
+
+spark_app = typer.Typer(help="Province-scale batch jobs on Apache Spark (local mode by default).",
+                        no_args_is_help=True)
+app.add_typer(spark_app, name="spark")
+
+
+@spark_app.command("geocode")
+def spark_geocode(src: Path, out: Path = typer.Option(..., help="Parquet directory for the results"),
+                  column: str = typer.Option("address", help="the column holding addresses"),
+                  hint: str | None = typer.Option(None, help="division code to prefer"),
+                  master: str = typer.Option("local[2]", help="Spark master (a cluster's, or local[N])")) -> None:
+    """Geocode a CSV or Parquet address file with citygrid's resolver inside Spark (mapInPandas)."""
+    from citygrid.db.engine import database_url
+    from citygrid.export import spark
+
+    s = spark.session(master)
+    try:
+        counts = spark.geocode(s, src, out, database_url(), column, hint)
+    except ValueError as exc:
+        _usage(str(exc))
+    finally:
+        s.stop()
+    console.print(f"{counts['rows']:,} rows, {counts['matched']:,} matched, {counts['failed']:,} failed → {out}")
+
+
+@spark_app.command("aggregate")
+def spark_aggregate(objects: Path, by: str = typer.Option("h3:8", help="h3:N, bgc:N, county, township, village, "
+                                                                      "unit_grid or gov_grid"),
+                    class_code: str | None = typer.Option(None, "--class", help="one class (6 digits)"),
+                    master: str = typer.Option("local[2]", help="Spark master")) -> None:
+    """Count exported objects (`citygrid export`) per group in Spark; prints key and count per line."""
+    from citygrid.export import spark
+
+    s = spark.session(master)
+    try:
+        rows = spark.aggregate(s, objects, by, class_code)
+    except ValueError as exc:
+        _usage(str(exc))
+    finally:
+        s.stop()
+    for k, n in rows:
+        console.print(f"{k}\t{n}")

@@ -159,3 +159,9 @@ def share_database_url(url: str) -> None:
     processes it is about to start (`citygrid serve --workers`), which read it as `DATABASE_URL`."""
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
+
+
+def use_python_for_spark(python: str) -> None:
+    """Spark starts its Python workers with PYSPARK_PYTHON, else `python3` (the system's, without citygrid's
+    packages); a value the user set (a cluster's own Python) wins."""
+    os.environ.setdefault("PYSPARK_PYTHON", python)
