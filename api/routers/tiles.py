@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.engine import Connection
 
-from api.deps import conn, current_principal, not_modified
+from api.deps import not_modified, read_conn, read_principal
 from citygrid.layers import tiles as T
 from citygrid.security.principal import Principal
 
@@ -25,15 +25,15 @@ def _tiles_url(request: Request, layer: str) -> str:
 
 
 @router.get("/layers", summary="Every layer with data: kind, title, map group, count, tile and style links")
-def get_layers(request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+def get_layers(request: Request, c: Connection = Depends(read_conn), p: Principal = Depends(read_principal)
                ) -> dict[str, Any]:
     return {"layers": T.layer_list(c, p, _root(request))}
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Mapbox vector tile (EPSG:3857 tile matrix)",
             response_class=Response)
-def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(conn),
-             p: Principal = Depends(current_principal)) -> Response:
+def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(read_conn),
+             p: Principal = Depends(read_principal)) -> Response:
     t = T.tile(c, p, layer, z, x, y)
     headers = {"ETag": t.etag, "Cache-Control": "no-cache"}
     if not_modified(request, t.etag):
@@ -42,12 +42,12 @@ def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON 3.0 for a layer")
-def tilejson(layer: str, request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+def tilejson(layer: str, request: Request, c: Connection = Depends(read_conn), p: Principal = Depends(read_principal)
              ) -> dict[str, Any]:
     return T.tilejson(T.find_layer(c, p, layer), _tiles_url(request, layer))
 
 
 @router.get("/styles/{layer}.json", summary="MapLibre style for a layer, generated from the catalog")
-def get_style(layer: str, request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+def get_style(layer: str, request: Request, c: Connection = Depends(read_conn), p: Principal = Depends(read_principal)
               ) -> dict[str, Any]:
     return T.style(T.find_layer(c, p, layer), _tiles_url(request, layer))

@@ -270,6 +270,21 @@ def _column_missing(header: list[str], column: str | None) -> CitygridError:
                             column_en=f" {column!r}" if column else "", columns_zh="、".join(header), columns_en=header)
 
 
+def result_row(i: int, text: str, res: dict[str, Any]) -> tuple[bool, list[Any]]:
+    """One geocoded row as the `OUT_COLUMNS` of a batch's result (CSV here, Parquet from the Spark job,
+    `citygrid.export.spark`), and whether it matched below county level."""
+    top = res["candidates"][0] if res.get("candidates") else None
+    if top and top["level"] not in ("province", "city", "county"):
+        codes = top["codes"]
+        pt = top["point"] or {}
+        return True, [i, text, "matched", "", top["address"], top["address_code"], top["level"], top["level_amap"],
+                      "true" if top["precise"] else "false", top["confidence"], pt.get("lon"), pt.get("lat"),
+                      pt.get("crs"), (top["township"] or {}).get("name"), (top["village"] or {}).get("name"),
+                      codes.get("door"), codes.get("building"), codes.get("room_address"), "|".join(top["unused"])]
+    err = (res.get("error") or {}).get("error_code") or E.no_match.code
+    return False, [i, text[:MAX_FIELD], "failed", err] + [""] * (len(OUT_COLUMNS) - 4)
+
+
 def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress: Any = None,
         hint: str | None = None, checkpoint: Callable[..., None] | None = None,
         resume: dict[str, int] | None = None) -> dict[str, int]:
@@ -297,22 +312,10 @@ def run(index: AddressIndex, path: Path, column: str | None, out: Path, progress
                 res: dict[str, Any] = {"error": {"error_code": E.address_too_long.code}, "candidates": []}
             else:
                 res = geocode_row(index, text, hint, 1, crsmod.CGCS2000)
-            top = res["candidates"][0] if res.get("candidates") else None
+            matched, out_row = result_row(i, text, res)
             counts["rows"] += 1
-            if top and top["level"] not in ("province", "city", "county"):
-                counts["matched"] += 1
-                codes = top["codes"]
-                pt = top["point"] or {}
-                w.writerow([i, text, "matched", "", top["address"], top["address_code"], top["level"], top["level_amap"],
-                            "true" if top["precise"] else "false", top["confidence"], pt.get("lon"), pt.get("lat"),
-                            pt.get("crs"), (top["township"] or {}).get("name"),
-                            (top["village"] or {}).get("name"), codes.get("door"), codes.get("building"),
-                            codes.get("room_address"), "|".join(top["unused"])] + [rec.get(h, "") for h in extra])
-            else:
-                counts["failed"] += 1
-                err = (res.get("error") or {}).get("error_code") or E.no_match.code
-                w.writerow([i, text[:MAX_FIELD], "failed", err] + [""] * (len(OUT_COLUMNS) - 4)
-                           + [rec.get(h, "") for h in extra])
+            counts["matched" if matched else "failed"] += 1
+            w.writerow(out_row + [rec.get(h, "") for h in extra])
             if counts["rows"] % 1000 == 0:
                 if checkpoint is not None:
                     f.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import text
@@ -28,12 +29,36 @@ log = logging.getLogger(__name__)
 class AddressIndexCache:
     """One `AddressIndex` of the database behind `engine`, kept as fresh as the address base's stamp."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_engine: Callable[[], Engine] | None = None) -> None:
         self.engine = engine
+        self.read_engine = read_engine  # a read replica's, when there are (citygrid/db/replicas.py)
         self._lock = threading.Lock()
         self._index: AddressIndex | None = None
         self._stamp: datetime | None = None
         self._stale = False  # answering from memory while the database is away
+        self._warming: threading.Thread | None = None
+
+    def state(self) -> str:
+        """`loaded`, `loading` (a `warm` is under way), `stale` (answering from memory while the database is
+        away) or `not_loaded`; for readiness (`citygrid.db.health.readiness`)."""
+        if self._index is not None:
+            return "stale" if self._stale else "loaded"
+        return "loading" if self._warming is not None and self._warming.is_alive() else "not_loaded"
+
+    def warm(self) -> None:
+        """Load the index in a background thread unless it is loaded or loading: a load balancer asks for
+        readiness before it sends traffic, so the first geocode need not pay for the load."""
+        with self._lock:
+            if self._index is not None or (self._warming is not None and self._warming.is_alive()):
+                return
+            self._warming = threading.Thread(target=self._warm, name="address-index-warm", daemon=True)
+            self._warming.start()
+
+    def _warm(self) -> None:
+        try:
+            self.get()
+        except Exception:  # readiness keeps saying not ready; the next request or probe tries again
+            log.warning("address index: loading in the background failed", exc_info=True)
 
     def get(self) -> AddressIndex:
         """The index of the current address base, (re)built first when it is missing or older than the base.
@@ -42,7 +67,7 @@ class AddressIndexCache:
         made meanwhile, which the next `get` after the database returns picks up); with none loaded yet, the
         database's error goes to the caller (a 503, citygrid/db/failures.py)."""
         try:
-            with self.engine.connect() as c:
+            with (self.read_engine() if self.read_engine else self.engine).connect() as c:
                 scoped(c, ANONYMOUS)  # the index is the public's: door plates and roads, never persons
                 stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
                 with self._lock:

@@ -139,6 +139,22 @@ class Cluster:
         self._ensure_database()
         return self.url()
 
+    def standby_of(self, primary: Cluster) -> str:
+        """Make this cluster a hot standby of `primary` (`pg_basebackup -R`: a streaming replica that replays
+        the primary's WAL and answers read-only queries) and start it; returns its URL. A standby already made
+        is only started."""
+        if not self.initialized():
+            if primary.port is None:
+                raise ClusterError("the primary has no port: start it first")
+            self.root.mkdir(parents=True, exist_ok=True)
+            if _is_root():
+                shutil.chown(self.root, "postgres", "postgres")
+            self._run(["pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", DB_USER, "-D",
+                       str(self.pgdata), "-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            with (self.pgdata / "postgresql.auto.conf").open("a") as f:  # its own socket, not the primary's
+                f.write(f"unix_socket_directories = '{self.pgdata}'\nhot_standby = on\n")
+        return self.start()
+
     def _configure_pgaudit(self) -> None:
         """pgaudit (Debian postgresql-15-pgaudit) logs every write, DDL and role change in the server log, next to
         citygrid's own audit log; loaded when installed (takes effect at this start), skipped with a note when not."""

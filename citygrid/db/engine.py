@@ -47,9 +47,9 @@ def _connect_args() -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
-    # pre-ping: a pooled connection that died with the server is replaced before use (citygrid/db/failures.py)
-    return failures.install(create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True,
-                                          connect_args=_connect_args()))
+    # a pooled connection that died with the server is replaced before use (citygrid/db/failures.py)
+    return failures.ping_idle(failures.install(create_engine(url, pool_size=10, max_overflow=20, future=True,
+                                                             connect_args=_connect_args())))
 
 
 @lru_cache(maxsize=8)
@@ -58,8 +58,8 @@ def app_engine_for(url: str) -> Engine:
     args = _connect_args()
     if (limit := get_settings().db_statement_timeout) > 0:  # a runaway query cannot hold a worker for ever
         args["options"] = f"-c statement_timeout={limit * 1000}"
-    return failures.install(create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, future=True,
-                                          connect_args=args, execution_options={APP_OPTION: True}))
+    return failures.ping_idle(failures.install(create_engine(
+        url, pool_size=10, max_overflow=20, future=True, connect_args=args, execution_options={APP_OPTION: True})))
 
 
 def get_engine() -> Engine:

@@ -11,13 +11,17 @@ query strings, paths and JSON bodies first, where it can name the field (api/har
 **An unreachable database.** A refused or dropped connection, a server shutting down or starting, too many
 connections, an exhausted pool, a statement timeout, a full disk or a read-only server: `unavailable` turns
 those into `E.database_unavailable` (503 with Retry-After) with the reason, instead of a 500. The engines ping
-a pooled connection before handing it out (`pool_pre_ping`), so the first request after the database returns
-gets a fresh connection.
+a pooled connection before handing it out when it sat idle for longer than `IDLE_PING` (`ping_idle`), so the first
+request after the database returns gets a fresh connection. Not on every checkout (`pool_pre_ping`): under load a
+connection comes back to the pool milliseconds before it is handed out again, and a ping per request was one of
+a tile's six round trips for nothing; a connection that died under load fails its request with a disconnect, which
+invalidates the whole pool (SQLAlchemy), so one request per worker sees the 503, not every one.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -94,6 +98,31 @@ def install(engine: Engine) -> Engine:
     """Check every statement's parameters on `engine` before they reach the driver (see the module's doc)."""
     if not event.contains(engine, "before_cursor_execute", _check_parameters):
         event.listen(engine, "before_cursor_execute", _check_parameters)
+    return engine
+
+
+IDLE_PING = 1.0  # seconds a pooled connection may sit unused before it is pinged at checkout
+
+
+def _checked_in(dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+    if time.monotonic() - record.info.get("idle_since", 0.0) <= IDLE_PING:
+        return
+    try:
+        dbapi_conn.execute("SELECT 1")
+        dbapi_conn.rollback()
+    except psycopg.Error as exc:  # the pool discards it and retries with a new connection
+        raise sa_exc.DisconnectionError() from exc
+
+
+def ping_idle(engine: Engine) -> Engine:
+    """Ping connections idle for more than `IDLE_PING` when they are checked out (see the module's doc)."""
+    if not event.contains(engine.pool, "checkout", _checkout):
+        event.listen(engine.pool, "checkin", _checked_in)
+        event.listen(engine.pool, "checkout", _checkout)
     return engine
 
 

@@ -68,6 +68,9 @@ role may only read ``layer_version``, ``agg_h3`` and ``agg_grid``. SQL (not PL/p
 (0016), and ``citygrid_areas``, ``citygrid_personal``, ``citygrid_hidden_classes``, ``citygrid_node_in_area``,
 which the row-level security policies on city_object, addr_node, house, person and organization call (0017).
 Roles, grants and policies are pictured in `citygrid/db/roles.py` and checked by `tests/test_security_rls.py`.
+
+``citygrid_bgc(lon, lat, level)`` (PL/pgSQL, IMMUTABLE) computes the generated column ``city_object.bgc``, the
+Beidou grid code at level 10 (0025_beidou_grid_code.py; the same code as `citygrid/grid/beidou.py`).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Double,
     ForeignKey,
@@ -244,6 +248,8 @@ class CityObject(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_by: Mapped[str] = mapped_column(Text, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    bgc: Mapped[str | None] = mapped_column(Text, Computed(
+        "citygrid_bgc(st_x(st_pointonsurface(geom)), st_y(st_pointonsurface(geom)), 10)", persisted=True))
     __table_args__ = (
         CheckConstraint("status IN ('active','retired')", name="city_object_status"),
         Index("city_object_class_division_idx", "class_code", "division_code", "code"),

@@ -1,4 +1,5 @@
-"""Aggregate objects to H3 cells (any resolution ≤ 12) or divisions: count, sum, avg of a numeric attribute.
+"""Aggregate objects to H3 cells (any resolution ≤ 12), Beidou grid cells (levels 1–10, GB/T 39409-2020), grids or
+divisions: count, sum, avg of a numeric attribute.
 
 Who may count what is `citygrid.security.rules` (classified classes only where the caller may read them, 404
 elsewhere; attributes only up to its clearance); how small counts are hidden is
@@ -32,6 +33,7 @@ from citygrid.db.engine import fetch_tuples
 from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
 from citygrid.geo import bbox_condition
+from citygrid.grid import beidou
 from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
 from citygrid.layers.sources import DivisionsLayer, GridSystemLayer, Layer
 from citygrid.security import classification, rules
@@ -50,8 +52,8 @@ class _Choices(TypedDict):
 _AREAS = [*GRID_KINDS, *DIVISION_LEVELS]
 _BY_AREAS: _Choices = {"choices_zh": "、".join(_AREAS[:-1]) + " 或 " + _AREAS[-1],
                        "choices_en": ", ".join(_AREAS[:-1]) + " or " + _AREAS[-1]}
-_BY_POINTS: _Choices = {"choices_zh": f"h3:0–{STORED_RES}、" + _BY_AREAS["choices_zh"],
-                        "choices_en": f"h3:0..{STORED_RES}, " + _BY_AREAS["choices_en"]}
+_BY_POINTS: _Choices = {"choices_zh": f"h3:0–{STORED_RES}、bgc:1–10（北斗网格位置码）、" + _BY_AREAS["choices_zh"],
+                        "choices_en": f"h3:0..{STORED_RES}, bgc:1..10 (Beidou grid code), " + _BY_AREAS["choices_en"]}
 
 
 def _counted(p: Principal, class_code: str | None) -> tuple[ObjectClass | None, rules.Scope, list[str], bool]:
@@ -114,6 +116,11 @@ def aggregate(conn: Connection, p: Principal, *, by: str, class_code: str | None
         if not 0 <= res <= STORED_RES:
             raise E.by_invalid("by", by=by, **_BY_POINTS)
         key = parent_sql("o.h3", res)
+    elif by.startswith("bgc:"):  # Beidou grid code: a level's code is the prefix of the stored level-10 code
+        level = int(by[4:]) if by[4:].isdigit() else 0
+        if level not in beidou.LEVELS:
+            raise E.by_invalid("by", by=by, **_BY_POINTS)
+        key = f"left(o.bgc, {beidou.LENGTHS[level]})"
     elif by in DIVISION_LEVELS:
         key = "o." + DIVISION_LEVELS[by][1]
     elif by in GRID_KINDS:
@@ -150,7 +157,7 @@ def aggregate(conn: Connection, p: Principal, *, by: str, class_code: str | None
     elif with_geometry and rows and by in GRID_KINDS:
         system = GRID_KINDS[by][0]
         geoms = _area_geometries(conn, GridSystemLayer(system), [r[0] for r in rows])
-    is_h3 = by.startswith("h3:")
+    is_h3, is_bgc = by.startswith("h3:"), by.startswith("bgc:")
     for key_, n_, v_ in rows:  # rows are (k, n, v); one tight loop (20k unit grids)
         n = classification.small_count(int(n_), not suppress)
         hidden = n is None
@@ -161,6 +168,8 @@ def aggregate(conn: Connection, p: Principal, *, by: str, class_code: str | None
             cell = int(key_)
             props["h3"] = h3.int_to_str(cell)
             geom = boundary_geojson(cell) if with_geometry else None
+        elif is_bgc:
+            geom = beidou.outline(key_) if with_geometry else None
         else:
             geom = geoms.get(key_)
         feats.append({"type": "Feature", "id": props["key"], "geometry": geom, "properties": props})
@@ -243,7 +252,7 @@ def heat_tile(conn: Connection, p: Principal, z: int, x: int, y: int, class_code
         f"avg(ST_Y(ST_PointOnSurface(o.geom)))), 4490) AS pt FROM city_object o WHERE {' AND '.join(where)} "
         f"GROUP BY 1 {having}), f AS (SELECT ST_AsMVTGeom(ST_Transform(pt, 3857), ST_TileEnvelope(:z, :x, :y), 4096, 64, "
         "true) AS geom, n AS count, cell::text AS h3 FROM cells) "
-        "SELECT ST_AsMVT(f.*, 'heat', 4096, 'geom') FROM f WHERE geom IS NOT NULL"
+        "SELECT ST_AsMVT(f.*, 'heat', 4096, 'geom') FROM f"
     )
     return bytes(conn.execute(text(sql), params).scalar() or b"")
 
@@ -286,6 +295,6 @@ def area_tile(conn: Connection, p: Principal, z: int, x: int, y: int, by: str, c
         f"f AS (SELECT ST_AsMVTGeom(ST_Transform(a.geom, 3857), b.e, 4096, 64, true) AS geom, a.code AS key, a.name, "
         f"{count} AS count, {f'{count} IS NULL' if suppress else 'false'} AS suppressed FROM areas a "
         "JOIN c ON c.code = a.code, b) "
-        "SELECT ST_AsMVT(f.*, 'aggregate', 4096, 'geom') FROM f WHERE geom IS NOT NULL"
+        "SELECT ST_AsMVT(f.*, 'aggregate', 4096, 'geom') FROM f"
     )
     return bytes(conn.execute(text(sql), params).scalar() or b"")

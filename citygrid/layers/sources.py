@@ -77,12 +77,16 @@ def thin_res(z: int) -> int:
 
 
 def _mvt(inner: str, fields: str) -> str:
-    """Tile SQL around `inner` (rows `src` with a 4490 geometry `g` and the tile's fields; LIMIT :cap applied)."""
+    """Tile SQL around `inner` (rows `src` with a 4490 geometry `g` and the tile's fields; LIMIT :cap applied).
+
+    No `WHERE geom IS NOT NULL` on the clipped rows: ST_AsMVT skips rows whose geometry is NULL by itself, and
+    the planner inlines `f`, so the filter computed ST_AsMVTGeom twice per row (z10 56 → 35 ms, z16 4.6 → 2.8 ms
+    per tile in process, same bytes)."""
     return ("WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
             f"src AS ({inner} LIMIT :cap), "
             "f AS (SELECT ST_AsMVTGeom(ST_Transform(src.g, 3857), b.e, :ext, :buf, true) AS geom, "
             f"{', '.join('src.' + f for f in fields.split(', '))} FROM src, b) "
-            "SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f WHERE geom IS NOT NULL")
+            "SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f")
 
 
 def _geom_queryable(geometry_type: str | None, alias: str, sql: str) -> Queryable:

@@ -173,7 +173,7 @@ def create(s: Session, p: Principal, obj: NewObject, row: int | None = None) -> 
 _SELECT = (
     "SELECT o.uid, o.code, o.class_code, o.division_code, o.township_code, o.village_code, o.component_code, o.name, "
     "ST_AsBinary(o.geom) AS g, o.attrs, o.status, o.version, o.valid_from, o.valid_to, o.created_by, o.created_at, "
-    "o.updated_by, o.updated_at, o.unit_grid, o.gov_grid FROM city_object o"
+    "o.updated_by, o.updated_at, o.unit_grid, o.gov_grid, o.bgc FROM city_object o"
 )
 
 
@@ -191,7 +191,7 @@ def _out(p: Principal, r: Any, crs: Crs = crsmod.CGCS2000) -> dict[str, Any]:
     return classification.object_view(p, cls, _place_of(r), {
         "uid": str(r.uid), "code": r.code, "class_code": r.class_code, "class_name": cls.name if cls else None,
         "division_code": r.division_code, "township_code": r.township_code, "village_code": r.village_code,
-        "component_code": r.component_code, "grids": {"unit": r.unit_grid, "governance": r.gov_grid}, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g)), crs), "crs": crs.key,
+        "component_code": r.component_code, "grids": {"unit": r.unit_grid, "governance": r.gov_grid, "beidou": r.bgc}, "name": r.name, "geometry": to_geojson(wkb.loads(bytes(r.g)), crs), "crs": crs.key,
         "attrs": r.attrs, "status": r.status, "version": r.version,
         "valid_from": r.valid_from,
         "valid_to": r.valid_to, "created_by": r.created_by, "created_at": r.created_at,
