@@ -81,6 +81,10 @@ def test_a_database_migrated_by_a_newer_citygrid_is_refused_at_start(outage: tup
         cluster.start()
     url = cluster.url()
     engine = engine_for(url)
+    # The owner's pool may hold a connection last used less than IDLE_PING before the restart above: it is not
+    # pinged, and its first statement would fail as a disconnect (the trade-off of citygrid/db/failures.py,
+    # tested in test_a_connection_killed_while_idle_is_replaced_at_checkout). This test is about the schema.
+    engine.dispose()
     with engine.connect() as c:
         head = c.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     assert check_revision(url) == head

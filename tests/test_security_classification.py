@@ -116,6 +116,7 @@ def _requests(doc: dict[str, Any], data: dict[str, Any]) -> Iterator[tuple[str, 
         "class_code": list(codes),  # survey templates: the catalog's labels, never a stored value
         "sid": ["00000000-0000-0000-0000-000000000000"],  # the sweep's callers submitted nothing: 404 for all
         "system": ["governance"],  # the unit grid's 多网合一 report takes a minute; governance cells are alike
+        "fontstack": ["Noto Sans Regular"], "block": ["0-255"],  # map label glyphs: no data at all
     }
     # where a route's {code} can only be one kind of code, only that kind (any other is a quick 4xx)
     codes_of = {"/objects/": objects, "/links/": objects, "/codes/": objects, "/addresses/": [places["room"], places["door"]],

@@ -413,9 +413,10 @@ class DivisionsLayer(Layer):
         # counties below z9; from z9 (a county fills the screen) townships and villages together, so the map
         # opens on a county with both outlines and names (the style tells them apart by `level`)
         inner = ("SELECT o.geom AS g, o.code, o.name, o.short_name, o.level FROM division o, b "
-                 "WHERE o.level = ANY(:lvl) AND o.geom IS NOT NULL "
+                 "WHERE o.level BETWEEN :lv_from AND :lv_to AND o.geom IS NOT NULL "
                  "AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
-        return _mvt(inner, "code, name, short_name, level"), {"lvl": [3] if z < 9 else [4, 5]}
+        levels = (3, 3) if z < 9 else (4, 5)
+        return _mvt(inner, "code, name, short_name, level"), {"lv_from": levels[0], "lv_to": levels[1]}
 
     def short_name(self) -> str:
         return "行政区划"
