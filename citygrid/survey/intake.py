@@ -21,22 +21,28 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import shapely
 from rapidfuzz import fuzz
 from shapely import wkb
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from citygrid import crs as gcj
 from citygrid.address.resolve import AddressIndex
 from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import to_geojson
+from citygrid.jobs import Progress
 from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security import audit, rules
 from citygrid.security.principal import Principal
 from citygrid.survey import read, template, validate
 
 MAX_BYTES = 20 * 1024 * 1024
+CHUNK = 2000  # rows validated between two progress reports
 DUP_METRES = 5.0  # registered objects of the class this close to a row are shown to the reviewer as likely the same
 
 
@@ -110,56 +116,162 @@ def _reader(source: str) -> CellReader:
     return _file_cells
 
 
-def _place_problems(conn: Connection, rows: list[validate.Row], village: str) -> None:
+@dataclass(frozen=True)
+class Village:
+    code: str
+    name: str
+    geom: BaseGeometry | None
+    lon: float | None  # a point inside it: its 3° Gauss-Krüger zone is the default one
+
+
+def _village(conn: Connection, code: str) -> Village:
+    v = conn.execute(text("SELECT name, ST_AsBinary(geom) AS g, ST_X(ST_PointOnSurface(geom)) AS lon FROM division "
+                          "WHERE code = :v"), {"v": code}).first()
+    if v is None:
+        return Village(code, code, None, None)
+    g = wkb.loads(bytes(v.g)) if v.g is not None else None
+    if g is not None:
+        shapely.prepare(g)
+    return Village(code, v.name, g, v.lon)
+
+
+def _hex(rows: list[validate.Row]) -> list[str]:
+    """The rows' geometries as hex WKB, in one vectorised call (text parameters PostGIS reads without parsing
+    WKT)."""
+    return list(shapely.to_wkb(np.array([r.geom for r in rows], dtype=object), hex=True))
+
+
+def _place_problems(conn: Connection, rows: list[validate.Row], village: Village) -> None:
     """Points and shapes outside the cadre's village (with the distance and, when it is near, the hint that
-    phone map apps give GCJ-02)."""
+    phone map apps give GCJ-02). Inside or not is one vectorised shapely call against the prepared outline;
+    only the rows outside go to PostGIS for their distance on the ellipsoid."""
+    located = [r for r in rows if r.geom is not None and not r.problems]
+    if not located or village.geom is None:
+        return
+    inside = shapely.intersects(village.geom, np.array([r.geom for r in located], dtype=object))
+    outside = [r for r, ok in zip(located, inside.tolist(), strict=True) if not ok]
+    if not outside:
+        return
+    dist = conn.execute(text(
+        "SELECT round(ST_Distance(d.geom::geography, ST_GeomFromWKB(decode(u.h, 'hex'), 4490)::geography))::bigint "
+        "FROM unnest(CAST(:h AS text[])) WITH ORDINALITY AS u(h, i) JOIN division d ON d.code = :v ORDER BY u.i"),
+        {"h": _hex(outside), "v": village.code}).scalars().all()
+    for r, d in zip(outside, dist, strict=True):
+        r.problems.append(E.location_outside_village.problem(
+            "loc_geometry" if r.cells.get("loc_geometry") is not None and r.cells.get("loc_lon") is None
+            else "loc_x" if r.cells.get("loc_x") is not None and r.cells.get("loc_lon") is None else "loc_lon",
+            r.row, village_zh=village.name, village=village.code, distance=d,
+            hint_zh="；若用手机地图取点，请在“坐标系”列填写 GCJ-02" if d < 1500 else "",
+            hint_en="; points taken from a phone map app are GCJ-02: say so in the coordinate system column"
+            if d < 1500 else ""))
+
+
+def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass, sid: str) -> None:
+    """Registered objects of the class within `DUP_METRES` of a valid row (or touching its shape), and rows of the
+    class's other open submissions (not yet reviewed) as close, with the distance and how alike the names are:
+    flagged for the reviewer (a new object, an update, or a drop), never an error, since two real manholes can lie
+    a metre apart. Two statements for the whole file, whatever its size."""
     located = [r for r in rows if r.geom is not None and not r.problems]
     if not located:
         return
-    found = conn.execute(text(
-        "SELECT g.i, d.name, ST_Intersects(d.geom, g.geom) AS inside, CASE WHEN ST_Intersects(d.geom, g.geom) "
-        "THEN 0 ELSE round(ST_Distance(d.geom::geography, g.geom::geography))::bigint END AS dist "
-        "FROM unnest(CAST(:i AS int[]), CAST(:g AS text[])) AS u(i, wkt) "
-        "CROSS JOIN LATERAL (SELECT u.i, ST_GeomFromText(u.wkt, 4490) AS geom) g "
-        "JOIN division d ON d.code = :v WHERE d.geom IS NOT NULL"),
-        {"i": list(range(len(located))), "g": [r.geom.wkt for r in located if r.geom is not None], "v": village}).all()
-    for f in found:
-        if not f.inside:
-            r = located[f.i]
-            r.problems.append(E.location_outside_village.problem(
-                "loc_lon" if r.cells.get("loc_lon") is not None else "loc_geometry", r.row, village_zh=f.name, village=village,
-                distance=f.dist, hint_zh="；若用手机地图取点，请在“坐标系”列填写 GCJ-02" if f.dist < 1500 else "",
-                hint_en="; points taken from a phone map app are GCJ-02: say so in the coordinate system column"
-                if f.dist < 1500 else ""))
-
-
-def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass) -> None:
-    """Registered objects of the class within `DUP_METRES` of a valid row (or touching its shape), with the
-    distance and how alike the names are: flagged for the reviewer (a new object, an update, or a drop), never
-    an error, since two real manholes can lie a metre apart."""
-    located = [r for r in rows if r.geom is not None and not r.problems]
-    if not located:
-        return
+    params = {"h": _hex(located), "c": cls.code, "m": DUP_METRES, "deg": DUP_METRES / 50_000, "sid": sid}
+    # the bbox the spatial index answers first: 5 m < 0.0001°
     found = conn.execute(text(
         "SELECT u.i, o.code, o.name, round(ST_Distance(o.geom::geography, g.geom::geography)::numeric, 1) AS dist "
-        "FROM unnest(CAST(:i AS int[]), CAST(:g AS text[])) AS u(i, wkt) "
-        "CROSS JOIN LATERAL (SELECT ST_GeomFromText(u.wkt, 4490) AS geom) g "
+        "FROM unnest(CAST(:h AS text[])) WITH ORDINALITY AS u(h, i) "
+        "CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(decode(u.h, 'hex'), 4490) AS geom) g "
         "JOIN city_object o ON o.geom && ST_Expand(g.geom, :deg) AND o.class_code = :c AND o.status = 'active' "
-        "AND ST_DWithin(o.geom::geography, g.geom::geography, :m) ORDER BY u.i, dist"),
-        {"i": list(range(len(located))), "g": [r.geom.wkt for r in located if r.geom is not None], "c": cls.code,
-         "m": DUP_METRES, "deg": DUP_METRES / 50_000}).all()  # the bbox the spatial index answers: 5 m < 0.0001°
+        "AND ST_DWithin(o.geom::geography, g.geom::geography, :m) ORDER BY u.i, dist"), params).all()
+    pending_rows = conn.execute(text(
+        "SELECT u.i, t.submission_id AS sub, t.row, t.name, "
+        "round(ST_Distance(t.geom::geography, g.geom::geography)::numeric, 1) AS dist "
+        "FROM unnest(CAST(:h AS text[])) WITH ORDINALITY AS u(h, i) "
+        "CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(decode(u.h, 'hex'), 4490) AS geom) g "
+        "JOIN submission_row t ON t.status = 'valid' AND t.geom && ST_Expand(g.geom, :deg) "
+        "AND ST_DWithin(t.geom::geography, g.geom::geography, :m) "
+        "JOIN submission s ON s.id = t.submission_id AND s.class_code = :c AND s.id <> CAST(:sid AS uuid) "
+        "AND s.status <> 'reviewed' ORDER BY u.i, dist"), params).all()
     for f in found:
-        r = located[f.i]
+        r = located[f.i - 1]
         if len(r.duplicates) < 5:
             similar = fuzz.ratio(r.name or "", f.name or "") / 100 if r.name and f.name else None
             r.duplicates.append({"code": f.code, "name": f.name, "distance_m": float(f.dist),
                                  "name_similarity": similar})
+    for f in pending_rows:
+        r = located[f.i - 1]
+        if len(r.duplicates) < 5:
+            similar = fuzz.ratio(r.name or "", f.name or "") / 100 if r.name and f.name else None
+            r.duplicates.append({"submission": str(f.sub), "row": f.row, "name": f.name,
+                                 "distance_m": float(f.dist), "name_similarity": similar})
+
+
+GCJ_SAMPLE = 200  # points a file's GCJ-02 test looks at (spread over the file)
+GCJ_REACH = 0.02  # degrees around a point searched for the nearest registered object or address (~2 km)
+
+
+def _nearest(conn: Connection, xs: list[float], ys: list[float]) -> list[float | None]:
+    """Metres from each point to the nearest registered object or door/building of the address base (within
+    `GCJ_REACH`), by the spatial indexes' nearest-neighbour order; None where nothing is that near."""
+    return list(conn.execute(text(
+        "SELECT (SELECT min(d) FROM ("
+        " (SELECT ST_Distance(o.geom::geography, g.p::geography) AS d FROM city_object o "
+        "  WHERE o.status = 'active' AND o.geom && ST_Expand(g.p, :r) ORDER BY o.geom <-> g.p LIMIT 1) UNION ALL "
+        " (SELECT ST_Distance(a.point::geography, g.p::geography) FROM addr_node a WHERE a.level IN ('door', "
+        "  'building') AND a.point && ST_Expand(g.p, :r) ORDER BY a.point <-> g.p LIMIT 1)) n) "
+        "FROM unnest(CAST(:x AS float8[]), CAST(:y AS float8[])) WITH ORDINALITY AS u(x, y, i) "
+        "CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(u.x, u.y), 4490) AS p) g ORDER BY u.i"),
+        {"x": xs, "y": ys, "r": GCJ_REACH}).scalars().all())
+
+
+def _gcj_suspects(conn: Connection, rows: list[validate.Row], village: Village) -> Problem | None:
+    """Points declared CGCS2000/WGS84 that are really GCJ-02 (a phone map app's coordinates): the whole file
+    sits ~300-700 m off the address base and registered objects, and the GCJ-02 inverse brings it onto them.
+    Judged on a sample for the file, then row by row; each such row gets `location_gcj02` (the fix: declare
+    GCJ-02) and the file a note with the figures."""
+    cand = [r for r in rows if r.xy_storage is not None and r.declared in ("CGCS2000", "WGS84") and not any(
+        p.field in ("loc_lon", "loc_lat", "loc_x", "loc_y") and p.error_code != "location_outside_village"
+        for p in r.problems)]
+    if len(cand) < 3:
+        return None
+    step = max(1, len(cand) // GCJ_SAMPLE)
+    sample = cand[::step][:GCJ_SAMPLE]
+
+    def judged(group: list[validate.Row]) -> tuple[list[float], list[float], list[tuple[float, float]]]:
+        xs = [r.xy_storage[0] for r in group if r.xy_storage]
+        ys = [r.xy_storage[1] for r in group if r.xy_storage]
+        fx, fy = gcj.from_gcj02(xs, ys)
+        fixed = list(zip(fx.tolist(), fy.tolist(), strict=True))
+        near = _nearest(conn, xs + fx.tolist(), ys + fy.tolist())
+        far = float(GCJ_REACH * 100_000)
+        d0 = [far if d is None else float(d) for d in near[:len(xs)]]
+        d1 = [far if d is None else float(d) for d in near[len(xs):]]
+        return d0, d1, fixed
+
+    d0, d1, _ = judged(sample)
+    m0, m1 = float(np.median(d0)), float(np.median(d1))
+    if not (m0 >= 100 and m1 <= m0 / 3):
+        return None
+    d0, d1, fixed = judged(cand)
+    n = 0
+    for r, a, b, (fx_, fy_) in zip(cand, d0, d1, fixed, strict=True):
+        inside = village.geom is not None and shapely.intersects_xy(village.geom, fx_, fy_)
+        if a > 2 * b + 20 or (inside and any(p.error_code == "location_outside_village" for p in r.problems)):
+            n += 1
+            r.problems = [p for p in r.problems if p.error_code != "location_outside_village"]
+            r.problems.append(E.location_gcj02.problem(
+                "loc_crs", r.row, declared=r.declared, near=round(a), near_fixed=round(b),
+                lon=round(fx_, 7), lat=round(fy_, 7)))
+    shift = float(np.median([gcj.to_gcj02(x, y)[0] - x for x, y in fixed[:50]])) * 96_000 if fixed else 0.0
+    return E.survey_gcj02.problem("crs", None, n=n, total=len(cand), median=round(m0), median_fixed=round(m1),
+                                  shift=round(abs(shift)))
 
 
 def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | None = None,
-            cells: CellReader | None = None) -> dict[str, Any]:
+            cells: CellReader | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Read, validate and place every row of a stored submission; replaces its rows, so running it again (after
-    a crash mid-way, whose transaction left nothing) gives the same rows, none twice."""
+    a crash mid-way, whose transaction left nothing) gives the same rows, none twice. `progress(stage, done,
+    total)` hears of each stage (the job's record, the CLI's bar)."""
+    say = progress or (lambda stage, done, total: None)
     conn = s.connection()
     sub = conn.execute(text("SELECT id, class_code, village_code, township_code, submitter, source, raw, crs, status "
                             "FROM submission s WHERE id = :id FOR UPDATE"), {"id": sid}).first()
@@ -170,6 +282,7 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
                                  "AND status IN ('approved', 'rejected')"), {"id": sid}).scalar_one()
     if reviewed:
         return summary(conn, p, sid)
+    say("read", 0, None)
     try:
         table = (cells or _reader(sub.source))(cls, bytes(sub.raw))
     except CitygridError as e:  # the file itself: the submission is kept, invalid, with the reason
@@ -178,25 +291,38 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
                        "WHERE id = :id"), {"id": sid, "e": json.dumps([x.to_dict() for x in e.problems],
                                                                       ensure_ascii=False)})
         return summary(conn, p, sid) | {"error": e}
-    rows = validate.check(cls, table, sub.crs, resolve)
-    _place_problems(conn, rows, sub.village_code)
-    _duplicates(conn, rows, cls)
+    total = len(table)
+    village = _village(conn, sub.village_code)
+    rows: list[validate.Row] = []
+    for at in range(0, total, CHUNK):  # validation in chunks, so the job's progress moves
+        say("validate", at, total)
+        rows += validate.check(cls, table[at:at + CHUNK], sub.crs, resolve, village.lon)
+    validate.file_duplicates(rows)
+    say("place", total, total)
+    _place_problems(conn, rows, village)
+    file_notes = [x for x in [_gcj_suspects(conn, rows, village)] if x is not None]
+    _duplicates(conn, rows, cls, sid)
+    say("store", total, total)
     s.execute(text("DELETE FROM submission_row WHERE submission_id = :id"), {"id": sid})
     if rows:
+        hexes = _hex([r for r in rows if r.geom is not None])
+        it = iter(hexes)
         s.execute(text(
             "INSERT INTO submission_row (submission_id, row, cells, name, attrs, geom, errors, duplicates, status) "
-            "SELECT :id, u.row, u.cells, u.name, u.attrs, ST_GeomFromText(u.wkt, 4490), u.errors, u.duplicates, "
-            "u.status FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(row int, cells jsonb, name text, attrs jsonb, "
-            "wkt text, errors jsonb, duplicates jsonb, status text)"),
+            "SELECT :id, u.row, u.cells, u.name, u.attrs, ST_GeomFromWKB(decode(u.g, 'hex'), 4490), u.errors, "
+            "u.duplicates, u.status FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(row int, cells jsonb, "
+            "name text, attrs jsonb, g text, errors jsonb, duplicates jsonb, status text)"),
             {"id": sid, "rows": json.dumps([{
                 "row": r.row, "cells": r.cells_json(), "name": r.name, "attrs": r.attrs,
-                "wkt": r.geom.wkt if r.geom is not None else None,
-                "errors": [x.to_dict() for x in r.problems], "duplicates": r.duplicates, "status": "invalid" if r.problems else "valid"}
-                for r in rows], ensure_ascii=False, default=str)})
+                "g": next(it) if r.geom is not None else None,
+                "errors": [x.to_dict() for x in r.problems], "duplicates": r.duplicates,
+                "status": "invalid" if r.problems else "valid"} for r in rows], ensure_ascii=False, default=str)})
     n_invalid = sum(1 for r in rows if r.problems)
-    s.execute(text("UPDATE submission SET status = :st, n_rows = :n, n_invalid = :bad, errors = '[]', "
+    s.execute(text("UPDATE submission SET status = :st, n_rows = :n, n_invalid = :bad, errors = CAST(:e AS jsonb), "
                    "processed_at = now() WHERE id = :id"),
-              {"id": sid, "st": "invalid" if n_invalid else "validated", "n": len(rows), "bad": n_invalid})
+              {"id": sid, "st": "invalid" if n_invalid else "validated", "n": len(rows), "bad": n_invalid,
+               "e": json.dumps([x.to_dict() for x in file_notes], ensure_ascii=False)})
+    say("done", total, total)
     return summary(conn, p, sid)
 
 
