@@ -53,7 +53,7 @@ class Row:
     xy_storage: tuple[float, float] | None = None  # a point's storage lon/lat
 
     def cells_json(self) -> dict[str, Any]:
-        return {k: _jsonable(v) for k, v in self.cells.items()}
+        return {k: v if isinstance(v, str | int) else _jsonable(v) for k, v in self.cells.items()}
 
 
 def _jsonable(v: Any) -> Any:
