@@ -28,19 +28,22 @@ from rapidfuzz import fuzz
 from shapely import STRtree, wkb
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from citygrid import crs as gcj
+from citygrid import jobs
 from citygrid.address.resolve import AddressIndex
 from citygrid.catalog import ObjectClass, get_catalog
 from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import to_geojson
-from citygrid.jobs import Progress
+from citygrid.jobs import JobRecorder, Progress
 from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security import audit, rules
-from citygrid.security.principal import Principal
+from citygrid.security.principal import Principal, system_as
+from citygrid.security.scope import scoped_engine, scoped_session
 from citygrid.survey import read, template, validate
+from citygrid.survey.columns import crs_of
 
 MAX_BYTES = 20 * 1024 * 1024
 CHUNK = 2000  # rows validated between two progress reports
@@ -88,6 +91,8 @@ def receive(s: Session, p: Principal, class_code: str, village: str | None, data
         raise E.file_empty("file")
     if len(data) > MAX_BYTES:
         raise E.file_too_large("file", limit=f"{MAX_BYTES >> 20} MB")
+    if crs is not None and crs.strip() and crs_of(crs) is None:
+        raise E.location_crs("crs", value=crs[:40])
     sid = sid or str(uuid.uuid4())
     s.execute(text(
         "INSERT INTO submission (id, class_code, village_code, township_code, submitter, source, filename, "
@@ -256,9 +261,16 @@ def _gcj_suspects(conn: Connection, rows: list[validate.Row], village: Village) 
         d1 = [far if d is None else float(d) for d in near[len(xs):]]
         return d0, d1, fixed
 
-    d0, d1, _ = judged(sample)
+    d0, d1, fixed0 = judged(sample)
     m0, m1 = float(np.median(d0)), float(np.median(d1))
-    if not (m0 >= 100 and m1 <= m0 / 3):
+    outside = {id(r) for r in sample if any(p.error_code == "location_outside_village" for p in r.problems)}
+    back_inside = sum(1 for r, (x, y) in zip(sample, fixed0, strict=True) if id(r) in outside
+                      and village.geom is not None and shapely.intersects_xy(village.geom, x, y))
+    # the whole file comes onto the address base and registered objects: in a town centre a shifted point still
+    # lands some 30 m from something, so the test is relative (half the distance) with a floor of 15 m
+    nearer = m1 <= m0 / 2 and m0 - m1 >= 15
+    home = len(outside) >= max(3, len(sample) // 2) and back_inside >= 0.8 * len(outside)  # … or into the village
+    if not (nearer or home):
         return None
     d0, d1, fixed = judged(cand)
     n = 0
@@ -276,10 +288,12 @@ def _gcj_suspects(conn: Connection, rows: list[validate.Row], village: Village) 
 
 
 def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | None = None,
-            cells: CellReader | None = None, progress: Progress | None = None) -> dict[str, Any]:
+            cells: CellReader | None = None, progress: Progress | None = None, if_received: bool = False
+            ) -> dict[str, Any]:
     """Read, validate and place every row of a stored submission; replaces its rows, so running it again (after
     a crash mid-way, whose transaction left nothing) gives the same rows, none twice. `progress(stage, done,
-    total)` hears of each stage (the job's record, the CLI's bar)."""
+    total)` hears of each stage (the job's record, the CLI's bar); `if_received`: only a submission nobody has
+    processed yet (a resumed job that another process already finished leaves it alone)."""
     say = progress or (lambda stage, done, total: None)
     conn = s.connection()
     sub = conn.execute(text("SELECT id, class_code, village_code, township_code, submitter, source, raw, crs, status "
@@ -289,7 +303,7 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
     cls = _class(sub.class_code)
     reviewed = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id "
                                  "AND status IN ('approved', 'rejected')"), {"id": sid}).scalar_one()
-    if reviewed:
+    if reviewed or (if_received and sub.status != "received"):
         return summary(conn, p, sid)
     say("read", 0, None)
     try:
@@ -359,6 +373,86 @@ def submit(transaction: Transaction, p: Principal, class_code: str, village: str
     return out
 
 
+KIND = "survey-intake"
+WAIT = 20.0  # seconds an upload's answer waits for its job: small files come back validated, large ones 202
+
+
+Index = AddressIndex | Callable[[], AddressIndex] | None  # the resolver's index, or how to get it when needed
+
+
+def _resolver(index: Index, village: str) -> validate.Resolver:
+    def resolve(address: str) -> dict[str, Any]:
+        ix = index() if callable(index) and not isinstance(index, AddressIndex) else index
+        return ix.geocode(address, village, 1) if isinstance(ix, AddressIndex) else {"candidates": []}
+    return resolve
+
+
+def processing(engine: Engine, p: Principal, sid: str, index: Index) -> Callable[[Progress], dict[str, Any]]:
+    """The job that processes a stored submission in its own transaction, in `p`'s scope; its result is the
+    submission's summary (a file that cannot be read ends it `invalid` with the reason, not failed)."""
+    def run(progress: Progress) -> dict[str, Any]:
+        with scoped_session(engine, p) as s:
+            village = s.connection().execute(text("SELECT village_code FROM submission WHERE id = :i"),
+                                             {"i": sid}).scalar()
+            out = process(s, p, sid, _resolver(index, str(village)), progress=progress, if_received=True)
+        out.pop("error", None)
+        out.pop("job", None)
+        return {"submission": sid, "status": out["status"], "rows": out["rows"], "invalid": out["invalid"]}
+    return run
+
+
+def start_processing(engine: Engine, p: Principal, sid: str, index: Index, job: JobRecorder | None = None
+                     ) -> JobRecorder:
+    """Process a stored submission as a background job (`citygrid.jobs`: progress in the job table, found
+    `interrupted` after a kill and taken up again by `resume_pending`)."""
+    return jobs.start(scoped_engine(engine, p), p.name, KIND, processing(engine, p, sid, index),
+                      detail={"submission": sid}, job=job)
+
+
+def submit_job(engine: Engine, p: Principal, class_code: str, village: str | None, data: bytes, *, source: str,
+               filename: str | None = None, content_type: str | None = None, crs: str | None = None,
+               index: Index = None, wait: float = WAIT) -> tuple[dict[str, Any], bool]:
+    """Receive (committed: from then on nothing is lost), then process as a job, waiting up to `wait` seconds:
+    (summary, finished). A file that cannot be read is kept as an invalid submission and answered with its 4xx."""
+    with scoped_session(engine, p) as s:
+        rec = receive(s, p, class_code, village, data, source=source, filename=filename, content_type=content_type,
+                      crs=crs)
+    job = start_processing(engine, p, rec.id, index)
+    finished = jobs.wait(str(job.id), wait)
+    with scoped_session(engine, p) as s:
+        out = summary(s.connection(), p, rec.id)
+    if finished and out["status"] == "invalid" and not out["rows"] and out["errors"]:
+        raise CitygridError([Problem(**e) for e in out["errors"]])
+    return out, finished
+
+
+def resume_pending(engine: Engine, index: Index = None) -> list[str]:
+    """Submissions stored but not processed (their process died: kill -9, a crash) processed again as jobs,
+    each taking up its interrupted job when there is one. Processing replaces a submission's rows in one
+    transaction, so a resumed submission has every row once. Returns the submissions' ids."""
+    p = system_as("intake-resume")
+    eng = scoped_engine(engine, p)
+    with eng.connect() as c:
+        todo = c.execute(text(
+            "SELECT s.id, (SELECT j.id FROM job j WHERE j.kind = :k AND j.detail->>'submission' = s.id::text "
+            "ORDER BY j.started_at DESC LIMIT 1) AS job, (SELECT j.state FROM job j WHERE j.kind = :k "
+            "AND j.detail->>'submission' = s.id::text ORDER BY j.started_at DESC LIMIT 1) AS state "
+            "FROM submission s WHERE s.status = 'received' ORDER BY s.created_at"), {"k": KIND}).all()
+    out = []
+    for r in todo:
+        if r.state in ("running", "cancelling"):  # a live process has it
+            continue
+        job = None
+        if r.job is not None and r.state in jobs.STOPPED:
+            try:
+                job = jobs.JobRecorder.attach(eng, str(r.job), KIND, fresh=True)
+            except CitygridError:  # another process took it up first
+                continue
+        start_processing(engine, p, str(r.id), index, job)
+        out.append(str(r.id))
+    return out
+
+
 def submit_odk(transaction: Transaction, p: Principal, xml: bytes | None,
                attachments: list[tuple[str, str | None, bytes]], index: AddressIndex | None = None
                ) -> tuple[bool, str]:
@@ -398,11 +492,11 @@ def _sub_out(r: Any) -> dict[str, Any]:
     return {"id": str(r.id), "class_code": r.class_code, "village_code": r.village_code,
             "township_code": r.township_code, "submitter": r.submitter, "source": r.source, "filename": r.filename,
             "status": r.status, "rows": r.n_rows, "invalid": r.n_invalid, "errors": r.errors,
-            "created_at": r.created_at, "processed_at": r.processed_at}
+            "revision": r.revision, "created_at": r.created_at, "processed_at": r.processed_at}
 
 
 _SUB = ("SELECT s.id, s.class_code, s.village_code, s.township_code, s.submitter, s.source, s.filename, s.status, "
-        "s.n_rows, s.n_invalid, s.errors, s.created_at, s.processed_at FROM submission s")
+        "s.n_rows, s.n_invalid, s.errors, s.revision, s.created_at, s.processed_at FROM submission s")
 
 
 def summary(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
@@ -413,7 +507,14 @@ def summary(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
     r = conn.execute(text(_SUB + " WHERE s.id = :id"), {"id": sid}).first()
     if r is None or not rules.may_read_submission(p, r.submitter, r.village_code, r.township_code):
         raise E.submission_not_found("id", submission=sid)
-    return _sub_out(r)
+    job = conn.execute(text("SELECT id, state, done, total, detail->>'stage' AS stage FROM job WHERE kind = :k "
+                            "AND detail->>'submission' = :s ORDER BY started_at DESC LIMIT 1"),
+                       {"k": KIND, "s": sid}).first()
+    out = _sub_out(r)
+    if job is not None:  # the processing job: its state and how far it got
+        out["job"] = {"id": str(job.id), "state": job.state, "stage": job.stage, "done": job.done,
+                      "total": job.total}
+    return out
 
 
 def list_submissions(conn: Connection, p: Principal, status: str | None = None, limit: int = 100
