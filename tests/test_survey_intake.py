@@ -409,3 +409,45 @@ def test_a_server_killed_mid_file_resumes_it_at_restart_no_row_twice_nothing_los
         n, distinct, lo, hi = c.execute(text("SELECT count(*), count(DISTINCT row), min(row), max(row) FROM "
                                              "submission_row WHERE submission_id = :i"), {"i": sid}).one()
     assert (n, distinct, lo, hi) == (N, N, 2, N + 1)
+
+
+def test_corrected_rows_resubmitted_into_the_same_submission_keep_its_history(
+        client: TestClient, who: dict, places: dict) -> None:
+    x, y = places["a"]["pt"]
+    x -= 0.0006
+    head = ["名称", "经度", "纬度", "状态"]
+    rows = [head, ["改一", x, y, "完好"], ["改二", x + 3e-5, y, "坏了"], ["改三", x + 6e-5, y, "破损"]]
+    sid = _upload(client, who["cadre"], _xlsx(rows), "v1.xlsx").json()["id"]
+    url = f"/submissions/{sid}/review"
+    code = client.post(url, json={"decisions": [{"row": 2, "decision": "approve"}]},
+                       headers=who["rev"]).json()["results"][0]["object_code"]
+    # the cadre takes the file back, corrects row 3 (and, by mistake, edits the approved row 2) and sends it again
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(client.get(f"/submissions/{sid}/file", headers=who["cadre"]).content))
+    ws = wb["数据"]
+    ws.cell(3, 4, "破损")
+    ws.cell(2, 1, "改一（改名）")
+    buf = io.BytesIO()
+    wb.save(buf)
+    assert client.post(f"/submissions/{sid}/resubmit", files={"file": ("v2.xlsx", buf.getvalue())},
+                       headers=who["rev"]).status_code in (403, 404)  # the township reads it; only its cadre sends
+    r = client.post(f"/submissions/{sid}/resubmit", files={"file": ("v2.xlsx", buf.getvalue())},
+                    headers=who["cadre"])
+    assert r.status_code == 200, r.text
+    sub = r.json()
+    assert (sub["status"], sub["revision"], sub["rows"], sub["invalid"]) == ("validated", 2, 3, 0)
+    d = client.get(f"/submissions/{sid}", headers=who["cadre"]).json()
+    items = {i["row"]: i for i in d["items"]}
+    assert items[2]["status"] == "approved" and items[2]["object_code"] == code and items[2]["name"] == "改一"
+    assert items[3]["status"] == "valid" and items[3]["attrs"] == {"state": "破损"}
+    assert [(v["revision"], v["filename"], v["status"], v["invalid"]) for v in d["revisions"]] == [
+        (1, "v1.xlsx", "invalid", 1)]
+    old = client.get(f"/submissions/{sid}/revisions", headers=who["rev"]).json()["items"][0]["items"]
+    assert {r_["row"]: r_["status"] for r_ in old} == {2: "approved", 3: "invalid", 4: "valid"}
+    assert old[1]["errors"][0]["error_code"] == "cell_enum"
+    # every row decided: nothing is left to correct
+    client.post(url, json={"decisions": [{"row": 3, "decision": "approve"},
+                                         {"row": 4, "decision": "reject", "reason": "重复"}]}, headers=who["rev"])
+    r = client.post(f"/submissions/{sid}/resubmit", files={"file": ("v3.xlsx", buf.getvalue())}, headers=who["cadre"])
+    assert r.status_code == 409 and r.json()["error_code"] == "resubmit_closed"

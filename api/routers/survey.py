@@ -65,6 +65,29 @@ def get_submission(sid: str, c: Connection = Depends(conn), p: Principal = Depen
     return intake.detail_of(c, p, sid)
 
 
+@router.post("/submissions/{sid}/resubmit", summary="Send corrected rows into the same submission (your file "
+             "back, fixed): the earlier file and outcome are kept as a revision, reviewed rows stay as they are",
+             responses={202: {"description": "stored; still being validated: follow `job` at GET /submissions/{id}"}})
+async def post_resubmit(sid: str, request: Request, response: Response, file: UploadFile = File(...),
+                        crs: str | None = Form(None, max_length=40, description="as for POST /submissions"),
+                        indexes: AddressIndexCache = Depends(address_indexes),
+                        p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    data = await file.read(intake.MAX_BYTES + 1)
+    out, finished = await run_in_threadpool(
+        intake.resubmit_job, request.app.state.engine, p, sid, data, source=read.source_of(data),
+        filename=file.filename, crs=crs, index=indexes.get)
+    if not finished:
+        response.status_code = 202
+    return out
+
+
+@router.get("/submissions/{sid}/revisions", summary="The earlier sends of a submission and how their rows came out")
+def get_revisions(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+                  ) -> dict[str, Any]:
+    items = intake.revisions(c, p, sid)
+    return {"count": len(items), "items": items}
+
+
 @router.get("/submissions/{sid}/file", summary="Your file back with the codes of approved rows and each row's "
                                             "outcome in two added columns")
 def get_file(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:

@@ -220,16 +220,19 @@ def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass, si
 
 
 GCJ_SAMPLE = 200  # points a file's GCJ-02 test looks at (spread over the file)
+GCJ_MIN = 5  # fewer located points say nothing about a systematic shift
 GCJ_REACH = 0.02  # degrees around a point searched for the nearest registered object or address (~2 km)
 
 
 def _nearest(conn: Connection, xs: list[float], ys: list[float]) -> list[float | None]:
-    """Metres from each point to the nearest registered object or door/building of the address base (within
-    `GCJ_REACH`), by the spatial indexes' nearest-neighbour order; None where nothing is that near."""
+    """Metres from each point to the nearest registered point object or door/building of the address base (within
+    `GCJ_REACH`), by the spatial indexes' nearest-neighbour order; None where nothing is that near. Points only:
+    a point inside a land parcel or a grid cell is 0 m from it wherever it lies."""
     return list(conn.execute(text(
         "SELECT (SELECT min(d) FROM ("
         " (SELECT ST_Distance(o.geom::geography, g.p::geography) AS d FROM city_object o "
-        "  WHERE o.status = 'active' AND o.geom && ST_Expand(g.p, :r) ORDER BY o.geom <-> g.p LIMIT 1) UNION ALL "
+        "  WHERE o.status = 'active' AND o.geom && ST_Expand(g.p, :r) AND GeometryType(o.geom) = 'POINT' "
+        "  ORDER BY o.geom <-> g.p LIMIT 1) UNION ALL "
         " (SELECT ST_Distance(a.point::geography, g.p::geography) FROM addr_node a WHERE a.level IN ('door', "
         "  'building') AND a.point && ST_Expand(g.p, :r) ORDER BY a.point <-> g.p LIMIT 1)) n) "
         "FROM unnest(CAST(:x AS float8[]), CAST(:y AS float8[])) WITH ORDINALITY AS u(x, y, i) "
@@ -245,7 +248,7 @@ def _gcj_suspects(conn: Connection, rows: list[validate.Row], village: Village) 
     cand = [r for r in rows if r.xy_storage is not None and r.declared in ("CGCS2000", "WGS84") and not any(
         p.field in ("loc_lon", "loc_lat", "loc_x", "loc_y") and p.error_code != "location_outside_village"
         for p in r.problems)]
-    if len(cand) < 3:
+    if len(cand) < GCJ_MIN:
         return None
     step = max(1, len(cand) // GCJ_SAMPLE)
     sample = cand[::step][:GCJ_SAMPLE]
@@ -287,6 +290,9 @@ def _gcj_suspects(conn: Connection, rows: list[validate.Row], village: Village) 
                                   shift=round(abs(shift)))
 
 
+_DELETE_OPEN = "DELETE FROM submission_row WHERE submission_id = :id AND status NOT IN ('approved', 'rejected')"
+
+
 def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | None = None,
             cells: CellReader | None = None, progress: Progress | None = None, if_received: bool = False
             ) -> dict[str, Any]:
@@ -301,15 +307,15 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
     if sub is None or not rules.may_read_submission(p, sub.submitter, sub.village_code, sub.township_code):
         raise E.submission_not_found("id", submission=sid)
     cls = _class(sub.class_code)
-    reviewed = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id "
-                                 "AND status IN ('approved', 'rejected')"), {"id": sid}).scalar_one()
-    if reviewed or (if_received and sub.status != "received"):
+    kept = set(conn.execute(text("SELECT row FROM submission_row WHERE submission_id = :id "
+                                 "AND status IN ('approved', 'rejected')"), {"id": sid}).scalars())
+    if (kept or if_received) and sub.status != "received":  # reviewed rows change only by a resubmission
         return summary(conn, p, sid)
     say("read", 0, None)
     try:
         table = (cells or _reader(sub.source))(cls, bytes(sub.raw))
     except CitygridError as e:  # the file itself: the submission is kept, invalid, with the reason
-        s.execute(text("DELETE FROM submission_row WHERE submission_id = :id"), {"id": sid})
+        s.execute(text(_DELETE_OPEN), {"id": sid})
         s.execute(text("UPDATE submission SET status = 'invalid', errors = CAST(:e AS jsonb), processed_at = now() "
                        "WHERE id = :id"), {"id": sid, "e": json.dumps([x.to_dict() for x in e.problems],
                                                                       ensure_ascii=False)})
@@ -326,7 +332,8 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
     file_notes = [x for x in [_gcj_suspects(conn, rows, village)] if x is not None]
     _duplicates(conn, rows, cls, sid)
     say("store", total, total)
-    s.execute(text("DELETE FROM submission_row WHERE submission_id = :id"), {"id": sid})
+    rows = [r for r in rows if r.row not in kept]  # reviewed rows keep their review (and their code)
+    s.execute(text(_DELETE_OPEN), {"id": sid})
     if rows:
         hexes = _hex([r for r in rows if r.geom is not None])
         it = iter(hexes)
@@ -341,9 +348,10 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
                 "errors": [x.to_dict() for x in r.problems], "duplicates": r.duplicates,
                 "status": "invalid" if r.problems else "valid"} for r in rows], ensure_ascii=False, default=str)})
     n_invalid = sum(1 for r in rows if r.problems)
+    state = "invalid" if n_invalid else "validated" if rows else "reviewed"
     s.execute(text("UPDATE submission SET status = :st, n_rows = :n, n_invalid = :bad, errors = CAST(:e AS jsonb), "
                    "processed_at = now() WHERE id = :id"),
-              {"id": sid, "st": "invalid" if n_invalid else "validated", "n": len(rows), "bad": n_invalid,
+              {"id": sid, "st": state, "n": len(rows) + len(kept), "bad": n_invalid,
                "e": json.dumps([x.to_dict() for x in file_notes], ensure_ascii=False)})
     say("done", total, total)
     return summary(conn, p, sid)
@@ -424,6 +432,64 @@ def submit_job(engine: Engine, p: Principal, class_code: str, village: str | Non
     if finished and out["status"] == "invalid" and not out["rows"] and out["errors"]:
         raise CitygridError([Problem(**e) for e in out["errors"]])
     return out, finished
+
+
+def resubmit(s: Session, p: Principal, sid: str, data: bytes, *, source: str, filename: str | None = None,
+             crs: str | None = None) -> int:
+    """Corrected rows sent into the same submission (the cadre's file back, fixed): the file and the rows it
+    replaces are kept as a revision (`submission_revision`), the submission is `received` again with the new
+    bytes, and processing keeps every row already approved or rejected as it was. Returns the new revision."""
+    rules.require_login(p, "重新提交调查数据", "resubmitting survey data")
+    conn = s.connection()
+    sub = conn.execute(text("SELECT id, submitter, village_code, township_code, revision, status FROM submission "
+                            "WHERE id = :id FOR UPDATE"), {"id": sid}).first() if _is_uuid(sid) else None
+    if sub is None or not rules.may_read_submission(p, sub.submitter, sub.village_code, sub.township_code):
+        raise E.submission_not_found("id", submission=sid)
+    rules.require_submit(p, sub.village_code)
+    if sub.submitter != p.name and not p.is_admin:  # a reviewer of the township reads it, but only its cadre sends
+        raise E.submission_not_found("id", submission=sid)
+    if not data:
+        raise E.file_empty("file")
+    if len(data) > MAX_BYTES:
+        raise E.file_too_large("file", limit=f"{MAX_BYTES >> 20} MB")
+    if crs is not None and crs.strip() and crs_of(crs) is None:
+        raise E.location_crs("crs", value=crs[:40])
+    open_rows = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id AND status NOT IN "
+                                  "('approved', 'rejected')"), {"id": sid}).scalar_one()
+    if sub.status == "reviewed" and not open_rows:
+        raise E.resubmit_closed("id", submission=sid)
+    s.execute(text(
+        "INSERT INTO submission_revision (submission_id, revision, submitter, source, filename, raw, sha256, crs, "
+        "status, n_rows, n_invalid, errors, rows, created_at) SELECT s.id, s.revision, s.submitter, s.source, "
+        "s.filename, s.raw, s.sha256, s.crs, s.status, s.n_rows, s.n_invalid, s.errors, COALESCE((SELECT "
+        "jsonb_agg(jsonb_build_object('row', r.row, 'status', r.status, 'errors', r.errors, 'cells', r.cells, "
+        "'object_code', r.object_code, 'reason', r.reason) ORDER BY r.row) FROM submission_row r WHERE "
+        "r.submission_id = s.id), '[]'), COALESCE(s.processed_at, s.created_at) FROM submission s WHERE s.id = :id"),
+        {"id": sid})
+    s.execute(text("UPDATE submission SET raw = :raw, sha256 = :h, source = :src, filename = :fn, crs = :crs, "
+                   "status = 'received', revision = revision + 1, errors = '[]', processed_at = NULL WHERE id = :id"),
+              {"id": sid, "raw": data, "h": hashlib.sha256(data).digest(), "src": source, "fn": filename, "crs": crs})
+    audit.record(s, p, "resubmit", sid, detail={"revision": sub.revision + 1, "bytes": len(data)})
+    return int(sub.revision) + 1
+
+
+def resubmit_job(engine: Engine, p: Principal, sid: str, data: bytes, *, source: str, filename: str | None = None,
+                 crs: str | None = None, index: Index = None, wait: float = WAIT) -> tuple[dict[str, Any], bool]:
+    """`resubmit` (committed), then processed as a job like an upload: (summary, finished)."""
+    with scoped_session(engine, p) as s:
+        resubmit(s, p, sid, data, source=source, filename=filename, crs=crs)
+    job = start_processing(engine, p, sid, index)
+    finished = jobs.wait(str(job.id), wait)
+    with scoped_session(engine, p) as s:
+        return summary(s.connection(), p, sid), finished
+
+
+def revisions(conn: Connection, p: Principal, sid: str) -> list[dict[str, Any]]:
+    """The submission's earlier revisions, oldest first: what each send was and how its rows came out."""
+    summary(conn, p, sid)
+    return [dict(r._mapping) for r in conn.execute(text(
+        "SELECT revision, filename, source, crs, status, n_rows AS rows, n_invalid AS invalid, errors, rows AS items, "
+        "created_at, replaced_at FROM submission_revision WHERE submission_id = :id ORDER BY revision"), {"id": sid})]
 
 
 def resume_pending(engine: Engine, index: Index = None) -> list[str]:
@@ -536,6 +602,7 @@ def detail_of(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
         "SELECT row, cells, name, attrs, ST_AsBinary(geom) AS g, errors, duplicates, status, reason, object_code, "
         "reviewed_by, "
         "reviewed_at FROM submission_row WHERE submission_id = :id ORDER BY row"), {"id": sid})
+    out["revisions"] = [{k: v for k, v in x.items() if k != "items"} for x in revisions(conn, p, sid)]
     out["items"] = [{"row": r.row, "cells": r.cells, "name": r.name, "attrs": r.attrs,
                      "geometry": to_geojson(wkb.loads(bytes(r.g))) if r.g is not None else None, "errors": r.errors,
                      "duplicates": r.duplicates, "status": r.status, "reason": r.reason, "object_code": r.object_code,
