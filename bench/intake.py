@@ -77,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=10_000, help="rows in the Excel file (10,000 for the figure)")
     ap.add_argument("--approve", type=int, default=1000, help="rows approved and coded")
-    ap.add_argument("--odk", type=int, default=300, help="ODK submissions")
+    ap.add_argument("--odk", type=int, default=1000, help="ODK submissions (1,000 for the figure)")
     ap.add_argument("--reuse", action="store_true", help="keep the scratch database of an earlier run")
     ap.add_argument("--profile", action="store_true", help="print where validation spends its time (cProfile)")
     args = ap.parse_args()

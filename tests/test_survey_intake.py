@@ -131,6 +131,11 @@ def test_geopackage_by_field_names(client: TestClient, who: dict, places: dict) 
     item = _items(client, who["cadre"], r.json()["id"])[1]
     assert item["attrs"] == {"state": "占用", "cover_size": 650}
     assert _near(*item["geometry"]["coordinates"], x, y)
+    code = client.post(f"/submissions/{r.json()['id']}/review", json={"decisions": [{"row": 1, "decision": "approve"}]},
+                       headers=who["rev"]).json()["results"][0]["object_code"]
+    back = client.get(f"/submissions/{r.json()['id']}/file", headers=who["cadre"])  # the codes, by feature
+    assert back.status_code == 200 and back.headers["content-type"].startswith("text/csv")
+    assert back.content.decode("utf-8-sig").splitlines() == ["要素,名称,统一识别代码,审核结果", f"1,井戊,{code},通过"]
 
 
 def _shp_bomb() -> bytes:

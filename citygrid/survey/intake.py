@@ -389,9 +389,15 @@ Index = AddressIndex | Callable[[], AddressIndex] | None  # the resolver's index
 
 
 def _resolver(index: Index, village: str) -> validate.Resolver:
+    """The resolver for one processing run: the index is fetched at the first address (a file without addresses
+    never loads it) and then kept, not asked for again per row."""
+    got: list[AddressIndex | None] = []
+
     def resolve(address: str) -> dict[str, Any]:
-        ix = index() if callable(index) and not isinstance(index, AddressIndex) else index
-        return ix.geocode(address, village, 1) if isinstance(ix, AddressIndex) else {"candidates": []}
+        if not got:
+            got.append(index() if callable(index) and not isinstance(index, AddressIndex) else index)
+        ix = got[0]
+        return ix.geocode(address, village, 1) if ix is not None else {"candidates": []}
     return resolve
 
 
@@ -680,10 +686,11 @@ def file_with_codes(conn: Connection, p: Principal, sid: str) -> tuple[bytes, st
     approved, and the row's outcome (通过 / 退回：reason / the problems to fix). (bytes, "xlsx" | "csv")."""
     sub = summary(conn, p, sid)
     raw, source = conn.execute(text("SELECT raw, source FROM submission WHERE id = :id"), {"id": sid}).one()
-    if source not in ("xlsx", "csv"):
+    if source not in ("xlsx", "csv", *read.GIS_KINDS):
         raise E.submission_not_found("id", submission=sid)
     rows = {r.row: r for r in conn.execute(text(
-        "SELECT row, status, reason, object_code, errors FROM submission_row WHERE submission_id = :id"), {"id": sid})}
+        "SELECT row, name, status, reason, object_code, errors FROM submission_row WHERE submission_id = :id"),
+        {"id": sid})}
 
     def outcome(n: int) -> tuple[str, str]:
         r = rows.get(n)
@@ -693,6 +700,13 @@ def file_with_codes(conn: Connection, p: Principal, sid: str) -> tuple[bytes, st
             r.status, "；".join(e["message_zh"] for e in r.errors))
         return r.object_code or "", text_
 
+    if source in read.GIS_KINDS:  # a GIS file is not rewritten: its features' codes and outcomes, by feature
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["要素", "名称", "统一识别代码", "审核结果"])
+        for n in sorted(rows):
+            w.writerow([n, rows[n].name or "", *outcome(n)])
+        return out.getvalue().encode("utf-8-sig"), "csv"
     cls = _class(sub["class_code"])
     table = read.read(cls, bytes(raw))
     if source == "xlsx":
