@@ -456,3 +456,22 @@ def test_corrected_rows_resubmitted_into_the_same_submission_keep_its_history(
                                          {"row": 4, "decision": "reject", "reason": "重复"}]}, headers=who["rev"])
     r = client.post(f"/submissions/{sid}/resubmit", files={"file": ("v3.xlsx", buf.getvalue())}, headers=who["cadre"])
     assert r.status_code == 409 and r.json()["error_code"] == "resubmit_closed"
+
+
+def test_whole_numbers_geometry_types_and_the_row_limit(client: TestClient, who: dict, places: dict) -> None:
+    """箅子数量 must be a whole number; a point class given a line is told the type it needs; a file over the row
+    limit is refused whole."""
+    x, y = places["a"]["pt"]
+    body = (f"名称,经度,纬度,几何,状态,箅子数量\n箅一,{x},{y},,完好,2.5\n"
+            f"箅二,,,\"LINESTRING({x} {y}, {x + 1e-4} {y})\",完好,2\n").encode()
+    r = client.post("/submissions", files={"file": ("g.csv", body)}, data={"class_code": "010203"},
+                    headers=who["cadre"])
+    assert r.status_code == 201, r.text
+    items = _items(client, who["cadre"], r.json()["id"])
+    assert ("cell_integer", "grate_count") in {(e["error_code"], e["field"]) for e in items[2]["errors"]}
+    assert [(e["error_code"], e["field"]) for e in items[3]["errors"]] == [("geom_type", "loc_geometry")]
+    from citygrid.survey.read import MAX_ROWS
+
+    many = "名称,经度,纬度,状态\n" + f"井,{x},{y},完好\n" * (MAX_ROWS + 1)
+    r = _upload(client, who["cadre"], many.encode(), "many.csv")
+    assert r.status_code == 400 and r.json()["error_code"] == "file_too_large", r.text

@@ -124,6 +124,10 @@ def header_index(cls: ObjectClass) -> dict[str, Column]:
         col = next((c for c in columns(cls) if c.key == key), None)
         if col is not None:
             out.setdefault(extra, col)
+    if is_point(cls):  # not in the template, but GIS exports of points carry their WKT: read it too
+        wkt_col = Column("loc_geometry", "几何", "geometry", meaning="点的 WKT 或 GeoJSON")
+        for spelling in ("几何", "wkt", "geometry", "geom", "the_geom"):
+            out.setdefault(spelling, wkt_col)
     return out
 
 
