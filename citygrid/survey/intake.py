@@ -7,6 +7,12 @@ States: a submission is `received` (bytes stored, committed) → `validated` (ev
 (some row has problems) → `reviewed` (no row left undecided). A row is `valid` or `invalid`, then `approved`
 (with its object's code) or `rejected` (with the reviewer's reason). Processing a submission again (after a
 crash, or after the catalog changed) replaces its rows, and changes nothing once a row has been reviewed.
+
+Processing runs as a job (`citygrid.jobs`, kind `survey-intake`, the submission in its detail), in one
+transaction: a process killed mid-file leaves the submission `received` with no row, and `resume_pending` (the
+API's start-up) takes the interrupted job up again. A resubmission (`resubmit`) puts corrected bytes into the
+same submission, `received` again: the earlier file and its rows are kept in `submission_revision`, and the
+rows already approved or rejected keep their review.
 """
 
 from __future__ import annotations
