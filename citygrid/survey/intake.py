@@ -395,15 +395,19 @@ Index = AddressIndex | Callable[[], AddressIndex] | None  # the resolver's index
 
 
 def _resolver(index: Index, village: str) -> validate.Resolver:
-    """The resolver for one processing run: the index is fetched at the first address (a file without addresses
-    never loads it) and then kept, not asked for again per row."""
+    """The resolver for one processing run: the index (in memory: no SQL per row) is fetched at the first address
+    (a file without addresses never loads it) and then kept; each distinct address is resolved once."""
     got: list[AddressIndex | None] = []
+    seen: dict[str, dict[str, Any]] = {}  # rows of one file often share a door plate: each address once
 
     def resolve(address: str) -> dict[str, Any]:
+        if address in seen:
+            return seen[address]
         if not got:
             got.append(index() if callable(index) and not isinstance(index, AddressIndex) else index)
         ix = got[0]
-        return ix.geocode(address, village, 1) if ix is not None else {"candidates": []}
+        seen[address] = ix.geocode(address, village, 1) if ix is not None else {"candidates": []}
+        return seen[address]
     return resolve
 
 
