@@ -82,6 +82,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/address/batch/{job_id}/result"): Rule(bucket="export"),
     ("POST", "/grids/import"): Rule(body=MAX_FILE + MULTIPART_SLACK),
     ("POST", "/submissions"): Rule(body=SURVEY_MAX + MULTIPART_SLACK, bucket="batch"),
+    ("POST", "/submissions/{sid}/resubmit"): Rule(body=SURVEY_MAX + MULTIPART_SLACK, bucket="batch"),
     ("POST", "/submission"): Rule(body=ODK_MAX + MULTIPART_SLACK),
     ("GET", "/doorplates.pdf"): Rule(bucket="export"),  # a village's plates: hundreds of QR codes drawn
 }

@@ -41,6 +41,7 @@ from citygrid.jobs import mark_interrupted
 from citygrid.security.principal import ANONYMOUS, SYSTEM
 from citygrid.security.scope import scoped, scoped_engine
 from citygrid.settings import get_settings
+from citygrid.survey import intake as survey_intake
 
 
 def create_app(database_url: str | None = None, *, prepare: bool = True) -> FastAPI:
@@ -66,6 +67,8 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         # jobs left `running` by a process that died (kill -9, a crash) are marked interrupted, their output cut
         # back to what their record says (citygrid/jobs.py); they can then be resumed, retried or cancelled
         mark_interrupted(scoped_engine(app.state.engine, SYSTEM))
+        # survey submissions stored but never processed (their job died with its process) are processed again
+        survey_intake.resume_pending(app.state.engine, app.state.address_indexes.get)
         # Everything loaded so far (catalog, CRS tables, SQLAlchemy, h3...) lives as long as the process; moving it
         # out of the collector's generations keeps full collections from walking it during large responses
         # (20k-group aggregates: 178 -> 105 ms).

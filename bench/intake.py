@@ -4,13 +4,18 @@
 
 Targets (issue 11): validation >= 2,000 rows/s, approval >= 1,000 rows/s.
 Runs against DATABASE_URL or the private cluster; uses its own scratch database (divisions and a small demo
-county are loaded first, which takes a few minutes).
+county are loaded first, which takes a few minutes; `--reuse` keeps a scratch database from an earlier run).
+
+    .venv/bin/python bench/intake.py [--rows 10000] [--approve 1000] [--odk 300] [--reuse] [--profile]
 """
 
 from __future__ import annotations
 
+import argparse
+import cProfile
 import io
 import os
+import pstats
 import sys
 import time
 from collections.abc import Iterator
@@ -24,20 +29,32 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psycopg  # noqa: E402
 from coding import scratch_url  # noqa: E402  (bench/ is on the path when a bench runs)
 
 from citygrid.catalog import get_catalog  # noqa: E402
 from citygrid.db.bootstrap import prepare  # noqa: E402
+from citygrid.db.cluster import Cluster  # noqa: E402
 from citygrid.demo.load import load_demo  # noqa: E402
 from citygrid.regions.load import load_divisions  # noqa: E402
 from citygrid.security.principal import Grant, Principal  # noqa: E402
+from citygrid.settings import get_settings  # noqa: E402
 from citygrid.survey import intake, odk, template  # noqa: E402
 
 DB = "citygrid_bench_intake"
 CLS = "010101"
-ROWS = int(os.environ.get("BENCH_ROWS", "10000"))
-APPROVE = int(os.environ.get("BENCH_APPROVE", "1000"))
-ODK_N = int(os.environ.get("BENCH_ODK", "300"))
+
+
+def _reused_url() -> str:
+    """The scratch database of an earlier run, created when missing (its loads are idempotent)."""
+    if os.environ.get("DATABASE_URL"):
+        return scratch_url(DB)
+    c = Cluster(get_settings().data_dir)
+    c.start()
+    with psycopg.connect(f"host=127.0.0.1 port={c.port} user=citygrid dbname=postgres", autocommit=True) as k:
+        if k.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone() is None:
+            k.execute(f"CREATE DATABASE {DB}")
+    return f"postgresql+psycopg://citygrid@127.0.0.1:{c.port}/{DB}"
 
 
 def workbook(points: list[tuple[float, float]]) -> bytes:
@@ -57,7 +74,15 @@ def workbook(points: list[tuple[float, float]]) -> bytes:
 
 
 def main() -> None:
-    url = scratch_url(DB)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000, help="rows in the Excel file (10,000 for the figure)")
+    ap.add_argument("--approve", type=int, default=1000, help="rows approved and coded")
+    ap.add_argument("--odk", type=int, default=1000, help="ODK submissions (1,000 for the figure)")
+    ap.add_argument("--reuse", action="store_true", help="keep the scratch database of an earlier run")
+    ap.add_argument("--profile", action="store_true", help="print where validation spends its time (cProfile)")
+    args = ap.parse_args()
+    rows_n, approve_n, odk_n = args.rows, min(args.approve, args.rows), args.odk
+    url = _reused_url() if args.reuse else scratch_url(DB)
     t = time.perf_counter()
     engine: Engine = prepare(url)
     load_divisions(engine)
@@ -68,7 +93,9 @@ def main() -> None:
                            "AND geom IS NOT NULL ORDER BY code LIMIT 1")).one()
         pts = [(p.x, p.y) for p in c.execute(text(
             "SELECT ST_X(g) x, ST_Y(g) y FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, :n, 7))).geom g "
-            "FROM division WHERE code = :v) s"), {"n": ROWS, "v": v.code})]
+            "FROM division WHERE code = :v) s"), {"n": rows_n, "v": v.code})]
+    with engine.begin() as c:  # earlier runs' submissions (--reuse) closed: each run is one file in an empty intake
+        c.execute(text("UPDATE submission SET status = 'reviewed' WHERE submitter = 'bench-cadre'"))
     cadre = Principal(kind="user", name="bench-cadre", grants=(Grant("cadre", v.code),))
     reviewer = Principal(kind="user", name="bench-reviewer", grants=(Grant("reviewer", v.parent_code),))
 
@@ -78,12 +105,18 @@ def main() -> None:
             yield s
 
     data = workbook(pts)
+    prof = cProfile.Profile() if args.profile else None
     t = time.perf_counter()
+    if prof is not None:
+        prof.enable()
     out = intake.submit(tx, cadre, CLS, v.code, data, source="xlsx", filename="bench.xlsx")
     dt = time.perf_counter() - t
+    if prof is not None:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
     print(f"validation: {out['rows']} rows ({len(data) >> 10} KiB xlsx) stored, read, validated and placed in "
           f"{dt:.2f} s = {out['rows'] / dt:,.0f} rows/s (target 2,000); {out['invalid']} invalid")
-    decisions = [{"row": n, "decision": "approve"} for n in range(2, 2 + APPROVE)]
+    decisions = [{"row": n, "decision": "approve"} for n in range(2, 2 + approve_n)]
     t = time.perf_counter()
     with tx() as s:
         res = intake.review(s, reviewer, out["id"], decisions)
@@ -91,15 +124,17 @@ def main() -> None:
     coded = sum(1 for r in res["results"] if r["object_code"])
     print(f"approval: {coded} rows registered with codes in one transaction in {dt:.2f} s = {coded / dt:,.0f} rows/s "
           "(target 1,000)")
+    if not odk_n:
+        return
     x0, y0 = pts[0]
     t = time.perf_counter()
-    for i in range(ODK_N):
+    for i in range(odk_n):
         xml = (f'<data id="citygrid_{CLS}"><name>odk{i}</name><cg_location>{y0} {x0 + i * 1e-6} 20 4</cg_location>'
                f"<state>完好</state><meta><instanceID>uuid:bench-{i}</instanceID></meta></data>").encode()
         odk.parse_instance(xml)
         intake.submit_odk(tx, cadre, xml, [("p.jpg", "image/jpeg", b"\xff\xd8" + bytes(2000))])
     dt = time.perf_counter() - t
-    print(f"ODK: {ODK_N} submissions (instance + a photo) stored and validated in {dt:.2f} s = {ODK_N / dt:,.0f}/s "
+    print(f"ODK: {odk_n} submissions (instance + a photo) stored and validated in {dt:.2f} s = {odk_n / dt:,.0f}/s "
           "(the HTTP layer and Basic authentication's argon2 check come on top)")
 
 

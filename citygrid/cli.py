@@ -644,6 +644,15 @@ def survey_template(class_code: str, out: str | None = typer.Option(None, help="
     console.print(f"{cls.name}（{cls.code}）→ {path}")
 
 
+def _register_survey() -> None:
+    from citygrid.survey.cli import register
+
+    register(app, console, _engine, _progress)
+
+
+_register_survey()
+
+
 @app.command("intake-resume")
 def intake_resume() -> None:
     """Process every submission stored but not processed (`received`: the process stopped between storing and

@@ -350,6 +350,26 @@ class E:
     odk_instance_invalid = _e("odk_instance_invalid", "表单数据（XML）无法解析{detail_zh}",
                               "the form instance (XML) cannot be parsed{detail_en}")
     odk_form_unknown = _e("odk_form_unknown", "表单 {form} 不存在", "form {form} does not exist", "not_found")
+    location_gk = _e("location_gk", "X/Y 坐标（{x}, {y}）不是可识别的高斯-克吕格坐标：X 为北向（7 位，如 3332123.45），Y 为东向"
+                     "（带带号 8 位如 38512345.67，或 6 位并在“坐标系”列写明带号或 EPSG 代码，如 38带、EPSG:4547）",
+                     "X/Y ({x}, {y}) are no Gauss-Krüger coordinates: X is the northing (7 digits, e.g. 3332123.45), "
+                     "Y the easting (8 digits with the zone, e.g. 38512345.67, or 6 digits with the zone or EPSG code "
+                     "in the coordinate system column, e.g. 38带, EPSG:4547)")
+    location_gcj02 = _e("location_gcj02", "坐标按 {declared} 填写，但看起来是 GCJ-02（高德、腾讯等手机地图的坐标）：离最近的已登记对象或门牌 "
+                        "{near} 米，按 GCJ-02 换算后只有 {near_fixed} 米（{lon}, {lat}）；请在“坐标系”列填写 GCJ-02，"
+                        "或重新上传时声明坐标系为 GCJ-02",
+                        "the point is declared {declared} but looks like GCJ-02 (a phone map app's coordinates): {near} m "
+                        "from the nearest registered object or door plate, {near_fixed} m once read as GCJ-02 ({lon}, "
+                        "{lat}); write GCJ-02 in the coordinate system column or upload again declaring GCJ-02")
+    survey_gcj02 = _e("survey_gcj02", "本文件 {total} 个点中有 {n} 个整体偏移约 {shift} 米：离已登记对象和门牌的距离中位数为 "
+                      "{median} 米，按 GCJ-02（手机地图坐标）换算后为 {median_fixed} 米。坐标很可能取自手机地图，"
+                      "请把坐标系声明为 GCJ-02 后重新上传",
+                      "{n} of the file's {total} points are shifted by about {shift} m: median distance to registered "
+                      "objects and door plates {median} m, {median_fixed} m once read as GCJ-02 (a phone map app's "
+                      "coordinates); upload again declaring GCJ-02")
+    resubmit_closed = _e("resubmit_closed", "提交 {submission} 的每一行都已审核，没有可以更正的行；请新建一次提交",
+                         "every row of submission {submission} has been reviewed: nothing is left to correct; make a "
+                         "new submission", "conflict")
 
     # --- security: who is calling and what they may do (citygrid/security/) ------------------------------------
     unauthenticated = _e("unauthenticated", "需要登录：{action_zh}需要身份凭证（Bearer 令牌或 API 密钥）",

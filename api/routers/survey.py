@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from api.deps import acting_principal, address_indexes, conn, current_principal, writing
 from citygrid.address.index import AddressIndexCache
 from citygrid.catalog import get_catalog
 from citygrid.errors import E
 from citygrid.security.principal import Principal
-from citygrid.survey import intake, template
+from citygrid.survey import intake, read, template
 
 router = APIRouter(tags=["survey"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -32,21 +31,24 @@ def get_template(class_code: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="template-{cls.code}.xlsx"'})
 
 
-@router.post("/submissions", status_code=201, summary="Upload a filled template (xlsx or CSV) for your village; "
-                                                       "stored first, then validated row by row (cadres)")
-async def post_submission(request: Request, file: UploadFile = File(...), class_code: str = Form(..., max_length=6),
+@router.post("/submissions", status_code=201, summary="Upload a filled template (xlsx or CSV) or a GIS file "
+                                                       "(GeoJSON, GeoPackage, zipped Shapefile) for your village; "
+                                                       "stored first, then validated row by row as a job (cadres)",
+             responses={202: {"description": "stored; still being validated: follow `job` at GET /submissions/{id}"}})
+async def post_submission(request: Request, response: Response, file: UploadFile = File(...),
+                          class_code: str = Form(..., max_length=6),
                           village: str | None = Form(None, pattern=r"^\d{12}$"),
-                          crs: str | None = Form(None, max_length=20, description="CGCS2000 (default), WGS84, GCJ-02"),
+                          crs: str | None = Form(None, max_length=40, description="CGCS2000 (default), WGS84, GCJ-02, "
+                                                 "a Gauss-Krüger EPSG code (EPSG:4547) or zone (38带)"),
                           indexes: AddressIndexCache = Depends(address_indexes),
                           p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     data = await file.read(intake.MAX_BYTES + 1)
-    kind = "xlsx" if data.startswith(b"PK") else "csv"
-
-    def tx() -> AbstractContextManager[Session]:
-        return writing(request)
-
-    return intake.submit(tx, p, class_code, village, data, source=kind, filename=file.filename,
-                         content_type=file.content_type, crs=crs, index=indexes.get())
+    out, finished = await run_in_threadpool(
+        intake.submit_job, request.app.state.engine, p, class_code, village, data, source=read.source_of(data),
+        filename=file.filename, content_type=file.content_type, crs=crs, index=indexes.get)
+    if not finished:
+        response.status_code = 202
+    return out
 
 
 @router.get("/submissions", summary="Submissions you may see: a cadre's own, a reviewer's township's")
@@ -61,6 +63,29 @@ def list_submissions(status: str | None = Query(None, pattern="^(received|valida
 def get_submission(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
                    ) -> dict[str, Any]:
     return intake.detail_of(c, p, sid)
+
+
+@router.post("/submissions/{sid}/resubmit", summary="Send corrected rows into the same submission (your file "
+             "back, fixed): the earlier file and outcome are kept as a revision, reviewed rows stay as they are",
+             responses={202: {"description": "stored; still being validated: follow `job` at GET /submissions/{id}"}})
+async def post_resubmit(sid: str, request: Request, response: Response, file: UploadFile = File(...),
+                        crs: str | None = Form(None, max_length=40, description="as for POST /submissions"),
+                        indexes: AddressIndexCache = Depends(address_indexes),
+                        p: Principal = Depends(acting_principal)) -> dict[str, Any]:
+    data = await file.read(intake.MAX_BYTES + 1)
+    out, finished = await run_in_threadpool(
+        intake.resubmit_job, request.app.state.engine, p, sid, data, source=read.source_of(data),
+        filename=file.filename, crs=crs, index=indexes.get)
+    if not finished:
+        response.status_code = 202
+    return out
+
+
+@router.get("/submissions/{sid}/revisions", summary="The earlier sends of a submission and how their rows came out")
+def get_revisions(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
+                  ) -> dict[str, Any]:
+    items = intake.revisions(c, p, sid)
+    return {"count": len(items), "items": items}
 
 
 @router.get("/submissions/{sid}/file", summary="Your file back with the codes of approved rows and each row's "

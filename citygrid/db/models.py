@@ -704,9 +704,12 @@ class Submission(Base):
     errors: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # corrected rows sent again count up; what each send replaced is in submission_revision (0023)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     __table_args__ = (
         CheckConstraint("status IN ('received', 'validated', 'invalid', 'reviewed')", name="submission_status_check"),
-        CheckConstraint("source IN ('xlsx', 'csv', 'json', 'odk')", name="submission_source_check"),
+        CheckConstraint("source IN ('xlsx', 'csv', 'json', 'odk', 'geojson', 'gpkg', 'shapefile')",
+                        name="submission_source_check"),
         Index("submission_village_idx", "village_code", "created_at"),
         Index("submission_township_idx", "township_code", "status"),
         Index("submission_submitter_idx", "submitter"),
@@ -736,6 +739,8 @@ class SubmissionRow(Base):
         PrimaryKeyConstraint("submission_id", "row"),
         CheckConstraint("status IN ('invalid', 'valid', 'approved', 'rejected')", name="submission_row_status_check"),
         Index("submission_row_object_idx", "object_code", postgresql_where=text("object_code IS NOT NULL")),
+        # duplicates among the class's open submissions (0023)
+        Index("submission_row_open_geom_idx", "geom", postgresql_using="gist", postgresql_where=text("status = 'valid'")),
     )
 
 
@@ -749,3 +754,26 @@ class SubmissionAttachment(Base):
     content_type: Mapped[str | None] = mapped_column(Text)
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     __table_args__ = (PrimaryKeyConstraint("submission_id", "name"),)
+
+
+class SubmissionRevision(Base):
+    """What a resubmission of corrected rows replaced: the earlier file and its rows' outcome (0023)."""
+
+    __tablename__ = "submission_revision"
+    submission_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("submission.id", ondelete="CASCADE"),
+                                                     nullable=False)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False)
+    submitter: Mapped[str] = mapped_column(Text, nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    filename: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    crs: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    n_rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_invalid: Mapped[int] = mapped_column(Integer, nullable=False)
+    errors: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    rows: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    replaced_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (PrimaryKeyConstraint("submission_id", "revision"),)

@@ -36,7 +36,7 @@ ROLES = (ALL, AREA)
 
 # The tables under row-level security.
 RLS_TABLES = ("city_object", "addr_node", "house", "person", "organization", "link", "change_log", "submission",
-              "submission_row", "submission_attachment")
+              "submission_row", "submission_attachment", "submission_revision")
 
 _READ_ONLY = ("division", "division_code", "data_source", "department", "object_class", "layer_version", "agg_h3",
               "agg_grid", "house", "addr_node", "audit_head")
@@ -68,6 +68,7 @@ WORKING: dict[str, frozenset[str]] = {
     "submission": frozenset({"SELECT", "INSERT", "UPDATE"}),
     "submission_row": frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
     "submission_attachment": frozenset({"SELECT", "INSERT"}),
+    "submission_revision": frozenset({"SELECT", "INSERT"}),  # 0023: what a resubmission replaced, kept
 }
 GRANTS: dict[str, dict[str, frozenset[str]]] = {
     APP_LOGIN: {},
@@ -93,4 +94,6 @@ POLICIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "submission_row": {"submission_row_all": ("ALL", (ALL,)), "submission_row_area": ("ALL", (AREA,))},
     "submission_attachment": {"submission_attachment_all": ("ALL", (ALL,)),
                               "submission_attachment_area": ("ALL", (AREA,))},
+    "submission_revision": {"submission_revision_all": ("ALL", (ALL,)),
+                            "submission_revision_area": ("ALL", (AREA,))},
 }

@@ -22,14 +22,14 @@ import numpy as np
 import shapely
 from rapidfuzz import process as fuzz_process
 from shapely import wkt
-from shapely.geometry import Point, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from citygrid import crs as gcj
 from citygrid.catalog import Attribute, ObjectClass
 from citygrid.errors import CitygridError, E, Problem, detail
 from citygrid.geo import check_geometry
-from citygrid.survey.columns import Column, columns, crs_of, is_point
+from citygrid.survey.columns import columns, crs_of, is_point
 
 TRUE_WORDS = frozenset({"是", "√", "✓", "✔", "y", "yes", "true", "t", "1", "对", "有", "on"})
 FALSE_WORDS = frozenset({"否", "×", "✗", "✘", "x", "n", "no", "false", "f", "0", "错", "无", "off"})
@@ -47,9 +47,13 @@ class Row:
     geom: BaseGeometry | None = None
     problems: list[Problem] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    xy: tuple[float, float] | None = None  # a point's numbers as written, before `_place_points`
+    xy_crs: str = "CGCS2000"
+    declared: str = "CGCS2000"  # the coordinate system the row's location was declared in
+    xy_storage: tuple[float, float] | None = None  # a point's storage lon/lat
 
     def cells_json(self) -> dict[str, Any]:
-        return {k: _jsonable(v) for k, v in self.cells.items()}
+        return {k: v if isinstance(v, str | int) else _jsonable(v) for k, v in self.cells.items()}
 
 
 def _jsonable(v: Any) -> Any:
@@ -159,23 +163,59 @@ def convert(a: Attribute, v: Any, row: int) -> tuple[Any, Problem | None]:
     return v, None
 
 
-def _to_4490(g: BaseGeometry, crs: str) -> BaseGeometry:
-    if crs == "GCJ-02":
-        return shapely.transform(g, lambda xy: np.column_stack(gcj.from_gcj02(xy[:, 0], xy[:, 1])))
-    c = gcj.lookup(crs) if crs == "WGS84" else None  # the one CRS registry (citygrid/crs.py)
-    if c is None or c.is_storage:
-        return g
-    return shapely.transform(g, lambda xy: np.column_stack(c.into_storage(xy[:, 0], xy[:, 1])))
-
-
 def _in_china(lon: float, lat: float) -> bool:
     return 73 <= lon <= 136 and 3 <= lat <= 54
 
 
-def _point(r: Row, crs: str, resolve: Resolver | None) -> None:
-    lon_raw, lat_raw, address = clean(r.cells.get("loc_lon")), clean(r.cells.get("loc_lat")), clean(
-        r.cells.get("loc_address"))
-    if lon_raw is None and lat_raw is None:
+def _transformer(crs: str) -> Callable[[Any, Any], tuple[Any, Any]] | None:
+    """Coordinates in `crs` (a key `columns.crs_of` gives) → storage lon/lat; None when they are storage already."""
+    if crs == "GCJ-02":
+        return gcj.from_gcj02
+    c = gcj.lookup("WGS84" if crs == "WGS84" else crs, any_epsg=True) if crs != "CGCS2000" else None
+    if c is None or c.is_storage:
+        return None
+    return c.to_storage
+
+
+def _to_4490(g: BaseGeometry, crs: str) -> BaseGeometry:
+    fn = _transformer(crs)
+    if fn is None:
+        return g
+    return shapely.transform(g, lambda xy: np.column_stack(fn(xy[:, 0], xy[:, 1])))
+
+
+def gk_system(x: float, y: float, declared: str | None, home_cm: int | None) -> tuple[float, float, int] | None:
+    """Gauss-Krüger (easting, northing, EPSG code) from two numbers in either order: the northing of China is
+    1,000,000-6,000,000 m; an easting is 8 digits with its 3° zone in front (38512345.67: zone 38, CM 114°E,
+    EPSG:4526) or 6 digits without (512345.67), whose meridian is declared (`GK:114`, `EPSG:4547`) or, failing
+    that, the village's (`home_cm`). None when the numbers are no Gauss-Krüger pair."""
+    north = [v for v in (x, y) if 1_000_000 <= v <= 6_100_000]
+    east = [v for v in (x, y) if 10_000_000 <= v < 46_000_000 or 100_000 <= v < 900_000]
+    if len(north) != 1 or len(east) != 1 or north[0] == east[0]:
+        return None
+    e, n = east[0], north[0]
+    if e >= 10_000_000:
+        zone = int(e // 1_000_000)
+        return (e, n, 4513 + zone - 25) if 25 <= zone <= 45 else None
+    cm = None
+    if declared and declared.startswith("GK:"):
+        cm = int(declared[3:])
+    elif declared and declared.startswith("EPSG:"):
+        srid = int(declared[5:])
+        cm = 75 + 3 * (srid - 4534) if srid >= 4534 else 3 * (srid - 4513 + 25)
+    cm = cm or home_cm
+    return (e, n, 4534 + (cm - 75) // 3) if cm is not None and 75 <= cm <= 135 else None
+
+
+def _point(r: Row, crs: str, resolve: Resolver | None, home_cm: int | None) -> None:
+    """The row's coordinates as numbers (r.xy, in r.xy_crs), transformed later in one call per system; or its
+    address resolved; or a problem."""
+    got = {k: clean(r.cells.get(k)) for k in ("loc_lon", "loc_lat", "loc_x", "loc_y", "loc_address")}
+    pair = [("loc_lon", got["loc_lon"], "经度"), ("loc_lat", got["loc_lat"], "纬度")]
+    if got["loc_lon"] is None and got["loc_lat"] is None:
+        pair = [("loc_x", got["loc_x"], "X坐标"), ("loc_y", got["loc_y"], "Y坐标")]
+    if pair[0][1] is None and pair[1][1] is None:
+        address = got["loc_address"]
         if address is None:
             r.problems.append(E.location_missing.problem("loc_lon", r.row))
             return
@@ -183,7 +223,7 @@ def _point(r: Row, crs: str, resolve: Resolver | None) -> None:
         best = (answer.get("candidates") or [None])[0]
         if best and best.get("point") and best.get("level") in ("door", "building", "unit", "floor", "room",
                                                                   "compound"):
-            r.geom = Point(best["point"]["lon"], best["point"]["lat"])
+            r.xy, r.xy_crs = (float(best["point"]["lon"]), float(best["point"]["lat"])), "CGCS2000"
             return
         hint = best.get("address") if best else None
         r.problems.append(E.address_unresolved.problem(
@@ -191,25 +231,55 @@ def _point(r: Row, crs: str, resolve: Resolver | None) -> None:
             hint_en=f"; the closest is '{hint}'" if hint else "; check the road name and number"))
         return
     coords: list[float] = []
-    for key, v, label in (("loc_lon", lon_raw, "经度"), ("loc_lat", lat_raw, "纬度")):
-        f = _number(str(v).rstrip("°ENSensw") if isinstance(v, str) else v)
+    for key, v, label in pair:
+        f = _number(str(v).rstrip("°ENSensw") if isinstance(v, str) else v) if v is not None else None
         if f is None:
-            r.problems.append(E.location_number.problem(key, r.row, label_zh=label, label_en=key.removeprefix("loc_"), value=_shown(v)))
+            r.problems.append(E.location_number.problem(key, r.row, label_zh=label, label_en=key.removeprefix("loc_"),
+                                                        value=_shown(v) if v is not None else ""))
         else:
             coords.append(f)
     if len(coords) < 2:
         return
     lon, lat = coords
+    if abs(lon) > 180 or abs(lat) > 180:  # metres: Gauss-Krüger
+        gk = gk_system(lon, lat, crs, home_cm)
+        if gk is None:
+            r.problems.append(E.location_gk.problem(pair[0][0], r.row, x=lon, y=lat))
+            return
+        r.xy, r.xy_crs = (gk[0], gk[1]), f"EPSG:{gk[2]}"
+        return
     if not _in_china(lon, lat):
         if _in_china(lat, lon):
-            r.problems.append(E.location_swapped.problem("loc_lon", r.row, lon=lon, lat=lat))
+            r.problems.append(E.location_swapped.problem(pair[0][0], r.row, lon=lon, lat=lat))
         else:
-            r.problems.append(E.location_outside_china.problem("loc_lon", r.row, lon=lon, lat=lat))
+            r.problems.append(E.location_outside_china.problem(pair[0][0], r.row, lon=lon, lat=lat))
         return
-    r.geom = _to_4490(Point(lon, lat), crs)
+    r.xy, r.xy_crs = (lon, lat), crs if crs in ("CGCS2000", "WGS84", "GCJ-02") else "CGCS2000"
 
 
-def _geometry(r: Row, cls: ObjectClass, crs: str) -> None:
+def _place_points(rows: list[Row]) -> None:
+    """Every row's numbers to storage points: one transform per coordinate system, one `shapely.points` call."""
+    groups: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.xy is not None:
+            groups.setdefault(r.xy_crs, []).append(r)
+    for crs, group in groups.items():
+        xs = np.fromiter((r.xy[0] for r in group if r.xy), dtype=np.float64, count=len(group))
+        ys = np.fromiter((r.xy[1] for r in group if r.xy), dtype=np.float64, count=len(group))
+        fn = _transformer(crs)
+        if fn is not None:
+            xs, ys = (np.asarray(v, dtype=np.float64) for v in fn(xs, ys))
+        points: list[BaseGeometry] = np.asarray(shapely.points(np.column_stack([xs, ys])), dtype=object).tolist()
+        for r, x, y, p in zip(group, xs.tolist(), ys.tolist(), points, strict=True):
+            if not (math.isfinite(x) and math.isfinite(y) and _in_china(x, y)):
+                r.problems.append(E.location_outside_china.problem(
+                    "loc_x" if r.cells.get("loc_x") is not None else "loc_lon", r.row,
+                    lon=round(x, 6) if math.isfinite(x) else "-", lat=round(y, 6) if math.isfinite(y) else "-"))
+                continue
+            r.geom, r.xy_storage = p, (x, y)
+
+
+def _geometry(r: Row, cls: ObjectClass, crs: str, home_cm: int | None = None) -> None:
     v = clean(r.cells.get("loc_geometry"))
     if v is None:
         r.problems.append(E.location_missing.problem("loc_geometry", r.row))
@@ -222,6 +292,18 @@ def _geometry(r: Row, cls: ObjectClass, crs: str) -> None:
                                                       **detail(f"（{str(exc)[:80]}）", f" ({str(exc)[:80]})")))
         return
     x0, y0, x1, y1 = g.bounds
+    if not g.is_empty and max(abs(x0), abs(y0), abs(x1), abs(y1)) > 180:  # metres: Gauss-Krüger
+        gk = gk_system(x0, y0, crs, home_cm)
+        if gk is None:
+            r.problems.append(E.location_gk.problem("loc_geometry", r.row, x=x0, y=y0))
+            return
+        if gk[0] != x0:  # northing written first: swap every coordinate
+            g = shapely.transform(g, lambda xy: xy[:, ::-1].copy())
+        g = _to_4490(g, f"EPSG:{gk[2]}")
+        crs = "CGCS2000"
+        x0, y0, x1, y1 = g.bounds
+    elif crs.startswith(("GK:", "EPSG:")):  # degrees under a projected declaration: they are degrees
+        crs = "CGCS2000"
     if g.is_empty or not (_in_china(x0, y0) and _in_china(x1, y1)):
         r.problems.append(E.location_outside_china.problem("loc_geometry", r.row, lon=round(x0, 6), lat=round(y0, 6)))
         return
@@ -235,33 +317,34 @@ def _geometry(r: Row, cls: ObjectClass, crs: str) -> None:
 
 
 def check(cls: ObjectClass, cells: list[tuple[int, dict[str, Any]]], file_crs: str | None = None,
-          resolve: Resolver | None = None) -> list[Row]:
+          resolve: Resolver | None = None, home_lon: float | None = None) -> list[Row]:
     """Every row converted and checked on its own and against the others (duplicates); places are checked by
-    `intake` against the database."""
-    cols: dict[str, Column] = {c.key: c for c in columns(cls)}
-    default_crs = crs_of(file_crs) if file_crs else "CGCS2000"
+    `intake` against the database. `home_lon`: the village's longitude, whose 3° zone Gauss-Krüger eastings
+    without a zone prefix or declaration are taken in."""
+    cols = [(key, col.attribute) for key, col in ((c.key, c) for c in columns(cls)) if col.attribute is not None]
+    default_crs = (crs_of(file_crs) if file_crs else None) or "CGCS2000"
+    home_cm = 3 * round(home_lon / 3) if home_lon is not None else None
+    point_class = is_point(cls)
     out: list[Row] = []
-    seen: dict[str, int] = {}
     for n, raw in cells:
         r = Row(n, raw)
         cleaned = {k: clean(v) for k, v in raw.items()}
         name = cleaned.get("name")
         r.name = str(name)[:200] if name is not None else None
-        crs = default_crs or "CGCS2000"
+        crs = default_crs
         if cleaned.get("loc_crs") is not None:
             c = crs_of(str(cleaned["loc_crs"]))
             if c is None:
                 r.problems.append(E.location_crs.problem("loc_crs", n, value=_shown(cleaned["loc_crs"])))
             else:
                 crs = c
-        if is_point(cls):
-            _point(r, crs, resolve)
+        r.declared = crs
+        if point_class and not (cleaned.get("loc_geometry") is not None and all(
+                cleaned.get(k) is None for k in ("loc_lon", "loc_lat", "loc_x", "loc_y"))):
+            _point(r, crs, resolve, home_cm)
         else:
-            _geometry(r, cls, crs)
-        for key, col in cols.items():
-            a = col.attribute
-            if a is None:
-                continue
+            _geometry(r, cls, crs, home_cm)
+        for key, a in cols:
             v = cleaned.get(key)
             if v is None:
                 continue
@@ -274,10 +357,19 @@ def check(cls: ObjectClass, cells: list[tuple[int, dict[str, Any]]], file_crs: s
         for fp in cls.validate_attrs(r.attrs):
             if fp.field not in bad:
                 r.problems.append(Problem(fp.error_code, fp.message_zh, fp.message_en, fp.field, n))
-        key = json.dumps([r.name, r.geom.wkt if r.geom is not None else None, r.attrs], ensure_ascii=False,
-                         sort_keys=True, default=str)
-        if r.geom is not None and key in seen:
-            r.problems.append(E.row_duplicate.problem(None, n, other=seen[key]))
-        seen.setdefault(key, n)
         out.append(r)
+    _place_points(out)
     return out
+
+
+def file_duplicates(rows: list[Row]) -> None:
+    """Rows that repeat an earlier row of the file (same name, place and attributes): `row_duplicate`."""
+    seen: dict[str, int] = {}
+    for r in rows:
+        if r.geom is None:
+            continue
+        where = (round(r.xy_storage[0], 7), round(r.xy_storage[1], 7)) if r.xy_storage else r.geom.wkb_hex
+        key = json.dumps([r.name, where, r.attrs], ensure_ascii=False, sort_keys=True, default=str)
+        if key in seen:
+            r.problems.append(E.row_duplicate.problem(None, r.row, other=seen[key]))
+        seen.setdefault(key, r.row)
