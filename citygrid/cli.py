@@ -649,3 +649,10 @@ def intake_resume() -> None:
             out = intake.process(s, system_as("intake-resume"), sid)
         console.print(f"{sid}: {out['status']} ({out['rows']} rows, {out['invalid']} invalid)")
     console.print(f"{len(pending)} submission(s) processed")
+
+
+# --- backups (citygrid/cli_backup.py) ------------------------------------------------------------------------------
+from citygrid import cli_backup  # noqa: E402 - registered last, so other areas' commands merge apart from these
+
+app.command("backup")(cli_backup.backup)
+app.command("restore")(cli_backup.restore)

@@ -45,8 +45,9 @@ def check_revision(url: str) -> str | None:
     return str(current)
 
 
-def upgrade(url: str) -> None:
-    check_revision(url)
+def extensions(url: str) -> None:
+    """The extensions migrations assume, and what a dump cannot carry (a restore calls this too): pgaudit where the
+    server preloads it, PostGIS's && marked LEAKPROOF."""
     with engine_for(url).begin() as conn:
         # Extensions first: migrations assume them. Needs a superuser or trusted extensions.
         superuser = bool(conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar())
@@ -70,4 +71,9 @@ def upgrade(url: str) -> None:
                   "area-scoped callers scan instead of using the spatial index. As a superuser: ALTER FUNCTION "
                   "geometry_overlaps(geometry, geometry) LEAKPROOF; ALTER FUNCTION geography_overlaps(geography, "
                   "geography) LEAKPROOF; (README: Database roles)", file=sys.stderr)
+
+
+def upgrade(url: str) -> None:
+    check_revision(url)
+    extensions(url)
     command.upgrade(alembic_config(url), "head")
