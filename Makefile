@@ -45,4 +45,4 @@ stop:
 	-.venv/bin/citygrid db down
 
 clean: stop
-	rm -rf .citygrid .citygrid-test .citygrid-outage-* .citygrid-bench-outage-*
+	rm -rf .citygrid .citygrid-test .citygrid-outage-* .citygrid-bench-outage-* .citygrid-backup-* .citygrid-kill-*
