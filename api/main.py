@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,18 +44,23 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from citygrid.address.index import AddressIndexCache
-        from citygrid.db.bootstrap import check_app_login
+        from citygrid.db.bootstrap import AppRoleError, check_app_login
         from citygrid.db.bootstrap import prepare as prepare_db
         from citygrid.db.engine import app_database_url, app_engine_for
         from citygrid.db.engine import database_url as resolve
+        from citygrid.db.migrate import SchemaError
 
         get_settings()  # a bad CITYGRID_* value fails here, at start, naming the variable
         url = database_url or resolve()
         get_catalog()  # a malformed catalog fails here, at start, naming file and path
-        if prepare:
-            prepare_db(url)  # migrations and the catalog as the owner; requests never run as the owner
-        # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
-        app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
+        try:
+            if prepare:
+                prepare_db(url)  # migrations and the catalog as the owner; requests never run as the owner
+            # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
+            app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
+        except (SchemaError, AppRoleError) as exc:  # the operator's to fix: said first, in one line
+            logging.getLogger("citygrid").critical("citygrid refuses to start: %s", exc)
+            raise
         app.state.address_indexes = AddressIndexCache(app.state.engine)  # loaded on first use (api/deps.py)
         # jobs left `running` by a process that died (kill -9, a crash) are marked interrupted, their output cut
         # back to what their record says (citygrid/jobs.py); they can then be resumed, retried or cancelled

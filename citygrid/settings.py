@@ -134,3 +134,9 @@ def parse_rate(v: str) -> tuple[int, float] | None:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus `extra`, for a child program (pg_dump, pg_restore) that takes its connection
+    from libpq's variables: a password there never shows on a command line."""
+    return {**os.environ, **extra}

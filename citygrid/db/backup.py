@@ -36,6 +36,7 @@ from sqlalchemy import make_url
 
 from citygrid import __version__
 from citygrid.db.cluster import pg_bin
+from citygrid.settings import child_environment
 
 MANIFEST = "manifest.json"
 DUMP = "database.dump"
@@ -65,12 +66,9 @@ class BackupError(RuntimeError):
 def _libpq_env(url: str) -> dict[str, str]:
     """libpq's environment for a SQLAlchemy URL: the password never appears on a command line (`ps`)."""
     u = make_url(url)
-    env = dict(os.environ)
-    for key, value in (("PGHOST", u.host), ("PGPORT", u.port), ("PGUSER", u.username), ("PGPASSWORD", u.password),
-                       ("PGDATABASE", u.database)):
-        if value is not None:
-            env[key] = str(value)
-    return env
+    return child_environment({key: str(value) for key, value in (
+        ("PGHOST", u.host), ("PGPORT", u.port), ("PGUSER", u.username), ("PGPASSWORD", u.password),
+        ("PGDATABASE", u.database)) if value is not None})
 
 
 def _conninfo(url: str, database: str | None = None) -> str:
