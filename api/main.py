@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, hardening, web
+from api import errors, hardening, retry, web
 from api.routers import (
     address,
     aggregate,
@@ -88,6 +88,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         app.include_router(r)
 
     web.install(app)
+    app.add_middleware(retry.RetryAborted)  # innermost: bodies are size-checked and text-checked before it buffers
     hardening.install(app)
 
     @app.get("/health", tags=["system"])

@@ -125,3 +125,67 @@ def test_counts_stay_exact_under_concurrent_creates_moves_retires_and_bulk_loads
     assert kept_grid == raw_grid
     assert negative == 0
     assert _version(engine) - v0 >= committed
+
+
+def test_a_write_aborted_by_a_real_deadlock_is_run_again_unseen(database_url: str, engine: Engine) -> None:
+    """A real deadlock between a request's transaction and another session: PostgreSQL aborts the request's
+    (its deadlock_timeout is the shorter), api/retry.py runs the request again, and the caller gets the second
+    attempt's 200, not a 503. An upload-like request (not JSON) is not retried: it gets the 503."""
+    import threading
+
+    import psycopg
+    from fastapi.testclient import TestClient
+    from sqlalchemy import make_url
+
+    from api.main import create_app
+
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE IF NOT EXISTS retry_probe (k int PRIMARY KEY, v int)"))
+        c.execute(text("INSERT INTO retry_probe VALUES (1, 0), (2, 0) ON CONFLICT DO NOTHING"))
+    app = create_app(database_url)
+    attempts: list[int] = []
+    first_locked, other_waits = threading.Event(), threading.Event()
+
+    @app.post("/test-deadlock")  # type: ignore[untyped-decorator]
+    def deadlock() -> dict[str, int]:
+        attempts.append(1)
+        with engine.begin() as c:  # the route's one transaction
+            c.execute(text("SET LOCAL deadlock_timeout = '200ms'"))
+            c.execute(text("UPDATE retry_probe SET v = v + 1 WHERE k = 1"))
+            if len(attempts) == 1:
+                first_locked.set()
+                assert other_waits.wait(30)
+            c.execute(text("UPDATE retry_probe SET v = v + 1 WHERE k = 2"))
+        return {"attempts": len(attempts)}
+
+    u = make_url(database_url)
+
+    def other() -> None:  # holds row 2, then wants row 1: a cycle with the route's first attempt
+        with psycopg.connect(host=u.host, port=u.port, user=u.username, dbname=u.database) as c:
+            c.execute("SET deadlock_timeout = '20s'")
+            c.execute("UPDATE retry_probe SET v = v + 10 WHERE k = 2")
+            assert first_locked.wait(30)
+            other_waits.set()
+            c.execute("UPDATE retry_probe SET v = v + 10 WHERE k = 1")  # waits for the route; wins the deadlock
+            c.commit()
+
+    with TestClient(app) as client:
+        t = threading.Thread(target=other)
+        t.start()
+        r = client.post("/test-deadlock", json={"x": 1})
+        t.join(30)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"attempts": 2} and len(attempts) == 2
+        with engine.connect() as c:  # the aborted attempt left nothing; the other session and the retry did
+            assert c.execute(text("SELECT k, v FROM retry_probe ORDER BY k")).all() == [(1, 11), (2, 11)]
+
+        attempts.clear()
+        first_locked.clear()
+        other_waits.clear()
+        t = threading.Thread(target=other)
+        t.start()
+        r = client.post("/test-deadlock", content=b'{"x": 1}', headers={"content-type": "text/plain"})
+        t.join(30)
+        assert r.status_code == 503 and "deadlock" in r.json()["message_en"] and len(attempts) == 1
+    with engine.begin() as c:
+        c.execute(text("DROP TABLE retry_probe"))
