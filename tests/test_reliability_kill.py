@@ -91,7 +91,8 @@ def _owner(database_url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(host=u.host, port=u.port, user=u.username, dbname=u.database, autocommit=True)
 
 
-def _kill_mid_commit(database_url: str, server: Server, waiting: int) -> None:
+def _kill_mid_commit(database_url: str, server: Server, waiting: int, before_kill: Callable[[], None] = lambda: None
+                     ) -> None:
     """Hold the audit chain's lock until `waiting` transactions of the server wait for it, kill -9 the server, let
     go, and wait until PostgreSQL has rolled back every transaction the dead server left."""
     with _owner(database_url) as lock, _owner(database_url) as watch:
@@ -105,6 +106,7 @@ def _kill_mid_commit(database_url: str, server: Server, waiting: int) -> None:
             row = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'citygrid_app' "
                                 "AND wait_event_type = 'Lock' AND datname = current_database()").fetchone()
             blocked = int(row[0]) if row else 0
+        before_kill()
         server.kill()
         lock.execute("COMMIT")
         while watch.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'citygrid_app' "
@@ -148,8 +150,8 @@ def test_kill_9_during_bulk_code_allocation(server: Server, database_url: str,
     while len(tally.acked) < 8:  # a few blocks answered first, then every client has one in flight at the kill
         assert all(t.is_alive() for t in threads), "a client stopped before the kill"
         time.sleep(0.02)
-    stop.set()  # each client's request now in flight is its last one
-    _kill_mid_commit(database_url, server, CLIENTS)
+    # with the lock held, each client's next request waits at it; once all four wait, those are their last
+    _kill_mid_commit(database_url, server, CLIENTS, before_kill=stop.set)
     for t in threads:
         t.join(60)
     server.start()
