@@ -2,7 +2,7 @@
 PORT ?= 8000
 export CITYGRID_PORT := $(PORT)
 
-.PHONY: setup run test lint bench fuzz parser-model parse-eval stop clean
+.PHONY: setup run test lint bench fuzz load soak parser-model parse-eval stop clean
 
 setup:
 	bash scripts/setup.sh
@@ -30,6 +30,16 @@ FUZZ_EXAMPLES ?= 100
 fuzz: setup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_reliability_fuzz.py
 
+# Load (bench/load.py): geocode, OGC items, tiles, aggregates and authenticated writes at 32 and 128 concurrent
+# clients against uvicorn with 1 and 3 workers, on the database `make run` uses (run it once first).
+load: setup
+	.venv/bin/python bench/load.py
+
+# Soak: one worker, 32 clients, 30 minutes; prints the API process's RSS at the start and the end.
+SOAK_SECONDS ?= 1800
+soak: setup
+	.venv/bin/python bench/load.py --workers 1 --clients 32 --duration $(SOAK_SECONDS)
+
 # The address parser's model is a committed artifact (citygrid/address/models/address_crf.bin + .json; CI does not
 # train it). This rebuilds it from the shared labelled corpora (../shared/data/address or CITYGRID_SHARED_DATA): the
 # frozen split's CCKS2021 train + dev rows (bench/splits/address_split.json, seed 12), about 2.5 CPU-minutes.
@@ -45,4 +55,4 @@ stop:
 	-.venv/bin/citygrid db down
 
 clean: stop
-	rm -rf .citygrid .citygrid-test .citygrid-outage-* .citygrid-bench-outage-* .citygrid-replica-*
+	rm -rf .citygrid .citygrid-test .citygrid-outage-* .citygrid-bench-outage-* .citygrid-replica-* .citygrid-backup-* .citygrid-kill-*

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import retry
 from citygrid.db import failures
 from citygrid.errors import CitygridError, E, ErrorEntry, Problem, catalogue
 from citygrid.security import audit
@@ -103,6 +104,7 @@ def install(app: FastAPI) -> None:
         err = failures.as_error(exc)
         if err is None:
             raise exc
+        retry.mark(request.scope, exc)  # a deadlock or serialization failure: api/retry.py runs it again
         return answer(err)
 
     @app.exception_handler(CitygridError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, hardening, proxy, web
+from api import errors, hardening, proxy, retry, web
 from api.routers import (
     address,
     aggregate,
@@ -48,18 +49,23 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from citygrid.address.index import AddressIndexCache
-        from citygrid.db.bootstrap import check_app_login
+        from citygrid.db.bootstrap import AppRoleError, check_app_login
         from citygrid.db.bootstrap import prepare as prepare_db
         from citygrid.db.engine import app_database_url, app_engine_for
         from citygrid.db.engine import database_url as resolve
+        from citygrid.db.migrate import SchemaError
 
         get_settings()  # a bad CITYGRID_* value fails here, at start, naming the variable
         url = database_url or resolve()
         get_catalog()  # a malformed catalog fails here, at start, naming file and path
-        if prepare:
-            prepare_db(url)  # migrations and the catalog as the owner; requests never run as the owner
-        # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
-        app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
+        try:
+            if prepare:
+                prepare_db(url)  # migrations and the catalog as the owner; requests never run as the owner
+            # requests log in as citygrid_app, which owns nothing and takes its caller's scope (citygrid/db/roles.py)
+            app.state.engine = check_app_login(app_engine_for(app_database_url(url)))
+        except (SchemaError, AppRoleError) as exc:  # the operator's to fix: said first, in one line
+            logging.getLogger("citygrid").critical("citygrid refuses to start: %s", exc)
+            raise
         # hot standbys for the heavy reads, when configured (citygrid/db/replicas.py); None: the primary only
         app.state.replicas = replicas = from_settings(app.state.engine)
         app.state.address_indexes = AddressIndexCache(  # loaded on first use (api/deps.py)
@@ -92,6 +98,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         app.include_router(r)
 
     web.install(app)
+    app.add_middleware(retry.RetryAborted)  # innermost: bodies are size-checked and text-checked before it buffers
     hardening.install(app)
     # outermost: the rate limits and every route see the caller's address and scheme, not the proxy's
     app.add_middleware(proxy.TrustedProxyHeaders)

@@ -21,7 +21,30 @@ if TYPE_CHECKING:  # imported where used, to keep the command quick to start
     from citygrid.db.cluster import Cluster
     from citygrid.jobs import Progress as Report
 
-app = typer.Typer(help="citygrid: 城市数字公共基础设施 / digital public infrastructure for a county", no_args_is_help=True)
+class _Command(typer.Typer):
+    """The command, which answers a refusal to start (a schema it does not know, a cluster that cannot start, an
+    application role that cannot log in, a database that is away) with its message and exit code 2, not a
+    traceback: these are the operator's to fix, not bugs."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            from citygrid.db import failures
+            from citygrid.db.bootstrap import AppRoleError
+            from citygrid.db.cluster import ClusterError
+            from citygrid.db.migrate import SchemaError
+
+            if isinstance(exc, (SchemaError, ClusterError, AppRoleError)):
+                console.print(f"[red]✗ citygrid 拒绝启动 / refuses to start[/red]: {exc}")
+            elif (err := failures.as_error(exc)) is not None and err.kind == "unavailable":
+                console.print(f"[red]✗ {err.message_zh} / {err.message_en}[/red]")
+            else:
+                raise
+            raise SystemExit(2) from None
+
+
+app = _Command(help="citygrid: 城市数字公共基础设施 / digital public infrastructure for a county", no_args_is_help=True)
 db_app = typer.Typer(help="The private PostGIS cluster (ignored when DATABASE_URL is set).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console()
@@ -765,3 +788,8 @@ def spark_aggregate(objects: Path, by: str = typer.Option("h3:8", help="h3:N, bg
         s.stop()
     for k, n in rows:
         console.print(f"{k}\t{n}")
+# --- backups (citygrid/cli_backup.py) ------------------------------------------------------------------------------
+from citygrid import cli_backup  # noqa: E402 - registered last, so other areas' commands merge apart from these
+
+app.command("backup")(cli_backup.backup)
+app.command("restore")(cli_backup.restore)

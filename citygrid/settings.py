@@ -205,3 +205,7 @@ def use_python_for_spark(python: str) -> None:
     """Spark starts its Python workers with PYSPARK_PYTHON, else `python3` (the system's, without citygrid's
     packages); a value the user set (a cluster's own Python) wins."""
     os.environ.setdefault("PYSPARK_PYTHON", python)
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus `extra`, for a child program (pg_dump, pg_restore) that takes its connection
+    from libpq's variables: a password there never shows on a command line."""
+    return {**os.environ, **extra}

@@ -159,8 +159,17 @@ def test_a_cadre_uploads_with_mistakes_sees_every_error_then_a_reviewer_approves
     by_row = {i["row"]: i for i in d["items"]}
     assert by_row[2]["object_code"] == code and by_row[3]["reason"] == "照片显示不是上水井盖"
     assert d["status"] == "reviewed"  # no valid row left undecided
+    # approved once, never twice: the same decision again (a retry after a lost answer) is answered with the same
+    # code and registers nothing; the opposite decision is a conflict
+    with engine.connect() as c:
+        objects = c.execute(text("SELECT count(*) FROM city_object")).scalar_one()
     r = client.post(url, json={"decisions": [{"row": 2, "decision": "approve"}]}, headers=people["rev_a"])
-    assert r.status_code == 409  # approved once, never twice
+    assert r.status_code == 200 and r.json()["results"] == [{"row": 2, "status": "approved", "object_code": code}]
+    r = client.post(url, json={"decisions": [{"row": 2, "decision": "reject", "reason": "x"}]},
+                    headers=people["rev_a"])
+    assert r.status_code == 409 and r.json()["error_code"] == "review_not_valid"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM city_object")).scalar_one() == objects
 
     # the cadre downloads the file back: its own rows, with the code and the outcome added
     f = client.get(f"/submissions/{sub['id']}/file", headers=people["cadre_a"])

@@ -22,6 +22,13 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
   numbers the row (gapless ``seq``), stamps ``at`` and chains ``hash`` = sha256(previous hash, the row as
   ``audit_row_hash`` serialises it); SECURITY DEFINER, the application role never touches ``audit_head``
   (0016_audit_chain.py).
+- ``city_object_class_lock_ins`` on city_object → ``lock_object_classes()``: first of the statement's triggers
+  (name order), takes a transaction-level advisory lock per class written, in class order, so writers of a class
+  take its counts and layer version in one order and cannot deadlock (0024_object_class_write_lock.py).
+- ``city_object_class_lock_upd`` on city_object → ``lock_object_classes()``: the same for updates, old and new
+  classes (0024_object_class_write_lock.py).
+- ``city_object_class_lock_del`` on city_object → ``lock_object_classes()``: the same for deletes
+  (0024_object_class_write_lock.py).
 - ``city_object_layer_ins`` on city_object → ``bump_object_layers()``: bumps ``layer_version`` of each class
   written, once per statement, so tile and page ETags change exactly when a layer does (0002_layer_versions.py).
 - ``city_object_layer_upd`` on city_object → ``bump_object_layers()``: the same for updates

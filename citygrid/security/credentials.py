@@ -25,12 +25,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from citygrid.errors import E
 from citygrid.security import audit
 from citygrid.security.keys import get_keyring
 from citygrid.security.principal import LEVELS, Grant, Principal
 from citygrid.settings import get_settings
+
+READ_ONLY = "25006"  # SQLSTATE read_only_sql_transaction
 
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("citygrid: no such user")
@@ -192,6 +195,18 @@ def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+def _note_use(conn: Connection, key_id: str) -> None:
+    """Write down a key's use; bookkeeping, so a read-only database (a standby after failover) skips it rather than
+    refusing the caller's reads."""
+    try:
+        with conn.begin_nested():
+            conn.execute(text("UPDATE api_key SET last_used_at = now() WHERE id = :i"), {"i": key_id})
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != READ_ONLY:
+            raise
+    conn.commit()
+
+
 def authenticate_key(conn: Connection, presented: str) -> Principal | None:
     """The principal an API key belongs to, or None for any malformed, unknown, revoked or expired key."""
     found = authenticate_key_until(conn, presented)
@@ -215,7 +230,6 @@ def authenticate_key_until(conn: Connection, presented: str) -> tuple[Principal,
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):  # one write a minute at most
-        conn.execute(text("UPDATE api_key SET last_used_at = now() WHERE id = :i"), {"i": key_id})
-        conn.commit()
+        _note_use(conn, key_id)
     p = load(conn, row.principal_id, via="api_key")
     return (p, row.expires_at) if p is not None else None

@@ -630,7 +630,8 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     """Approve or reject rows (`{"row": n, "decision": "approve"|"reject", "reason": ...}`), all or nothing:
     the approved rows are registered in this transaction (`registry.bulk.bulk_create`: one code block, the same
     attribute and geometry checks, `submission <id> row <n>` in each object's history), so a failure registers
-    none."""
+    none. Repeating a decision already made (a reviewer's retry after a lost answer, a server killed after its
+    commit) answers it again with the object's code and changes nothing; the opposite decision is a conflict."""
     rules.require_login(p, "审核调查数据", "reviewing survey data")
     conn = s.connection()
     sub = conn.execute(text("SELECT id, class_code, village_code, township_code, submitter FROM submission "
@@ -640,9 +641,11 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     rules.require_review(p, sub.township_code)
     problems: list[Problem] = []
     done = []
+    again: list[Any] = []  # rows whose decision is the one already made: answered as they are
     asked = [d.get("row") for d in decisions if isinstance(d.get("row"), int)]
     found = {r.row: r for r in conn.execute(text(
-        "SELECT row, name, attrs, ST_AsBinary(geom) AS g, status FROM submission_row WHERE submission_id = :id "
+        "SELECT row, name, attrs, ST_AsBinary(geom) AS g, status, object_code FROM submission_row "
+        "WHERE submission_id = :id "
         "AND row = ANY(CAST(:rows AS int[])) ORDER BY row FOR UPDATE"), {"id": sid, "rows": asked})}
     for d in decisions:
         n, decision, reason = d.get("row"), d.get("decision"), d.get("reason")
@@ -652,6 +655,9 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
             continue
         if decision not in ("approve", "reject"):
             problems.append(E.review_decision.problem("decision", r.row, n=r.row, value=str(decision)[:20]))
+            continue
+        if (r.status, decision) in (("approved", "approve"), ("rejected", "reject")):
+            again.append(r)
             continue
         if r.status != "valid" and decision == "approve" or r.status in ("approved", "rejected"):
             state_zh = {"invalid": "有错误", "approved": "已通过", "rejected": "已退回"}.get(r.status, r.status)
@@ -664,6 +670,9 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     if problems:
         raise CitygridError(problems, "conflict" if any(x.error_code == "review_not_valid" for x in problems)
                             else "invalid")
+    repeated = [{"row": r.row, "status": r.status, "object_code": r.object_code} for r in again]
+    if not done:  # only repeats: nothing changes, nothing to record
+        return {"submission": summary(conn, p, sid), "results": repeated}
     approve = [(r, reason) for r, decision, reason in done if decision == "approve"]
     codes: dict[int, str] = {}
     if approve:  # one code block, one insert: approving a whole file is one statement, not a create per row
@@ -688,7 +697,7 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
         s.execute(text("UPDATE submission SET status = 'reviewed' WHERE id = :id"), {"id": sid})
     audit.record(s, p, "review", sid, detail={"approved": sum(1 for x in results if x["object_code"]),
                                               "rejected": sum(1 for x in results if not x["object_code"])})
-    return {"submission": summary(conn, p, sid), "results": results}
+    return {"submission": summary(conn, p, sid), "results": sorted(results + repeated, key=lambda x: int(x["row"]))}
 
 
 def file_with_codes(conn: Connection, p: Principal, sid: str) -> tuple[bytes, str]:

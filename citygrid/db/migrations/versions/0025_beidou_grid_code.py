@@ -1,7 +1,7 @@
 """Beidou grid location code (北斗网格位置码, GB/T 39409-2020) per object, level 10, beside H3
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-03 07:00:00
 
 `citygrid_bgc(lon, lat, level)` encodes a point exactly as `citygrid/grid/beidou.py` does (integers in 1/2048″
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0025'
-down_revision: str | None = '0023'
+down_revision: str | None = '0024'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
