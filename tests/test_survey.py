@@ -362,7 +362,8 @@ def test_a_standard_address_locates_a_row_and_registered_objects_nearby_are_flag
     items = {i["row"]: i for i in client.get(f"/submissions/{r.json()['id']}", headers=people["cadre_a"]
                                              ).json()["items"]}
     assert items[2]["status"] == "valid", items[2]["errors"]
-    assert items[2]["duplicates"] == []
+    # nothing registered by this test yet (other modules of the suite may have left objects of the class nearby)
+    assert not [d for d in items[2]["duplicates"] if d["name"] == "门口井盖"]
     err = items[3]["errors"][0]
     assert (err["error_code"], err["field"], err["row"]) == ("address_unresolved", "loc_address", 3)
     code = client.post(f"/submissions/{r.json()['id']}/review", json={"decisions": [{"row": 2, "decision": "approve"}]},

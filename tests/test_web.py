@@ -387,7 +387,7 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     assert b.js("document.getElementById('template-link').getAttribute('href')") == "/templates/010101.xlsx"
     def add_one(name: str) -> None:
         """One object by clicking on the map, with the form made from the class's attribute table."""
-        assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"
+        b.wait_for("getComputedStyle(document.getElementById('add-form')).display === 'none'", timeout=20)
         b.js("document.getElementById('add-start').click()")
         b.wait_for("getComputedStyle(document.getElementById('add-form')).display !== 'none' && "
                    "!!document.querySelector('#add-fields select[data-key=\"state\"]')")
@@ -405,7 +405,7 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
                    f"document.querySelector('#rows tr[data-row=\"2\"] td:nth-child(2)').textContent === '{name}'",
                    timeout=30)
         assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0
-        assert b.js("getComputedStyle(document.getElementById('add-form')).display") == "none"  # closed once sent
+        b.wait_for("getComputedStyle(document.getElementById('add-form')).display === 'none'", timeout=20)  # closed once sent
         added = b.js("surveyMap.getSource('rows').serialize().data.features[0].geometry.coordinates")
         assert abs(added[0] - x) < 2e-5 and abs(added[1] - y) < 2e-5  # where the click was
 
@@ -468,7 +468,9 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     log_in("web-cadre")
     add_one("井盖丁")
     assert "duplicate" in b.js("document.querySelector('#rows tr[data-row=\"2\"]').className")
-    assert code in b.js("document.querySelector('#rows tr[data-row=\"2\"] li.dup').textContent")
+    # the registered object by its code (the cadre's earlier open files at the spot are listed too, by row)
+    assert code in b.js("[...document.querySelectorAll('#rows tr[data-row=\"2\"] li.dup')].map((e) => e.textContent)"
+                        ".join(' ')")
     b.wait_for("surveyMap.getSource('existing').serialize().data.features.length === 1")
     assert b.js("surveyMap.getSource('existing').serialize().data.features[0].properties.code") == code
     assert b.js("surveyMap.getSource('links').serialize().data.features.length") == 1

@@ -299,8 +299,10 @@
       }
       if (r.object_code) notes.append(h("li", { class: "code" }, "编码 ", h("code", { class: "object-code" }, r.object_code)));
       if (r.reason) notes.append(h("li", {}, "退回：" + r.reason));
+      // a registered object (its code), or a row of another open submission (not coded yet)
       r.duplicates.forEach((x) => notes.append(h("li", { class: "dup", onclick: () => focusRow(r) },
-        "疑似重复 " + x.code + (x.name ? "（" + x.name + "）" : "") + "，相距 " + Math.round(x.distance_m) + " 米")));
+        "疑似重复 " + (x.code ? x.code : "待审提交 " + String(x.submission).slice(0, 8) + " 第 " + x.row + " 行") +
+        (x.name ? "（" + x.name + "）" : "") + "，相距 " + Math.round(x.distance_m) + " 米")));
       cell(tr, notes);
       const act = cell(tr, "");
       if (r.status === "valid") {
@@ -401,7 +403,7 @@
     }
     if (d) {
       const dups = d.items.filter((r) => r.geometry && r.duplicates.length);
-      await Promise.all(dups.flatMap((r) => r.duplicates.map(async (x) => {
+      await Promise.all(dups.flatMap((r) => r.duplicates.filter((x) => x.code).map(async (x) => {
         try {
           const o = await api("GET", "/objects/" + encodeURIComponent(x.code));
           if (!o.geometry) return;
