@@ -215,8 +215,10 @@ def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass, si
     theirs = _local_metres(shapely.from_wkb([bytes(o.g) for _, o in found]), lat0)
     pairs = STRtree(theirs).query(mine, predicate="dwithin", distance=DUP_METRES)
     dist = shapely.distance(mine[pairs[0]], theirs[pairs[1]])
+    # registered objects first (the reviewer decides new, update or drop against those), then rows of other
+    # open submissions, each by distance; at most 5 per row
     for i, j, d in sorted(zip(pairs[0].tolist(), pairs[1].tolist(), dist.tolist(), strict=True),
-                          key=lambda t: (t[0], t[2])):
+                          key=lambda t: (t[0], t[1] >= len(objects), t[2])):
         r = located[i]
         if len(r.duplicates) >= 5:
             continue
@@ -450,6 +452,16 @@ def submit_job(engine: Engine, p: Principal, class_code: str, village: str | Non
     return out, finished
 
 
+def _locked(conn: Connection, p: Principal, sid: str, columns: str) -> Any:
+    """The submission's row (`columns`, which must include submitter, village_code and township_code), locked
+    for this transaction; the same 404 whether it does not exist or the caller may not read it."""
+    sub = conn.execute(text(f"SELECT {columns} FROM submission WHERE id = :id FOR UPDATE"),
+                       {"id": sid}).first() if _is_uuid(sid) else None
+    if sub is None or not rules.may_read_submission(p, sub.submitter, sub.village_code, sub.township_code):
+        raise E.submission_not_found("id", submission=sid)
+    return sub
+
+
 def resubmit(s: Session, p: Principal, sid: str, data: bytes, *, source: str, filename: str | None = None,
              crs: str | None = None) -> int:
     """Corrected rows sent into the same submission (the cadre's file back, fixed): the file and the rows it
@@ -457,10 +469,7 @@ def resubmit(s: Session, p: Principal, sid: str, data: bytes, *, source: str, fi
     bytes, and processing keeps every row already approved or rejected as it was. Returns the new revision."""
     rules.require_login(p, "重新提交调查数据", "resubmitting survey data")
     conn = s.connection()
-    sub = conn.execute(text("SELECT id, submitter, village_code, township_code, revision, status FROM submission "
-                            "WHERE id = :id FOR UPDATE"), {"id": sid}).first() if _is_uuid(sid) else None
-    if sub is None or not rules.may_read_submission(p, sub.submitter, sub.village_code, sub.township_code):
-        raise E.submission_not_found("id", submission=sid)
+    sub = _locked(conn, p, sid, "id, submitter, village_code, township_code, revision, status")
     rules.require_submit(p, sub.village_code)
     if sub.submitter != p.name and not p.is_admin:  # a reviewer of the township reads it, but only its cadre sends
         raise E.submission_not_found("id", submission=sid)
@@ -634,10 +643,7 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     commit) answers it again with the object's code and changes nothing; the opposite decision is a conflict."""
     rules.require_login(p, "审核调查数据", "reviewing survey data")
     conn = s.connection()
-    sub = conn.execute(text("SELECT id, class_code, village_code, township_code, submitter FROM submission "
-                            "WHERE id = :id FOR UPDATE"), {"id": sid}).first() if _is_uuid(sid) else None
-    if sub is None or not rules.may_read_submission(p, sub.submitter, sub.village_code, sub.township_code):
-        raise E.submission_not_found("id", submission=sid)
+    sub = _locked(conn, p, sid, "id, class_code, village_code, township_code, submitter")
     rules.require_review(p, sub.township_code)
     problems: list[Problem] = []
     done = []
