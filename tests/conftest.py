@@ -201,7 +201,14 @@ def places(engine: Engine, demo_county: dict) -> dict:
         a, b = rows
         room, door = (c.execute(text(f"SELECT code FROM addr_node WHERE level = '{level}' AND village_code = :v "
                                      "ORDER BY code LIMIT 1"), {"v": a.code}).scalar_one() for level in ("room", "door"))
-    return {"a": {"village": a.code, "township": a.parent_code, "pt": [a.x, a.y]},
+        # a second point in the first village, about 100 m or more from the first, for a test that must have a
+        # spot to itself (many modules register objects at "pt": duplicate lists there are full)
+        quiet = c.execute(text(
+            "SELECT ST_X(q), ST_Y(q) FROM (SELECT ST_PointOnSurface(ST_Difference(geom, ST_Buffer("
+            "ST_PointOnSurface(geom), 0.001))) AS q FROM division WHERE code = :v) x WHERE NOT ST_IsEmpty(q)"),
+            {"v": a.code}).first()
+    return {"a": {"village": a.code, "township": a.parent_code, "pt": [a.x, a.y],
+                  "quiet": [quiet[0], quiet[1]] if quiet else [a.x, a.y]},
             "b": {"village": b.code, "township": b.parent_code, "pt": [b.x, b.y]}, "room": room, "door": door}
 
 
