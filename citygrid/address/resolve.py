@@ -167,8 +167,8 @@ class AddressIndex:
         kinds = {1: "province", 2: "city", 3: "county", 4: "township", 5: "village"}
         for code, level, name, short, aliases, parent in rows:
             self.divisions[code] = (level, name, parent)
-            for nm in {name, short, *(aliases or [])}:
-                if nm and len(nm) >= 2:
+            for nm in sorted({name, short, *(aliases or [])} - {None}):  # sorted: no per-process hash order
+                if len(nm) >= 2:
                     self._index_name(nm, kinds[level], code)
 
     def _index_name(self, name: str, kind: str, key: Any) -> None:
@@ -187,12 +187,12 @@ class AddressIndex:
             if n.level == "door" and n.number is not None:
                 self.door_numbers[n.parent][n.number].append(n.id)
         if n.level == "road":
-            for nm in {n.name, *aliases}:
+            for nm in sorted({n.name, *aliases}):
                 if nm not in self.road_names:
                     self._index_name(nm, "road", nm)
                 self.road_names[nm].append(n.id)
         elif n.level == "compound":
-            for nm in {n.name, *aliases}:
+            for nm in sorted({n.name, *aliases}):
                 if nm not in self.compound_names:
                     self._index_name(nm, "compound", nm)
                 self.compound_names[nm].append(n.id)
@@ -371,7 +371,11 @@ class AddressIndex:
             lvl = max(div, key=lambda k: LEVEL_RANK[k])
             results.append(Candidate(None, lvl, near * (0.5 if lvl in ("township", "village") else 0.3), used, div,
                                      notes=notes))
-        results.sort(key=lambda c: (-c.confidence, -LEVEL_RANK[c.level]))
+        # Ties broken by how much of the text a candidate used, then by code: never by the order sets and dicts
+        # were filled in, which differs between processes (str hashes are salted per process), so the same text
+        # gets the same answer on every worker, Spark executor and restart.
+        results.sort(key=lambda c: (-c.confidence, -LEVEL_RANK[c.level], -sum(b - a for a, b in c.used),
+                                    c.node.code if c.node else ""))
         seen: set[str] = set()
         out = []
         for c in results:
