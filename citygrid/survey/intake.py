@@ -93,12 +93,7 @@ def receive(s: Session, p: Principal, class_code: str, village: str | None, data
     cls = _class(class_code)
     conn = s.connection()
     village_code, township = home_village(conn, p, village)
-    if not data:
-        raise E.file_empty("file")
-    if len(data) > MAX_BYTES:
-        raise E.file_too_large("file", limit=f"{MAX_BYTES >> 20} MB")
-    if crs is not None and crs.strip() and crs_of(crs) is None:
-        raise E.location_crs("crs", value=crs[:40])
+    _check_upload(data, crs)
     sid = sid or str(uuid.uuid4())
     s.execute(text(
         "INSERT INTO submission (id, class_code, village_code, township_code, submitter, source, filename, "
@@ -452,6 +447,17 @@ def submit_job(engine: Engine, p: Principal, class_code: str, village: str | Non
     return out, finished
 
 
+def _check_upload(data: bytes, crs: str | None) -> None:
+    """What a file (first or corrected) must be before it is stored: not empty, within the size limit, and in a
+    coordinate system citygrid knows when one is declared."""
+    if not data:
+        raise E.file_empty("file")
+    if len(data) > MAX_BYTES:
+        raise E.file_too_large("file", limit=f"{MAX_BYTES >> 20} MB")
+    if crs is not None and crs.strip() and crs_of(crs) is None:
+        raise E.location_crs("crs", value=crs[:40])
+
+
 def _locked(conn: Connection, p: Principal, sid: str, columns: str) -> Any:
     """The submission's row (`columns`, which must include submitter, village_code and township_code), locked
     for this transaction; the same 404 whether it does not exist or the caller may not read it."""
@@ -473,12 +479,7 @@ def resubmit(s: Session, p: Principal, sid: str, data: bytes, *, source: str, fi
     rules.require_submit(p, sub.village_code)
     if sub.submitter != p.name and not p.is_admin:  # a reviewer of the township reads it, but only its cadre sends
         raise E.submission_not_found("id", submission=sid)
-    if not data:
-        raise E.file_empty("file")
-    if len(data) > MAX_BYTES:
-        raise E.file_too_large("file", limit=f"{MAX_BYTES >> 20} MB")
-    if crs is not None and crs.strip() and crs_of(crs) is None:
-        raise E.location_crs("crs", value=crs[:40])
+    _check_upload(data, crs)
     open_rows = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id AND status NOT IN "
                                   "('approved', 'rejected')"), {"id": sid}).scalar_one()
     if sub.status == "reviewed" and not open_rows:
