@@ -44,6 +44,12 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False,
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API 密钥 / API key of a department system")
 
 
+def _meta(request: Request) -> RequestMeta:
+    """Where a request comes from, for the audit log."""
+    return RequestMeta(client=request.client.host if request.client else None,
+                       user_agent=request.headers.get("user-agent"))
+
+
 def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
               ) -> Iterator[Connection]:
     """Like `conn`, for the heavy read routes (OGC items, tiles, aggregates): on a read replica when one is
@@ -53,8 +59,7 @@ def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: s
     if replicas is None:
         yield from conn(request, token, api_key)
         return
-    meta = RequestMeta(client=request.client.host if request.client else None,
-                       user_agent=request.headers.get("user-agent"))
+    meta = _meta(request)
     if token or api_key:
         with request.app.state.engine.connect() as pc:
             p = replace(caller.authenticate(pc, token, api_key), meta=meta)
@@ -86,8 +91,7 @@ def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | 
 `citygrid.security.caller`):
     `current_principal` reads what this found. Credentials that are present but wrong, expired, revoked or
     disabled are a 401, never a silent fall back to anonymous."""
-    meta = RequestMeta(client=request.client.host if request.client else None,
-                       user_agent=request.headers.get("user-agent"))
+    meta = _meta(request)
     c = request.app.state.engine.connect()
     try:
         if token or api_key:
@@ -117,8 +121,7 @@ def odk_principal(request: Request, token: str | None = Depends(_bearer), api_ke
     """Who calls an OpenRosa route: ODK Collect sends the server's username and password with HTTP Basic (after a
     401 that challenges for it); a bearer token or an API key works as elsewhere. Anonymous callers get that 401
     (`rules.require_login`); rights are the core's."""
-    meta = RequestMeta(client=request.client.host if request.client else None,
-                       user_agent=request.headers.get("user-agent"))
+    meta = _meta(request)
     header = request.headers.get("authorization", "")
     p = ANONYMOUS
     with request.app.state.engine.connect() as c:

@@ -17,6 +17,7 @@ specification, and geopandas would add pandas and a copy of every batch for noth
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,19 +117,9 @@ def export_all(engine: Engine, out: Path, level: Level = "L1", division: str | N
     for cls in sorted(get_catalog().classes.values(), key=lambda k: k.code):
         if cls.code not in present or not (cls.public or restricted):
             continue
-        done.append(export_class(engine, cls, out, level, division, _per_class(progress, cls.name)))
+        done.append(export_class(engine, cls, out, level, division,
+                                 functools.partial(progress, cls.name) if progress else None))
     return done
-
-
-def _per_class(progress: Callable[[str, int], None] | None, name: str) -> Callable[[int], None] | None:
-    if progress is None:
-        return None
-    report = progress
-
-    def one(n: int) -> None:
-        report(name, n)
-
-    return one
 
 
 def read_geometries(path: Path) -> list[shapely.Geometry]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from citygrid.address.batch import MAX_FIELD, OUT_COLUMNS, result_row
 from citygrid.grid import beidou
-from citygrid.grid.h3cells import STORED_RES
+from citygrid.grid.h3cells import STORED_RES, parent_masks
 from citygrid.settings import use_python_for_spark
 
 if TYPE_CHECKING:
@@ -117,9 +117,8 @@ def _key(by: str) -> Column:
     from pyspark.sql import functions as F
 
     if by.startswith("h3:") and by[3:].isdigit() and 0 <= int(by[3:]) <= STORED_RES:
-        res = int(by[3:])  # the parent cell, as citygrid.grid.h3cells.parent: set the resolution, fill with 7s
-        keep, fill = ~(15 << 52), (1 << (3 * (15 - res))) - 1
-        return F.col("h3").bitwiseAND(F.lit(keep)).bitwiseOR(F.lit((res << 52) | fill))
+        keep, put = parent_masks(int(by[3:]))
+        return F.col("h3").bitwiseAND(F.lit(keep)).bitwiseOR(F.lit(put))
     if by.startswith("bgc:") and by[4:].isdigit() and int(by[4:]) in beidou.LEVELS:
         return F.substring("bgc", 1, beidou.LENGTHS[int(by[4:])])
     columns = {"county": "division_code", "township": "township_code", "village": "village_code",

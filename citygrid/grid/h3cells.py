@@ -19,18 +19,24 @@ def cell_of(geom: BaseGeometry, res: int = STORED_RES) -> int:
     return cell
 
 
+def parent_masks(res: int) -> tuple[int, int]:
+    """(keep, put): a cell's parent at `res` is `cell & keep | put` — the resolution set, finer digits filled
+    with 7. One formula for Python (`parent`), SQL (`parent_sql`) and Spark (`citygrid.export.spark`)."""
+    return ~(15 << _RES_SHIFT), (res << _RES_SHIFT) | ((1 << (3 * (15 - res))) - 1)
+
+
 def parent(cell: int, res: int) -> int:
-    """Same as h3.cell_to_parent, on the integer: set the resolution, fill finer digits with 7."""
-    return (cell & ~(15 << _RES_SHIFT)) | (res << _RES_SHIFT) | ((1 << (3 * (15 - res))) - 1)
+    """Same as h3.cell_to_parent, on the integer."""
+    keep, put = parent_masks(res)
+    return (cell & keep) | put
 
 
 def parent_sql(column: str, res: int) -> str:
     """SQL expression for the parent cell of a stored bigint cell column at `res` (0..STORED_RES)."""
     if not 0 <= res <= STORED_RES:
         raise ValueError(f"resolution must be 0..{STORED_RES}")
-    keep = ~(15 << _RES_SHIFT)
-    fill = (1 << (3 * (15 - res))) - 1
-    return f"(({column} & {keep}::bigint) | {res << _RES_SHIFT}::bigint | {fill}::bigint)"
+    keep, put = parent_masks(res)
+    return f"(({column} & {keep}::bigint) | {put}::bigint)"
 
 
 @lru_cache(maxsize=200_000)
