@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import h3
 import pytest
 from fastapi.testclient import TestClient
-from shapely.geometry import Point
+from shapely.geometry import Point, shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -236,6 +237,62 @@ def test_bbox_crs_gcj02_selects_what_it_covers(client: TestClient, booths: list)
     r = client.get(f"/ogc/collections/class-{CLS}/items", params={"filter": "S_INTERSECTS(geom, POINT(114 30))",
                                                                   "filter-crs": GCJ})
     assert r.status_code == 400 and r.json()["error_code"] == "crs_unsupported"
+
+
+def _gcj_box(points: list[tuple[float, float]]) -> str:
+    pts = [crs.to_gcj02(x, y) for x, y in points]
+    xs, ys = [float(p[0]) for p in pts], [float(p[1]) for p in pts]
+    return f"{min(xs) - 1e-5},{min(ys) - 1e-5},{max(xs) + 1e-5},{max(ys) + 1e-5}"
+
+
+def _same_shape_shifted(plain: dict, shifted: dict) -> None:
+    """`shifted` is `plain` with every vertex through GCJ-02's forward formula (to 1e-6°)."""
+    a, b = plain["coordinates"], shifted["coordinates"]
+    flat_a = [v for ring in (a if plain["type"] == "Polygon" else [r for poly in a for r in poly]) for v in ring]
+    flat_b = [v for ring in (b if shifted["type"] == "Polygon" else [r for poly in b for r in poly]) for v in ring]
+    assert len(flat_a) == len(flat_b) > 3
+    for (x, y), (gx, gy) in zip(flat_a, flat_b, strict=True):
+        ex, ey = crs.to_gcj02(x, y)
+        assert abs(gx - float(ex)) < 1e-6 and abs(gy - float(ey)) < 1e-6
+
+
+def test_aggregate_bbox_crs_and_crs(client: TestClient, booths: list) -> None:
+    want = {h3.latlng_to_cell(y, x, 9) for _, x, y in booths[:3]}
+    box = _gcj_box([(x, y) for _, x, y in booths[:3]])
+    base = {"by": "h3:9", "class": CLS, "bbox": box}
+    got = client.get("/aggregate", params=base | {"bbox-crs": GCJ})
+    assert got.status_code == 200, got.text
+    assert {f["properties"]["h3"] for f in got.json()["features"]} == want
+    plain = client.get("/aggregate", params=base).json()
+    assert {f["properties"]["h3"] for f in plain["features"]} != want  # the same numbers read as CGCS2000: ~575 m off
+    _outside(client.get("/aggregate", params={"by": "h3:9", "bbox": f"{PARIS[0]},{PARIS[1]},3,49", "bbox-crs": BD}),
+             "bbox")
+    storage = {f["id"]: f["geometry"] for f in client.get("/aggregate", params={"by": "h3:9", "class": CLS}).json()
+               ["features"]}
+    shifted = client.get("/aggregate", params={"by": "h3:9", "class": CLS, "crs": "gcj02"}).json()
+    assert shifted["meta"]["crs"] == GCJ and len(shifted["features"]) == len(storage) > 0
+    for f in shifted["features"]:
+        _same_shape_shifted(storage[f["id"]], f["geometry"])
+    bad = client.get("/aggregate", params={"by": "h3:9", "crs": "EPSG:3857"})
+    assert bad.status_code == 400 and bad.json()["error_code"] == "crs_unsupported" and bad.json()["field"] == "crs"
+
+
+def test_grids_bbox_crs_and_crs(client: TestClient, demo_county) -> None:  # noqa: ANN001
+    cells = client.get("/grids", params={"system": "unit", "limit": 3}).json()["features"]
+    assert len(cells) == 3
+    shifted = client.get("/grids", params={"system": "unit", "limit": 3, "crs": GCJ}).json()
+    assert shifted["crs"] == GCJ and [f["id"] for f in shifted["features"]] == [f["id"] for f in cells]
+    for a, b in zip(cells, shifted["features"], strict=True):
+        _same_shape_shifted(a["geometry"], b["geometry"])
+    # a small box inside the first cell, written in GCJ-02: that cell comes back, and the same numbers read as
+    # CGCS2000 (about 575 m away) do not select it
+    inner = shape(cells[0]["geometry"]).representative_point()
+    cx, cy = inner.x, inner.y
+    box = _gcj_box([(cx - 1e-5, cy - 1e-5), (cx + 1e-5, cy + 1e-5)])
+    inside = client.get("/grids", params={"system": "unit", "bbox": box, "bbox-crs": "gcj02"}).json()["features"]
+    assert cells[0]["id"] in {f["id"] for f in inside}
+    plain = client.get("/grids", params={"system": "unit", "bbox": box}).json()["features"]
+    assert cells[0]["id"] not in {f["id"] for f in plain}
 
 
 # --- batch results ---------------------------------------------------------------------------------------------------

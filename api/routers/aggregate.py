@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.engine import Connection
 
 from api.deps import read_conn, read_principal
-from citygrid.geo import parse_bbox
+from api.routers.objects import CRS_DOC
+from citygrid import crs as crsmod
+from citygrid.geo import parse_bbox_in
 from citygrid.layers.aggregate import aggregate, area_tile
 from citygrid.layers.aggregate import heat_tile as heat_tile_mvt
 from citygrid.layers.tiles import check_tile
@@ -22,12 +24,15 @@ router = APIRouter(tags=["grids"])
 def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Query(None, alias="class",
                                                                                        pattern=r"^\d{6}$"),
                   attr: str | None = Query(None, max_length=64), stat: str = Query("count", max_length=8),
-                  region: str | None = Query(None, pattern=r"^\d{6,12}$"), bbox: str | None = None,
+                  region: str | None = Query(None, pattern=r"^\d{6,12}$"),
+                  bbox: str | None = Query(None, description="minx,miny,maxx,maxy (x = lon/easting first) in bbox-crs"),
+                  bbox_crs: str | None = Query(None, alias="bbox-crs", max_length=100, description=CRS_DOC),
+                  crs: str | None = Query(None, max_length=100, description="CRS of the geometries: " + CRS_DOC),
                   geometry: bool = True, c: Connection = Depends(read_conn),
                   p: Principal = Depends(read_principal)) -> dict[str, Any]:
-    box = parse_bbox(bbox)
+    box = parse_bbox_in(bbox, bbox_crs)
     return aggregate(c, p, by=by, class_code=class_, attr=attr, stat=stat, region=region, bbox=box,
-                     with_geometry=geometry)
+                     with_geometry=geometry, crs=crsmod.lookup(crs))
 
 
 @router.get("/aggregate/tiles/{z}/{x}/{y}.mvt",

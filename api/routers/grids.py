@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from sqlalchemy.engine import Connection
 
 from api.deps import acting_principal, conn, current_principal, writing
+from api.routers.objects import CRS_DOC
+from citygrid import crs as crsmod
 from citygrid.errors import E, detail
-from citygrid.geo import parse_bbox
+from citygrid.geo import parse_bbox_in
 from citygrid.grid import multi, query
 from citygrid.security.principal import Principal
 
@@ -20,10 +22,14 @@ MAX_FILE = 64 * 1024 * 1024  # the body limit of the import route follows it (ap
 
 @router.get("", summary="Grid cells as GeoJSON, by system, community or bbox")
 def list_grids(system: str = Query("unit", max_length=40), division: str | None = Query(None, pattern=r"^\d{6,12}$"),
-               bbox: str | None = None, limit: int = Query(1000, ge=1, le=10000),
+               bbox: str | None = Query(None, description="minx,miny,maxx,maxy (x = lon/easting first) in bbox-crs"),
+               bbox_crs: str | None = Query(None, alias="bbox-crs", max_length=100, description=CRS_DOC),
+               crs: str | None = Query(None, max_length=100, description="CRS of the geometries: " + CRS_DOC),
+               limit: int = Query(1000, ge=1, le=10000),
                c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
-    feats = query.features(c, p, system, division, parse_bbox(bbox), limit)
-    return {"type": "FeatureCollection", "features": feats, "numberReturned": len(feats)}
+    out = crsmod.lookup(crs)
+    feats = query.features(c, p, system, division, parse_bbox_in(bbox, bbox_crs), limit, out)
+    return {"type": "FeatureCollection", "features": feats, "numberReturned": len(feats), "crs": out.uri}
 
 
 @router.get("/systems", summary="Grid systems side by side, with cell counts")

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from citygrid.geo import bbox_condition
+from citygrid.crs import Crs
+from citygrid.geo import bbox_condition, geojson_many_in
 from citygrid.security import classification, rules
 from citygrid.security.principal import Principal
 
@@ -29,7 +30,8 @@ class Cell:
 
 
 def features(conn: Connection, p: Principal, system: str, division: str | None = None,
-             box: tuple[float, float, float, float] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+             box: tuple[float, float, float, float] | None = None, limit: int = 1000, crs: Crs | None = None
+             ) -> list[dict[str, Any]]:
     """GeoJSON features of one system's cells, by code; `division` matches the community or the code prefix.
     Household counts below k are hidden from callers not cleared for them."""
     cleared = rules.may_see_small_counts(p)
@@ -42,12 +44,15 @@ def features(conn: Connection, p: Principal, system: str, division: str | None =
     rows = conn.execute(text(f"SELECT code, system, kind, name, division_code, households, attrs, "
                              f"ST_AsGeoJSON(geom, 7, 0) g FROM grid WHERE {' AND '.join(where)} ORDER BY code LIMIT :l"),
                         params).all()
-    return [{"type": "Feature", "id": r.code, "geometry": json.loads(r.g),
+    geoms: list[dict[str, Any] | None] = [json.loads(r.g) for r in rows]
+    if crs is not None:
+        geoms = geojson_many_in(geoms, crs)
+    return [{"type": "Feature", "id": r.code, "geometry": g,
              "properties": {"code": r.code, "system": r.system, "kind": r.kind, "name": r.name,
                             "division_code": r.division_code,
                             "households": classification.small_count(r.households, cleared)}
                             | classification.free_attrs_at(p, r.division_code).apply(r.attrs)}
-            for r in rows]
+            for r, g in zip(rows, geoms, strict=True)]
 
 
 def systems(conn: Connection) -> list[dict[str, Any]]:

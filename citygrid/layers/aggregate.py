@@ -29,10 +29,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.catalog import ObjectClass, get_catalog
+from citygrid.crs import CGCS2000, Crs
 from citygrid.db.engine import fetch_tuples
 from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
-from citygrid.geo import bbox_condition
+from citygrid.geo import bbox_condition, geojson_many_in
 from citygrid.grid import beidou
 from citygrid.grid.h3cells import STORED_RES, boundary_geojson, parent_sql
 from citygrid.layers.sources import DivisionsLayer, GridSystemLayer, Layer
@@ -90,7 +91,8 @@ def _class_conditions(cls: ObjectClass | None, scope: rules.Scope, left_out: lis
 
 def aggregate(conn: Connection, p: Principal, *, by: str, class_code: str | None = None, attr: str | None = None,
               stat: str = "count", region: str | None = None, bbox: tuple[float, float, float, float] | None = None,
-              with_geometry: bool = True) -> dict[str, Any]:
+              with_geometry: bool = True, crs: Crs | None = None) -> dict[str, Any]:
+    """Groups of objects with their count or statistic; geometries in `crs` (default CGCS2000 lon/lat)."""
     if stat not in ("count", "sum", "avg"):
         raise E.stat_invalid("stat")
     cls, scope, left_out, suppress = _counted(p, class_code)
@@ -149,7 +151,7 @@ def aggregate(conn: Connection, p: Principal, *, by: str, class_code: str | None
             text(f"SELECT {key} AS k, count(*) AS n, {value} AS v FROM city_object o WHERE {groups} "
                  "GROUP BY 1 ORDER BY 1"), params).tuples().all()
     k = classification.k_anonymity()
-    feats = []
+    feats: list[dict[str, Any]] = []
     suppressed = 0
     geoms: dict[str, dict[str, Any]] = {}
     if with_geometry and rows and by in DIVISION_LEVELS:
@@ -173,10 +175,13 @@ def aggregate(conn: Connection, p: Principal, *, by: str, class_code: str | None
         else:
             geom = geoms.get(key_)
         feats.append({"type": "Feature", "id": props["key"], "geometry": geom, "properties": props})
+    if crs is not None and with_geometry and not crs.is_storage:
+        for f, g in zip(feats, geojson_many_in([f["geometry"] for f in feats], crs), strict=True):
+            f["geometry"] = g
     return {"type": "FeatureCollection", "features": feats,
             "meta": {"by": by, "class": class_code, "stat": stat, "attr": attr, "groups": len(feats),
                      "suppressed": suppressed, "k": k if suppress else None,
-                     "whole_groups": bool(suppress and filters)}}
+                     "whole_groups": bool(suppress and filters), "crs": (crs or CGCS2000).uri}}
 
 
 COUNTS_RES = 9
