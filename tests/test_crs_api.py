@@ -234,9 +234,27 @@ def test_bbox_crs_gcj02_selects_what_it_covers(client: TestClient, booths: list)
     assert {f["id"] for f in plain["features"]} != want  # read as CRS84 the box is ~575 m off
     _outside(client.get(f"/ogc/collections/class-{CLS}/items",
                         params={"bbox": f"{PARIS[0]},{PARIS[1]},3,49", "bbox-crs": BD}), "bbox")
-    r = client.get(f"/ogc/collections/class-{CLS}/items", params={"filter": "S_INTERSECTS(geom, POINT(114 30))",
-                                                                  "filter-crs": GCJ})
-    assert r.status_code == 400 and r.json()["error_code"] == "crs_unsupported"
+
+
+def test_filter_crs_gcj02_and_bd09(client: TestClient, booths: list) -> None:
+    # the same box as a CQL2 polygon literal in GCJ-02 and in BD-09: exactly the first three booths
+    want = {c for c, _, _ in booths[:3]}
+    for uri, fwd in ((GCJ, crs.to_gcj02), (BD, crs.to_bd09)):
+        pts = [fwd(x, y) for _, x, y in booths[:3]]
+        xs, ys = [float(p[0]) for p in pts], [float(p[1]) for p in pts]
+        x0, y0, x1, y1 = min(xs) - 1e-5, min(ys) - 1e-5, max(xs) + 1e-5, max(ys) + 1e-5
+        poly = f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+        for params in ({"filter": f"S_INTERSECTS(geom, {poly})"},
+                       {"filter": json.dumps({"op": "s_intersects", "args": [{"property": "geom"}, {"bbox": [x0, y0, x1, y1]}]}),
+                        "filter-lang": "cql2-json"}):
+            r = client.get(f"/ogc/collections/class-{CLS}/items", params=params | {"filter-crs": uri, "limit": 100})
+            assert r.status_code == 200, r.text
+            assert {f["id"] for f in r.json()["features"]} == want
+            plain = client.get(f"/ogc/collections/class-{CLS}/items", params=params | {"limit": 100}).json()
+            assert {f["id"] for f in plain["features"]} != want  # the same numbers in CRS84 are hundreds of metres off
+    r = client.get(f"/ogc/collections/class-{CLS}/items",
+                   params={"filter": f"S_INTERSECTS(geom, POINT({PARIS[0]} {PARIS[1]}))", "filter-crs": GCJ})
+    _outside(r, "filter-crs")
 
 
 def _gcj_box(points: list[tuple[float, float]]) -> str:

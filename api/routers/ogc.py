@@ -108,7 +108,7 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
               filter_: str | None = Query(None, alias="filter", description="CQL2 filter (Part 3)"),
               filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default), cql2-json"),
               filter_crs: str | None = Query(None, alias="filter-crs",
-                                             description="CRS of geometry literals (EPSG systems and CRS84)"),
+                                             description="CRS of geometry literals: " + CRS_DOC),
               c: Connection = Depends(read_conn), p: Principal = Depends(read_principal)) -> Response:
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
     page = F.items(c, p, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,

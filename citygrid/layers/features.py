@@ -192,11 +192,8 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
     if env:
         where.append(f"{geom} && {env} AND ST_Intersects({geom}, {env})")
     if filter_ is not None:  # CQL2 (Part 3): literals are bind parameters named cql_N
-        fc = parse_crs_uri(filter_crs, "filter-crs")
-        if fc.srid is None and not fc.is_storage:  # CQL2 literals are compiled for PostGIS: EPSG systems only
-            raise E.crs_unsupported("filter-crs", crs=filter_crs, supported="CRS84, EPSG:4490, 4326, 4534–4554")
-        frag, fparams = cql2.compile_filter(filter_, filter_lang, queryables, srid=fc.srid, collection=cid,
-                                            swap_axes=fc.northing_first)
+        frag, fparams = cql2.compile_filter(filter_, filter_lang, queryables, collection=cid,
+                                            crs=parse_crs_uri(filter_crs, "filter-crs"))
         where.append(frag)
         params |= fparams
     base_where = " AND ".join(where) or "TRUE"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from citygrid.crs import CRS84, Crs
 from citygrid.layers.cql2.compile import Queryable, compile_tree, queryables_schema
 from citygrid.layers.cql2.text import parse
 
@@ -55,11 +56,11 @@ CONFORMANCE = [
 ]
 
 
-def compile_filter(filter_: str, lang: str | None, queryables: dict[str, Queryable], *, srid: int | None = None,
-                   swap_axes: bool = False, collection: str = "") -> tuple[str, dict[str, Any]]:
+def compile_filter(filter_: str, lang: str | None, queryables: dict[str, Queryable], *, crs: Crs = CRS84,
+                   collection: str = "") -> tuple[str, dict[str, Any]]:
     """SQL boolean expression (over alias `o`) and its bind parameters for a CQL2 filter.
 
-    `srid` is the filter-crs (None = CRS84, numerically EPSG:4490), `swap_axes` tells whether its first axis is
-    northing, so literals are given latitude/northing first.
+    `crs` is the filter-crs (default CRS84): literals are read in its axis order (latitude/northing first where
+    it says so), GCJ-02 and BD-09 included.
     """
-    return compile_tree(parse(filter_, lang), queryables, srid=srid, swap_axes=swap_axes, collection=collection)
+    return compile_tree(parse(filter_, lang), queryables, crs=crs, collection=collection)

@@ -15,10 +15,14 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import shapely
+from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
+from citygrid.crs import CRS84, Crs
 from citygrid.errors import CitygridError, E
 from citygrid.layers.cql2.vocab import (
     COMPARISONS,
@@ -59,6 +63,10 @@ class _Val:
         return self.sql is None
 
 
+# GCJ-02/BD-09 literals: edges split every 0.01° (~1 km) before the offset moves them; the offset varies by
+# centimetres over that length, so straight edges between the moved vertices stay true.
+OFFSET_STEP = 0.01
+
 _LIT_NATURAL = {"string": "text", "number": "num", "boolean": "bool", "dateLit": "date", "tsLit": "ts"}
 _KIND_ZH = {"text": "文本", "num": "数值", "bool": "布尔值", "date": "日期", "ts": "时间戳", "geom": "几何"}
 _KIND_EN = {"text": "a string", "num": "a number", "bool": "a boolean", "date": "a date", "ts": "a timestamp",
@@ -66,10 +74,10 @@ _KIND_EN = {"text": "a string", "num": "a number", "bool": "a boolean", "date": 
 
 
 class _Compiler:
-    def __init__(self, queryables: dict[str, Queryable], srid: int | None, swap_axes: bool, collection: str) -> None:
+    def __init__(self, queryables: dict[str, Queryable], crs: Crs, collection: str) -> None:
         self.q = queryables
-        self.srid = srid
-        self.swap = swap_axes
+        self.crs = crs
+        self.swap = crs.northing_first
         self.collection = collection
         self.params: dict[str, Any] = {}
         self.depth = 0
@@ -311,7 +319,9 @@ class _Compiler:
             reason = shapely.is_valid_reason(g)
             raise invalid(f"几何无效（{reason}）", f"invalid geometry ({reason})")
         g = shapely.force_2d(g)
-        src = 4490 if self.srid is None else self.srid
+        src = 4490 if self.crs.is_storage or self.crs.srid is None else self.crs.srid
+        if self.crs.srid is None and not self.crs.is_storage:
+            g = _offset_into_storage(g, self.crs)  # GCJ-02/BD-09: PostGIS cannot, so here, edges densified
         _check_coordinates(g, src)
         sql = f"ST_SetSRID(ST_GeomFromWKB({self.param(shapely.to_wkb(g), 'bytea')}), {int(src)})"
         return sql if src == 4490 else f"ST_Transform({sql}, 4490)"
@@ -376,10 +386,22 @@ def _check_coordinates(g: Any, src: int) -> None:
 
 
 
-def compile_tree(tree: Any, queryables: dict[str, Queryable], *, srid: int | None = None, swap_axes: bool = False,
+def _offset_into_storage(g: BaseGeometry, crs: Crs) -> BaseGeometry:
+    """A literal in a published offset (GCJ-02, BD-09) moved to storage lon/lat. Edges are split every
+    OFFSET_STEP degrees first: the offset varies over a long edge, and a straight edge between two moved corners
+    would cut across what the caller drew. Outside China: the coded 400 naming filter-crs."""
+    def into(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = crs.into_storage(xy[:, 0], xy[:, 1], "filter-crs")
+        return np.column_stack([x, y])
+
+    return shapely.transform(shapely.segmentize(g, OFFSET_STEP), into)
+
+
+def compile_tree(tree: Any, queryables: dict[str, Queryable], *, crs: Crs = CRS84,
                  collection: str = "") -> tuple[str, dict[str, Any]]:
-    """SQL (over alias `o`) and bind parameters of a CQL2 JSON tree."""
-    c = _Compiler(queryables, srid, swap_axes, collection)
+    """SQL (over alias `o`) and bind parameters of a CQL2 JSON tree; geometry literals are in `crs` (the
+    filter-crs: default CRS84), in its own axis order."""
+    c = _Compiler(queryables, crs, collection)
     try:
         sql = c.predicate(tree)
     except RecursionError as exc:
