@@ -1,12 +1,13 @@
 """Load: a bounded asyncio client (httpx) against the API as `make run` serves it, loopback only (issue 13).
 
 A mix of geocoding (35 %), OGC items (20 %), vector tiles (20 %), aggregates (10 %) and authenticated object
-writes (15 %, `POST /objects` with an API key) from N concurrent clients for a fixed time, against uvicorn with
-one worker and with several (`uvicorn api.main:create_app --factory --workers W`, what `make run` runs in one
-worker). Printed per configuration and kind: requests, throughput, p50/p95/p99, error rate (any answer that is
-not 2xx, or no answer); database connections of the API's database before, at most during, and after (the pool
-is sized in citygrid/db/engine.py: 10 + 20 overflow per engine and process); the API processes' RSS at the start
-and the end (the soak's question: is memory flat).
+writes (15 %, `POST /objects` with an API key) from N concurrent clients for a fixed time, against
+`citygrid serve --workers W` with one worker and with several (what `make run` runs: uvicorn for one worker,
+gunicorn's pre-fork master with uvicorn workers for several). Printed per configuration and kind: requests,
+throughput, p50/p95/p99, error rate (any answer that is not 2xx, or no answer); database connections of the API's
+database before, at most during, and after (the pool is sized in citygrid/db/engine.py: 10 + 20 overflow per
+engine and process); the server's RSS and PSS (master and workers) at the start and the end (the soak's
+question: is memory flat).
 
 Rate limits are off in the server under test (CITYGRID_RATE_LIMITS=0): a load test from one address would
 otherwise measure the limiter. Inputs are sampled from the database: door and room addresses for geocoding,
@@ -30,6 +31,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,23 +67,26 @@ def _connections(url: str) -> dict[str, int]:
     return {str(u): int(n) for u, n in rows}
 
 
-def _rss_mb(pid: int) -> float:
-    """RSS of a process and its children (uvicorn's workers), in MB."""
-    total = 0
+def _memory_mb(pid: int) -> tuple[float, float, list[float]]:
+    """RSS and PSS of a server and its worker processes, in MB, and each process's PSS. RSS counts a page shared
+    by several workers once per worker; PSS divides it among them, so it is what the processes really cost
+    together (the workers of `citygrid serve --workers N` share the address index the master loaded)."""
     pids = [pid]
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(p) for p in children]
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         pass
+    rss = pss = 0
+    each: list[float] = []
     for p in pids:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()[1:])
         except OSError:
-            pass
-    return total / 1024
+            continue
+        rss += int(fields["Rss"].split()[0])
+        pss += int(fields["Pss"].split()[0])
+        each.append(int(fields["Pss"].split()[0]) / 1024)
+    return rss / 1024, pss / 1024, each
 
 
 def _prepare(url: str, scale: float | None) -> None:
@@ -139,16 +144,17 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int, int]:
 
 
 class Server:
-    """uvicorn serving `api.main:create_app` on a free loopback port, as its own process."""
+    """`citygrid serve --no-demo --workers N` (what `make run` runs) on a free loopback port, as its own process."""
 
     def __init__(self, url: str, workers: int, env: dict[str, str]) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         self.proc = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(workers), "--log-level", "error"],
-            cwd=ROOT, env={**env, "DATABASE_URL": url})
+            [str(ROOT / ".venv" / "bin" / "citygrid"), "serve", "--no-demo", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(workers)],
+            cwd=ROOT, env={**env, "DATABASE_URL": url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 180
         while True:
@@ -162,11 +168,12 @@ class Server:
             time.sleep(0.3)
 
     def stop(self) -> None:
-        self.proc.terminate()
+        os.killpg(self.proc.pid, signal.SIGTERM)  # the master, its workers and the webhook process
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 async def _run(base: str, key: str, data: dict[str, Any], clients: int, duration: float, url: str
@@ -273,7 +280,7 @@ def main() -> None:
         for workers in args.workers:
             server = Server(url, workers, env)
             try:
-                rss0 = _rss_mb(server.proc.pid)
+                rss0, pss0, each0 = _memory_mb(server.proc.pid)
                 for clients in args.clients:
                     before = _connections(url)
                     lat, errors, codes, peak = asyncio.run(_run(server.base, key, data, clients, args.duration, url))
@@ -301,9 +308,10 @@ def main() -> None:
                           f"after {sum(after.values())} {after}")
                     report.append({"workers": workers, "clients": clients, "requests": total,
                                    "errors": sum(errors.values()), "geocode_p99_ms": _pct(lat["geocode"], .99)})
-                rss1 = _rss_mb(server.proc.pid)
-                print(f"   API process RSS ({workers} worker(s), with children): start {rss0:.0f} MB, "
-                      f"end {rss1:.0f} MB")
+                rss1, pss1, each1 = _memory_mb(server.proc.pid)
+                print(f"   server memory ({workers} worker(s), master and workers together): RSS start {rss0:.0f} MB, "
+                      f"end {rss1:.0f} MB; PSS start {pss0:.0f} MB, end {pss1:.0f} MB; PSS per process at the end "
+                      + ", ".join(f"{m:.0f}" for m in each1) + " MB")
             finally:
                 server.stop()
         time.sleep(1)

@@ -197,21 +197,36 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
     if demo:
         _print_demo_principals(url)
     console.print(f"citygrid on http://{host or s.host}:{port or s.port}  (docs: /docs)")
-    stop = _webhooks_in_background(url)
     n = workers or s.workers
     console.print(f"{n} worker process{'es' if n > 1 else ''} (--workers / CITYGRID_WORKERS)")
+    if n > 1:  # layer versions, credentials and jobs live in the database, so workers agree on them
+        from citygrid.server import deliver_webhooks, run_prefork
+
+        share_database_url(url)
+        deliver_webhooks(url)
+        run_prefork(lambda: _prefork_app(url), host=host or s.host, port=port or s.port, workers=n)
+        return
+    stop = _webhooks_in_background(url)
     try:
         # forwarded headers are read by api/proxy.py from CITYGRID_FORWARDED_ALLOW_IPS, not by uvicorn (which ignores
         # the forwarded host)
-        if n > 1:  # layer versions, credentials and jobs live in the database, so workers agree on them
-            share_database_url(url)
-            uvicorn.run("api.main:worker_app", factory=True, workers=n, host=host or s.host, port=port or s.port,
-                        log_level="info", proxy_headers=False)
-        else:
-            uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info",
-                        proxy_headers=False)
+        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info", proxy_headers=False)
     finally:
         stop.set()
+
+
+def _prefork_app(url: str) -> Any:
+    """The app of a pre-fork master, with the address index loaded before the fork so workers share it."""
+    from api.main import worker_app
+    from citygrid.address.index import preload
+    from citygrid.db.engine import app_database_url, app_engine_for
+
+    engine = app_engine_for(app_database_url(url))
+    try:
+        preload(engine)
+    finally:
+        engine.dispose()  # no connection of the master's may reach a worker
+    return worker_app()
 
 
 def _webhooks_in_background(url: str) -> threading.Event:

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from citygrid.catalog import get_catalog
 
@@ -71,6 +73,27 @@ def _fresh_get(base: str, path: str, headers: dict[str, str] | None = None) -> h
         return c.get(path, headers=headers)
 
 
+def test_workers_start_with_the_index_the_master_loaded_before_forking(two_workers: str, engine: Engine) -> None:
+    # No request has touched the index yet: a worker that had to build its own would answer its first readiness
+    # probe 503 "loading"; forked after the master's preload, both are ready from their first probe.
+    seen: dict[int, list[int]] = {}
+    for _ in range(40):
+        r = _fresh_get(two_workers, "/readyz")
+        body = r.json()
+        assert r.status_code == 200, body
+        seen.setdefault(body["pid"], []).append(r.status_code)
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2
+    # and both resolve from it: the door itself, whichever worker answers
+    with engine.connect() as c:
+        code, name = c.execute(text("SELECT code, full_name FROM addr_node WHERE level = 'door' ORDER BY code LIMIT 1")
+                               ).one()
+    for _ in range(8):
+        with httpx.Client(base_url=two_workers, timeout=30) as client:
+            assert client.get("/address/geocode", params={"q": name}).json()["candidates"][0]["address_code"] == code
+
+
 def test_a_write_through_one_worker_is_never_served_stale_by_the_other(two_workers: str,
                                                                         admin_headers: dict[str, str]) -> None:
     base = two_workers
@@ -107,4 +130,4 @@ def test_liveness_needs_no_database_and_readiness_loads_the_index(client: TestCl
         assert "address index" in r.json()["message_en"] and r.headers["retry-after"]
         assert time.monotonic() < deadline, "the index never loaded"
         time.sleep(0.5)
-    assert r.json() == {"status": "ready", "database": "ok", "address_index": "loaded"}
+    assert r.json() == {"status": "ready", "database": "ok", "address_index": "loaded", "pid": os.getpid()}

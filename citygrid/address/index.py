@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from citygrid.address.resolve import AddressIndex
 from citygrid.db import failures
@@ -24,6 +24,28 @@ from citygrid.security.principal import ANONYMOUS
 from citygrid.security.scope import scoped
 
 log = logging.getLogger(__name__)
+
+# An index loaded by a pre-fork server's master before it forks (`preload`): every worker's cache starts from it,
+# so the workers share its memory pages instead of each building its own copy (citygrid/server.py).
+_preloaded: tuple[AddressIndex, datetime | None] | None = None
+
+
+def _stamp(c: Connection) -> datetime | None:
+    stamp: datetime | None = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")
+                                       ).scalar()
+    return stamp
+
+
+def preload(engine: Engine) -> AddressIndex:
+    """Build the index once in this process for the processes it will fork; a worker whose database has moved on
+    since rebuilds on its first `get`, as after any change of the address base."""
+    global _preloaded
+    with engine.connect() as c:
+        scoped(c, ANONYMOUS)
+        stamp = _stamp(c)
+        index = AddressIndex.load(c)
+    _preloaded = (index, stamp)
+    return index
 
 
 class AddressIndexCache:
@@ -33,8 +55,8 @@ class AddressIndexCache:
         self.engine = engine
         self.read_engine = read_engine  # a read replica's, when there are (citygrid/db/replicas.py)
         self._lock = threading.Lock()
-        self._index: AddressIndex | None = None
-        self._stamp: datetime | None = None
+        self._index: AddressIndex | None = _preloaded[0] if _preloaded else None
+        self._stamp: datetime | None = _preloaded[1] if _preloaded else None
         self._stale = False  # answering from memory while the database is away
         self._warming: threading.Thread | None = None
 
@@ -69,7 +91,7 @@ class AddressIndexCache:
         try:
             with (self.read_engine() if self.read_engine else self.engine).connect() as c:
                 scoped(c, ANONYMOUS)  # the index is the public's: door plates and roads, never persons
-                stamp = c.execute(text("SELECT max(loaded_at) FROM data_source WHERE name LIKE 'address-%'")).scalar()
+                stamp = _stamp(c)
                 with self._lock:
                     if self._index is None or self._stamp != stamp:
                         self._index = AddressIndex.load(c)

@@ -5,6 +5,7 @@ the database is down would not help."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -46,4 +47,4 @@ def readiness(engine: Engine, indexes: Warmable) -> dict[str, Any]:
         seconds = get_settings().db_retry_after
         raise E.not_ready(None, retry_after=seconds, seconds=seconds, reason_zh="地址索引正在载入",
                           reason_en="the address index is loading")
-    return {"status": "ready", "database": "ok", "address_index": state}
+    return {"status": "ready", "database": "ok", "address_index": state, "pid": os.getpid()}
