@@ -176,15 +176,28 @@ class Layer(ABC):
     def exists(self, conn: Connection) -> bool:
         return True
 
-    def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
-        """Features in the layer (those of `view`); with `at_least_one`, 0 or 1 (cheap existence of data)."""
+    def rows_where(self, view: View | None = None) -> tuple[str, dict[str, Any]]:
+        """The condition (SQL over `o`) selecting the layer's features that `view` sees, and its parameters."""
         where, params = self.where()
         if view is not None and view.where:
             where, params = where + view.where, params | dict(view.params)
-        cond = " AND ".join(where) or "TRUE"
+        return " AND ".join(where) or "TRUE", params
+
+    def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
+        """Features in the layer (those of `view`); with `at_least_one`, 0 or 1 (cheap existence of data)."""
+        cond, params = self.rows_where(view)
         sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.table} WHERE {cond} LIMIT 1) x" if at_least_one
                else f"SELECT count(*) FROM {self.table} WHERE {cond}")
         return int(conn.execute(text(sql), params).scalar_one())
+
+    def extent_sql(self, view: View) -> tuple[str, dict[str, Any]]:
+        """One row (xmin, ymin, xmax, ymax in EPSG:4490 = CRS84 numbers, earliest valid_from or NULL) over the
+        features `view` sees, NULLs when there are none: the extent of the collection (`citygrid.layers.extent`).
+        Only the caller's rows, so the box of a restricted class never tells where objects out of its scope lie."""
+        cond, params = self.rows_where(view)
+        start = "min(o.valid_from)" if self.valid_time else "NULL::timestamptz"
+        return (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), t FROM (SELECT ST_Extent({self.geom}) AS e, "
+                f"{start} AS t FROM {self.table} WHERE {cond}) x"), params
 
     def item_where(self) -> tuple[tuple[str, ...], dict[str, Any], str]:
         """Filter and extra properties SQL for one feature by code (objects stay addressable when retired)."""
