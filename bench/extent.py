@@ -5,8 +5,9 @@ On the demo county at scale 1.0 (bench/layers.py's database `citygrid_bench_laye
 1. Each collection's extent computed cold (`citygrid.layers.extent.of`, the cache emptied first: what the first
    listing after a write to that layer pays) and warm (cached under the layer version), as the admin sees it.
 2. `features.collections` for the admin and for the public, cold (every extent computed) and warm (median of runs).
-3. A dense tile of the largest class rendered with the default cap (the normal path: one more row and a count) and
-   with the cap lowered below its feature count (rendered again as an even sample, sub-tiles counted).
+3. Tiles of the largest class in the urban area: the render as it was (no count), as it is with the default cap
+   (one more row and a count), and with the cap lowered to a quarter of its features (rendered again as an even
+   sample, sub-tiles counted).
 
     .venv/bin/python bench/extent.py [--runs 5]
 """
@@ -26,7 +27,7 @@ for p in (ROOT, ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from layers import Report, load, log, setup_database  # noqa: E402
+from layers import URBAN, Report, load, log, setup_database  # noqa: E402
 
 
 def _ms(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
@@ -80,22 +81,30 @@ def main() -> None:
 
             t_cold, cols = _ms(cold_list, args.runs)
             t_warm, _ = _ms(lambda p=p: features.collections(c, p), args.runs)
-            rep.p(f"- collections for {who}: {len(cols)} collections, cold {t_cold:,.1f} ms, warm {t_warm:,.1f} ms "
-                  f"(load {load()})")
+            t_none, _ = _ms(lambda p=p: [features._describe(c, layer, n) for layer, n in sources.listing(c, p)],
+                            args.runs)
+            rep.p(f"- collections for {who}: {len(cols)} collections, cold {t_cold:,.1f} ms, warm {t_warm:,.1f} ms; "
+                  f"the same list without extents {t_none:,.1f} ms (load {load()})")
 
         rep.h(f"Tile feature cap (load average {load()})")
         big = max((x for x in listed if x[0].kind == "class"), key=lambda x: x[1])[0]
-        code = big.class_code
-        cx, cy = c.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Centroid(ST_Extent(geom)::geometry) p FROM "
-                                "city_object WHERE class_code = :c AND status = 'active') x"), {"c": code}).one()
-        for z in (14, 16):
-            x, y = _tile(cx, cy, z)
+        view = big.view(SYSTEM)
+        assert view is not None
+        for z in (12, 14, 16):
+            x, y = _tile(*URBAN, z)
+            sql, extra = big.tile_sql(z, view)
+            params = {"z": z, "x": x, "y": y, "ext": sources.TILE_EXTENT, "buf": sources.TILE_BUFFER,
+                      "layer": big.id, "cap": 20_000} | extra
+            before = sql.replace(", count(*) FROM f", " FROM f")  # the render as it was: no count, LIMIT cap
+            assert before != sql
+            t_before, _ = _ms(lambda before=before, params=params: c.execute(text(before), params).scalar(), args.runs)
             t_full, full = _ms(lambda z=z, x=x, y=y: tiles.tile(c, SYSTEM, big.id, z, x, y, cache=None), args.runs)
             cap = max(1, full.total // 4)
             t_cap, capped = _ms(lambda z=z, x=x, y=y, cap=cap: tiles.tile(c, SYSTEM, big.id, z, x, y, cap=cap,
                                                                         cache=None), args.runs)
-            rep.p(f"- {big.id} z{z}/{x}/{y}: {full.total:,} features, default cap {t_full:,.1f} ms "
-                  f"({len(full.data):,} B); cap {cap:,}: {t_capped_str(t_cap, capped)} (load {load()})")
+            rep.p(f"- {big.id} z{z}/{x}/{y}: {full.total:,} features; render without the count {t_before:,.1f} ms, "
+                  f"with it (default cap) {t_full:,.1f} ms ({len(full.data):,} B); cap {cap:,}: "
+                  f"{t_capped_str(t_cap, capped)} (load {load()})")
     print(rep.text())
     log("done")
 
@@ -104,9 +113,11 @@ def t_capped_str(ms: float, t: Any) -> str:
     return f"{ms:,.1f} ms, kept {t.kept:,}/{t.total:,}, complete from z{t.complete_zoom} ({len(t.data):,} B)"
 
 
-def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+def _tile(x0: float, y0: float, x1: float, y1: float, z: int) -> tuple[int, int]:
+    """The tile at zoom z holding the middle of the box."""
     import math
 
+    lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
     n = 2**z
     return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
 

@@ -57,19 +57,19 @@ class Collection:
     extent: dict[str, Any] | None = None  # OGC `extent` of what the caller sees (`citygrid.layers.extent`)
 
 
-def _describe(conn: Connection, layer: Layer, n: int, view: View | None = None) -> Collection:
+def _describe(conn: Connection, layer: Layer, n: int, view: View | None = None,
+              extent: extentmod.Extent | None = None) -> Collection:
     """The collection; with `view`, its extent as that view sees it (documents only: items need none)."""
+    if extent is None and view is not None:
+        extent = extentmod.of(conn, layer, view)
     return Collection(layer.id, layer.title(conn), layer.description(conn), layer.class_code, n, layer.geometry_type,
-                      extentmod.of(conn, layer, view).ogc() if view is not None else None)
+                      extent.ogc() if extent is not None else None)
 
 
 def collections(conn: Connection, p: Principal) -> list[Collection]:
-    out = []
-    for layer, n in sources.listing(conn, p):
-        view = layer.view(p)
-        if view is not None:  # listing gives only layers `p` sees
-            out.append(_describe(conn, layer, n, view))
-    return out
+    listed = [(layer, n, view) for layer, n in sources.listing(conn, p) if (view := layer.view(p)) is not None]
+    extents = extentmod.many(conn, [(layer, view) for layer, _, view in listed])
+    return [_describe(conn, layer, n, extent=e) for (layer, n, _), e in zip(listed, extents, strict=True)]
 
 
 def collection(conn: Connection, p: Principal, cid: str, count: bool = False) -> Collection:
