@@ -75,12 +75,16 @@ def _visible(p: Principal, layer_id: str) -> tuple[Layer, View]:
     return layer, view
 
 
-def find_layer(conn: Connection, p: Principal, layer_id: str) -> Layer:
-    """The layer a tile, TileJSON or style request names, or a coded 404."""
-    layer, _ = _visible(p, layer_id)
+def _existing(conn: Connection, p: Principal, layer_id: str) -> tuple[Layer, View]:
+    layer, view = _visible(p, layer_id)
     if not layer.exists(conn):
         raise E.layer_not_found("layer", layer=layer_id)
-    return layer
+    return layer, view
+
+
+def find_layer(conn: Connection, p: Principal, layer_id: str) -> Layer:
+    """The layer a tile, TileJSON or style request names, or a coded 404."""
+    return _existing(conn, p, layer_id)[0]
 
 
 def tile(conn: Connection, p: Principal, layer: str, z: int, x: int, y: int, cap: int | None = None,
@@ -139,9 +143,7 @@ def _complete_zoom(conn: Connection, layer: Layer, view: View, z: int, x: int, y
 def tilejson(conn: Connection, p: Principal, layer_id: str, tiles_url: str) -> dict[str, Any]:
     """TileJSON 3.0 of a layer, bounded by the extent of what `p` sees of it (`citygrid.layers.extent`), with the
     feature cap and how a tile says it was thinned."""
-    layer = find_layer(conn, p, layer_id)
-    view = layer.view(p)
-    assert view is not None  # find_layer refused a layer `p` may not see
+    layer, view = _existing(conn, p, layer_id)
     cap = get_settings().tile_feature_cap
     return {"tilejson": "3.0.0", "name": layer.short_name(), "tiles": [tiles_url], "minzoom": 0, "maxzoom": 16,
             "bounds": list(extent.of(conn, layer, view).bbox),
