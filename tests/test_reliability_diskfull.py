@@ -3,8 +3,9 @@
 The database: a throwaway cluster (not the suite's) whose database lives in a tablespace on a 160 MB tmpfs (the
 write-ahead log stays on the cluster's own disk, as on a server whose data volume fills up). With that volume
 full, a write is a 503 `database_unavailable` naming the full disk, with Retry-After; reads keep answering;
-nothing of the failed write is visible (no object, no history, no code counter moved); once space returns the
-same write succeeds and takes the first serial (no gap).
+nothing of the failed write is visible (no object, no history, no code counter moved), and a survey upload (stored
+in the database) is refused the same way with no submission row; once space returns the same writes succeed and
+the object takes the first serial (no gap).
 
 The uploads directory: the data directory on a 2 MB tmpfs. An upload that does not fit is a 507 `storage_full`
 with Retry-After, and leaves no file, no folder and no job behind; with space back it is stored, and its job,
@@ -38,6 +39,7 @@ from citygrid.settings import get_settings
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = {"error_code", "message_zh", "message_en", "field", "row", "errors"}
 LAMP = "010402"  # 路灯, a public component class
+SURVEY = "名称,经度,纬度,状态\n灯,114.95,30.1,完好\n".encode()
 
 
 def _mount(where: Path, size: str) -> None:
@@ -87,9 +89,12 @@ def small_db(database_url: str) -> Iterator[tuple[Path, str, Engine]]:
         owner = prepare(url)
         cols = "code, level, name, short_name, kind, parent_code, stat_code, mca_code, sources, geom_source"
         with engine_for(database_url).connect() as src:
+            village = src.execute(text("SELECT code FROM division WHERE level = 5 AND code LIKE '420281%' "
+                                       "ORDER BY code LIMIT 1")).scalar_one()
             rows = src.execute(text(f"SELECT {cols}, ST_AsEWKB(geom) AS g FROM division WHERE code IN "
-                                    "('42', '4202', '420281', '420000', '420200') ORDER BY level")).mappings().all()
-        assert [r["code"] for r in rows][-1] == "420281", rows
+                                    "('42', '4202', '420281', '420000', '420200', :t, :v) ORDER BY level"),
+                               {"t": village[:9], "v": village}).mappings().all()
+        assert [r["code"] for r in rows][-3:] == ["420281", village[:9], village], rows
         with owner.begin() as c:
             for r in rows:
                 c.execute(text(f"INSERT INTO division ({cols}, geom) VALUES (:code, :level, :name, :short_name, :kind, "
@@ -105,22 +110,31 @@ def small_db(database_url: str) -> Iterator[tuple[Path, str, Engine]]:
 
 
 @pytest.fixture(scope="module")
-def small_app(small_db: tuple[Path, str, Engine]) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def small_app(small_db: tuple[Path, str, Engine]) -> Iterator[tuple[TestClient, dict[str, str], dict[str, str]]]:
+    """The app on the small database, the headers of an admin and of a cadre of its one village."""
     from api.main import create_app
 
     _, url, owner = small_db
+    keys = []
     with owner.begin() as c:
-        credentials.add_principal(c, "diskfull-admin", kind="service", clearance="L4", personal=True,
-                                  grants=[credentials.parse_grant("admin")])
-        key = credentials.create_api_key(c, "diskfull-admin", "test")["key"]
+        village = c.execute(text("SELECT code FROM division WHERE level = 5")).scalar_one()
+        for name, grant, level in (("diskfull-admin", "admin", "L4"), ("diskfull-cadre", f"cadre@{village}", "L2")):
+            credentials.add_principal(c, name, kind="service", clearance=level, personal=level == "L4",
+                                      grants=[credentials.parse_grant(grant)])
+            keys.append({"X-API-Key": credentials.create_api_key(c, name, "test")["key"]})
     with TestClient(create_app(url)) as client:
-        yield client, {"X-API-Key": key}
+        yield client, keys[0], keys[1]
 
 
 def _counts(owner: Engine) -> tuple[int, ...]:
     with owner.connect() as c:
         return tuple(int(c.execute(text(f"SELECT count(*) FROM {t}")).scalar_one())
                      for t in ("city_object", "city_object_history", "code_counter", "change_log"))
+
+
+def _submissions(owner: Engine) -> int:
+    with owner.connect() as c:
+        return int(c.execute(text("SELECT count(*) FROM submission")).scalar_one())
 
 
 def _wait(client: TestClient, headers: dict[str, str], job: str) -> dict:
@@ -138,9 +152,9 @@ def _lamp(lon: float) -> dict:
 
 
 def test_a_full_database_disk_is_a_503_and_writes_resume_when_space_returns(
-        small_db: tuple[Path, str, Engine], small_app: tuple[TestClient, dict[str, str]]) -> None:
+        small_db: tuple[Path, str, Engine], small_app: tuple[TestClient, dict[str, str], dict[str, str]]) -> None:
     space, _, owner = small_db
-    client, admin = small_app
+    client, admin, cadre = small_app
     assert client.get("/divisions/420281").status_code == 200
     assert _counts(owner) == (0, 0, 0, 0)
     filler = _fill(space)
@@ -156,8 +170,15 @@ def test_a_full_database_disk_is_a_503_and_writes_resume_when_space_returns(
         assert client.get("/ogc/collections").status_code == 200
         assert client.get("/objects", params={"class_code": LAMP}, headers=admin).status_code == 200
         assert _counts(owner) == (0, 0, 0, 0)
+        # a survey upload is stored in the database (raw, before anything reads it): refused the same way, no row
+        r = client.post("/submissions", files={"file": ("s.csv", SURVEY)}, data={"class_code": LAMP}, headers=cadre)
+        assert r.status_code == 503 and r.json()["error_code"] == "database_unavailable", r.text
+        assert _submissions(owner) == 0
     finally:
         filler.unlink()
+    r = client.post("/submissions", files={"file": ("s.csv", SURVEY)}, data={"class_code": LAMP}, headers=cadre)
+    assert r.status_code in (201, 202), r.text
+    assert _submissions(owner) == 1
     r = client.post("/objects", json=_lamp(114.95), headers=admin)
     assert r.status_code == 201, r.text
     assert r.json()["code"][12:20] == "00000001"  # the refused write took no serial
@@ -166,10 +187,11 @@ def test_a_full_database_disk_is_a_503_and_writes_resume_when_space_returns(
 
 
 def test_an_upload_to_a_full_disk_is_a_507_and_leaves_nothing(small_db: tuple[Path, str, Engine],
-                                                              small_app: tuple[TestClient, dict[str, str]],
+                                                              small_app: tuple[TestClient, dict[str, str],
+                                                                               dict[str, str]],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     _, _, owner = small_db
-    client, admin = small_app
+    client, admin, _ = small_app
     data = ROOT / f".citygrid-diskfull-{os.getpid()}" / "uploads"
     _mount(data, "2m")
     monkeypatch.setenv("CITYGRID_DATA_DIR", str(data))
