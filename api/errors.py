@@ -25,7 +25,8 @@ from citygrid.security.principal import ANONYMOUS
 
 STATUS = {"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "conflict": 409,
           "unprocessable": 422, "too_many": 429, "too_large": 413, "internal": 500,
-          "unavailable": 503, "not_allowed": 405, "precondition_failed": 412, "unsupported_media": 415}
+          "unavailable": 503, "not_allowed": 405, "precondition_failed": 412, "unsupported_media": 415,
+          "insufficient_storage": 507}
 
 # The framework's words, in Chinese: pydantic error types and HTTP statuses it answers with by itself.
 _ZH = {
@@ -105,6 +106,15 @@ def install(app: FastAPI) -> None:
         if err is None:
             raise exc
         retry.mark(request.scope, exc)  # a deadlock or serialization failure: api/retry.py runs it again
+        return answer(err)
+
+    @app.exception_handler(OSError)
+    async def _storage(request: Request, exc: OSError) -> JSONResponse:
+        """A full disk while writing a file (an upload, a job's result) is a 507 with Retry-After
+        (citygrid/db/failures.py); any other OS error is an internal error."""
+        err = failures.as_error(exc)
+        if err is None:
+            raise exc
         return answer(err)
 
     @app.exception_handler(CitygridError)

@@ -17,7 +17,8 @@ from string import Formatter
 from typing import Any, Literal, TypedDict
 
 Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unprocessable", "too_many",
-               "too_large", "internal", "unavailable", "not_allowed", "precondition_failed", "unsupported_media"]
+               "too_large", "internal", "unavailable", "not_allowed", "precondition_failed", "unsupported_media",
+               "insufficient_storage"]
 
 
 @dataclass
@@ -293,6 +294,10 @@ class E:
                    "conflict", "resume: interrupted, failed or cancelled jobs; cancel: running or interrupted ones")
     job_not_done = _e("job_not_done", "任务尚未完成（{state}）", "job is {state}", "conflict")
     file_too_large = _e("file_too_large", "文件超过 {limit}", "file larger than {limit}")
+    storage_full = _e("storage_full", "服务器存储空间已满，文件未保存，请 {seconds} 秒后再试",
+                      "the server's storage is full: nothing was stored; retry in {seconds} s", "insufficient_storage",
+                      "a 507 with Retry-After when the disk of uploads and job results is full; nothing of the "
+                      "upload is kept (a full database disk is database_unavailable, 503)")
     file_empty = _e("file_empty", "文件为空", "file is empty")
     file_type = _e("file_type", "文件不是 CSV 或 Excel（xlsx）表格{detail_zh}", "file is neither CSV nor Excel (xlsx){detail_en}")
     file_encoding = _e("file_encoding", "无法识别文件编码（支持 UTF-8、GBK）", "unknown encoding (UTF-8 or GBK)")

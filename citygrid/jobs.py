@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from citygrid.db import failures
 from citygrid.errors import E
 
 Progress = Callable[[str, int, int | None], None]
@@ -156,7 +157,10 @@ def _execute(job: JobRecorder, fn: Callable[[Progress], dict[str, Any]]) -> dict
         job.finish("cancelled")
         return {"cancelled": True}
     except BaseException as exc:
-        job.finish("failed", {"error": str(exc)})
+        # a known failure (a full disk, the database away) in its own words: an OSError's text names server paths
+        known = failures.as_error(exc) if isinstance(exc, Exception) else None
+        job.finish("failed", {"error": known.message_en, "error_code": known.error_code} if known else
+                   {"error": str(exc)})
         raise
     job.finish("done", result)
     return result

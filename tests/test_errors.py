@@ -41,9 +41,10 @@ def test_entry_is_well_formed(entry: ErrorEntry) -> None:
     assert not any(n.endswith("_en") for n in zh) and not any(n.endswith("_zh") for n in en)
     assert entry.zh.strip() and entry.en.strip()
     # client errors are 4xx; the few `internal` entries (a generic 500 with a reference, lost keys) are 500, and an
-    # unreachable database is 503 (`unavailable`: the caller should retry)
+    # unreachable database is 503 (`unavailable`: the caller should retry), a full disk of uploads 507
     assert 400 <= api_errors.status_of(entry) < 500 or (entry.kind == "internal" and api_errors.status_of(entry) == 500) \
-        or (entry.kind == "unavailable" and api_errors.status_of(entry) == 503)
+        or (entry.kind == "unavailable" and api_errors.status_of(entry) == 503) \
+        or (entry.kind == "insufficient_storage" and api_errors.status_of(entry) == 507)
 
 
 def test_codes_are_unique_and_are_the_attribute_names() -> None:

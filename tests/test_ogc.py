@@ -197,3 +197,94 @@ def test_grid_systems_and_door_plates_are_collections(client: TestClient, engine
     r2 = client.get("/ogc/collections/grids-ogctest/items", headers={"If-None-Match": r1.headers["ETag"]})
     assert r2.status_code == 200 and r2.json()["numberMatched"] == 2
     assert client.get("/ogc/collections/grids-nosuch/items").status_code == 404
+
+
+# --- extents: the data's box, not China's ------------------------------------------------------------------------
+
+BOOTH = "010803"  # 自动售货机: only the extent test creates them
+CHINA = (73.0, 3.0, 136.0, 54.0)
+HAZARD = "080201"  # 重大危险源: `public: false`, read by cadres in their village only
+
+
+def _bbox(doc: dict) -> list[float]:
+    assert doc["extent"]["spatial"]["crs"] == "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    [box] = doc["extent"]["spatial"]["bbox"]
+    return box
+
+
+def _inside(box: list[float], lon: float, lat: float) -> bool:
+    return box[0] <= lon <= box[2] and box[1] <= lat <= box[3]
+
+
+def test_collection_extent_is_its_data_and_follows_writes(client: TestClient, engine) -> None:  # noqa: ANN001
+    from citygrid.registry import objects
+
+    pts = [(114.91 + i * 0.003, 30.07 + (i % 4) * 0.002) for i in range(9)]  # lon 114.91..114.934, lat 30.07..30.076
+    with Session(engine) as s, s.begin():
+        codes = bulk_create(s, system_as("test-ogc"), BOOTH, "420281", [BulkItem(Point(*p), {"state": "完好"}) for p in pts])
+    url = f"/ogc/collections/class-{BOOTH}"
+    doc = client.get(url).json()
+    assert _bbox(doc) == pytest.approx([114.91, 30.07, 114.934, 30.076], abs=1e-9)
+    listed = {c["id"]: c for c in client.get("/ogc/collections").json()["collections"]}
+    assert _bbox(listed[f"class-{BOOTH}"]) == _bbox(doc)
+    box = _bbox(doc)
+    assert CHINA[0] < box[0] and CHINA[1] < box[1] and box[2] < CHINA[2] and box[3] < CHINA[3]
+    items = client.get(f"{url}/items", params={"limit": 100}).json()["features"]
+    assert len(items) == 9 and all(_inside(box, *f["geometry"]["coordinates"]) for f in items)
+    with engine.connect() as c:
+        first = c.execute(text("SELECT min(valid_from) FROM city_object WHERE class_code = :c"), {"c": BOOTH}).scalar()
+    [[start, end]] = doc["extent"]["temporal"]["interval"]
+    assert end is None and start.replace("Z", "+00:00") == first.isoformat()
+
+    # a move east grows the box; retiring that object shrinks it back (the layer version moved both times)
+    east = codes[8]  # at 114.934, 30.07
+    with Session(engine) as s, s.begin():
+        objects.update(s, system_as("test-ogc"), east, geometry={"type": "Point", "coordinates": [114.95, 30.08]})
+    assert _bbox(client.get(url).json()) == pytest.approx([114.91, 30.07, 114.95, 30.08], abs=1e-9)
+    listed = {c["id"]: c for c in client.get("/ogc/collections").json()["collections"]}
+    assert _bbox(listed[f"class-{BOOTH}"]) == pytest.approx([114.91, 30.07, 114.95, 30.08], abs=1e-9)
+    with Session(engine) as s, s.begin():
+        objects.retire(s, system_as("test-ogc"), east)
+    assert _bbox(client.get(url).json()) == pytest.approx([114.91, 30.07, 114.931, 30.076], abs=1e-9)
+
+
+def test_an_empty_layer_has_the_county_outline_as_extent(engine, demo_county: dict) -> None:  # noqa: ANN001
+    from citygrid.layers import extent, sources
+    from citygrid.security.principal import SYSTEM as P
+
+    layer = sources.find("class-010804")  # 健身设施: nobody creates any
+    assert layer is not None
+    view = layer.view(P)
+    assert view is not None
+    with engine.connect() as c:
+        assert layer.count(c) == 0
+        got = extent.of(c, layer, view)
+        county = c.execute(text("SELECT ST_XMin(geom::box2d), ST_YMin(geom::box2d), ST_XMax(geom::box2d), "
+                                "ST_YMax(geom::box2d) FROM division WHERE code = '420281'")).one()
+    assert got.fallback and got.start is None
+    assert got.bbox == pytest.approx(tuple(county), abs=1e-9)  # 大冶市, the demo county with township outlines
+    assert CHINA[0] < got.bbox[0] and got.bbox[2] < CHINA[2]
+    assert "temporal" not in got.ogc()
+
+
+def test_a_restricted_class_extent_covers_only_what_the_caller_may_see(client: TestClient, engine, caller,  # noqa: ANN001
+                                                                       places: dict) -> None:
+    a, b = places["a"], places["b"]
+    with Session(engine) as s, s.begin():
+        hz = {"state": "完好", "source_name": "测试危险源", "hazard_grade": "四级"}
+        bulk_create(s, system_as("test-ogc"), HAZARD, "420281", [BulkItem(Point(*a["pt"]), hz),
+                                                                 BulkItem(Point(*b["pt"]), hz)])
+    cadre = caller(f"cadre@{a['village']}").headers
+    admin = caller("admin", clearance="L4").headers
+    url = f"/ogc/collections/class-{HAZARD}"
+    assert client.get(url).status_code == 404  # the public does not see the class at all
+    mine, everything = _bbox(client.get(url, headers=cadre).json()), _bbox(client.get(url, headers=admin).json())
+    listed = {c["id"]: c for c in client.get("/ogc/collections", headers=cadre).json()["collections"]}
+    assert _bbox(listed[f"class-{HAZARD}"]) == mine
+    assert _inside(mine, *a["pt"]) and not _inside(mine, *b["pt"])  # nothing tells where b's hazard is
+    assert _inside(everything, *a["pt"]) and _inside(everything, *b["pt"])
+    with engine.connect() as c:  # exactly the hazards of the cadre's village
+        expect = c.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e "
+                                "FROM city_object WHERE class_code = :c AND status = 'active' AND village_code = :v) x"),
+                           {"c": HAZARD, "v": a["village"]}).one()
+    assert mine == pytest.approx(list(expect), abs=1e-9)

@@ -1,5 +1,6 @@
 """QGIS (Debian python3-qgis, its OAPIF provider, unmodified) reads a citygrid collection over HTTP:
-pages through next links, gets every feature once at the right place, and filters by bbox."""
+pages through next links, gets every feature once at the right place, filters by bbox, and takes the collection's
+extent as the layer's (what "zoom to layer" shows)."""
 
 from __future__ import annotations
 
@@ -46,4 +47,7 @@ def test_qgis_oapif_provider_reads_pages_and_filters(live_server: str, engine, m
         qx, qy = seen["xy"][code]
         assert abs(qx - x) < 1e-6 and abs(qy - y) < 1e-6, code  # lon/lat where we stored them
     assert "state" in seen["fields"] and "code" in seen["fields"]
+    # QGIS zooms to the collection's data, not to all of China
+    xs, ys = [r[1] for r in rows], [r[2] for r in rows]
+    assert seen["extent"] == pytest.approx([min(xs), min(ys), max(xs), max(ys)], abs=1e-6), seen["extent"]
     assert seen["bbox_codes"] == in_box and len(in_box) == 12

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
+import h3
 import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
+from citygrid.grid.h3cells import STORED_RES
+from citygrid.layers import sources
 from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security.principal import SYSTEM, system_as
 
@@ -25,8 +29,7 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def hydrants(engine) -> list[str]:  # noqa: ANN001
-    items = [BulkItem(Point(114.95 + (i % 10) * 0.0002, 30.12 + (i // 10) * 0.0002),
-                      {"state": "完好"}) for i in range(40)]
+    items = [BulkItem(Point(*p), {"state": "完好"}) for p in _hydrant_points()]
     with Session(engine) as s, s.begin():
         return bulk_create(s, system_as("test-tiles"), CLS, "420281", items)
 
@@ -47,10 +50,23 @@ def test_tile_has_the_features_inside_it(client: TestClient, hydrants: list[str]
     assert expect and codes == expect
 
 
+def _hydrant_points() -> list[tuple[float, float]]:
+    return [(114.95 + (i % 10) * 0.0002, 30.12 + (i // 10) * 0.0002) for i in range(40)]
+
+
 def test_low_zoom_thins_points(client: TestClient, hydrants: list[str]) -> None:
     x, y = _tile(114.951, 30.121, 10)
-    layer = _decode(client.get(f"/tiles/class-{CLS}/10/{x}/{y}.mvt").content)[f"class-{CLS}"]
-    assert 0 < len(layer["features"]) < 40  # 40 points within ~20 m collapse to a few at z10
+    r = client.get(f"/tiles/class-{CLS}/10/{x}/{y}.mvt")
+    layer = _decode(r.content)[f"class-{CLS}"]
+    # one feature per H3 cell of resolution 8 (sources.thin_res(10)): the parents of the points' stored res-12
+    # cells, computed here with h3-py itself
+    res = sources.thin_res(10)
+    assert res == 8
+    pts = [p for p in _hydrant_points() if _tile(*p, 10) == (x, y)]
+    cells = {h3.cell_to_parent(h3.latlng_to_cell(lat, lon, STORED_RES), res) for lon, lat in pts}
+    assert len(pts) == 40 and len(layer["features"]) == len(cells) and len(cells) < 40
+    assert r.headers["X-Citygrid-Tile-Features"] == f"{len(cells)}/{len(cells)}"  # under the cap: complete
+    assert "X-Citygrid-Tile-Complete-Zoom" not in r.headers
 
 
 def test_etag_304_and_invalidation_on_write(client: TestClient, engine, hydrants: list[str]) -> None:  # noqa: ANN001
@@ -124,3 +140,63 @@ def test_grid_and_door_plate_layers(client: TestClient, engine, demo_county: dic
     r2 = client.get(f"/tiles/grids-tiletest/14/{x}/{y}.mvt", headers={"If-None-Match": r1.headers["ETag"]})
     assert r2.status_code == 200 and r2.headers["ETag"] != r1.headers["ETag"]
     assert [f["properties"]["code"] for f in _decode(r2.content)["grids-tiletest"]["features"]] == ["B2"]
+
+
+CAPPED = "010802"  # a class only the cap test creates
+
+
+def _lonlat(x: float, y: float, z: int) -> tuple[float, float]:
+    """The longitude and latitude of tile coordinate (x, y) at zoom z (fractions inside the tile)."""
+    n = 2**z
+    return x / n * 360 - 180, math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
+
+
+def test_a_tile_over_the_cap_keeps_an_even_sample_and_says_so(client: TestClient, engine,  # noqa: ANN001
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import text
+
+    from citygrid.layers import tiles
+    from citygrid.settings import get_settings
+
+    z, (x, y) = 16, _tile(114.97, 30.13, 16)
+    lon0, lat0 = _lonlat(x + 0.37, y + 0.41, z)  # off the sub-tile lines, well inside the tile
+    pts = [(lon0 + (i % 5) * 0.00006, lat0 - (i // 5) * 0.00006) for i in range(25)]  # 25 points in ~30 m
+    assert all(_tile(*p, z) == (x, y) for p in pts)
+    with Session(engine) as s, s.begin():
+        codes = bulk_create(s, system_as("test-tiles"), CAPPED, "420281", [BulkItem(Point(*p), {"state": "完好"})
+                                                                           for p in pts])
+    url = f"/tiles/class-{CAPPED}/{z}/{x}/{y}.mvt"
+    full = client.get(url)
+    assert full.headers["X-Citygrid-Tile-Features"] == "25/25" and "X-Citygrid-Tile-Complete-Zoom" not in full.headers
+    assert len(_decode(full.content)[f"class-{CAPPED}"]["features"]) == 25
+
+    monkeypatch.setenv("CITYGRID_TILE_FEATURE_CAP", "10")
+    get_settings.cache_clear()
+    try:
+        r = client.get(url)
+        kept = {f["properties"]["code"] for f in _decode(r.content)[f"class-{CAPPED}"]["features"]}
+        assert r.headers["X-Citygrid-Tile-Features"] == "10/25" and len(kept) == 10 and kept < set(codes)
+        assert r.headers["ETag"] != full.headers["ETag"]
+        # the zoom from which no sub-tile holds more than 10 of them, counted here from the points themselves
+        want = next(zz for zz in range(z + 1, 23)
+                    if max(Counter(_tile(*p, zz) for p in pts).values()) <= 10)
+        assert int(r.headers["X-Citygrid-Tile-Complete-Zoom"]) == want
+        sub = [client.get(f"/tiles/class-{CAPPED}/{want}/{sx}/{sy}.mvt") for sx, sy in {_tile(*p, want) for p in pts}]
+        assert sum(int(t.headers["X-Citygrid-Tile-Features"].split("/")[0]) for t in sub) == 25
+        assert all(t.headers["X-Citygrid-Tile-Features"].split("/")[0] == t.headers["X-Citygrid-Tile-Features"]
+                   .split("/")[1] for t in sub)
+        # the sample is deterministic: rendered again without the cache, the same ten, by the hash of their code
+        with engine.connect() as c:
+            again = tiles.tile(c, SYSTEM, f"class-{CAPPED}", z, x, y, cache=None)
+            first = set(c.execute(text("SELECT code FROM city_object WHERE code = ANY(:c) "
+                                       "ORDER BY hashtextextended(code, 0), code LIMIT 10"), {"c": codes}).scalars())
+        assert (again.kept, again.total) == (10, 25) and kept == first
+        assert {f["properties"]["code"] for f in _decode(again.data)[f"class-{CAPPED}"]["features"]} == kept
+        tj = client.get(f"/tiles/class-{CAPPED}.json").json()
+        assert tj["x-citygrid-feature-cap"] == 10 and "X-Citygrid-Tile-Features" in tj["description"]
+        west, south, east, north = tj["bounds"]
+        assert (west, south) == pytest.approx((lon0, lat0 - 4 * 0.00006), abs=1e-9)
+        assert (east, north) == pytest.approx((lon0 + 4 * 0.00006, lat0), abs=1e-9)
+    finally:
+        monkeypatch.delenv("CITYGRID_TILE_FEATURE_CAP")
+        get_settings.cache_clear()

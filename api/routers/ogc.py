@@ -75,7 +75,7 @@ def _collection_doc(b: str, c: F.Collection) -> dict[str, Any]:
     return {
         "id": c.id, "title": c.title, "description": c.description, "itemType": "feature",
         "crs": F.supported_crs(), "storageCrs": F.crs_uri(4490),
-        "extent": {"spatial": {"bbox": [[73.0, 3.0, 136.0, 54.0]], "crs": F.CRS84}},
+        "extent": c.extent,
         "links": [
             {"href": f"{b}/collections/{c.id}", "rel": "self", "type": "application/json"},
             {"href": f"{b}/collections/{c.id}/items", "rel": "items", "type": GEOJSON},

@@ -35,7 +35,7 @@ def get_layers(request: Request, c: Connection = Depends(read_conn), p: Principa
 def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(read_conn),
              p: Principal = Depends(read_principal)) -> Response:
     t = T.tile(c, p, layer, z, x, y)
-    headers = {"ETag": t.etag, "Cache-Control": "no-cache"}
+    headers = {"ETag": t.etag, "Cache-Control": "no-cache"} | t.headers()
     if not_modified(request, t.etag):
         return Response(status_code=304, headers=headers)
     return Response(t.data, media_type=MVT, headers=headers)
@@ -44,7 +44,7 @@ def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection
 @router.get("/tiles/{layer}.json", summary="TileJSON 3.0 for a layer")
 def tilejson(layer: str, request: Request, c: Connection = Depends(read_conn), p: Principal = Depends(read_principal)
              ) -> dict[str, Any]:
-    return T.tilejson(T.find_layer(c, p, layer), _tiles_url(request, layer))
+    return T.tilejson(c, p, layer, _tiles_url(request, layer))
 
 
 @router.get("/styles/{layer}.json", summary="MapLibre style for a layer, generated from the catalog")

@@ -20,6 +20,7 @@ invalidates the whole pool (SQLAlchemy), so one request per worker sees the 503,
 
 from __future__ import annotations
 
+import errno
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -142,6 +143,7 @@ _REASONS: dict[str, tuple[str, str]] = {
 }
 _TEXT_STATES = {"22P05", "22021"}  # untranslatable character, character not in repertoire
 _NO_CONNECTION = _REASONS["08"]
+_FULL = {errno.ENOSPC, errno.EDQUOT}  # a file that cannot grow: the disk (or the quota) is full
 
 
 def _orig(exc: BaseException) -> BaseException:
@@ -149,10 +151,14 @@ def _orig(exc: BaseException) -> BaseException:
 
 
 def as_error(exc: BaseException) -> CitygridError | None:
-    """The caller's error for a database failure that is not a bug: 503 when the database cannot answer now,
-    400 for text it cannot store; None for anything else (an internal error)."""
+    """The caller's error for a failure that is not a bug: 503 when the database cannot answer now (its disk full
+    included), 400 for text it cannot store, 507 when a file of ours cannot be written for a full disk; None for
+    anything else (an internal error)."""
     if isinstance(exc, CitygridError):
         return exc
+    if isinstance(exc, OSError) and exc.errno in _FULL:  # our own disk (uploads, job results): 507
+        seconds = get_settings().db_retry_after
+        return E.storage_full("file", retry_after=seconds, seconds=seconds)
     if isinstance(exc, sa_exc.TimeoutError):  # the pool: every connection busy for pool_timeout seconds
         return _unavailable(("数据库连接池已满", "every database connection is busy"))
     orig = _orig(exc)

@@ -23,6 +23,7 @@ from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
 from citygrid.geo import geojson_in, geojson_many_in, parse_bbox
 from citygrid.layers import cql2, sources
+from citygrid.layers import extent as extentmod
 from citygrid.layers.sources import Layer, View
 from citygrid.security.principal import Principal
 
@@ -53,28 +54,37 @@ class Collection:
     class_code: str | None
     count: int
     geometry_type: str
+    extent: dict[str, Any] | None = None  # OGC `extent` of what the caller sees (`citygrid.layers.extent`)
 
 
-def _describe(conn: Connection, layer: Layer, n: int) -> Collection:
-    return Collection(layer.id, layer.title(conn), layer.description(conn), layer.class_code, n, layer.geometry_type)
+def _describe(conn: Connection, layer: Layer, n: int, view: View | None = None,
+              extent: extentmod.Extent | None = None) -> Collection:
+    """The collection; with `view`, its extent as that view sees it (documents only: items need none)."""
+    if extent is None and view is not None:
+        extent = extentmod.of(conn, layer, view)
+    return Collection(layer.id, layer.title(conn), layer.description(conn), layer.class_code, n, layer.geometry_type,
+                      extent.ogc() if extent is not None else None)
 
 
 def collections(conn: Connection, p: Principal) -> list[Collection]:
-    return [_describe(conn, layer, n) for layer, n in sources.listing(conn, p)]
+    listed = [(layer, n, view) for layer, n in sources.listing(conn, p) if (view := layer.view(p)) is not None]
+    extents = extentmod.many(conn, [(layer, view) for layer, _, view in listed])
+    return [_describe(conn, layer, n, extent=e) for (layer, n, _), e in zip(listed, extents, strict=True)]
 
 
 def collection(conn: Connection, p: Principal, cid: str, count: bool = False) -> Collection:
-    """One collection; cheap (no count over the table) unless `count` is asked for."""
-    return _resolve(conn, p, cid, count)[1]
+    """One collection with its extent; cheap (no count over the table) unless `count` is asked for."""
+    return _resolve(conn, p, cid, count, extent=True)[1]
 
 
-def _resolve(conn: Connection, p: Principal, cid: str, count: bool = False) -> tuple[Layer, Collection, View]:
+def _resolve(conn: Connection, p: Principal, cid: str, count: bool = False, extent: bool = False
+             ) -> tuple[Layer, Collection, View]:
     """The layer, its collection and what `p` sees of it. An empty layer is not a collection, except divisions
     (every map's base)."""
     layer, view = _layer_view(p, cid)
     n = layer.count(conn, at_least_one=not count, view=view)
     if n or layer.listed_when_empty:
-        return layer, _describe(conn, layer, n), view
+        return layer, _describe(conn, layer, n, view if extent else None), view
     raise E.collection_not_found("collectionId", collection=cid)
 
 

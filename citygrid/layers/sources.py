@@ -76,17 +76,28 @@ def thin_res(z: int) -> int:
     return max(0, min(STORED_RES, round(8 + (z - 10) * 0.71)))
 
 
-def _mvt(inner: str, fields: str) -> str:
-    """Tile SQL around `inner` (rows `src` with a 4490 geometry `g` and the tile's fields; LIMIT :cap applied).
+def _mvt(inner: str, fields: str, capped: bool = False) -> str:
+    """Tile SQL around `inner` (rows `src` with a 4490 geometry `g`, a `code` and the tile's fields), answering
+    (the tile, its feature count).
+
+    The first render binds :cap one above the per-tile cap (`citygrid.layers.tiles`): a count above the cap means
+    the tile is too full. Then `capped` renders it again keeping :cap features chosen by a hash of their code (an
+    even, deterministic sample: the same tile keeps the same features) and counts all of them.
 
     No `WHERE geom IS NOT NULL` on the clipped rows: ST_AsMVT skips rows whose geometry is NULL by itself, and
     the planner inlines `f`, so the filter computed ST_AsMVTGeom twice per row (z10 56 → 35 ms, z16 4.6 → 2.8 ms
     per tile in process, same bytes)."""
+    if capped:
+        src = (f"SELECT a.*, count(*) OVER () AS n_all FROM ({inner}) a "
+               "ORDER BY hashtextextended(a.code, 0), a.code LIMIT :cap")
+        total = "coalesce((SELECT max(n_all) FROM src), 0)"
+    else:
+        src, total = f"{inner} LIMIT :cap", "count(*)"
     return ("WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
-            f"src AS ({inner} LIMIT :cap), "
+            f"src AS ({src}), "
             "f AS (SELECT ST_AsMVTGeom(ST_Transform(src.g, 3857), b.e, :ext, :buf, true) AS geom, "
             f"{', '.join('src.' + f for f in fields.split(', '))} FROM src, b) "
-            "SELECT ST_AsMVT(f.*, :layer, :ext, 'geom') FROM f")
+            f"SELECT ST_AsMVT(f.*, :layer, :ext, 'geom'), {total} FROM f")
 
 
 def _geom_queryable(geometry_type: str | None, alias: str, sql: str) -> Queryable:
@@ -176,15 +187,28 @@ class Layer(ABC):
     def exists(self, conn: Connection) -> bool:
         return True
 
-    def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
-        """Features in the layer (those of `view`); with `at_least_one`, 0 or 1 (cheap existence of data)."""
+    def rows_where(self, view: View | None = None) -> tuple[str, dict[str, Any]]:
+        """The condition (SQL over `o`) selecting the layer's features that `view` sees, and its parameters."""
         where, params = self.where()
         if view is not None and view.where:
             where, params = where + view.where, params | dict(view.params)
-        cond = " AND ".join(where) or "TRUE"
+        return " AND ".join(where) or "TRUE", params
+
+    def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
+        """Features in the layer (those of `view`); with `at_least_one`, 0 or 1 (cheap existence of data)."""
+        cond, params = self.rows_where(view)
         sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.table} WHERE {cond} LIMIT 1) x" if at_least_one
                else f"SELECT count(*) FROM {self.table} WHERE {cond}")
         return int(conn.execute(text(sql), params).scalar_one())
+
+    def extent_sql(self, view: View) -> tuple[str, dict[str, Any]]:
+        """One row (xmin, ymin, xmax, ymax in EPSG:4490 = CRS84 numbers, earliest valid_from or NULL) over the
+        features `view` sees, NULLs when there are none: the extent of the collection (`citygrid.layers.extent`).
+        Only the caller's rows, so the box of a restricted class never tells where objects out of its scope lie."""
+        cond, params = self.rows_where(view)
+        start = "min(o.valid_from)" if self.valid_time else "NULL::timestamptz"
+        return (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), t FROM (SELECT ST_Extent({self.geom}) AS e, "
+                f"{start} AS t FROM {self.table} WHERE {cond}) x"), params
 
     def item_where(self) -> tuple[tuple[str, ...], dict[str, Any], str]:
         """Filter and extra properties SQL for one feature by code (objects stay addressable when retired)."""
@@ -193,9 +217,10 @@ class Layer(ABC):
 
     # --- tiles and styles -----------------------------------------------------------------------------------
     @abstractmethod
-    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
-        """ST_AsMVT SQL for a tile at zoom z of what `view` sees, with :z :x :y :ext :buf :cap :layer bound by the
-        caller. Tiles carry L1 properties only, the same for every caller who may see the layer."""
+    def tile_sql(self, z: int, view: View, capped: bool = False) -> tuple[str, dict[str, Any]]:
+        """ST_AsMVT SQL (`_mvt`: the tile and its feature count) for a tile at zoom z of what `view` sees, with
+        :z :x :y :ext :buf :cap :layer bound by the caller. Tiles carry L1 properties only, the same for every
+        caller who may see the layer."""
 
     @abstractmethod
     def short_name(self) -> str:
@@ -305,7 +330,7 @@ class ObjectClassLayer(Layer):
     def queryables(self, p: Principal) -> dict[str, Queryable]:
         return _object_queryables(self.cls.code, classification.queryable_level(p))
 
-    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
+    def tile_sql(self, z: int, view: View, capped: bool = False) -> tuple[str, dict[str, Any]]:
         state = "o.attrs->>'state'" if "state" in classification.tile_attributes(self.cls) else "NULL::text"
         props = f"o.code, o.name, {state} AS state, o.township_code, o.village_code"
         base = " AND ".join(("o.class_code = :cls AND o.status = 'active' AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)",
@@ -318,7 +343,7 @@ class ObjectClassLayer(Layer):
                      f"ORDER BY {cell}, o.code")
         else:
             inner = f"SELECT o.geom AS g, {props} FROM city_object o, b WHERE {base}"
-        return _mvt(inner, "code, name, state, township_code, village_code"), {"cls": self.cls.code} | dict(view.params)
+        return _mvt(inner, "code, name, state, township_code, village_code", capped), {"cls": self.cls.code} | dict(view.params)
 
     def short_name(self) -> str:
         return self.cls.name
@@ -409,14 +434,14 @@ class DivisionsLayer(Layer):
     def queryables(self, p: Principal) -> dict[str, Queryable]:
         return _division_queryables()
 
-    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
+    def tile_sql(self, z: int, view: View, capped: bool = False) -> tuple[str, dict[str, Any]]:
         # counties below z9; from z9 (a county fills the screen) townships and villages together, so the map
         # opens on a county with both outlines and names (the style tells them apart by `level`)
         inner = ("SELECT o.geom AS g, o.code, o.name, o.short_name, o.level FROM division o, b "
                  "WHERE o.level BETWEEN :lv_from AND :lv_to AND o.geom IS NOT NULL "
                  "AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
         levels = (3, 3) if z < 9 else (4, 5)
-        return _mvt(inner, "code, name, short_name, level"), {"lv_from": levels[0], "lv_to": levels[1]}
+        return _mvt(inner, "code, name, short_name, level", capped), {"lv_from": levels[0], "lv_to": levels[1]}
 
     def short_name(self) -> str:
         return "行政区划"
@@ -503,11 +528,11 @@ class GridSystemLayer(Layer):
         # filtering on households would tell which grids have fewer than k
         return q if rules.may_see_small_counts(p) else {k: v for k, v in q.items() if k != "households"}
 
-    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
+    def tile_sql(self, z: int, view: View, capped: bool = False) -> tuple[str, dict[str, Any]]:
         households = classification.count_sql("o.households", False)  # tiles: one product for every caller
         inner = (f"SELECT o.geom AS g, o.code, o.name, o.kind, {households} AS households FROM grid o, b "
                  "WHERE o.system = :sys AND o.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
-        return (_mvt(inner, "code, name, kind, households"),
+        return (_mvt(inner, "code, name, kind, households", capped),
                 {"sys": self.system, "k_anon": classification.k_anonymity()})
 
     def short_name(self) -> str:
@@ -569,7 +594,7 @@ class DoorPlatesLayer(Layer):
     def queryables(self, p: Principal) -> dict[str, Queryable]:
         return _doorplate_queryables()
 
-    def tile_sql(self, z: int, view: View) -> tuple[str, dict[str, Any]]:
+    def tile_sql(self, z: int, view: View, capped: bool = False) -> tuple[str, dict[str, Any]]:
         base = ("SELECT {d} o.point AS g, o.code, o.name, o.full_name FROM addr_node o, b WHERE o.level = 'door' "
                 "AND o.status = 'active' AND o.point && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)")
         if z < THIN_BELOW:  # points only: thinning on a pixel grid in WebMercator is cheap enough
@@ -577,7 +602,7 @@ class DoorPlatesLayer(Layer):
             inner = base.format(d=f"DISTINCT ON ({snap})") + f" ORDER BY {snap}, o.code"
         else:
             inner = base.format(d="")
-        return _mvt(inner, "code, name, full_name"), {"cell": WORLD / 2**z / 256 * 4}  # about 4 screen pixels
+        return _mvt(inner, "code, name, full_name", capped), {"cell": WORLD / 2**z / 256 * 4}  # about 4 screen pixels
 
     def short_name(self) -> str:
         return "门牌"

@@ -1,8 +1,16 @@
 """Mapbox vector tiles from PostGIS (`ST_AsMVT`), WebMercator tiles over SRID 4490 data; TileJSON and styles.
 
-Each layer's tile SQL is its own (`citygrid.layers.sources`): at most `cap` features per tile, thinned below
-zoom `sources.THIN_BELOW` to one per few pixels so a county at z10 stays light. This module owns what is the
-same for every layer: the tile matrix check, the cache, the render cap, TileJSON and the MapLibre style.
+Each layer's tile SQL is its own (`citygrid.layers.sources`), thinned below zoom `sources.THIN_BELOW` to one
+feature per few pixels so a county at z10 stays light. This module owns what is the same for every layer: the
+tile matrix check, the cache, the render cap, the per-tile feature cap, TileJSON and the MapLibre style.
+
+A tile never loses features silently. At most `CITYGRID_TILE_FEATURE_CAP` features go into one tile; a tile
+with more keeps that many, chosen by a hash of their code (an even sample, the same on every render), and
+says so: `X-Citygrid-Tile-Features: kept/total` on every tile, and on a thinned one
+`X-Citygrid-Tile-Complete-Zoom: z`, the zoom from which no tile under it holds more than the cap (counted on
+the features' centres; the pixel thinning below `THIN_BELOW` only lowers counts, so that zoom is a safe
+upper bound). TileJSON states the cap and the headers. The check costs one more row in the normal render;
+only a tile over the cap is rendered again and its sub-tiles counted.
 Tiles are cached in process (`citygrid.db.versions`) with the layer's data version; a write to the layer
 bumps `layer_version` (statement triggers) and the next request misses the cache and gets a new strong ETag.
 """
@@ -19,13 +27,14 @@ from sqlalchemy.engine import Connection
 
 from citygrid.db.versions import VersionedCache, layer_version
 from citygrid.errors import E
-from citygrid.layers import sources
+from citygrid.layers import extent, sources
 from citygrid.layers.sources import TILE_BUFFER, TILE_EXTENT, Layer, View
 from citygrid.security.principal import Principal
 from citygrid.settings import get_settings
 
-DEFAULT_CAP = 20_000
 MAX_ZOOM = 22
+FEATURES_HEADER = "X-Citygrid-Tile-Features"
+COMPLETE_HEADER = "X-Citygrid-Tile-Complete-Zoom"
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,16 @@ class Tile:
     data: bytes
     etag: str
     version: int
+    kept: int = 0  # features in the tile
+    total: int = 0  # features the tile would hold without the cap
+    complete_zoom: int | None = None  # when kept < total: from this zoom on, no tile is over the cap
+
+    def headers(self) -> dict[str, str]:
+        """What the answer tells the client about the tile's completeness (see the module's doc)."""
+        out = {FEATURES_HEADER: f"{self.kept}/{self.total}"}
+        if self.complete_zoom is not None:
+            out[COMPLETE_HEADER] = str(self.complete_zoom)
+        return out
 
 
 CACHE: VersionedCache[Tile] = VersionedCache(max_items=20_000, max_bytes=256 << 20)
@@ -56,46 +75,84 @@ def _visible(p: Principal, layer_id: str) -> tuple[Layer, View]:
     return layer, view
 
 
-def find_layer(conn: Connection, p: Principal, layer_id: str) -> Layer:
-    """The layer a tile, TileJSON or style request names, or a coded 404."""
-    layer, _ = _visible(p, layer_id)
+def _existing(conn: Connection, p: Principal, layer_id: str) -> tuple[Layer, View]:
+    layer, view = _visible(p, layer_id)
     if not layer.exists(conn):
         raise E.layer_not_found("layer", layer=layer_id)
-    return layer
+    return layer, view
 
 
-def tile(conn: Connection, p: Principal, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
+def find_layer(conn: Connection, p: Principal, layer_id: str) -> Layer:
+    """The layer a tile, TileJSON or style request names, or a coded 404."""
+    return _existing(conn, p, layer_id)[0]
+
+
+def tile(conn: Connection, p: Principal, layer: str, z: int, x: int, y: int, cap: int | None = None,
          cache: VersionedCache[Tile] | None = CACHE) -> Tile:
-    """One tile of what `p` may see: L1 properties only, so callers who see the same rows share it."""
+    """One tile of what `p` may see: L1 properties only, so callers who see the same rows share it; at most
+    `cap` features (default `CITYGRID_TILE_FEATURE_CAP`), thinned as the module's doc says when there are more."""
     check_tile(z, x, y)
+    cap = cap or get_settings().tile_feature_cap
     found, view = _visible(p, layer)
     version = layer_version(conn, layer)
-    key = (layer, z, x, y, view.scope_key)
+    key = (layer, z, x, y, view.scope_key, cap)
     if cache is not None:  # only tiles of existing layers are ever cached, and a write bumps the version
         hit = cache.get(key, version)
         if hit is not None:
             return hit
     if not found.exists(conn):
         raise E.layer_not_found("layer", layer=layer)
-    sql, extra = found.tile_sql(z, view)
+    params = {"z": z, "x": x, "y": y, "ext": TILE_EXTENT, "buf": TILE_BUFFER, "layer": layer}
     with RENDERS:
         if cache is not None:
             hit = cache.get(key, version)
             if hit is not None:
                 return hit
-        data = conn.execute(text(sql), {"z": z, "x": x, "y": y, "ext": TILE_EXTENT, "buf": TILE_BUFFER, "cap": cap,
-                                        "layer": layer} | extra).scalar()
+        sql, extra = found.tile_sql(z, view)
+        data, n = conn.execute(text(sql), params | extra | {"cap": cap + 1}).one()
+        complete = None
+        if n > cap:  # too full: keep an even sample of `cap`, count them all, find where they fit
+            sql, extra = found.tile_sql(z, view, capped=True)
+            data, total = conn.execute(text(sql), params | extra | {"cap": cap}).one()
+            kept, complete = min(cap, int(total)), _complete_zoom(conn, found, view, z, x, y, cap)
+        else:
+            kept = total = int(n)
     scope = "-s" + hashlib.blake2b(repr(view.scope_key).encode(), digest_size=4).hexdigest() if view.scope_key else ""
-    t = Tile(bytes(data or b""), f'"{layer}-v{version}{scope}-{z}-{x}-{y}"', version)
+    t = Tile(bytes(data or b""), f'"{layer}-v{version}{scope}-{z}-{x}-{y}-c{cap}"', version, kept, int(total),
+             complete)
     if cache is not None:
         cache.put(key, version, t, len(t.data) + 200)
     return t
 
 
-def tilejson(layer: Layer, tiles_url: str) -> dict[str, Any]:
-    """TileJSON 3.0 of a layer."""
+def _complete_zoom(conn: Connection, layer: Layer, view: View, z: int, x: int, y: int, cap: int) -> int:
+    """The first zoom below z at which no sub-tile of tile z/x/y holds more than `cap` of its features, counted by
+    their centres in WebMercator (MAX_ZOOM when even that is too full)."""
+    cond, params = layer.rows_where(view)
+    sql = ("WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+           "p AS MATERIALIZED (SELECT (ST_X(c) - ST_XMin(b.e)) / (ST_XMax(b.e) - ST_XMin(b.e)) AS u, "
+           "(ST_YMax(b.e) - ST_Y(c)) / (ST_YMax(b.e) - ST_YMin(b.e)) AS v FROM b, LATERAL (SELECT "
+           f"ST_Transform(ST_Centroid({layer.geom}), 3857) AS c FROM {layer.table} WHERE {cond} "
+           f"AND {layer.geom} && ST_Transform(b.e, 4490)) q) "
+           "SELECT min(dz) FROM generate_series(1, :span) dz WHERE (SELECT max(n) FROM (SELECT count(*) AS n FROM p "
+           "GROUP BY floor(p.u * 2 ^ dz), floor(p.v * 2 ^ dz)) s) <= :cap")
+    dz = conn.execute(text(sql), params | {"z": z, "x": x, "y": y, "span": MAX_ZOOM - z, "cap": cap}).scalar()
+    return MAX_ZOOM if dz is None else z + int(dz)
+
+
+def tilejson(conn: Connection, p: Principal, layer_id: str, tiles_url: str) -> dict[str, Any]:
+    """TileJSON 3.0 of a layer, bounded by the extent of what `p` sees of it (`citygrid.layers.extent`), with the
+    feature cap and how a tile says it was thinned."""
+    layer, view = _existing(conn, p, layer_id)
+    cap = get_settings().tile_feature_cap
     return {"tilejson": "3.0.0", "name": layer.short_name(), "tiles": [tiles_url], "minzoom": 0, "maxzoom": 16,
-            "bounds": [73.0, 3.0, 136.0, 54.0], "vector_layers": [{"id": layer.id, "fields": layer.tile_fields}]}
+            "bounds": list(extent.of(conn, layer, view).bbox),
+            "description": (f"At most {cap} features per tile: a fuller tile keeps an even sample of {cap} (by a hash "
+                            f"of the code) and answers {FEATURES_HEADER}: kept/total and {COMPLETE_HEADER}: the zoom "
+                            f"from which tiles hold all their features. Below zoom {sources.THIN_BELOW}, one feature "
+                            "per few pixels."),
+            "x-citygrid-feature-cap": cap,
+            "vector_layers": [{"id": layer.id, "fields": layer.tile_fields}]}
 
 
 def style(layer_: Layer, tiles_url: str) -> dict[str, Any]:

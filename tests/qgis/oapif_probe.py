@@ -24,6 +24,8 @@ if layer.isValid():
     out["crs"] = layer.crs().authid()
     out["fields"] = [f.name() for f in layer.fields()]
     out["geometry_type"] = layer.wkbType()
+    e = layer.extent()  # from the collection document, before any feature is read: what "zoom to layer" shows
+    out["extent"] = [e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()]
     feats = list(layer.getFeatures())
     out["xy"] = {str(f["code"]): [f.geometry().asPoint().x(), f.geometry().asPoint().y()] for f in feats}
     out["n"] = len(feats)
