@@ -220,7 +220,8 @@ class CityObject(BaseModel):
     township_code: str | None
     village_code: str | None
     component_code: str | None
-    grids: dict[str, str | None]
+    grids: dict[str, Any] = Field(..., description="unit, governance, beidou: the object's cells (`expand=grids`: "
+                                                   "and their names)")
     name: str | None
     geometry: Geometry
     crs: str

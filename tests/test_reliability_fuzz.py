@@ -80,3 +80,66 @@ def test_a_departments_reads_get_no_5xx_and_errors_in_shape(case: Any, reader: d
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_anonymous_callers_get_no_5xx_and_errors_in_shape(case: Any) -> None:
     _check(case, case.call(timeout=30))
+
+
+def test_answers_about_real_data_are_as_documented(api_schema_random: Any, demo_county: dict, places: dict,
+                                                   engine: Any, admin_headers: dict[str, str]) -> None:
+    """The random cases above mostly meet an empty registry (their codes name nothing): here the demo county's
+    objects, addresses, grids, layers and features are read as an admin (every field and personal data shown)
+    and anonymously (fields cut and masked), and every answer must be as the document says."""
+    from sqlalchemy import text
+
+    with engine.connect() as c:
+        code, cls = c.execute(text("SELECT code, class_code FROM city_object WHERE status = 'active' AND "
+                                   "division_code = '420281' ORDER BY code LIMIT 1")).one()
+        grid = c.execute(text("SELECT code FROM grid WHERE system = 'unit' ORDER BY code LIMIT 1")).scalar_one()
+    village, (x, y) = places["a"]["village"], places["a"]["pt"]
+
+    def get(path: str, headers: dict[str, str] | None = None, **params: Any) -> Any:
+        case = api_schema_random[path]["GET"].Case(path_parameters={k[1:]: v for k, v in params.items()
+                                                                     if k.startswith("_")},
+                                                   query={k: v for k, v in params.items() if not k.startswith("_")})
+        response = case.call(headers=headers, timeout=60)
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.text[:300]}"
+        try:
+            _check(case, response)
+        except Exception as exc:  # every mismatch of the run, not only the first
+            failed.append(f"{path} {'admin' if headers else 'anonymous'}: {str(exc)[:1500]}")
+        return response
+
+    failed: list[str] = []
+    layers = get("/layers").json()["layers"]
+    for who in (admin_headers, None):
+        get("/divisions/{code}", who, _code="420281")
+        get("/divisions/{code}/children", who, _code="420281", limit=3)
+        get("/divisions/{code}/parents", who, _code=village)
+        get("/divisions/{code}/boundary", who, _code="420281")
+        get("/divisions", who, name="大冶", limit=3)
+        get("/classes/{code}", who, _code=cls)
+        get("/objects/{code}", who, _code=code, expand="links,address,grids,history,lineage")
+        get("/objects/{code}/history", who, _code=code)
+        get("/objects/{code}/lineage", who, _code=code)
+        get("/codes/{code}", who, _code=code)
+        get("/links/{code}", who, _code=code)
+        room = get("/addresses/{code}", who, _code=places["room"]).json()
+        get("/addresses/{code}", who, _code=places["door"])
+        get("/address/reverse", who, x=x, y=y, radius=500)
+        get("/grids", who, division=village, limit=3)
+        get("/grids/{system}/{code}", who, _system="unit", _code=grid)
+        get("/aggregate", who, by="h3:7")
+        get("/aggregate", who, by="township", geometry="false")
+        get("/freshness", who, division="420281")
+        get("/freshness/villages", who, division=places["a"]["township"])
+        get("/changes", who, since="", limit=20)
+        get("/tiles/{layer}.json", who, _layer=layers[0]["id"])
+        get("/styles/{layer}.json", who, _layer=layers[0]["id"])
+        get("/ogc/collections", who)
+        get("/ogc/collections/{cid}", who, _cid=f"class-{cls}")
+        items = get("/ogc/collections/{cid}/items", who, _cid=f"class-{cls}", limit=3).json()
+        get("/ogc/collections/{cid}/items/{fid}", who, _cid=f"class-{cls}", _fid=items["features"][0]["id"])
+        get("/ogc/collections/{cid}/queryables", who, _cid=f"class-{cls}")
+    for path in ("/objects", "/jobs", "/auth/me", "/audit", "/audit/verify", "/webhooks", "/submissions"):
+        get(path, admin_headers)
+        for crs in ("gcj02", "EPSG:4547"):  # geographic and projected points
+            assert get("/address/geocode", who, q=room["address"], crs=crs).json()["candidates"]
+    assert failed == []
