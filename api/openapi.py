@@ -61,13 +61,20 @@ WHY: dict[int, str] = {
     503: "the database cannot answer now (Retry-After), or the service is not ready",
 }
 ERROR_MEDIA = "application/json"
+_RETRY = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
+HEADERS: dict[int, dict[str, Any]] = {  # what api/errors.py sends with these statuses
+    401: {"WWW-Authenticate": {"description": "the scheme that would work: Bearer, or Basic on the OpenRosa routes",
+                               "schema": {"type": "string"}}},
+    405: {"Allow": {"description": "the methods the resource allows", "schema": {"type": "string"}}},
+    429: _RETRY, 503: _RETRY,
+}
 
 
 def errors(*statuses: int, why: Mapping[int, str] | None = None) -> Responses:
     """The error model on each of `statuses`, for a route's `responses=`; `why` says what a status means on this
     route where that is more than the general meaning."""
     return {s: {"description": (why or {}).get(s, WHY[s]), "content": {ERROR_MEDIA: {"schema": _ref(ErrorOut)}}}
-            for s in statuses}
+            | ({"headers": HEADERS[s]} if s in HEADERS else {}) for s in statuses}
 
 
 def ok(model: type[BaseModel], status: int = 200, description: str = "OK") -> Responses:
@@ -176,7 +183,7 @@ def install(app: FastAPI, *, credentials: Iterable[Callable[..., Any]], database
             return app.openapi_schema
         doc = get_openapi(title=app.title, version=app.version, openapi_version=app.openapi_version,
                           summary=app.summary, description=app.description, routes=app.routes)
-        error = errors(500)[500]
+        errors(500)  # the error model in the components, whether any route names it or not
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
@@ -204,7 +211,7 @@ def install(app: FastAPI, *, credentials: Iterable[Callable[..., Any]], database
                 if route is not None and _calls(route.dependant, db_deps):
                     extra.add(503)
                 for status in sorted(extra):
-                    answers.setdefault(str(status), error | {"description": WHY[status]})
+                    answers.setdefault(str(status), errors(status)[status])
                 for answer in answers.values():
                     _tidy(answer)
         app.openapi_schema = doc

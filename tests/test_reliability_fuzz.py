@@ -4,7 +4,8 @@ phase's invalid values (just outside each bound, wrong types, missing required p
 Bounded in `make test` (2 examples per operation, fixed seed: 41 s of calls at load average 8 on 2 CPUs); it
 asserts what holds for every answer: no 5xx, every 4xx in the error shape, and the answer as its operation's
 document says (schemathesis's checks: the status is one the operation declares, the media type one it declares for
-that status, the body valid against that status's schema; the document is api/openapi.py's, and
+that status, the body valid against that status's schema, the headers it documents (Retry-After …) valid; the
+document is api/openapi.py's, and
 tests/test_openapi.py keeps every operation described).
 Writes are fuzzed anonymously only (so: up to their 401), because authenticated random writes would change the
 session's shared database under the other tests."""
@@ -21,12 +22,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
 SHAPE = {"error_code", "message_zh", "message_en", "field", "row", "errors"}
-CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance,
+               response_headers_conformance]
 # random cases per operation (hypothesis max_examples), with a fixed seed; `make fuzz` asks for many more and adds
 # the coverage phase to the department's reads (a minute and a half alone on a loaded machine)
 LONG = "FUZZ_EXAMPLES" in os.environ

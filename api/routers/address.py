@@ -124,7 +124,7 @@ def page(code: str, c: Connection = Depends(conn)) -> HTMLResponse:
 
 @router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress; "
                                                           "departments and admins",
-             responses=ok(BatchStarted, 202) | errors(403, 409))
+             responses=ok(BatchStarted, 202) | errors(403))
 def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
                division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes),
                p: Principal = Depends(acting_principal)) -> dict[str, Any]:

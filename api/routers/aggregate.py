@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.engine import Connection
 
 from api.deps import read_conn, read_principal
-from api.openapi import MVT, media, ok
+from api.openapi import MVT, errors, media, ok
 from api.schemas import Aggregate
 from citygrid.geo import parse_bbox
 from citygrid.layers.aggregate import aggregate, area_tile
@@ -21,7 +21,7 @@ router = APIRouter(tags=["grids"])
 
 
 @router.get("/aggregate", summary="Counts, sums or averages per H3 cell, Beidou grid cell (bgc:1–10), grid or division, as GeoJSON",
-            responses=ok(Aggregate))
+            responses=ok(Aggregate) | errors(403, 404))
 def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Query(None, alias="class",
                                                                                        pattern=r"^\d{6}$"),
                   attr: str | None = Query(None, max_length=64), stat: str = Query("count", max_length=8),
@@ -36,7 +36,7 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
 @router.get("/aggregate/tiles/{z}/{x}/{y}.mvt",
             summary="Aggregate tiles: heat points per H3 cell (by=h3, layer 'heat') or counted grid/division "
                     "polygons (by=unit_grid|gov_grid|county|township|village, layer 'aggregate')",
-            response_class=Response, responses=media(MVT))
+            response_class=Response, responses=media(MVT) | errors(404))
 def heat_tile(z: int, x: int, y: int, class_: str | None = Query(None, alias="class", pattern=r"^\d{6}$"),
               by: str = Query("h3", max_length=20), c: Connection = Depends(read_conn),
               p: Principal = Depends(read_principal)) -> Response:

@@ -51,7 +51,7 @@ def get_grid(system: str, code: str, c: Connection = Depends(conn), p: Principal
 
 
 @router.post("/import", status_code=201, summary="Import a department's grid system from GeoJSON (多网合一)",
-             responses=ok(GridImported, 201) | errors(403, 404, 409))
+             responses=ok(GridImported, 201) | errors(403, 404))
 async def import_grids(request: Request, file: UploadFile = File(...), system: str = Form(...),
                        code_field: str = Form("code"), name_field: str = Form("name"), crs: str | None = Form(None),
                        base: str = Form("unit"), p: Principal = Depends(acting_principal)) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def submission_head(p: Principal = Depends(odk_principal)) -> Response:
 @router.post("/submission", status_code=201, summary="OpenRosa submission: the instance XML (xml_submission_file) "
                                                       "and its attachments, multipart",
              responses=media(XML_MEDIA, TEXT, 201) | media(XML_MEDIA, TEXT, 202, "stored; not yet a valid row")
-             | errors(403, 404, 409, 415))
+             | errors(403, 404))
 async def submission_post(request: Request, indexes: AddressIndexCache = Depends(address_indexes),
                           p: Principal = Depends(odk_principal)) -> Response:
     form = await request.form(max_files=50, max_fields=50, max_part_size=odk.MAX_SUBMISSION)
