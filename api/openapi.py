@@ -82,6 +82,13 @@ def ok(model: type[BaseModel], status: int = 200, description: str = "OK") -> Re
     return {status: {"model": model, "description": description}}
 
 
+def with_headers(answers: Responses, **named: str) -> Responses:
+    """`answers` with response headers (text values) documented on each: `with_headers(media(...), ETag="…")`;
+    a name's underscores are dashes."""
+    doc = {k.replace("_", "-"): {"description": v, "schema": {"type": "string"}} for k, v in named.items()}
+    return {s: a | {"headers": a.get("headers", {}) | doc} for s, a in answers.items()}
+
+
 # The media types of answers that are not JSON documents.
 GEOJSON = "application/geo+json"
 MVT = "application/vnd.mapbox-vector-tile"

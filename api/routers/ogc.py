@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import acting_principal, conn, current_principal, not_modified, read_conn, read_principal, writing
-from api.openapi import GEOJSON, NOT_MODIFIED, Responses, errors, media, ok
+from api.openapi import GEOJSON, NOT_MODIFIED, Responses, errors, media, ok, with_headers
 from api.schemas import CollectionOut, Collections, Conformance, Landing, OgcFeature, OgcItems, Queryables
 from citygrid import crs as crsmod
 from citygrid.layers import cql2, edit
@@ -66,6 +66,10 @@ def conformance() -> dict[str, Any]:
     return {"conformsTo": CONFORMANCE}
 
 
+CONTENT_CRS_OUT = "the CRS of the answer's coordinates, as <URI> (Part 2)"
+PAGE_ETAG = "strong: the layer's data version and the query; send it back as If-None-Match for a 304"
+ITEM_ETAG = "the item's state (registry objects): If-None-Match gets a 304, If-Match guards a write (Part 4)"
+ITEM_MODIFIED = "when the item last changed (registry objects): If-Unmodified-Since guards a write"
 CRS_DOC = ("CRS as a URI from the collection's `crs` list: CRS84 (default), EPSG:4490 (CGCS2000, storage), 4326, "
            "4534–4554 (CGCS2000 Gauss-Krüger 3° zones), and GCJ-02 / BD-09 (the offsets Amap/Tencent and Baidu maps use, "
            "as " + crsmod.CITYGRID_URI + "GCJ-02 and …/BD-09; longitude first; only inside China, else 400 "
@@ -103,7 +107,8 @@ def get_collection(cid: str, request: Request, c: Connection = Depends(conn),
 
 
 @router.get("/collections/{cid}/items", summary="Features, keyset-paged",
-            responses=media(GEOJSON, OgcItems) | NOT_MODIFIED | errors(404))
+            responses=with_headers(media(GEOJSON, OgcItems), ETag=PAGE_ETAG, Content_Crs=CONTENT_CRS_OUT) | NOT_MODIFIED
+            | errors(404))
 def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
               bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs", description=CRS_DOC),
               crs: str | None = Query(None, description=CRS_DOC), datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
@@ -145,7 +150,8 @@ def get_queryables(cid: str, request: Request, c: Connection = Depends(conn),
 
 
 @router.get("/collections/{cid}/items/{fid}", summary="One feature by code",
-            responses=media(GEOJSON, OgcFeature) | NOT_MODIFIED | errors(404))
+            responses=with_headers(media(GEOJSON, OgcFeature), ETag=ITEM_ETAG, Last_Modified=ITEM_MODIFIED,
+                                   Content_Crs=CONTENT_CRS_OUT) | NOT_MODIFIED | errors(404))
 def get_item(cid: str, fid: str, request: Request, crs: str | None = Query(None, description=CRS_DOC), c: Connection = Depends(conn),
              p: Principal = Depends(current_principal)) -> Response:
     feat = F.item(c, p, cid, fid, crs)
@@ -212,7 +218,9 @@ async def _write(request: Request, work: Callable[[Session, bytes], edit.Written
 
 @router.post("/collections/{cid}/items", status_code=201, summary="Create a feature (Part 4): a new object with a "
              "new code; 201 with Location and ETag", openapi_extra=_feature_body(*edit.FEATURE_TYPES),
-             responses=media(GEOJSON, OgcFeature, 201, "created; the body is the feature as stored") | _WRITE_ERRORS)
+             responses=with_headers(media(GEOJSON, OgcFeature, 201, "created; the body is the feature as stored"),
+                                    Location="the new item's URL", ETag=ITEM_ETAG, Content_Crs=CONTENT_CRS_OUT)
+             | _WRITE_ERRORS)
 async def create_item(cid: str, request: Request, p: Principal = Depends(acting_principal),
                       content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC)
                       ) -> Response:
@@ -223,8 +231,8 @@ async def create_item(cid: str, request: Request, p: Principal = Depends(acting_
 
 @router.put("/collections/{cid}/items/{fid}", summary="Replace a feature (Part 4): properties left out are "
             "removed; a new version", openapi_extra=_feature_body(*edit.FEATURE_TYPES),
-            responses=media(GEOJSON, OgcFeature, description="replaced; the body is the feature, ETag the new one")
-            | _WRITE_ERRORS)
+            responses=with_headers(media(GEOJSON, OgcFeature, description="replaced; the body is the feature"),
+                                   ETag=ITEM_ETAG, Content_Crs=CONTENT_CRS_OUT) | _WRITE_ERRORS)
 async def replace_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
                        content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC),
                        if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),
@@ -238,8 +246,8 @@ async def replace_item(cid: str, fid: str, request: Request, p: Principal = Depe
 @router.patch("/collections/{cid}/items/{fid}", summary="Update a feature (Part 4): a JSON merge patch (RFC 7396) "
               "of a Feature or of its properties; null removes an attribute",
               openapi_extra=_feature_body(*edit.PATCH_TYPES),
-              responses=media(GEOJSON, OgcFeature, description="updated; the body is the feature, ETag the new one")
-              | _WRITE_ERRORS)
+              responses=with_headers(media(GEOJSON, OgcFeature, description="updated; the body is the feature"),
+                                     ETag=ITEM_ETAG, Content_Crs=CONTENT_CRS_OUT) | _WRITE_ERRORS)
 async def update_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
                       content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC),
                       if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.engine import Connection
 
 from api.deps import not_modified, read_conn, read_principal
-from api.openapi import MVT, NOT_MODIFIED, errors, media, ok
+from api.openapi import MVT, NOT_MODIFIED, errors, media, ok, with_headers
 from api.schemas import LayerList, MapStyle, TileJSON
 from citygrid.layers import tiles as T
 from citygrid.security.principal import Principal
 
 router = APIRouter(tags=["tiles"])
+TILE_ETAG = "strong: the layer's data version; send it back as If-None-Match for a 304"
 
 
 def _root(request: Request) -> str:
@@ -33,7 +34,7 @@ def get_layers(request: Request, c: Connection = Depends(read_conn), p: Principa
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Mapbox vector tile (EPSG:3857 tile matrix)",
-            response_class=Response, responses=media(MVT) | NOT_MODIFIED | errors(404))
+            response_class=Response, responses=with_headers(media(MVT), ETag=TILE_ETAG) | NOT_MODIFIED | errors(404))
 def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(read_conn),
              p: Principal = Depends(read_principal)) -> Response:
     t = T.tile(c, p, layer, z, x, y)
