@@ -19,7 +19,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -185,11 +184,12 @@ def install(app: FastAPI, *, credentials: Iterable[Callable[..., Any]], database
     cred_deps, bodies, limited = set(credentials), set(body_methods), set(rate_limited)
     db_deps = cred_deps | set(database)
 
+    framework = app.openapi  # FastAPI's own document, with every setting of the app
+
     def build() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        doc = get_openapi(title=app.title, version=app.version, openapi_version=app.openapi_version,
-                          summary=app.summary, description=app.description, routes=app.routes)
+        if done:
+            return done[0]
+        doc = framework()
         errors(500)  # the error model in the components, whether any route names it or not
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
@@ -221,7 +221,8 @@ def install(app: FastAPI, *, credentials: Iterable[Callable[..., Any]], database
                     answers.setdefault(str(status), errors(status)[status])
                 for answer in answers.values():
                     _tidy(answer)
-        app.openapi_schema = doc
+        done.append(doc)
         return doc
 
+    done: list[dict[str, Any]] = []
     app.openapi = build  # type: ignore[method-assign]
