@@ -12,7 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, hardening, proxy, retry, web
+from api import deps, errors, hardening, openapi, proxy, retry, web
+from api.openapi import errors as errors_doc
+from api.openapi import ok
 from api.routers import (
     address,
     aggregate,
@@ -34,6 +36,7 @@ from api.routers import (
     tiles,
     webhooks,
 )
+from api.schemas import Health, Liveness, Readiness, ServiceIndex
 from citygrid import __version__
 from citygrid.catalog import get_catalog
 from citygrid.db.health import loaded, readiness
@@ -98,6 +101,9 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         app.include_router(r)
 
     web.install(app)
+    openapi.install(app, credentials=(deps.conn, deps.read_conn, deps.odk_principal), database=(deps.address_indexes,),
+                    body_methods=hardening.BODY_METHODS,
+                    rate_limited=[key for key, rule in hardening.ROUTES.items() if rule.bucket])
     app.add_middleware(retry.RetryAborted)  # innermost: bodies are size-checked and text-checked before it buffers
     hardening.install(app)
     # outermost: the rate limits and every route see the caller's address and scheme, not the proxy's
@@ -105,25 +111,27 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
 
     started = time.monotonic()
 
-    @app.get("/health", tags=["system"])
+    @app.get("/health", tags=["system"], responses=ok(Health) | errors_doc(503))
     def health() -> dict[str, Any]:
         with app.state.engine.connect() as c:
             return {"status": "ok", "version": __version__} | loaded(scoped(c, ANONYMOUS))
 
-    @app.get("/healthz", tags=["system"], summary="Liveness: the process answers (no database access)")
+    @app.get("/healthz", tags=["system"], summary="Liveness: the process answers (no database access)",
+             responses=ok(Liveness))
     async def healthz() -> dict[str, Any]:
         return {"status": "alive", "version": __version__, "pid": os.getpid(),
                 "uptime_s": round(time.monotonic() - started, 1)}
 
     @app.get("/readyz", tags=["system"], summary="Readiness: the database answers and the address index is in "
-             "memory; 503 with Retry-After until then (the first probe starts loading the index)")
+             "memory; 503 with Retry-After until then (the first probe starts loading the index)",
+             responses=ok(Readiness) | errors_doc(503))
     def readyz() -> dict[str, Any]:
         ready = readiness(app.state.engine, app.state.address_indexes)
         if app.state.replicas is not None:
             ready["replicas"] = app.state.replicas.status()
         return ready
 
-    @app.get("/", tags=["system"])
+    @app.get("/", tags=["system"], responses=ok(ServiceIndex))
     def index() -> dict[str, Any]:
         return {"name": "citygrid", "docs": "/docs", "openapi": "/openapi.json",
                 "links": ["/divisions/420281", "/classes", "/departments", "/objects", "/codes/{code}", "/health"]}

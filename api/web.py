@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from api.openapi import media
 from citygrid.address.plates import font_path
 from citygrid.catalog import get_catalog
 from citygrid.errors import E
@@ -81,7 +82,7 @@ def install(app: FastAPI) -> None:
 
     @app.get("/glyphs/{fontstack}/{block}.pbf", tags=["tiles"], summary="Map label glyphs (SDF protobuf, 256 "
              "code points) made from the server's CJK font, so map labels need no glyph server",
-             responses={200: {"content": {"application/x-protobuf": {}}}})
+             responses=media("application/x-protobuf"))
     def glyph_block(fontstack: str, block: str) -> Response:
         start, _, end = block.partition("-")
         if not (start.isdigit() and end.isdigit()):

@@ -10,7 +10,20 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from api.deps import acting_principal, address_indexes, conn, current_principal, writing
+from api.openapi import BINARY, CSV, GEOJSON, TEXT, XLSX, FeatureCollection, errors, media, ok
 from api.proxy import public_base
+from api.schemas import (
+    AddressNode,
+    BatchStarted,
+    Geocoded,
+    GeocodedMany,
+    Job,
+    Normalized,
+    Parsed,
+    PersonsFound,
+    Registered,
+    Reverse,
+)
 from api.web import render
 from citygrid import jobs
 from citygrid.address import answer, facts, nodes
@@ -30,12 +43,14 @@ MAX_UPLOAD = 512 * 1024 * 1024
 _check_text = batchmod.check_address
 
 
-@router.get("/address/normalize", summary="Normalize an address (traditional→simplified, numerals, 幢/栋 …)")
+@router.get("/address/normalize", summary="Normalize an address (traditional→simplified, numerals, 幢/栋 …)",
+            responses=ok(Normalized))
 def get_normalize(q: str = Query(..., max_length=MAX_LEN)) -> dict[str, Any]:
     return {"input": q, "normalized": normalize(_check_text(q))}
 
 
-@router.get("/address/parse", summary="Split an address into levels (sequence labeller + gazetteer)")
+@router.get("/address/parse", summary="Split an address into levels (sequence labeller + gazetteer)",
+            responses=ok(Parsed))
 def get_parse(q: str = Query(..., max_length=MAX_LEN)) -> dict[str, Any]:
     """Each span's `text` is exactly the caller's characters (`q[start:end]`), its `value` the normalized form
     (九层 → 9层, 三號樓 → 3栋), the form the address base and the resolver compare."""
@@ -52,7 +67,7 @@ CRS_DOC = ("CRS of the answer's points: gcj02 (Amap, Tencent), bd09 (Baidu), CGC
 
 
 @router.get("/address/geocode", summary="Geocode one address: best candidates with codes, point, level (also Amap's), "
-                                        "precise", description=answer.DESCRIPTION)
+                                        "precise", description=answer.DESCRIPTION, responses=ok(Geocoded))
 def get_geocode(q: str = Query(..., max_length=MAX_LEN),
                 division: str | None = Query(None, pattern=r"^\d{6,12}$"), limit: int = Query(5, ge=1, le=20),
                 crs: str | None = Query(None, max_length=100, description=CRS_DOC),
@@ -68,14 +83,16 @@ class GeocodeMany(BaseModel):
 
 
 @router.post("/address/geocode", summary="Geocode many addresses in one request (per-row errors, none dropped); "
-                                        "departments and admins", description=answer.DESCRIPTION)
+                                        "departments and admins", description=answer.DESCRIPTION,
+             responses=ok(GeocodedMany) | errors(403))
 def post_geocode(body: GeocodeMany, indexes: AddressIndexCache = Depends(address_indexes),
                  p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     results = batchmod.geocode_many(p, indexes.get(), body.addresses, body.division, body.limit, body.crs)
     return {"count": len(results), "results": results}
 
 
-@router.get("/address/reverse", summary="Point → nearest door plate, building, road, village, township")
+@router.get("/address/reverse", summary="Point → nearest door plate, building, road, village, township",
+            responses=ok(Reverse))
 def reverse(x: float = Query(..., description="lon or easting"), y: float = Query(..., description="lat or northing"),
             crs: str | None = Query(None, max_length=100, description="CRS of x/y and of the door's point: " + CRS_DOC
                                     + "; any other EPSG system pyproj knows is read too"),
@@ -84,26 +101,30 @@ def reverse(x: float = Query(..., description="lon or easting"), y: float = Quer
     return reversemod.reverse(c, x, y, crs, radius)
 
 
-@router.get("/addresses/{code}", summary="A standard address node with parents, children, objects and 三实 (by clearance)")
+@router.get("/addresses/{code}", summary="A standard address node with parents, children, objects and 三实 (by clearance)",
+            responses=ok(AddressNode) | errors(404))
 def get_address(code: str, c: Connection = Depends(conn), limit: int = Query(200, ge=1, le=2000),
                 p: Principal = Depends(current_principal)) -> dict[str, Any]:
     return nodes.describe(c, p, code, limit)
 
 
 @router.get("/addresses/{code}/qr.svg", summary="QR code of the door plate (智慧门牌): opens the address page at "
-                                                "the county's public address (CITYGRID_PUBLIC_BASE_URL)")
+                                                "the county's public address (CITYGRID_PUBLIC_BASE_URL)",
+            responses=media("image/svg+xml") | errors(404))
 def qr(code: str, request: Request, c: Connection = Depends(conn)) -> Response:
     return Response(nodes.qr_svg(c, code, public_base(request)), media_type="image/svg+xml")
 
 
-@router.get("/a/{code}", response_class=HTMLResponse, summary="The page a door-plate QR code opens")
+@router.get("/a/{code}", response_class=HTMLResponse, summary="The page a door-plate QR code opens",
+            responses=errors(404))
 def page(code: str, c: Connection = Depends(conn)) -> HTMLResponse:
     # the door plate's public page: what the public may see, whoever scans it
     return HTMLResponse(render("address.html", node=nodes.describe(c, ANONYMOUS, code, 200)))
 
 
 @router.post("/address/batch", status_code=202, summary="Upload CSV/Excel; geocoded as a job with progress; "
-                                                          "departments and admins")
+                                                          "departments and admins",
+             responses=ok(BatchStarted, 202) | errors(403))
 def post_batch(request: Request, file: UploadFile = File(...), column: str | None = Form(None),
                division: str | None = Form(None), indexes: AddressIndexCache = Depends(address_indexes),
                p: Principal = Depends(acting_principal)) -> dict[str, Any]:
@@ -125,7 +146,8 @@ def _batch(c: Connection, p: Principal, job_id: str) -> dict[str, Any]:
     return j
 
 
-@router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts (your own batches)")
+@router.get("/address/batch/{job_id}", summary="Batch status: state, rows done, counts (your own batches)",
+            responses=ok(Job) | errors(404))
 def batch_status(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
                  ) -> dict[str, Any]:
     return jobs.public(_batch(c, p, job_id))
@@ -133,7 +155,8 @@ def batch_status(job_id: str, c: Connection = Depends(conn), p: Principal = Depe
 
 @router.get("/address/batch/{job_id}/result", summary="Download the result as csv, xlsx or geojson",
             description="Columns include level, level_amap (Amap's level words), precise, confidence, lon, lat and crs. "
-                        + answer.DESCRIPTION)
+                        + answer.DESCRIPTION,
+            responses=media({CSV: TEXT, XLSX: BINARY, GEOJSON: FeatureCollection}) | errors(404, 409))
 def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geojson)$"),
                  crs: str | None = Query(None, max_length=100, description=CRS_DOC + " (projected: columns x, y)"),
                  c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
@@ -148,14 +171,16 @@ def batch_result(job_id: str, format: str = Query("csv", pattern="^(csv|xlsx|geo
 
 
 @router.post("/address/batch/{job_id}/resume", status_code=202,
-             summary="Resume an interrupted, failed or cancelled batch from the rows already written")
+             summary="Resume an interrupted, failed or cancelled batch from the rows already written",
+             responses=ok(BatchStarted, 202) | errors(403, 404, 409))
 def batch_resume(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(acting_principal),
                  indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
     return _restart(c, p, indexes, job_id, fresh=False)
 
 
 @router.post("/address/batch/{job_id}/retry", status_code=202,
-             summary="Run an interrupted, failed or cancelled batch again from its first row")
+             summary="Run an interrupted, failed or cancelled batch again from its first row",
+             responses=ok(BatchStarted, 202) | errors(403, 404, 409))
 def batch_retry(job_id: str, c: Connection = Depends(conn), p: Principal = Depends(acting_principal),
                 indexes: AddressIndexCache = Depends(address_indexes)) -> dict[str, Any]:
     return _restart(c, p, indexes, job_id, fresh=True)
@@ -167,14 +192,16 @@ def _restart(c: Connection, p: Principal, indexes: AddressIndexCache, job_id: st
     return {"job": str(rec.id), "status": f"/address/batch/{rec.id}", "result": f"/address/batch/{rec.id}/result"}
 
 
-@router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口): the personal grant there")
+@router.post("/addresses/{code}/persons", status_code=201, summary="Register a person in a room (实有人口): the personal grant there",
+             responses=ok(Registered, 201) | errors(403, 404))
 def post_person(code: str, body: dict[str, Any], request: Request, p: Principal = Depends(acting_principal)
                 ) -> dict[str, Any]:
     with writing(request) as s:
         return facts.add_person(s.connection(), p, code, body)
 
 
-@router.post("/addresses/{code}/organizations", status_code=201, summary="Register an organization at a door (实有单位)")
+@router.post("/addresses/{code}/organizations", status_code=201, summary="Register an organization at a door (实有单位)",
+             responses=ok(Registered, 201) | errors(403, 404))
 def post_org(code: str, body: dict[str, Any], request: Request, p: Principal = Depends(acting_principal)
              ) -> dict[str, Any]:
     with writing(request) as s:
@@ -185,7 +212,8 @@ class PersonQuery(BaseModel):
     id_number: str = Field(..., max_length=40, description="公民身份号码 (sent in the body, never in a URL)")
 
 
-@router.post("/persons/search", summary="Find persons by ID number (keyed hash; needs the personal-data grant)")
+@router.post("/persons/search", summary="Find persons by ID number (keyed hash; needs the personal-data grant)",
+             responses=ok(PersonsFound) | errors(403))
 def search_persons(body: PersonQuery, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     with writing(request) as s:
         found = facts.find_persons(s.connection(), p, body.id_number)

@@ -12,6 +12,8 @@ from api.deps import read_conn, read_principal
 from api.routers.objects import CRS_DOC
 from citygrid import crs as crsmod
 from citygrid.geo import parse_bbox_in
+from api.openapi import MVT, errors, media, ok
+from api.schemas import Aggregate
 from citygrid.layers.aggregate import aggregate, area_tile
 from citygrid.layers.aggregate import heat_tile as heat_tile_mvt
 from citygrid.layers.tiles import check_tile
@@ -20,7 +22,8 @@ from citygrid.security.principal import Principal
 router = APIRouter(tags=["grids"])
 
 
-@router.get("/aggregate", summary="Counts, sums or averages per H3 cell, Beidou grid cell (bgc:1–10), grid or division, as GeoJSON")
+@router.get("/aggregate", summary="Counts, sums or averages per H3 cell, Beidou grid cell (bgc:1–10), grid or division, as GeoJSON",
+            responses=ok(Aggregate) | errors(403, 404))
 def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Query(None, alias="class",
                                                                                        pattern=r"^\d{6}$"),
                   attr: str | None = Query(None, max_length=64), stat: str = Query("count", max_length=8),
@@ -38,7 +41,7 @@ def get_aggregate(by: str = Query("h3:8", max_length=20), class_: str | None = Q
 @router.get("/aggregate/tiles/{z}/{x}/{y}.mvt",
             summary="Aggregate tiles: heat points per H3 cell (by=h3, layer 'heat') or counted grid/division "
                     "polygons (by=unit_grid|gov_grid|county|township|village, layer 'aggregate')",
-            response_class=Response)
+            response_class=Response, responses=media(MVT) | errors(404))
 def heat_tile(z: int, x: int, y: int, class_: str | None = Query(None, alias="class", pattern=r"^\d{6}$"),
               by: str = Query("h3", max_length=20), c: Connection = Depends(read_conn),
               p: Principal = Depends(read_principal)) -> Response:

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Connection
 
 from api.deps import conn, current_principal
+from api.openapi import ok
+from api.schemas import ChangePage
 from citygrid.security.principal import Principal
 from citygrid.sharing import changes
 
 router = APIRouter(prefix="/changes", tags=["changes"])
 
 
-@router.get("", summary="Changes after a cursor, in order; long polling with `wait`")
+@router.get("", summary="Changes after a cursor, in order; long polling with `wait`", responses=ok(ChangePage))
 def feed(since: str | None = Query(None, max_length=50, description="the `cursor` of the previous answer; "
                                    "empty: from the start; `now`: only what comes next"),
          class_code: str | None = Query(None, alias="class", pattern=r"^\d{6}$"),

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from api.deps import acting_principal, conn, current_principal, writing
+from api.openapi import errors, ok
+from api.schemas import CodeBlock, CodeExplained
 from citygrid.coding.allocator import reserve_block as reserve
 from citygrid.registry.codes import explain
 from citygrid.security.principal import Principal
@@ -16,7 +18,8 @@ from citygrid.security.principal import Principal
 router = APIRouter(prefix="/codes", tags=["codes"])
 
 
-@router.get("/{code}", summary="Validate a code, explain its segments, resolve it if issued")
+@router.get("/{code}", summary="Validate a code, explain its segments, resolve it if issued",
+            responses=ok(CodeExplained) | errors(404))
 def get_code(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
     return explain(c, p, code)
 
@@ -28,7 +31,8 @@ class BlockIn(BaseModel):
     batch: str | None = Field(None, max_length=100, description="label to find the block again")
 
 
-@router.post("/blocks", status_code=201, summary="Reserve a block of codes for bulk work (one statement, with quotas)")
+@router.post("/blocks", status_code=201, summary="Reserve a block of codes for bulk work (one statement, with quotas)",
+             responses=ok(CodeBlock, 201) | errors(403, 409, 429))
 def reserve_block(body: BlockIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     with writing(request) as s:
         return reserve(s, p, body.division_code, body.class_code, body.count, body.batch)

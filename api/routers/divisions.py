@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Connection
 
 from api.deps import conn
+from api.openapi import Feature, errors, ok
+from api.schemas import DivisionChildren, DivisionDetail, DivisionParents, DivisionSearch
 from citygrid.errors import E
 from citygrid.regions import query as q
 
@@ -23,7 +25,7 @@ def _require(c: Connection, code: str) -> q.DivisionOut:
     return d
 
 
-@router.get("", summary="Search divisions by name, short name or alias")
+@router.get("", summary="Search divisions by name, short name or alias", responses=ok(DivisionSearch))
 def search(name: str = Query(..., min_length=1, max_length=50), level: int | None = Query(None, ge=1, le=5),
            within: str | None = Query(None, pattern=r"^\d{2,12}$"), limit: int = Query(20, ge=1, le=200),
            c: Connection = Depends(conn)) -> dict[str, Any]:
@@ -31,7 +33,8 @@ def search(name: str = Query(..., min_length=1, max_length=50), level: int | Non
     return {"items": [d.to_dict() for d in items], "count": len(items)}
 
 
-@router.get("/{code}", summary="A division by code, with its parents and children")
+@router.get("/{code}", summary="A division by code, with its parents and children",
+            responses=ok(DivisionDetail) | errors(404))
 def get_division(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     d = _require(c, code)
     out = d.to_dict()
@@ -44,7 +47,7 @@ def get_division(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     return out
 
 
-@router.get("/{code}/children", summary="Direct children, keyset-paged")
+@router.get("/{code}/children", summary="Direct children, keyset-paged", responses=ok(DivisionChildren) | errors(404))
 def get_children(code: str, limit: int = Query(500, ge=1, le=5000), after: str | None = None,
                  c: Connection = Depends(conn)) -> dict[str, Any]:
     d = _require(c, code)
@@ -52,13 +55,14 @@ def get_children(code: str, limit: int = Query(500, ge=1, le=5000), after: str |
     return {"items": [k.to_dict() for k in kids], "next": kids[-1].code if len(kids) == limit else None}
 
 
-@router.get("/{code}/parents", summary="Ancestors from province down")
+@router.get("/{code}/parents", summary="Ancestors from province down", responses=ok(DivisionParents) | errors(404))
 def get_parents(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     d = _require(c, code)
     return {"items": [p.to_dict() for p in q.ancestors(c, d.code)]}
 
 
-@router.get("/{code}/boundary", summary="Boundary as GeoJSON (EPSG:4490) when one is loaded")
+@router.get("/{code}/boundary", summary="Boundary as GeoJSON (EPSG:4490) when one is loaded",
+            responses=ok(Feature) | errors(404))
 def get_boundary(code: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     d = _require(c, code)
     b = q.boundary(c, d.code)

@@ -9,6 +9,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection
 
 from api.deps import conn, current_principal
+from api.openapi import HTML, TEXT, FeatureCollection, media
+from api.schemas import FreshnessReport
 from api.web import maplibre_dir, render
 from citygrid.registry import freshness
 from citygrid.security.principal import Principal
@@ -25,7 +27,8 @@ def _wants_html(request: Request) -> bool:
 
 
 @router.get("/freshness", summary="Per township and class: objects, coded %, stale %, last update, department; "
-                                  "`Accept: text/html` (a browser) gets the page")
+                                  "`Accept: text/html` (a browser) gets the page",
+            responses=media({"application/json": FreshnessReport, HTML: TEXT}))
 def report(request: Request, division: str | None = DIVISION, class_code: str | None = CLASS, department: str | None = DEPARTMENT,
            format: str | None = Query(None, pattern="^(json|html)$", description="json, or html (the page); "
                                       "without it, html only for callers that ask for text/html first (browsers)"),
@@ -38,7 +41,8 @@ def report(request: Request, division: str | None = DIVISION, class_code: str | 
     return {"division": division, "class": class_code, "department": department, "rows": rows}
 
 
-@router.get("/freshness/villages", summary="Stale % per village (GeoJSON of village outlines), for the choropleth")
+@router.get("/freshness/villages", summary="Stale % per village (GeoJSON of village outlines), for the choropleth",
+            responses=media("application/json", FeatureCollection))
 def villages(division: str | None = DIVISION, class_code: str | None = CLASS, department: str | None = DEPARTMENT,
              c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
     return freshness.by_village(c, p, division=division, class_code=class_code, department=department)

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Connection
 from api.deps import acting_principal, conn, current_principal, writing
 from api.routers.objects import CRS_DOC
 from citygrid import crs as crsmod
+from api.openapi import errors, ok
+from api.schemas import GridCell, GridCells, GridImported, GridSystems, MultiReport
 from citygrid.errors import E, detail
 from citygrid.geo import parse_bbox_in
 from citygrid.grid import multi, query
@@ -20,7 +22,7 @@ router = APIRouter(prefix="/grids", tags=["grids"])
 MAX_FILE = 64 * 1024 * 1024  # the body limit of the import route follows it (api/hardening.py)
 
 
-@router.get("", summary="Grid cells as GeoJSON, by system, community or bbox")
+@router.get("", summary="Grid cells as GeoJSON, by system, community or bbox", responses=ok(GridCells) | errors(404))
 def list_grids(system: str = Query("unit", max_length=40), division: str | None = Query(None, pattern=r"^\d{6,12}$"),
                bbox: str | None = Query(None, description="minx,miny,maxx,maxy (x = lon/easting first) in bbox-crs"),
                bbox_crs: str | None = Query(None, alias="bbox-crs", max_length=100, description=CRS_DOC),
@@ -32,17 +34,19 @@ def list_grids(system: str = Query("unit", max_length=40), division: str | None 
     return {"type": "FeatureCollection", "features": feats, "numberReturned": len(feats), "crs": out.uri}
 
 
-@router.get("/systems", summary="Grid systems side by side, with cell counts")
+@router.get("/systems", summary="Grid systems side by side, with cell counts", responses=ok(GridSystems))
 def systems(c: Connection = Depends(conn)) -> dict[str, Any]:
     return {"items": query.systems(c)}
 
 
-@router.get("/{system}/report", summary="多网合一 report: crossing, overlaps, gaps against the base")
+@router.get("/{system}/report", summary="多网合一 report: crossing, overlaps, gaps against the base",
+            responses=ok(MultiReport) | errors(404))
 def get_report(system: str, c: Connection = Depends(conn)) -> dict[str, Any]:
     return multi.report(c, system)
 
 
-@router.get("/{system}/{code}", summary="One cell with its mapping onto the base grid")
+@router.get("/{system}/{code}", summary="One cell with its mapping onto the base grid",
+            responses=ok(GridCell) | errors(404))
 def get_grid(system: str, code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
              ) -> dict[str, Any]:
     cell = query.cell(c, p, system, code)
@@ -52,7 +56,8 @@ def get_grid(system: str, code: str, c: Connection = Depends(conn), p: Principal
             "properties": cell.properties | {"objects": cell.objects}, "base": cell.base}
 
 
-@router.post("/import", status_code=201, summary="Import a department's grid system from GeoJSON (多网合一)")
+@router.post("/import", status_code=201, summary="Import a department's grid system from GeoJSON (多网合一)",
+             responses=ok(GridImported, 201) | errors(403, 404))
 async def import_grids(request: Request, file: UploadFile = File(...), system: str = Form(...),
                        code_field: str = Form("code"), name_field: str = Form("name"), crs: str | None = Form(None),
                        base: str = Form("unit"), p: Principal = Depends(acting_principal)) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from api.deps import acting_principal, conn, current_principal, writing
+from api.openapi import errors, ok
+from api.schemas import AreaConfirmed, CityObject, History, Lineage, MergeOut, ObjectExpanded, ObjectPage, SplitOut
 from api.web import render
 from citygrid.errors import E
 from citygrid.geo import parse_bbox_in
@@ -74,13 +76,14 @@ def _code(code: str) -> str:
     return code
 
 
-@router.post("", status_code=201, summary="Create an object; a unified code is assigned in the same transaction")
+@router.post("", status_code=201, summary="Create an object; a unified code is assigned in the same transaction",
+             responses=ok(CityObject, 201) | errors(403, 409))
 def create(body: ObjectIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     with _write(request) as s:
         return objects.create(s, p, objects.NewObject(**body.model_dump()))
 
 
-@router.get("", summary="Query by class, division and bbox; keyset paging with `after`")
+@router.get("", summary="Query by class, division and bbox; keyset paging with `after`", responses=ok(ObjectPage))
 def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
                  division: str | None = Query(None, pattern=r"^\d{6,12}$"),
                  bbox: str | None = Query(None, description="minx,miny,maxx,maxy (x = lon/easting first) in bbox-crs"),
@@ -97,7 +100,7 @@ def list_objects(class_code: str | None = Query(None, pattern=r"^\d{6}$"),
 
 
 @router.get("/{code}", summary="One object by unified code (or component code); `expand` adds links, address, "
-                               "grids, history, lineage")
+                               "grids, history, lineage", responses=ok(ObjectExpanded) | errors(404))
 def get_object(code: str, expand: str | None = Query(None, max_length=100, description="comma list of: "
                                                      + ", ".join(view.EXPANDS)),
                crs: str | None = Query(None, max_length=100, description="CRS of the geometry: " + CRS_DOC),
@@ -106,12 +109,13 @@ def get_object(code: str, expand: str | None = Query(None, max_length=100, descr
 
 
 @router.get("/{code}/page", response_class=HTMLResponse, summary="The object page: the one-page view for a person "
-            "(links, addresses, grids, history, lineage), as the caller may see it")
+            "(links, addresses, grids, history, lineage), as the caller may see it", responses=errors(404))
 def page(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> HTMLResponse:
     return HTMLResponse(render("object.html", **view.page(c, p, _code(code))))
 
 
-@router.patch("/{code}", summary="Update: a new version, the old one kept in history")
+@router.patch("/{code}", summary="Update: a new version, the old one kept in history",
+              responses=ok(CityObject) | errors(403, 404, 409))
 def update(code: str, body: ObjectPatch, request: Request, p: Principal = Depends(acting_principal)
            ) -> dict[str, Any]:
     with _write(request) as s:
@@ -119,14 +123,16 @@ def update(code: str, body: ObjectPatch, request: Request, p: Principal = Depend
                               crs=body.crs, expected_version=body.version, reason=body.reason)
 
 
-@router.post("/{code}/retire", summary="Retire: the code stays resolvable with status retired")
+@router.post("/{code}/retire", summary="Retire: the code stays resolvable with status retired",
+             responses=ok(CityObject) | errors(403, 404, 409))
 def retire(code: str, request: Request, body: RetireIn | None = None, p: Principal = Depends(acting_principal)
            ) -> dict[str, Any]:
     with _write(request) as s:
         return objects.retire(s, p, _code(code), reason=body.reason if body else None)
 
 
-@router.post("/{code}/confirm", summary="Confirm: the owner checked the object and it is unchanged (数据鲜活性)")
+@router.post("/{code}/confirm", summary="Confirm: the owner checked the object and it is unchanged (数据鲜活性)",
+             responses=ok(CityObject) | errors(403, 404, 409))
 def confirm(code: str, request: Request, body: RetireIn | None = None, p: Principal = Depends(acting_principal)
             ) -> dict[str, Any]:
     with _write(request) as s:
@@ -134,29 +140,33 @@ def confirm(code: str, request: Request, body: RetireIn | None = None, p: Princi
 
 
 @router.post("/confirm", summary="Confirm every active object of a class in an area (the owning department; "
-                                  "数据鲜活性): a history version and a feed entry each")
+                                  "数据鲜活性): a history version and a feed entry each",
+             responses=ok(AreaConfirmed) | errors(403, 404))
 def confirm_area(body: ConfirmAreaIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     with _write(request) as s:
         return objects.confirm_area(s, p, body.division, body.class_code, reason=body.reason)
 
 
-@router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes")
+@router.post("/{code}/split", status_code=201, summary="Split into new objects with new codes",
+             responses=ok(SplitOut, 201) | errors(403, 404, 409))
 def split(code: str, body: SplitIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     with _write(request) as s:
         return objects.split(s, p, _code(code), body.parts, reason=body.reason)
 
 
-@router.post("/merge", status_code=201, summary="Merge objects into a new one with a new code")
+@router.post("/merge", status_code=201, summary="Merge objects into a new one with a new code",
+             responses=ok(MergeOut, 201) | errors(403, 404, 409))
 def merge(body: MergeIn, request: Request, p: Principal = Depends(acting_principal)) -> dict[str, Any]:
     with _write(request) as s:
         return objects.merge(s, p, [_code(c) for c in body.codes], body.result, reason=body.reason)
 
 
-@router.get("/{code}/history", summary="Every version")
+@router.get("/{code}/history", summary="Every version", responses=ok(History) | errors(404))
 def history(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
     return {"code": code, "versions": objects.history(c, p, _code(code))}
 
 
-@router.get("/{code}/lineage", summary="Parents and children through splits and merges")
+@router.get("/{code}/lineage", summary="Parents and children through splits and merges",
+            responses=ok(Lineage) | errors(404))
 def lineage(code: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
     return objects.lineage(c, p, _code(code))

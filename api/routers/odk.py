@@ -10,6 +10,8 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from api.deps import address_indexes, odk_principal, writing
+from api.openapi import TEXT, XLSX, errors, media
+from api.openapi import XML as XML_MEDIA
 from citygrid.address.index import AddressIndexCache
 from citygrid.catalog import get_catalog
 from citygrid.errors import E
@@ -25,13 +27,15 @@ def _headers() -> dict[str, str]:
     return dict(odk.OPENROSA)
 
 
-@router.get("/formList", summary="OpenRosa form list: one form per class (ODK Collect)")
+@router.get("/formList", summary="OpenRosa form list: one form per class (ODK Collect)",
+            responses=media(XML_MEDIA, TEXT) | errors(403))
 def form_list(request: Request, formID: str | None = Query(None, max_length=40),  # noqa: N803 (the spec's name)
               p: Principal = Depends(odk_principal)) -> Response:
     return Response(odk.form_list(str(request.base_url), formID), media_type=XML, headers=_headers())
 
 
-@router.get("/forms/{fid}.xml", summary="A class's XForm, compiled from its XLSForm with pyxform")
+@router.get("/forms/{fid}.xml", summary="A class's XForm, compiled from its XLSForm with pyxform",
+            responses=media(XML_MEDIA, TEXT) | errors(403, 404))
 def form_xml(fid: str, p: Principal = Depends(odk_principal)) -> Response:
     cls = odk.class_of_form(fid)
     if cls is None:
@@ -39,7 +43,8 @@ def form_xml(fid: str, p: Principal = Depends(odk_principal)) -> Response:
     return Response(odk.xform(cls.code), media_type=XML, headers=_headers())
 
 
-@router.get("/forms/{fid}.xlsx", summary="A class's XLSForm, to adapt in Excel and compile with pyxform")
+@router.get("/forms/{fid}.xlsx", summary="A class's XLSForm, to adapt in Excel and compile with pyxform",
+            responses=media(XLSX) | errors(404))
 def form_xlsx(fid: str) -> Response:
     cls = odk.class_of_form(fid) or get_catalog().get(fid)
     if cls is None:
@@ -48,14 +53,17 @@ def form_xlsx(fid: str) -> Response:
                     media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
-@router.head("/submission", status_code=204, summary="OpenRosa pre-flight: authenticated, and the size accepted")
+@router.head("/submission", status_code=204, summary="OpenRosa pre-flight: authenticated, and the size accepted",
+             responses=errors(403))
 def submission_head(p: Principal = Depends(odk_principal)) -> Response:
     return Response(status_code=204, headers=_headers() | {
         "X-OpenRosa-Accept-Content-Length": str(odk.MAX_SUBMISSION)})
 
 
 @router.post("/submission", status_code=201, summary="OpenRosa submission: the instance XML (xml_submission_file) "
-                                                      "and its attachments, multipart")
+                                                      "and its attachments, multipart",
+             responses=media(XML_MEDIA, TEXT, 201) | media(XML_MEDIA, TEXT, 202, "stored; not yet a valid row")
+             | errors(403, 404))
 async def submission_post(request: Request, indexes: AddressIndexCache = Depends(address_indexes),
                           p: Principal = Depends(odk_principal)) -> Response:
     form = await request.form(max_files=50, max_fields=50, max_part_size=odk.MAX_SUBMISSION)

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import acting_principal, conn, current_principal, not_modified, read_conn, read_principal, writing
+from api.openapi import GEOJSON, NOT_MODIFIED, Responses, errors, media, ok, with_headers
+from api.schemas import CollectionOut, Collections, Conformance, Landing, OgcFeature, OgcItems, Queryables
 from citygrid import crs as crsmod
 from citygrid.layers import cql2, edit
 from citygrid.layers import features as F
 from citygrid.security.principal import Principal
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
-GEOJSON = "application/geo+json"
 RESERVED = {"limit", "bbox", "bbox-crs", "crs", "datetime", "cursor", "before", "f", "filter", "filter-lang",
             "filter-crs"}
 CONFORMANCE = [
@@ -45,7 +46,7 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/ogc"
 
 
-@router.get("", summary="Landing page")
+@router.get("", summary="Landing page", responses=ok(Landing))
 @router.get("/", include_in_schema=False)  # answered, not redirected: OGC test suites do not follow redirects
 def landing(request: Request) -> dict[str, Any]:
     b = _base(request)
@@ -60,11 +61,15 @@ def landing(request: Request) -> dict[str, Any]:
             ]}
 
 
-@router.get("/conformance", summary="Conformance classes")
+@router.get("/conformance", summary="Conformance classes", responses=ok(Conformance))
 def conformance() -> dict[str, Any]:
     return {"conformsTo": CONFORMANCE}
 
 
+CONTENT_CRS_OUT = "the CRS of the answer's coordinates, as <URI> (Part 2)"
+PAGE_ETAG = "strong: the layer's data version and the query; send it back as If-None-Match for a 304"
+ITEM_ETAG = "the item's state (registry objects): If-None-Match gets a 304, If-Match guards a write (Part 4)"
+ITEM_MODIFIED = "when the item last changed (registry objects): If-Unmodified-Since guards a write"
 CRS_DOC = ("CRS as a URI from the collection's `crs` list: CRS84 (default), EPSG:4490 (CGCS2000, storage), 4326, "
            "4534–4554 (CGCS2000 Gauss-Krüger 3° zones), and GCJ-02 / BD-09 (the offsets Amap/Tencent and Baidu maps use, "
            "as " + crsmod.CITYGRID_URI + "GCJ-02 and …/BD-09; longitude first; only inside China, else 400 "
@@ -86,7 +91,8 @@ def _collection_doc(b: str, c: F.Collection) -> dict[str, Any]:
     }
 
 
-@router.get("/collections", summary="Collections: one per object class with objects, plus divisions")
+@router.get("/collections", summary="Collections: one per object class with objects, plus divisions",
+            responses=ok(Collections))
 def list_collections(request: Request, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
                      ) -> dict[str, Any]:
     b = _base(request)
@@ -94,13 +100,15 @@ def list_collections(request: Request, c: Connection = Depends(conn), p: Princip
             "collections": [_collection_doc(b, col) for col in F.collections(c, p)], "crs": F.supported_crs()}
 
 
-@router.get("/collections/{cid}", summary="One collection")
+@router.get("/collections/{cid}", summary="One collection", responses=ok(CollectionOut) | errors(404))
 def get_collection(cid: str, request: Request, c: Connection = Depends(conn),
                    p: Principal = Depends(current_principal)) -> dict[str, Any]:
     return _collection_doc(_base(request), F.collection(c, p, cid, count=True))
 
 
-@router.get("/collections/{cid}/items", summary="Features, keyset-paged", response_class=JSONResponse)
+@router.get("/collections/{cid}/items", summary="Features, keyset-paged",
+            responses=with_headers(media(GEOJSON, OgcItems), ETag=PAGE_ETAG, Content_Crs=CONTENT_CRS_OUT) | NOT_MODIFIED
+            | errors(404))
 def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
               bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs", description=CRS_DOC),
               crs: str | None = Query(None, description=CRS_DOC), datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
@@ -133,14 +141,17 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
     return Response(body.encode(), media_type=GEOJSON, headers=headers)
 
 
-@router.get("/collections/{cid}/queryables", summary="Queryables (JSON Schema) for CQL2 filters")
+@router.get("/collections/{cid}/queryables", summary="Queryables (JSON Schema) for CQL2 filters",
+            responses=media("application/schema+json", Queryables) | errors(404))
 def get_queryables(cid: str, request: Request, c: Connection = Depends(conn),
                    p: Principal = Depends(current_principal)) -> JSONResponse:
     body = F.queryables(c, p, cid, f"{_base(request)}/collections/{cid}/queryables")
     return JSONResponse(body, media_type="application/schema+json")
 
 
-@router.get("/collections/{cid}/items/{fid}", summary="One feature by code")
+@router.get("/collections/{cid}/items/{fid}", summary="One feature by code",
+            responses=with_headers(media(GEOJSON, OgcFeature), ETag=ITEM_ETAG, Last_Modified=ITEM_MODIFIED,
+                                   Content_Crs=CONTENT_CRS_OUT) | NOT_MODIFIED | errors(404))
 def get_item(cid: str, fid: str, request: Request, crs: str | None = Query(None, description=CRS_DOC), c: Connection = Depends(conn),
              p: Principal = Depends(current_principal)) -> Response:
     feat = F.item(c, p, cid, fid, crs)
@@ -173,18 +184,12 @@ def _feature_body(*types: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {t: {"schema": schema} for t in types}}}
 
 
-def _error(text: str) -> dict[str, Any]:
-    return {"description": text, "content": {"application/json": {"schema": {"type": "object", "properties": {
-        k: {"type": "string"} for k in ("error_code", "message_zh", "message_en", "field")}}}}}
-
-
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error("invalid feature, attribute (field names it: properties.<attr>), geometry or Content-Crs"),
-    401: _error("no credentials"), 403: _error("no right to edit this class here"),
-    404: _error("no such collection or item"), 405: _error("the collection is read-only (Allow header)"),
-    409: _error("the item is retired"), 412: _error("If-Match / If-Unmodified-Since failed: the item changed"),
-    415: _error("the body is not JSON / GeoJSON"),
-}
+RETIRED: Responses = {204: {"description": "retired"}}
+_WRITE_ERRORS = errors(400, 401, 403, 404, 405, 409, 412, 415, why={
+    400: "invalid feature, attribute (field names it: properties.<attr>), geometry or Content-Crs",
+    403: "no right to edit this class here", 404: "no such collection or item",
+    405: "the collection is read-only (Allow header)", 409: "the item is retired",
+    412: "If-Match / If-Unmodified-Since failed: the item changed", 415: "the body is not JSON / GeoJSON"})
 
 
 def _write_answer(request: Request, cid: str, w: edit.Written, status: int) -> Response:
@@ -213,7 +218,9 @@ async def _write(request: Request, work: Callable[[Session, bytes], edit.Written
 
 @router.post("/collections/{cid}/items", status_code=201, summary="Create a feature (Part 4): a new object with a "
              "new code; 201 with Location and ETag", openapi_extra=_feature_body(*edit.FEATURE_TYPES),
-             responses={201: {"description": "created; the body is the feature as stored"}, **_WRITE_ERRORS})
+             responses=with_headers(media(GEOJSON, OgcFeature, 201, "created; the body is the feature as stored"),
+                                    Location="the new item's URL", ETag=ITEM_ETAG, Content_Crs=CONTENT_CRS_OUT)
+             | _WRITE_ERRORS)
 async def create_item(cid: str, request: Request, p: Principal = Depends(acting_principal),
                       content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC)
                       ) -> Response:
@@ -224,7 +231,8 @@ async def create_item(cid: str, request: Request, p: Principal = Depends(acting_
 
 @router.put("/collections/{cid}/items/{fid}", summary="Replace a feature (Part 4): properties left out are "
             "removed; a new version", openapi_extra=_feature_body(*edit.FEATURE_TYPES),
-            responses={200: {"description": "replaced; the body is the feature, ETag the new one"}, **_WRITE_ERRORS})
+            responses=with_headers(media(GEOJSON, OgcFeature, description="replaced; the body is the feature"),
+                                   ETag=ITEM_ETAG, Content_Crs=CONTENT_CRS_OUT) | _WRITE_ERRORS)
 async def replace_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
                        content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC),
                        if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),
@@ -238,7 +246,8 @@ async def replace_item(cid: str, fid: str, request: Request, p: Principal = Depe
 @router.patch("/collections/{cid}/items/{fid}", summary="Update a feature (Part 4): a JSON merge patch (RFC 7396) "
               "of a Feature or of its properties; null removes an attribute",
               openapi_extra=_feature_body(*edit.PATCH_TYPES),
-              responses={200: {"description": "updated; the body is the feature, ETag the new one"}, **_WRITE_ERRORS})
+              responses=with_headers(media(GEOJSON, OgcFeature, description="updated; the body is the feature"),
+                                     ETag=ITEM_ETAG, Content_Crs=CONTENT_CRS_OUT) | _WRITE_ERRORS)
 async def update_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
                       content_crs: str | None = Header(None, alias="Content-Crs", description=CONTENT_CRS_DOC),
                       if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),
@@ -251,7 +260,7 @@ async def update_item(cid: str, fid: str, request: Request, p: Principal = Depen
 
 @router.delete("/collections/{cid}/items/{fid}", status_code=204, summary="Delete a feature (Part 4): the object "
                "is retired, its code never reused; GET still answers it with status retired",
-               responses={204: {"description": "retired"}, **_WRITE_ERRORS})
+               responses=RETIRED | _WRITE_ERRORS)
 async def delete_item(cid: str, fid: str, request: Request, p: Principal = Depends(acting_principal),
                       if_match: str | None = Header(None, alias="If-Match", description=IF_MATCH_DOC),
                       if_unmodified_since: str | None = Header(None, alias="If-Unmodified-Since",

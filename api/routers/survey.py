@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from api.deps import acting_principal, address_indexes, conn, current_principal, writing
+from api.openapi import BINARY, CSV, TEXT, errors, media, ok
+from api.schemas import Reviewed, Revisions, Submission, SubmissionDetail, SubmissionList
 from citygrid.address.index import AddressIndexCache
 from citygrid.catalog import get_catalog
 from citygrid.errors import E
@@ -19,10 +21,12 @@ from citygrid.survey import intake, read, template
 
 router = APIRouter(tags=["survey"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+STILL_VALIDATING = "stored; still being validated: follow `job` at GET /submissions/{id}"
 
 
 @router.get("/templates/{class_code}.xlsx", summary="Survey template of a class (Excel): headers, drop-downs, "
-                                                     "validation, instructions")
+                                                     "validation, instructions",
+            responses=media(XLSX) | errors(404))
 def get_template(class_code: str) -> Response:
     cls = get_catalog().get(class_code)
     if cls is None:
@@ -34,7 +38,8 @@ def get_template(class_code: str) -> Response:
 @router.post("/submissions", status_code=201, summary="Upload a filled template (xlsx or CSV) or a GIS file "
                                                        "(GeoJSON, GeoPackage, zipped Shapefile) for your village; "
                                                        "stored first, then validated row by row as a job (cadres)",
-             responses={202: {"description": "stored; still being validated: follow `job` at GET /submissions/{id}"}})
+             responses=ok(Submission, 201, "stored and validated") | ok(Submission, 202, STILL_VALIDATING)
+             | errors(403, 404))
 async def post_submission(request: Request, response: Response, file: UploadFile = File(...),
                           class_code: str = Form(..., max_length=6),
                           village: str | None = Form(None, pattern=r"^\d{12}$"),
@@ -51,7 +56,8 @@ async def post_submission(request: Request, response: Response, file: UploadFile
     return out
 
 
-@router.get("/submissions", summary="Submissions you may see: a cadre's own, a reviewer's township's")
+@router.get("/submissions", summary="Submissions you may see: a cadre's own, a reviewer's township's",
+            responses=ok(SubmissionList))
 def list_submissions(status: str | None = Query(None, pattern="^(received|validated|invalid|reviewed)$"),
                      limit: int = Query(100, ge=1, le=1000), c: Connection = Depends(conn),
                      p: Principal = Depends(current_principal)) -> dict[str, Any]:
@@ -59,7 +65,8 @@ def list_submissions(status: str | None = Query(None, pattern="^(received|valida
     return {"count": len(items), "items": items}
 
 
-@router.get("/submissions/{sid}", summary="A submission with every row, its problems and its review")
+@router.get("/submissions/{sid}", summary="A submission with every row, its problems and its review",
+            responses=ok(SubmissionDetail) | errors(404))
 def get_submission(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
                    ) -> dict[str, Any]:
     return intake.detail_of(c, p, sid)
@@ -67,7 +74,8 @@ def get_submission(sid: str, c: Connection = Depends(conn), p: Principal = Depen
 
 @router.post("/submissions/{sid}/resubmit", summary="Send corrected rows into the same submission (your file "
              "back, fixed): the earlier file and outcome are kept as a revision, reviewed rows stay as they are",
-             responses={202: {"description": "stored; still being validated: follow `job` at GET /submissions/{id}"}})
+             responses=ok(Submission, 200, "stored and validated") | ok(Submission, 202, STILL_VALIDATING)
+             | errors(403, 404, 409))
 async def post_resubmit(sid: str, request: Request, response: Response, file: UploadFile = File(...),
                         crs: str | None = Form(None, max_length=40, description="as for POST /submissions"),
                         indexes: AddressIndexCache = Depends(address_indexes),
@@ -81,7 +89,8 @@ async def post_resubmit(sid: str, request: Request, response: Response, file: Up
     return out
 
 
-@router.get("/submissions/{sid}/revisions", summary="The earlier sends of a submission and how their rows came out")
+@router.get("/submissions/{sid}/revisions", summary="The earlier sends of a submission and how their rows came out",
+            responses=ok(Revisions) | errors(404))
 def get_revisions(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)
                   ) -> dict[str, Any]:
     items = intake.revisions(c, p, sid)
@@ -89,7 +98,8 @@ def get_revisions(sid: str, c: Connection = Depends(conn), p: Principal = Depend
 
 
 @router.get("/submissions/{sid}/file", summary="Your file back with the codes of approved rows and each row's "
-                                            "outcome in two added columns")
+                                            "outcome in two added columns",
+            responses=media({XLSX: BINARY, CSV: TEXT}) | errors(404))
 def get_file(sid: str, c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> Response:
     body, kind = intake.file_with_codes(c, p, sid)
     media = XLSX if kind == "xlsx" else "text/csv; charset=utf-8"
@@ -108,7 +118,8 @@ class ReviewIn(BaseModel):
 
 
 @router.post("/submissions/{sid}/review", summary="Approve (registered with a code) or reject (with a reason) rows; "
-                                                   "the township's reviewer")
+                                                   "the township's reviewer",
+             responses=ok(Reviewed) | errors(403, 404, 409))
 def post_review(sid: str, body: ReviewIn, request: Request, p: Principal = Depends(acting_principal)
                 ) -> dict[str, Any]:
     with writing(request) as s:
