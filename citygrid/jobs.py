@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -196,6 +197,47 @@ def start(engine: Engine, owner: str, kind: str, fn: Callable[[Progress], dict[s
         _running[job.id] = thread
     thread.start()
     return job
+
+
+_lanes: dict[str, queue.Queue[Callable[[], None]]] = {}  # lane → its queue, drained by one daemon thread
+
+
+def queue_job(lane: str, engine: Engine, owner: str, kind: str, fn: Callable[[Progress], dict[str, Any]],
+              detail: dict[str, Any] | None = None) -> None:
+    """Run a job later, after the lane's earlier ones, in the lane's one worker thread (started at the first
+    job): for many small jobs that arrive together (ODK submissions, one instance each), which a thread each
+    would pile onto the connection pool. The job's row is written when it starts, so a job whose process dies
+    while it waits has no row: what it works on must be found again without one (`survey.intake.resume_pending`
+    takes up stored submissions that no job processed)."""
+    with _running_lock:
+        q = _lanes.get(lane)
+        if q is None:
+            q = _lanes[lane] = queue.Queue()
+
+            def drain() -> None:
+                while True:
+                    task = q.get()
+                    try:
+                        task()
+                    except Exception as exc:  # recorded on the job already; the lane goes on
+                        log.warning("job in lane %s failed: %s", lane, exc)
+                    finally:
+                        q.task_done()
+
+            threading.Thread(target=drain, name=f"lane-{lane}", daemon=True).start()
+
+    def task() -> None:
+        _execute(JobRecorder(engine, kind, detail=detail, owner=owner), fn)
+
+    q.put(task)
+
+
+def drain(lane: str) -> None:
+    """Wait until every job queued in `lane` so far has run (tests, benchmarks, a graceful stop)."""
+    with _running_lock:
+        q = _lanes.get(lane)
+    if q is not None:
+        q.join()
 
 
 def running() -> dict[str, threading.Thread]:
