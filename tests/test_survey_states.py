@@ -157,7 +157,7 @@ def test_resubmitting_rows_without_a_key_matches_them_by_name_and_place(client: 
     sid = _upload(client, who["cadre"], _csv(rows))["id"]
     # the west one corrected where it was; the east one renamed a little and moved a metre; a new one far off; the
     # last with its place lost (so matched by name alone)
-    again = [["西头井", x + 0.0001, y, "完好"], ["东头井盖", x + 1e-5, y, "破损"], ["北头新井", x + 0.0003, y, "完好"]]
+    again = [["西头井", x + 0.0001, y, "完好"], ["东头井盖", x + 1e-5, y, "破损"], ["北头新井", x + 0.001, y, "完好"]]
     r = client.post(f"/submissions/{sid}/resubmit", files={"file": ("again.csv", _csv(again))}, headers=who["cadre"])
     assert r.status_code == 200 and r.json()["rows"] == 4, r.text
     items = _items(client, who["cadre"], sid)

@@ -361,8 +361,9 @@ def _row_key(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
 
 
-MATCH_METRES = 30.0  # a corrected row without a key this close to an open row (and alike in name) corrects it
-MATCH_NAME = 0.6  # … or this alike in name (rapidfuzz ratio) when one of the two has no usable place
+MATCH_METRES = 15.0  # a corrected row without a key this close to a row, and alike in name, corrects it
+MATCH_ALIKE = 0.6  # … alike meaning this rapidfuzz ratio at least ("井1" and "井2" are 0.5: not alike)
+MATCH_NAME = 0.8  # a row with no usable place (or an earlier one without) is matched by a name this alike
 
 
 def match_rows(rows: list[validate.Row], before: Sequence[Any], lat0: float | None) -> dict[int, int]:
@@ -386,9 +387,10 @@ def match_rows(rows: list[validate.Row], before: Sequence[Any], lat0: float | No
         for b in free:
             sim = fuzz.ratio(r.name, b.name) / 100 if r.name and b.name else None
             d = float(shapely.distance(mine, theirs[b.row])) if mine is not None and b.row in theirs else None
-            if d is not None and d <= MATCH_METRES and (sim is None or sim >= 0.3):
-                score = 1 + (sim or 0) + 1 - d / MATCH_METRES
-            elif sim is not None and sim >= MATCH_NAME and d is None:
+            if d is not None and d <= MATCH_METRES and (sim is None and d <= 1 or sim is not None
+                                                          and sim >= MATCH_ALIKE):
+                score = 1 + (sim or 0) + 1 - d / MATCH_METRES  # a place and a name beat a name alone
+            elif d is None and sim is not None and sim >= MATCH_NAME:
                 score = sim
             else:
                 continue
