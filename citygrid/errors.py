@@ -367,7 +367,7 @@ class E:
                       "{n} of the file's {total} points are shifted by about {shift} m: median distance to registered "
                       "objects and door plates {median} m, {median_fixed} m once read as GCJ-02 (a phone map app's "
                       "coordinates); upload again declaring GCJ-02")
-    submission_state = _e("submission_state", "提交 {submission} 现在是“{state_zh}”，不能{action_zh}{hint_zh}",
+    submission_state = _e("submission_state", "提交 {submission} 现在是“{state_zh}”（{state}），不能{action_zh}{hint_zh}",
                           "submission {submission} is {state} and cannot be {action_en}{hint_en}", "conflict")
     resubmit_closed = _e("resubmit_closed", "提交 {submission} 的每一行都已通过审核并赋码，没有可以更正的行；请新建一次提交",
                          "every row of submission {submission} has been approved and coded: nothing is left to "

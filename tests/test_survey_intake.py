@@ -131,6 +131,7 @@ def test_geopackage_by_field_names(client: TestClient, who: dict, places: dict) 
     item = _items(client, who["cadre"], r.json()["id"])[1]
     assert item["attrs"] == {"state": "占用", "cover_size": 650}
     assert _near(*item["geometry"]["coordinates"], x, y)
+    assert client.post(f"/submissions/{r.json()['id']}/submit", headers=who["cadre"]).status_code == 200
     code = client.post(f"/submissions/{r.json()['id']}/review", json={"decisions": [{"row": 1, "decision": "approve"}]},
                        headers=who["rev"]).json()["results"][0]["object_code"]
     back = client.get(f"/submissions/{r.json()['id']}/file", headers=who["cadre"])  # the codes, by feature
@@ -468,7 +469,7 @@ def test_corrected_rows_resubmitted_into_the_same_submission_keep_its_history(
     items = {i["row"]: i for i in d["items"]}
     assert items[2]["status"] == "approved" and items[2]["object_code"] == code and items[2]["name"] == "改一"
     assert items[3]["status"] == "valid" and items[3]["attrs"] == {"state": "破损"} and items[3]["revision"] == 2
-    assert items[4]["status"] == "valid" and items[4]["name"] == "改三（改名）" and items[4]["reason"] is None
+    assert items[4]["status"] == "valid" and items[4]["name"] == "改三(改名)" and items[4]["reason"] is None
     assert [(v["revision"], v["filename"], v["status"], v["invalid"]) for v in d["revisions"]] == [
         (1, "v1.xlsx", "coded", 1)]
     old = client.get(f"/submissions/{sid}/revisions", headers=who["rev"]).json()["items"][0]["items"]

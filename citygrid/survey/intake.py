@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import shapely
 from rapidfuzz import fuzz
+from rapidfuzz import process as rf_process
 from shapely import STRtree, wkb
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
@@ -381,20 +382,32 @@ def match_rows(rows: list[validate.Row], before: Sequence[Any], lat0: float | No
     todo = [r for r in rows if r.row not in out]
     lat = lat0 if lat0 is not None else 30.0
     pairs: list[tuple[float, int, int]] = []
-    theirs = {b.row: _local_metres(wkb.loads(bytes(b.g)), lat) for b in free if b.g is not None}
-    for r in todo:
-        mine = _local_metres(r.geom, lat) if r.geom is not None else None
-        for b in free:
-            sim = fuzz.ratio(r.name, b.name) / 100 if r.name and b.name else None
-            d = float(shapely.distance(mine, theirs[b.row])) if mine is not None and b.row in theirs else None
-            if d is not None and d <= MATCH_METRES and (sim is None and d <= 1 or sim is not None
-                                                          and sim >= MATCH_ALIKE):
-                score = 1 + (sim or 0) + 1 - d / MATCH_METRES  # a place and a name beat a name alone
-            elif d is None and sim is not None and sim >= MATCH_NAME:
-                score = sim
-            else:
-                continue
-            pairs.append((-score, r.row, b.row))
+
+    def name_sim(a: str | None, b: str | None) -> float | None:
+        return fuzz.ratio(a, b) / 100 if a and b else None
+
+    # both placed: the pairs within MATCH_METRES, from one STRtree query (a whole file resent without keys is
+    # thousands of rows)
+    mine = [r for r in todo if r.geom is not None]
+    theirs = [b for b in free if b.g is not None]
+    if mine and theirs:
+        gm = _local_metres(np.array([r.geom for r in mine], dtype=object), lat)
+        gt = _local_metres(shapely.from_wkb([bytes(b.g) for b in theirs]), lat)
+        i, j = STRtree(gt).query(gm, predicate="dwithin", distance=MATCH_METRES)
+        for a, b, d in zip(i.tolist(), j.tolist(), shapely.distance(gm[i], gt[j]).tolist(), strict=True):
+            sim = name_sim(mine[a].name, theirs[b].name)
+            if sim is None and d <= 1 or sim is not None and sim >= MATCH_ALIKE:
+                pairs.append((-(2 + (sim or 0) - d / MATCH_METRES), mine[a].row, theirs[b].row))
+    # one of the two without a place: by name alone, one rapidfuzz cdist per group (a place and a name, scored
+    # above 1, beat a name alone)
+    for rs, bs in (([r for r in todo if r.geom is None], free),
+                   (mine, [b for b in free if b.g is None])):
+        if not rs or not bs:
+            continue
+        sims = rf_process.cdist([r.name or "" for r in rs], [b.name or "" for b in bs], scorer=fuzz.ratio,
+                                score_cutoff=MATCH_NAME * 100)
+        for a, b in np.argwhere(sims > 0).tolist():
+            pairs.append((-float(sims[a, b]) / 100, rs[a].row, bs[b].row))
     taken: set[int] = set()
     for _, line, key in sorted(pairs):
         if line not in out and key not in taken:
