@@ -97,6 +97,11 @@ def main() -> None:
         pts = [(p.x, p.y) for p in c.execute(text(
             "SELECT ST_X(g) x, ST_Y(g) y FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, :n, 7))).geom g "
             "FROM division WHERE code = :v) s"), {"n": rows_n, "v": v.code})]
+        # the phones' points: spread over the village like the file's, not one spot (each instance is compared with
+        # the open rows near it, as dedupe does)
+        odk_pts = [(p.x, p.y) for p in c.execute(text(
+            "SELECT ST_X(g) x, ST_Y(g) y FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, :n, 8))).geom g "
+            "FROM division WHERE code = :v) s"), {"n": max(odk_n, 1), "v": v.code})]
     with engine.begin() as c:  # earlier runs' submissions (--reuse) closed: each run is one file in an empty intake
         c.execute(text("UPDATE submission SET status = 'coded' WHERE submitter = 'bench-cadre'"))
     cadre = Principal(kind="user", name="bench-cadre", grants=(Grant("cadre", v.code),))
@@ -131,11 +136,10 @@ def main() -> None:
           "(target 1,000)")
     if not odk_n:
         return
-    x0, y0 = pts[0]
     run = f"{time.time_ns():x}"  # instance ids of their own, so a --reuse run is not taken for resends
-    xmls = [(f'<data id="citygrid_{CLS}"><name>odk{i}</name><cg_location>{y0} {x0 + i * 1e-6} 20 4</cg_location>'
+    xmls = [(f'<data id="citygrid_{CLS}"><name>odk{i}</name><cg_location>{y} {x} 20 4</cg_location>'
              f"<state>完好</state><meta><instanceID>uuid:bench-{run}-{i}</instanceID></meta></data>").encode()
-            for i in range(odk_n)]
+            for i, (x, y) in enumerate(odk_pts[:odk_n])]
     photo = [("p.jpg", "image/jpeg", b"\xff\xd8" + bytes(2000))]
     t = time.perf_counter()
     for xml in xmls:  # what the route does after reading the multipart body: store, commit, queue the job

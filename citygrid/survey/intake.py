@@ -533,6 +533,7 @@ def submit(transaction: Transaction, p: Principal, class_code: str, village: str
 
 
 KIND = "survey-intake"
+ODK_LANE = "survey-odk"  # ODK instances are processed one after another in this lane (`jobs.queue_job`)
 WAIT = 20.0  # seconds an upload's answer waits for its job: small files come back validated, large ones 202
 
 
@@ -701,12 +702,15 @@ def revisions(conn: Connection, p: Principal, sid: str) -> list[dict[str, Any]]:
 def resume_pending(engine: Engine, index: Index = None) -> list[str]:
     """Submissions stored but not processed (their process died: kill -9, a crash) processed again as jobs,
     each taking up its interrupted job when there is one. Processing replaces a submission's rows in one
-    transaction, so a resumed submission has every row once. Returns the submissions' ids."""
+    transaction, so a resumed submission has every row once (one that another process is about to process,
+    from its ODK lane, is then left alone by whichever comes second). ODK instances without a job go to the ODK
+    lane, as when they arrived, so that a burst left behind does not start a thread each. Returns the
+    submissions' ids."""
     p = system_as("intake-resume")
     eng = scoped_engine(engine, p)
     with eng.connect() as c:
         todo = c.execute(text(
-            "SELECT s.id, (SELECT j.id FROM job j WHERE j.kind = :k AND j.detail->>'submission' = s.id::text "
+            "SELECT s.id, s.source, (SELECT j.id FROM job j WHERE j.kind = :k AND j.detail->>'submission' = s.id::text "
             "ORDER BY j.started_at DESC LIMIT 1) AS job, (SELECT j.state FROM job j WHERE j.kind = :k "
             "AND j.detail->>'submission' = s.id::text ORDER BY j.started_at DESC LIMIT 1) AS state "
             "FROM submission s WHERE s.status = 'received' ORDER BY s.created_at"), {"k": KIND}).all()
@@ -720,12 +724,13 @@ def resume_pending(engine: Engine, index: Index = None) -> list[str]:
                 job = jobs.JobRecorder.attach(eng, str(r.job), KIND, fresh=True)
             except CitygridError:  # another process took it up first
                 continue
-        start_processing(engine, p, str(r.id), index, job)
+        if job is None and r.source == "odk":
+            jobs.queue_job(ODK_LANE, eng, p.name, KIND, processing(engine, p, str(r.id), index),
+                           detail={"submission": str(r.id)})
+        else:
+            start_processing(engine, p, str(r.id), index, job)
         out.append(str(r.id))
     return out
-
-
-ODK_LANE = "survey-odk"  # ODK instances are processed one after another in this lane (`jobs.queue_job`)
 
 
 def submit_odk(engine: Engine, p: Principal, xml: bytes | None, attachments: list[tuple[str, str | None, bytes]],
