@@ -1,4 +1,5 @@
-"""Survey intake: templates per class, uploads by cadres, listing, review by the township (citygrid/survey)."""
+"""Survey intake: templates per class, uploads by cadres, their hand-in, listing, review by the township
+(citygrid/survey; the states and which act each allows are `intake.TRANSITIONS`)."""
 
 from __future__ import annotations
 
