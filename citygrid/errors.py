@@ -372,9 +372,11 @@ class E:
                       "{n} of the file's {total} points are shifted by about {shift} m: median distance to registered "
                       "objects and door plates {median} m, {median_fixed} m once read as GCJ-02 (a phone map app's "
                       "coordinates); upload again declaring GCJ-02")
-    resubmit_closed = _e("resubmit_closed", "提交 {submission} 的每一行都已审核，没有可以更正的行；请新建一次提交",
-                         "every row of submission {submission} has been reviewed: nothing is left to correct; make a "
-                         "new submission", "conflict")
+    submission_state = _e("submission_state", "提交 {submission} 现在是“{state_zh}”（{state}），不能{action_zh}{hint_zh}",
+                          "submission {submission} is {state} and cannot be {action_en}{hint_en}", "conflict")
+    resubmit_closed = _e("resubmit_closed", "提交 {submission} 的每一行都已通过审核并赋码，没有可以更正的行；请新建一次提交",
+                         "every row of submission {submission} has been approved and coded: nothing is left to "
+                         "correct; make a new submission", "conflict")
 
     # --- security: who is calling and what they may do (citygrid/security/) ------------------------------------
     unauthenticated = _e("unauthenticated", "需要登录：{action_zh}需要身份凭证（Bearer 令牌或 API 密钥）",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -87,6 +88,8 @@ class JobRecorder:
         self.engine, self.forward, self.kind = engine, forward, kind
         self.id = job_id or uuid.uuid4()
         self._last = 0.0
+        self._stage: str | None = None  # the last stage heard: `finish` records it
+        self._final: tuple[int, int] | None = None  # the complete count already written
         if job_id is not None:  # an existing job taken up again (resume, retry): see `attach`
             return
         # the owner (a principal's name) is who may see the job and its result besides admins (rules.job_owner)
@@ -113,11 +116,16 @@ class JobRecorder:
         return job
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
+        """Written at most every 0.5 s, and once when the count is complete: the stages after that (a small job
+        says several at done == total) reach the row with `finish`, so a one-row job costs two writes, not five."""
         if self.forward:
             self.forward(stage, done, total)
+        self._stage = stage
         now = time.monotonic()
-        if now - self._last >= 0.5 or (total is not None and done >= total):
+        final = (done, total) if total is not None and done >= total else None
+        if now - self._last >= 0.5 or final is not None and final != self._final:
             self._last = now
+            self._final = final or self._final
             self._write(done, total, {"stage": stage})
 
     def checkpoint(self, done: int, data: dict[str, Any], total: int | None = None) -> None:
@@ -137,11 +145,12 @@ class JobRecorder:
             raise JobCancelled(str(self.id))
 
     def finish(self, state: str = "done", result: dict[str, Any] | None = None) -> None:
+        extra: dict[str, Any] = ({"result": result} if result else {}) | (
+            {"stage": self._stage} if self._stage is not None else {})
         with self.engine.begin() as c:
             c.execute(text("UPDATE job SET state=:s, finished_at=now(), detail = detail || CAST(:r AS jsonb) "
                            "WHERE id=:i"),
-                      {"s": state, "r": json.dumps({"result": result} if result else {}, ensure_ascii=False,
-                                                   default=str), "i": self.id})
+                      {"s": state, "r": json.dumps(extra, ensure_ascii=False, default=str), "i": self.id})
 
 
 log = logging.getLogger(__name__)
@@ -200,6 +209,47 @@ def start(engine: Engine, owner: str, kind: str, fn: Callable[[Progress], dict[s
         _running[job.id] = thread
     thread.start()
     return job
+
+
+_lanes: dict[str, queue.Queue[Callable[[], None]]] = {}  # lane → its queue, drained by one daemon thread
+
+
+def queue_job(lane: str, engine: Engine, owner: str, kind: str, fn: Callable[[Progress], dict[str, Any]],
+              detail: dict[str, Any] | None = None) -> None:
+    """Run a job later, after the lane's earlier ones, in the lane's one worker thread (started at the first
+    job): for many small jobs that arrive together (ODK submissions, one instance each), which a thread each
+    would pile onto the connection pool. The job's row is written when it starts, so a job whose process dies
+    while it waits has no row: what it works on must be found again without one (`survey.intake.resume_pending`
+    takes up stored submissions that no job processed)."""
+    with _running_lock:
+        q = _lanes.get(lane)
+        if q is None:
+            q = _lanes[lane] = queue.Queue()
+
+            def drain() -> None:
+                while True:
+                    task = q.get()
+                    try:
+                        task()
+                    except Exception as exc:  # recorded on the job already; the lane goes on
+                        log.warning("job in lane %s failed: %s", lane, exc)
+                    finally:
+                        q.task_done()
+
+            threading.Thread(target=drain, name=f"lane-{lane}", daemon=True).start()
+
+    def task() -> None:
+        _execute(JobRecorder(engine, kind, detail=detail, owner=owner), fn)
+
+    q.put(task)
+
+
+def drain(lane: str) -> None:
+    """Wait until every job queued in `lane` so far has run (tests, benchmarks, a graceful stop)."""
+    with _running_lock:
+        q = _lanes.get(lane)
+    if q is not None:
+        q.join()
 
 
 def running() -> dict[str, threading.Thread]:

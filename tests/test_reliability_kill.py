@@ -220,6 +220,8 @@ def test_kill_9_during_a_survey_approval(server: Server, database_url: str, plac
     sub = r.json()
     assert sub["status"] == "validated" and sub["rows"] == n and sub["invalid"] == 0, sub
     sid = sub["id"]
+    r = httpx.post(f"{server.base}/submissions/{sid}/submit", headers=cadre.headers, timeout=60)  # handed in
+    assert r.status_code == 200 and r.json()["status"] == "submitted", r.text
     decisions = {"decisions": [{"row": i, "decision": "approve"} for i in range(2, n + 2)]}
     answer: list[Any] = []
 
@@ -248,7 +250,7 @@ def test_kill_9_during_a_survey_approval(server: Server, database_url: str, plac
         return tuple(sorted(rows)), objects, issued, head
 
     # nothing half-done: no row approved, no object, not one code of the rolled-back block in the ledger
-    assert state() == ((("valid", n, 0),), (0,), (0,), ("validated",))
+    assert state() == ((("valid", n, 0),), (0,), (0,), ("submitted",))
 
     for _ in range(2):  # approved after the restart; approved again: the same codes, nothing new
         r = httpx.post(f"{server.base}/submissions/{sid}/review", headers=reviewer.headers, json=decisions,
@@ -256,7 +258,7 @@ def test_kill_9_during_a_survey_approval(server: Server, database_url: str, plac
         assert r.status_code == 200, r.text
         codes = [x["object_code"] for x in r.json()["results"]]
         assert len(codes) == n and len(set(codes)) == n and all(codes)
-        assert state() == ((("approved", n, n),), (n,), (n,), ("reviewed",))
+        assert state() == ((("approved", n, n),), (n,), (n,), ("coded",))
         with _owner(database_url) as c:
             got = {r[0] for r in c.execute("SELECT object_code FROM submission_row WHERE submission_id = %s",
                                            (sid,)).fetchall()}

@@ -134,8 +134,16 @@ def test_a_cadre_uploads_with_mistakes_sees_every_error_then_a_reviewer_approves
     lon, lat = by_row[13]["geometry"]["coordinates"]
     assert abs(lon - x) < 1e-5 and abs(lat - y) < 1e-5  # GCJ-02 converted back to CGCS2000
 
-    # the reviewer: approving a row with problems is refused, rejecting needs a reason, nothing half-done
+    # not handed in yet: the reviewer cannot decide a row; the cadre hands in only the valid rows (partial)
     url = f"/submissions/{sub['id']}/review"
+    r = client.post(url, json={"decisions": [{"row": 2, "decision": "approve"}]}, headers=people["rev_a"])
+    assert r.status_code == 409 and r.json()["error_code"] == "submission_state", r.text
+    r = client.post(f"/submissions/{sub['id']}/submit", headers=people["cadre_a"])
+    assert r.status_code == 409 and r.json()["error_code"] == "submission_state"
+    r = client.post(f"/submissions/{sub['id']}/submit", json={"partial": True}, headers=people["cadre_a"])
+    assert r.status_code == 200 and r.json()["status"] == "submitted", r.text
+
+    # the reviewer: approving a row with problems is refused, rejecting needs a reason, nothing half-done
     r = client.post(url, json={"decisions": [{"row": 2, "decision": "approve"}, {"row": 4, "decision": "approve"}]},
                     headers=people["rev_a"])
     assert r.status_code == 409 and r.json()["errors"][0]["row"] == 4
@@ -158,7 +166,7 @@ def test_a_cadre_uploads_with_mistakes_sees_every_error_then_a_reviewer_approves
     d = client.get(f"/submissions/{sub['id']}", headers=people["cadre_a"]).json()
     by_row = {i["row"]: i for i in d["items"]}
     assert by_row[2]["object_code"] == code and by_row[3]["reason"] == "照片显示不是上水井盖"
-    assert d["status"] == "reviewed"  # no valid row left undecided
+    assert d["status"] == "coded"  # no handed-in row left undecided; the rows with problems stay with the cadre
     # approved once, never twice: the same decision again (a retry after a lost answer) is answered with the same
     # code and registers nothing; the opposite decision is a conflict
     with engine.connect() as c:
@@ -210,6 +218,7 @@ def test_only_the_townships_reviewer_reviews(client: TestClient, people: dict, p
     data = _fill(_template(client), [{"名称": "井", "经度": places["a"]["pt"][0], "纬度": places["a"]["pt"][1],
                                       "状态": "占用"}])
     sid = _upload(client, people["cadre_a"], data).json()["id"]
+    assert client.post(f"/submissions/{sid}/submit", headers=people["cadre_a"]).status_code == 200
     body = {"decisions": [{"row": 2, "decision": "approve"}]}
     assert client.post(f"/submissions/{sid}/review", json=body, headers=people["rev_b"]).status_code == 404
     assert client.post(f"/submissions/{sid}/review", json=body, headers=people["cadre_a"]).status_code == 403
@@ -366,6 +375,8 @@ def test_a_standard_address_locates_a_row_and_registered_objects_nearby_are_flag
     assert not [d for d in items[2]["duplicates"] if d["name"] == "门口井盖"]
     err = items[3]["errors"][0]
     assert (err["error_code"], err["field"], err["row"]) == ("address_unresolved", "loc_address", 3)
+    assert client.post(f"/submissions/{r.json()['id']}/submit", json={"partial": True},
+                       headers=people["cadre_a"]).status_code == 200
     code = client.post(f"/submissions/{r.json()['id']}/review", json={"decisions": [{"row": 2, "decision": "approve"}]},
                        headers=people["rev_a"]).json()["results"][0]["object_code"]
     # the same manhole surveyed again: valid, and the reviewer is shown the registered one beside it

@@ -131,6 +131,7 @@ def test_geopackage_by_field_names(client: TestClient, who: dict, places: dict) 
     item = _items(client, who["cadre"], r.json()["id"])[1]
     assert item["attrs"] == {"state": "占用", "cover_size": 650}
     assert _near(*item["geometry"]["coordinates"], x, y)
+    assert client.post(f"/submissions/{r.json()['id']}/submit", headers=who["cadre"]).status_code == 200
     code = client.post(f"/submissions/{r.json()['id']}/review", json={"decisions": [{"row": 1, "decision": "approve"}]},
                        headers=who["rev"]).json()["results"][0]["object_code"]
     back = client.get(f"/submissions/{r.json()['id']}/file", headers=who["cadre"])  # the codes, by feature
@@ -289,6 +290,7 @@ def test_rows_of_another_open_submission_nearby_are_flagged(client: TestClient, 
     dup = next(d for d in item["duplicates"] if d.get("submission") == first)
     assert dup["row"] == 2 and 1 < dup["distance_m"] < 3 and dup["name_similarity"] > 0.8
     # once the first is reviewed it is no longer open: a third upload is compared with its object instead
+    assert client.post(f"/submissions/{first}/submit", headers=who["cadre"]).status_code == 200
     code = client.post(f"/submissions/{first}/review", json={"decisions": [{"row": 2, "decision": "approve"}]},
                        headers=who["rev"]).json()["results"][0]["object_code"]
     r = _upload(client, who["cadre2"], again, "c.csv")
@@ -315,13 +317,24 @@ def test_cli_submit_with_a_progress_bar_and_review(tmp_path: Path, database_url:
     f.write_text(f"名称,经度,纬度,状态\n井一,{x},{y},完好\n井二,{x + 1e-5},{y},坏了\n", encoding="gbk")
     env = os.environ | {"DATABASE_URL": database_url.replace("+psycopg", "")}
     cmd = [str(ROOT / ".venv" / "bin" / "citygrid")]
-    p = subprocess.run([*cmd, "submit", str(f), "--class", CLS, "--village", places["a"]["village"], "--as", "t"],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
-    assert p.returncode == 1, p.stdout + p.stderr  # one row has a problem
+    p = subprocess.run([*cmd, "submit", str(f), "--class", CLS, "--village", places["a"]["village"], "--as", "t",
+                        "--hand-in"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert p.returncode == 1, p.stdout + p.stderr  # one row has a problem: not handed in
     assert "validate" in p.stdout and "cell_enum" not in p.stdout and "不在允许值中" in p.stdout
+    assert "handed in" not in p.stdout
     with engine.connect() as c:
         sid = c.execute(text("SELECT id FROM submission WHERE submitter = 'cli:t' ORDER BY created_at DESC "
                              "LIMIT 1")).scalar_one()
+    p = subprocess.run([*cmd, "review", "--as", "r"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert p.returncode == 0 and str(sid) not in p.stdout, p.stdout + p.stderr  # not pending: not handed in
+    p = subprocess.run([*cmd, "submit", str(f), "--class", CLS, "--village", places["a"]["village"], "--as", "t",
+                        "--hand-in", "--partial"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert p.returncode == 0 and "handed in for review: submitted" in p.stdout, p.stdout + p.stderr
+    with engine.connect() as c:
+        sid = c.execute(text("SELECT id FROM submission WHERE submitter = 'cli:t' ORDER BY created_at DESC "
+                             "LIMIT 1")).scalar_one()
+    p = subprocess.run([*cmd, "review", "--as", "r"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert p.returncode == 0 and str(sid) in p.stdout and "pending review" in p.stdout, p.stdout + p.stderr
     p = subprocess.run([*cmd, "review", str(sid), "--approve", "3", "--as", "r"], capture_output=True, text=True,
                        env=env, timeout=300, cwd=ROOT)
     assert p.returncode == 1 and "review_not_valid" in p.stdout  # row 3 has a problem: it cannot be approved
@@ -424,14 +437,24 @@ def test_corrected_rows_resubmitted_into_the_same_submission_keep_its_history(
     rows = [head, ["改一", x, y, "完好"], ["改二", x + 3e-5, y, "坏了"], ["改三", x + 6e-5, y, "破损"]]
     sid = _upload(client, who["cadre"], _xlsx(rows), "v1.xlsx").json()["id"]
     url = f"/submissions/{sid}/review"
-    code = client.post(url, json={"decisions": [{"row": 2, "decision": "approve"}]},
-                       headers=who["rev"]).json()["results"][0]["object_code"]
-    # the cadre takes the file back, corrects row 3 (and, by mistake, edits the approved row 2) and sends it again
+    assert client.post(f"/submissions/{sid}/submit", json={"partial": True}, headers=who["cadre"]).status_code == 200
+    # under review the cadre cannot send anything into it
+    r = client.post(f"/submissions/{sid}/resubmit", files={"file": ("v.xlsx", _xlsx(rows))}, headers=who["cadre"])
+    assert r.status_code == 409 and r.json()["error_code"] == "submission_state", r.text
+    out = client.post(url, json={"decisions": [{"row": 2, "decision": "approve"},
+                                               {"row": 4, "decision": "reject", "reason": "名称不对"}]},
+                      headers=who["rev"]).json()
+    code = out["results"][0]["object_code"]
+    assert out["submission"]["status"] == "coded"  # every handed-in row decided; row 3 is still the cadre's
+    # the cadre takes the file back, corrects row 3 and the rejected row 4 (and, by mistake, edits the approved
+    # row 2) and sends it again: back through validation
     from openpyxl import load_workbook
 
     wb = load_workbook(io.BytesIO(client.get(f"/submissions/{sid}/file", headers=who["cadre"]).content))
     ws = wb["数据"]
+    assert [c.value for c in ws[1]][-3:] == ["行标识", "统一识别代码", "审核结果"]
     ws.cell(3, 4, "破损")
+    ws.cell(4, 1, "改三（改名）")
     ws.cell(2, 1, "改一（改名）")
     buf = io.BytesIO()
     wb.save(buf)
@@ -445,15 +468,17 @@ def test_corrected_rows_resubmitted_into_the_same_submission_keep_its_history(
     d = client.get(f"/submissions/{sid}", headers=who["cadre"]).json()
     items = {i["row"]: i for i in d["items"]}
     assert items[2]["status"] == "approved" and items[2]["object_code"] == code and items[2]["name"] == "改一"
-    assert items[3]["status"] == "valid" and items[3]["attrs"] == {"state": "破损"}
+    assert items[3]["status"] == "valid" and items[3]["attrs"] == {"state": "破损"} and items[3]["revision"] == 2
+    assert items[4]["status"] == "valid" and items[4]["name"] == "改三(改名)" and items[4]["reason"] is None
     assert [(v["revision"], v["filename"], v["status"], v["invalid"]) for v in d["revisions"]] == [
-        (1, "v1.xlsx", "invalid", 1)]
+        (1, "v1.xlsx", "coded", 1)]
     old = client.get(f"/submissions/{sid}/revisions", headers=who["rev"]).json()["items"][0]["items"]
-    assert {r_["row"]: r_["status"] for r_ in old} == {2: "approved", 3: "invalid", 4: "valid"}
+    assert {r_["row"]: r_["status"] for r_ in old} == {2: "approved", 3: "invalid", 4: "rejected"}
     assert old[1]["errors"][0]["error_code"] == "cell_enum"
-    # every row decided: nothing is left to correct
-    client.post(url, json={"decisions": [{"row": 3, "decision": "approve"},
-                                         {"row": 4, "decision": "reject", "reason": "重复"}]}, headers=who["rev"])
+    # handed in again, every row decided: nothing is left to correct
+    assert client.post(f"/submissions/{sid}/submit", headers=who["cadre"]).json()["status"] == "submitted"
+    client.post(url, json={"decisions": [{"row": 3, "decision": "approve"}, {"row": 4, "decision": "approve"}]},
+                headers=who["rev"])
     r = client.post(f"/submissions/{sid}/resubmit", files={"file": ("v3.xlsx", buf.getvalue())}, headers=who["cadre"])
     assert r.status_code == 409 and r.json()["error_code"] == "resubmit_closed"
 

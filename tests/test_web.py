@@ -349,8 +349,9 @@ INJECT = '<img src=x onerror="window.pwned=1">井盖乙</td><script>window.pwned
 def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # noqa: ANN001
         server: str, browser: Chromium, login_as, places: dict, tmp_path: Path) -> None:
     """Issue 11's browser path on /survey: a cadre uploads a filled template with a mistake, sees the error in the
-    table next to the map, clicks it (the map shows the row), fixes the cell in place and resubmits; a reviewer
-    approves the whole submission and sees the code. Names are shown as text (an injection string stays text),
+    table next to the map (drawn on /map's base: roads and buildings from citygrid's layers), clicks it (the map
+    shows the row), fixes the cell in place and resubmits the corrected row into the same submission, hands it
+    in; a reviewer approves the whole submission and sees the code. Names are shown as text (an injection string stays text),
     and the page fits a phone's width."""
     import io
 
@@ -374,6 +375,9 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     b.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
     b.open(f"{server}/survey")
     b.wait_for("document.body && document.body.dataset.mapReady === '1'", timeout=60)
+    # the base of /map: outlines and names, and the roads and buildings layers with their server-made styles
+    assert b.js("['village-line', 'township-label', 'class-050101-fill', 'class-020101']"
+                ".every((id) => !!surveyMap.getLayer(id))")
 
     def log_in(user: str) -> None:
         b.js(f"document.getElementById('login-user').value = '{user}';"
@@ -432,18 +436,21 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
     assert "第 3 行" in b.js("document.getElementById('map-msg').textContent")
     assert b.js("surveyMap.getSource('focus').serialize().data.properties.row") == 3
 
-    # fix the cell in place and resubmit: a new submission whose one row is valid
-    first = b.js("document.getElementById('detail-id').textContent")
+    # fix the cell in place and resubmit the corrected row (with its row key) into the same submission
+    assert b.js("document.getElementById('hand-in').hidden === false")  # partly: the valid row only
     b.js("document.querySelector('#rows tr[data-row=\"3\"] button[data-act=\"fix\"]').click()")
     b.js("{ const s = document.querySelector('[data-fix-row=\"3\"] [data-key=\"state\"]'); s.value = '完好';"
          "s.dispatchEvent(new Event('input')); }")
     assert b.js("document.querySelector('[data-fix-row=\"3\"] [data-key=\"name\"]').value") == INJECT
     b.js("document.getElementById('resubmit').click()")
-    b.wait_for(f"document.getElementById('detail-id').textContent !== {json.dumps(first)} && "
-               "document.querySelectorAll('#rows tr[data-row]').length === 1", timeout=30)
+    b.wait_for("document.getElementById('detail-id').textContent.includes('已通过校验') && "
+               "document.querySelectorAll('#rows tr[data-row]').length === 2", timeout=30)
     assert b.js("document.querySelectorAll('#rows tr.invalid').length") == 0
-    assert b.js("document.querySelector('#rows tr[data-row=\"2\"] td:nth-child(2)').textContent") == INJECT
-    assert b.js("document.querySelectorAll('#submissions tbody tr').length") == 3
+    assert b.js("document.querySelector('#rows tr[data-row=\"3\"] td:nth-child(2)').textContent") == INJECT
+    assert b.js("document.querySelectorAll('#submissions tbody tr').length") == 2
+    # handed in: now the reviewers' to decide
+    b.js("document.getElementById('hand-in').click()")
+    b.wait_for("document.getElementById('detail-id').textContent.includes('待审核')", timeout=30)
 
     # the reviewer: pending submissions, open the corrected one, approve it whole, see the code
     b.js("document.getElementById('logout').click()")
@@ -451,17 +458,18 @@ def test_cadre_fixes_and_resubmits_then_a_reviewer_approves_in_the_browser(  # n
                 "!document.getElementById('map-msg').textContent")  # nothing of the cadre's session is left
     log_in("web-reviewer")
     b.js("{ const c = document.getElementById('pending-only'); c.checked = true; c.dispatchEvent(new Event('change')); }")
-    # at least the cadre's three (other tests of the suite may have left pending files in the same township)
-    b.wait_for("document.querySelectorAll('#submissions tbody tr').length >= 3", timeout=20)
+    # at least the cadre's handed-in one (other tests may have left handed-in files in the same township)
+    b.wait_for("document.querySelectorAll('#submissions tbody tr').length >= 1", timeout=20)
     b.js("document.querySelector('#submissions tbody tr').click()")  # newest first: the corrected file
     b.wait_for("!document.getElementById('approve-all').hidden && "
-               "document.querySelectorAll('#rows tr[data-row]').length === 1", timeout=20)
+               "document.querySelectorAll('#rows tr[data-row]').length === 2", timeout=20)
     b.js("document.getElementById('approve-all').click()")
-    code = b.wait_for("(document.querySelector('#rows .object-code') || {}).textContent", timeout=30)
+    code = b.wait_for("(document.querySelector('#rows tr[data-row=\"3\"] .object-code') || {}).textContent",
+                      timeout=30)
     assert len(code) == 21 and code.startswith("420281010101")
     obj = httpx.get(f"{server}/objects/{code}").json()
     assert obj["name"] == INJECT and obj["village_code"] == a["village"]
-    assert "已赋码 1 个" in b.wait_for("document.getElementById('review-msg').textContent")
+    assert "已赋码 2 个" in b.wait_for("document.getElementById('review-msg').textContent")
 
     # the same spot again: flagged as a likely duplicate, drawn beside the object now registered there
     b.js("document.getElementById('logout').click()")

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
-from api.deps import address_indexes, odk_principal, writing
+from api.deps import address_indexes, odk_principal
 from api.openapi import TEXT, XLSX, errors, media
 from api.openapi import XML as XML_MEDIA
 from citygrid.address.index import AddressIndexCache
@@ -66,6 +64,7 @@ def submission_head(p: Principal = Depends(odk_principal)) -> Response:
              | errors(403, 404))
 async def submission_post(request: Request, indexes: AddressIndexCache = Depends(address_indexes),
                           p: Principal = Depends(odk_principal)) -> Response:
+    """Stored and committed before the answer; validated afterwards as a job (the submission's page shows it)."""
     form = await request.form(max_files=50, max_fields=50, max_part_size=odk.MAX_SUBMISSION)
     xml: bytes | None = None
     attachments: list[tuple[str, str | None, bytes]] = []
@@ -78,9 +77,7 @@ async def submission_post(request: Request, indexes: AddressIndexCache = Depends
         else:
             attachments.append((value.filename or key, value.content_type, data))
 
-    def tx() -> AbstractContextManager[Session]:
-        return writing(request)
-
-    created, message = submit_odk(tx, p, xml, attachments, indexes.get())
+    created, message = await run_in_threadpool(submit_odk, request.app.state.engine, p, xml, attachments,
+                                                indexes.get)
     return Response(odk.response_xml(message), status_code=201 if created else 202, media_type=XML,
                     headers=_headers() | {"Location": str(request.url)})

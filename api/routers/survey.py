@@ -1,4 +1,5 @@
-"""Survey intake: templates per class, uploads by cadres, listing, review by the township (citygrid/survey)."""
+"""Survey intake: templates per class, uploads by cadres, their hand-in, listing, review by the township
+(citygrid/survey; the states and which act each allows are `intake.TRANSITIONS`)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ async def post_submission(request: Request, response: Response, file: UploadFile
 
 @router.get("/submissions", summary="Submissions you may see: a cadre's own, a reviewer's township's",
             responses=ok(SubmissionList))
-def list_submissions(status: str | None = Query(None, pattern="^(received|validated|invalid|reviewed)$"),
+def list_submissions(status: str | None = Query(None, pattern="^(received|validated|invalid|submitted|rejected|coded)$",
+                                                 description="submitted: handed in, pending review"),
                      limit: int = Query(100, ge=1, le=1000), c: Connection = Depends(conn),
                      p: Principal = Depends(current_principal)) -> dict[str, Any]:
     items = intake.list_submissions(c, p, status, limit)
@@ -72,8 +74,23 @@ def get_submission(sid: str, c: Connection = Depends(conn), p: Principal = Depen
     return intake.detail_of(c, p, sid)
 
 
-@router.post("/submissions/{sid}/resubmit", summary="Send corrected rows into the same submission (your file "
-             "back, fixed): the earlier file and outcome are kept as a revision, reviewed rows stay as they are",
+class HandIn(BaseModel):
+    partial: bool = Field(False, description="hand in the valid rows of a submission that has rows with problems")
+
+
+@router.post("/submissions/{sid}/submit", summary="Hand a validated submission in for review (its cadre): "
+             "reviewers see it as pending from now on",
+             responses=ok(Submission) | errors(403, 404, 409, why={409: "not in a state that can be handed in "
+                                                                         "(submission_state)"}))
+def post_hand_in(sid: str, request: Request, body: HandIn | None = None, p: Principal = Depends(acting_principal)
+                 ) -> dict[str, Any]:
+    with writing(request) as s:
+        return intake.hand_in(s, p, sid, partial=body.partial if body is not None else False)
+
+
+@router.post("/submissions/{sid}/resubmit", summary="Send corrected rows into the same submission (the file back "
+             "with its 行标识 column, whole or only the corrected rows; without it rows are matched by name and "
+             "place): the earlier file and outcome are kept as a revision, approved rows stay as they are",
              responses=ok(Submission, 200, "stored and validated") | ok(Submission, 202, STILL_VALIDATING)
              | errors(403, 404, 409))
 async def post_resubmit(sid: str, request: Request, response: Response, file: UploadFile = File(...),

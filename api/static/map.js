@@ -9,9 +9,7 @@
 'use strict';
 
 (() => {
-  const COUNTY = '420281';
-  const DEFAULT_LAYERS = ['class-050101', 'class-020101'];  // buildings under roads
-  const FALLBACK_BOUNDS = [[114.52, 29.85], [115.18, 30.33]];
+  const { COUNTY, DEFAULT_LAYERS, FALLBACK_BOUNDS, LOCAL_CJK } = window.citygridBase;
   const AGG_COLORS = ['#ffffb2', '#fecc5c', '#fd8d3c', '#f03b20', '#bd0026'];
   const OPS = { create: '创建', update: '更新', retire: '注销', split: '拆分', merge: '合并' };
   const STATUS = { active: '在用 active', retired: '已注销 retired' };
@@ -76,60 +74,8 @@
 
   // ---------------------------------------------------------------- base map
 
-  // The offline base: county, township and village outlines and names from citygrid's own divisions tiles (no
-  // outside tile server). Chinese names are drawn by the browser's CJK font (localIdeographFontFamily); digits
-  // and Latin come from /glyphs, made on the server from the same font.
-  const FONT = ['citygrid Sans'];
-  const LOCAL_CJK = "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif";
-  const FIRST_OBJECT_BELOW = 'village-line';  // object layers go under the outlines and names
-  const TOWNSHIP = ['==', ['get', 'level'], 4];
-  const VILLAGE = ['==', ['get', 'level'], 5];
-
-  function baseStyle(boundary) {
-    const tiles = [`${location.origin}/tiles/divisions/{z}/{x}/{y}.mvt`];
-    const empty = { type: 'FeatureCollection', features: [] };
-    const sel = { type: 'geojson', data: empty };
-    const label = (id, filter, size, color, minzoom) => ({
-      id, type: 'symbol', source: 'div-local', 'source-layer': 'divisions', filter, minzoom,
-      layout: { 'text-field': ['coalesce', ['get', 'short_name'], ['get', 'name']], 'text-font': FONT, 'text-size': size, 'text-padding': 4,
-        'text-max-width': 8 },
-      paint: { 'text-color': color, 'text-halo-color': '#ffffff', 'text-halo-width': 1.5 },
-    });
-    return {
-      version: 8,
-      glyphs: `${location.origin}/glyphs/{fontstack}/{range}.pbf`,
-      sources: {
-        // counties from the z≤8 tiles, overzoomed below; from z9 the tiles hold townships and villages
-        'div-county': { type: 'vector', tiles, minzoom: 0, maxzoom: 8 },
-        'div-local': { type: 'vector', tiles, minzoom: 9, maxzoom: 14 },
-        boundary: { type: 'geojson', data: boundary || empty },
-        selected: sel,
-      },
-      layers: [
-        { id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } },
-        { id: 'divisions-fill', type: 'fill', source: 'div-county', 'source-layer': 'divisions',
-          paint: { 'fill-color': '#e9e5dc', 'fill-opacity': 0.8 } },
-        { id: 'divisions-line', type: 'line', source: 'div-county', 'source-layer': 'divisions',
-          paint: { 'line-color': '#a39d92', 'line-width': 0.8 } },
-        { id: 'boundary-fill', type: 'fill', source: 'boundary', paint: { 'fill-color': '#ffffff', 'fill-opacity': 0.75 } },
-        { id: 'divisions-local-fill', type: 'fill', source: 'div-local', 'source-layer': 'divisions',
-          paint: { 'fill-color': '#000000', 'fill-opacity': 0 } },
-        { id: 'village-line', type: 'line', source: 'div-local', 'source-layer': 'divisions', filter: VILLAGE,
-          paint: { 'line-color': '#9c9488', 'line-width': ['interpolate', ['linear'], ['zoom'], 9, 0.4, 14, 1.2],
-            'line-dasharray': [3, 2] } },
-        { id: 'township-line', type: 'line', source: 'div-local', 'source-layer': 'divisions', filter: TOWNSHIP,
-          paint: { 'line-color': '#6d6457', 'line-width': ['interpolate', ['linear'], ['zoom'], 9, 1.2, 14, 2.5] } },
-        { id: 'boundary-line', type: 'line', source: 'boundary', paint: { 'line-color': '#c0392b', 'line-width': 2 } },
-        label('village-label', VILLAGE, ['interpolate', ['linear'], ['zoom'], 9, 10, 14, 13], '#5b5347', 9),
-        label('township-label', TOWNSHIP, ['interpolate', ['linear'], ['zoom'], 9, 14, 14, 18], '#2f2a23', 9),
-        { id: 'selected-line', type: 'line', source: 'selected', filter: ['!=', ['geometry-type'], 'Point'],
-          paint: { 'line-color': '#00e5ff', 'line-width': 3 } },
-        { id: 'selected-point', type: 'circle', source: 'selected', filter: ['==', ['geometry-type'], 'Point'],
-          paint: { 'circle-radius': 9, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#00b8d4',
-            'circle-stroke-width': 3 } },
-      ],
-    };
-  }
+  // The offline base (outlines, names, roads and buildings) is api/static/basemap.js, shared with /survey.
+  const { FIRST_OBJECT_BELOW } = window.citygridBase;
 
   /** An 8×8 diagonal hatch for suppressed aggregate cells (fill-pattern needs no sprite file). */
   function addHatch(map) {
@@ -210,7 +156,7 @@
     state.layers.set(id, entry);
     let style;
     try {
-      style = await getJSON(`/styles/${id}.json`);
+      style = await window.citygridBase.layerStyle(id);
     } catch (e) {
       state.layers.delete(id);
       const cb = document.querySelector(`input[data-layer="${id}"]`);
@@ -471,7 +417,7 @@
     }
     const bounds = (boundary && bboxOf(boundary.geometry)) || FALLBACK_BOUNDS;
     const map = new maplibregl.Map({
-      container: 'map', style: baseStyle(boundary), bounds, fitBoundsOptions: { padding: 30 }, maxZoom: 20,
+      container: 'map', style: window.citygridBase.style(boundary), bounds, fitBoundsOptions: { padding: 30 }, maxZoom: 20,
       attributionControl: false, localIdeographFontFamily: LOCAL_CJK,
     });
     window.citygridMap = map;

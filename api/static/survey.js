@@ -2,19 +2,23 @@
 // the map (click a problem: the map shows the row), fix rows in place and resubmit them, or add one object by
 // clicking on the map with a form made from the class's attribute table. Reviewers: pending submissions, rows
 // with errors and likely duplicates on the map beside the existing object, approve or reject per row or whole.
-// Everything shown is set as text (never as HTML); the map draws from citygrid's own tiles only.
+// States: a cadre's upload is validated (or has problems to fix and resubmit into the same submission: only the
+// corrected rows, with their 行标识 row key), then handed in; reviewers see handed-in ones as pending, decide rows,
+// and the submission ends coded (or rejected). Everything shown is set as text (never as HTML); the map draws
+// from citygrid's own tiles only, on the base map of /map (api/static/basemap.js: outlines, roads, buildings).
 // For tests: window.surveyMap, body[data-map-ready="1"], tr[data-row], button[data-act].
 (function () {
   "use strict";
-  const COUNTY = "420281";
+  const BASE = window.citygridBase;
   const LOC = { name: "名称", loc_lon: "经度", loc_lat: "纬度", loc_crs: "坐标系", loc_address: "标准地址", loc_geometry: "几何" };
   const STATUS_ZH = { valid: "可审核", invalid: "有错", approved: "已通过", rejected: "已退回", coded: "已赋码",
-    received: "已收到", validated: "待审核", reviewed: "已审核" };
+    received: "已收到", validated: "已通过校验", submitted: "待审核" };
+  const KEY_COL = { key: "row_key", label: "行标识", attr: null };  // matches a corrected row to the row it fixes
   const COLORS = { invalid: "#d32f2f", duplicate: "#f9a825", valid: "#2e7d32", approved: "#1565c0",
     rejected: "#9e9e9e", existing: "#6a1b9a" };
   let token = sessionStorage.getItem("citygrid-token") || "";
   const classes = new Map();  // code -> /classes/{code}
-  const state = { detail: null, fixes: new Map(), adding: null, addMarker: null, vertices: [], list: [] };
+  const state = { detail: null, fixes: new Map(), adding: null, addMarker: null, vertices: [], list: [], me: null };
   const $ = (id) => document.getElementById(id);
   const say = (id, text) => { $(id).textContent = text; };
   const auth = () => (token ? { Authorization: "Bearer " + token } : {});
@@ -102,6 +106,7 @@
     if (!token) { $("logout").hidden = true; return; }
     try {
       const me = await api("GET", "/auth/me");
+      state.me = me;
       const roles = (me.roles || []).map((g) => g.role + (g.division ? "@" + g.division : "")).join(", ");
       say("login-msg", "已登录 / logged in: " + (me.display_name || me.username || "") + (roles ? "（" + roles + "）" : ""));
       $("logout").hidden = false;
@@ -125,9 +130,10 @@
     token = "";
     sessionStorage.removeItem("citygrid-token");
     state.detail = null;
+    state.me = null;
     $("detail").hidden = true;
     $("rows").querySelector("tbody").textContent = "";
-    ["approve-all", "reject-all", "resubmit"].forEach((id) => { $(id).hidden = true; });
+    ["approve-all", "reject-all", "resubmit", "hand-in"].forEach((id) => { $(id).hidden = true; });
     $("submissions").querySelector("tbody").textContent = "";
     ["upload-msg", "review-msg", "map-msg"].forEach((id) => say(id, ""));
     if (state.adding) $("add-cancel").click();
@@ -220,7 +226,7 @@
       body.textContent = "";
       const pending = $("pending-only").checked;
       for (const s of list.items) {
-        if (pending && !(s.status === "validated" || s.status === "invalid")) continue;
+        if (pending && s.status !== "submitted") continue;
         const tr = h("tr", { class: "clickable " + s.status, dataset: { submission: s.id } });
         [s.created_at.slice(0, 16).replace("T", " "), s.class_code, s.village_code, STATUS_ZH[s.status] || s.status,
           s.rows, s.invalid].forEach((v) => cell(tr, String(v)));
@@ -256,7 +262,10 @@
     for (const col of ordered) {
       const el = inputFor(col, (r.cells || {})[col.key]);
       if (bad.has(col.key)) el.classList.add("bad");
-      el.addEventListener("input", () => { state.fixes.set(r.row, collect(grid)); $("resubmit").hidden = false; });
+      el.addEventListener("input", () => {
+        state.fixes.set(r.row, Object.assign(collect(grid), { row_key: r.row }));
+        $("resubmit").hidden = false;
+      });
       grid.append(h("label", {}, fieldLabel(col)), el);
     }
     return grid;
@@ -285,9 +294,15 @@
     const body = $("rows").querySelector("tbody");
     body.textContent = "";
     const valid = d.items.filter((r) => r.status === "valid");
-    $("approve-all").hidden = !valid.length;
-    $("reject-all").hidden = !valid.length;
+    const reviewing = d.status === "submitted";
+    const mine = !!state.me && state.me.username === d.submitter;
+    const fixable = mine && ["validated", "invalid", "coded", "rejected"].includes(d.status);
+    $("approve-all").hidden = !(reviewing && valid.length);
+    $("reject-all").hidden = !(reviewing && valid.length);
     $("resubmit").hidden = true;
+    const handable = mine && valid.length && (d.status === "validated" || d.status === "invalid");
+    $("hand-in").hidden = !handable;
+    $("hand-in").textContent = d.status === "invalid" ? "只提交无误的行审核 / hand in the valid rows" : "提交审核 / hand in for review";
     for (const r of d.items) {
       const tr = h("tr", { class: rowState(r), dataset: { row: String(r.row) } });
       cell(tr, String(r.row));
@@ -305,11 +320,11 @@
         (x.name ? "（" + x.name + "）" : "") + "，相距 " + Math.round(x.distance_m) + " 米")));
       cell(tr, notes);
       const act = cell(tr, "");
-      if (r.status === "valid") {
+      if (r.status === "valid" && reviewing) {
         act.append(h("button", { type: "button", dataset: { act: "approve" }, onclick: () => decide([{ row: r.row, decision: "approve" }]) }, "通过"),
           h("button", { type: "button", dataset: { act: "reject" }, onclick: () => { const why = askReason(); if (why) decide([{ row: r.row, decision: "reject", reason: why }]); } }, "退回"));
       }
-      if (r.status === "invalid" || r.status === "rejected") {
+      if (fixable && (r.status === "invalid" || r.status === "rejected")) {
         act.append(h("button", { type: "button", dataset: { act: "fix" }, onclick: (ev) => {
           ev.target.disabled = true;
           tr.after(h("tr", { class: "fixing" }, h("td", { colSpan: 5 }, fixForm(r, cols))));
@@ -333,15 +348,31 @@
     if (why && rows.length) decide(rows.map((r) => ({ row: r.row, decision: "reject", reason: why })));
   });
 
+  // only the corrected rows, into the same submission, each with its row key: validated again there
   $("resubmit").addEventListener("click", async () => {
     const d = state.detail;
     if (!d || !state.fixes.size) return;
     const cls = await classOf(d.class_code);
     const form = new FormData();
-    form.append("class_code", d.class_code);
-    form.append("village", d.village_code);
-    form.append("file", csvOf(columnsOf(cls), [...state.fixes.values()]), "fixed-" + d.id.slice(0, 8) + ".csv");
-    try { await submit(form, "review-msg"); } catch (err) { say("review-msg", err.message); }
+    form.append("file", csvOf(columnsOf(cls).concat([KEY_COL]), [...state.fixes.values()]), "fixed-" + d.id.slice(0, 8) + ".csv");
+    try {
+      say("review-msg", "上传中… / uploading");
+      const s = await api("POST", "/submissions/" + d.id + "/resubmit", form);
+      await refresh();
+      await show(d.id);
+      say("review-msg", "已重新提交，" + s.invalid + " 行有问题 / resubmitted, " + s.invalid + " rows with problems");
+    } catch (err) { say("review-msg", err.message); }
+  });
+
+  $("hand-in").addEventListener("click", async () => {
+    const d = state.detail;
+    if (!d) return;
+    try {
+      const s = await api("POST", "/submissions/" + d.id + "/submit", { partial: d.status === "invalid" });
+      await refresh();
+      await show(d.id);
+      say("review-msg", "已提交审核 / handed in: " + (STATUS_ZH[s.status] || s.status));
+    } catch (err) { say("review-msg", err.message); }
   });
 
   async function downloadBack(id) {
@@ -433,48 +464,33 @@
   async function startMap() {
     if (!window.maplibregl) return;
     let boundary = null;
-    try { boundary = await api("GET", "/divisions/" + COUNTY + "/boundary"); } catch (_) { /* drawn without it */ }
-    const bounds = (boundary && bboxOf(boundary.geometry)) || [[114.52, 29.85], [115.18, 30.33]];
+    try { boundary = await api("GET", "/divisions/" + BASE.COUNTY + "/boundary"); } catch (_) { /* drawn without it */ }
+    const bounds = (boundary && bboxOf(boundary.geometry)) || BASE.FALLBACK_BOUNDS;
     const empty = { type: "FeatureCollection", features: [] };
-    const tiles = [location.origin + "/tiles/divisions/{z}/{x}/{y}.mvt"];
-    const geo = (data) => ({ type: "geojson", data: data || empty });
+    const geo = () => ({ type: "geojson", data: empty });
+    // the base map of /map, with this page's rows, existing objects and focus on top
+    const style = BASE.style(boundary);
+    Object.assign(style.sources, { rows: geo(), existing: geo(), links: geo(), focus: geo() });
+    style.layers.push(
+      { id: "links", type: "line", source: "links", paint: { "line-color": COLORS.existing, "line-width": 1.5, "line-dasharray": [2, 1] } },
+      { id: "existing", type: "circle", source: "existing", filter: ["==", ["geometry-type"], "Point"],
+        paint: { "circle-radius": 7, "circle-color": COLORS.existing, "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } },
+      { id: "existing-shape", type: "line", source: "existing", filter: ["!=", ["geometry-type"], "Point"],
+        paint: { "line-color": COLORS.existing, "line-width": 2 } },
+      { id: "rows-shape", type: "line", source: "rows", filter: ["!=", ["geometry-type"], "Point"],
+        paint: { "line-color": byState("#333"), "line-width": 3 } },
+      { id: "rows", type: "circle", source: "rows", filter: ["==", ["geometry-type"], "Point"],
+        paint: { "circle-radius": 7, "circle-color": byState("#333"), "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } },
+      { id: "rows-label", type: "symbol", source: "rows", layout: { "text-field": ["to-string", ["get", "row"]],
+        "text-font": BASE.FONT, "text-size": 11, "text-offset": [0, -1.3], "text-allow-overlap": true },
+        paint: { "text-color": "#222", "text-halo-color": "#fff", "text-halo-width": 1.5 } },
+      { id: "focus", type: "circle", source: "focus", filter: ["==", ["geometry-type"], "Point"],
+        paint: { "circle-radius": 13, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#00b8d4", "circle-stroke-width": 3 } },
+      { id: "focus-shape", type: "line", source: "focus", filter: ["!=", ["geometry-type"], "Point"],
+        paint: { "line-color": "#00e5ff", "line-width": 4 } });
     const map = new maplibregl.Map({
       container: "survey-map", bounds: bounds, fitBoundsOptions: { padding: 20 }, maxZoom: 20, attributionControl: false,
-      localIdeographFontFamily: "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
-      style: {
-        version: 8,
-        glyphs: location.origin + "/glyphs/{fontstack}/{range}.pbf",
-        sources: { div: { type: "vector", tiles: tiles, minzoom: 9, maxzoom: 14 }, boundary: geo(boundary),
-          rows: geo(), existing: geo(), links: geo(), focus: geo() },
-        layers: [
-          { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
-          { id: "boundary-fill", type: "fill", source: "boundary", paint: { "fill-color": "#ffffff", "fill-opacity": 0.8 } },
-          { id: "village-line", type: "line", source: "div", "source-layer": "divisions", filter: ["==", ["get", "level"], 5],
-            paint: { "line-color": "#9c9488", "line-width": 0.8, "line-dasharray": [3, 2] } },
-          { id: "township-line", type: "line", source: "div", "source-layer": "divisions", filter: ["==", ["get", "level"], 4],
-            paint: { "line-color": "#6d6457", "line-width": 1.5 } },
-          { id: "boundary-line", type: "line", source: "boundary", paint: { "line-color": "#c0392b", "line-width": 2 } },
-          { id: "village-label", type: "symbol", source: "div", "source-layer": "divisions", filter: ["==", ["get", "level"], 5],
-            layout: { "text-field": ["coalesce", ["get", "short_name"], ["get", "name"]], "text-font": ["citygrid Sans"], "text-size": 11 },
-            paint: { "text-color": "#5b5347", "text-halo-color": "#fff", "text-halo-width": 1.5 } },
-          { id: "links", type: "line", source: "links", paint: { "line-color": COLORS.existing, "line-width": 1.5, "line-dasharray": [2, 1] } },
-          { id: "existing", type: "circle", source: "existing", filter: ["==", ["geometry-type"], "Point"],
-            paint: { "circle-radius": 7, "circle-color": COLORS.existing, "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } },
-          { id: "existing-shape", type: "line", source: "existing", filter: ["!=", ["geometry-type"], "Point"],
-            paint: { "line-color": COLORS.existing, "line-width": 2 } },
-          { id: "rows-shape", type: "line", source: "rows", filter: ["!=", ["geometry-type"], "Point"],
-            paint: { "line-color": byState("#333"), "line-width": 3 } },
-          { id: "rows", type: "circle", source: "rows", filter: ["==", ["geometry-type"], "Point"],
-            paint: { "circle-radius": 7, "circle-color": byState("#333"), "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } },
-          { id: "rows-label", type: "symbol", source: "rows", layout: { "text-field": ["to-string", ["get", "row"]],
-            "text-font": ["citygrid Sans"], "text-size": 11, "text-offset": [0, -1.3], "text-allow-overlap": true },
-            paint: { "text-color": "#222", "text-halo-color": "#fff", "text-halo-width": 1.5 } },
-          { id: "focus", type: "circle", source: "focus", filter: ["==", ["geometry-type"], "Point"],
-            paint: { "circle-radius": 13, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#00b8d4", "circle-stroke-width": 3 } },
-          { id: "focus-shape", type: "line", source: "focus", filter: ["!=", ["geometry-type"], "Point"],
-            paint: { "line-color": "#00e5ff", "line-width": 4 } },
-        ],
-      },
+      localIdeographFontFamily: BASE.LOCAL_CJK, style: style,
     });
     window.surveyMap = map;
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "bottom-right");
@@ -486,7 +502,11 @@
         if (r) focusRow(r);
       });
       drawRows();
-      map.once("idle", () => { document.body.dataset.mapReady = "1"; });
+      // roads and buildings, as /map opens with them (a caller who may not see a layer goes without it)
+      Promise.all(BASE.DEFAULT_LAYERS.map((id) => BASE.addLayer(map, id).catch(() => []))).then(() => {
+        map.once("idle", () => { document.body.dataset.mapReady = "1"; });
+        map.triggerRepaint();
+      });
     });
   }
 

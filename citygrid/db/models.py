@@ -76,6 +76,10 @@ role may only read ``layer_version``, ``agg_h3`` and ``agg_grid``. SQL (not PL/p
 which the row-level security policies on city_object, addr_node, house, person and organization call (0017).
 Roles, grants and policies are pictured in `citygrid/db/roles.py` and checked by `tests/test_security_rls.py`.
 
+``citygrid_survey_neighbours`` (SQL, SECURITY DEFINER, 0027_survey_states.py) gives survey dedupe the objects of
+a class near given points that the caller's row-level security hides, as code, class, distance and name
+similarity only.
+
 ``citygrid_bgc(lon, lat, level)`` (PL/pgSQL, IMMUTABLE) computes the generated column ``city_object.bgc``, the
 Beidou grid code at level 10 (0025_beidou_grid_code.py; the same code as `citygrid/grid/beidou.py`).
 """
@@ -713,8 +717,11 @@ class Submission(Base):
     processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # corrected rows sent again count up; what each send replaced is in submission_revision (0023)
     revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # when its cadre handed it in for review (0027)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
-        CheckConstraint("status IN ('received', 'validated', 'invalid', 'reviewed')", name="submission_status_check"),
+        CheckConstraint("status IN ('received', 'validated', 'invalid', 'submitted', 'rejected', 'coded')",
+                        name="submission_status_check"),
         CheckConstraint("source IN ('xlsx', 'csv', 'json', 'odk', 'geojson', 'gpkg', 'shapefile')",
                         name="submission_source_check"),
         Index("submission_village_idx", "village_code", "created_at"),
@@ -742,6 +749,9 @@ class SubmissionRow(Base):
     object_code: Mapped[str | None] = mapped_column(String(21))
     reviewed_by: Mapped[str | None] = mapped_column(Text)
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # `row` is the row's stable key; the line of the latest file that gave it and that file's revision (0027)
+    file_row: Mapped[int | None] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     __table_args__ = (
         PrimaryKeyConstraint("submission_id", "row"),
         CheckConstraint("status IN ('invalid', 'valid', 'approved', 'rejected')", name="submission_row_status_check"),

@@ -26,6 +26,7 @@ covers it when the code starts with the grant's division prefix (`Grant.covers`)
 | grid-system imports (principals, grants and the catalog are CLI work) | admin | test_grid_import_is_for_admins |
 | print a batch of door plates (`/doorplates.pdf`, 智慧门牌) of a village or compound | admin; any role whose scope covers the place (the plates' content is public, a batch is the village's work); anonymous 401 | tests/test_doorplates.py: test_printing_plates_needs_a_role_there |
 | submit surveyed objects (files, ODK); see a submission | a cadre in its village, its own submissions; a reviewer those of its township; admins all; others 404 | tests/test_survey.py: test_cadre_may_submit_only_for_its_village, test_submissions_are_seen_by_their_cadre_and_reviewer |
+| hand a submission in for review (`submitted`) | its cadre (the submitter, in its village); admins | tests/test_survey_states.py: test_every_state_transition_and_the_forbidden_ones |
 | review submissions: approve (registers the object with a code) or reject rows | a reviewer in its township (the registration needs no department right: the approval is the right); admins | tests/test_survey.py: test_only_the_townships_reviewer_reviews |
 | attach a record to an object's code (一码互联, `POST /links/{code}`) | admin; a department whose scope covers the object's place (any class: departments link their own records to any object they work on) | tests/test_sharing_links.py: test_linking_needs_a_department_there |
 | remove a link | admin; its author; a department grant of the link's department covering the place | tests/test_sharing_links.py: test_unlinking_is_for_its_department |
@@ -253,8 +254,12 @@ def require_submit(p: Principal, village: str) -> None:
             f"village {village} is not yours")
 
 
+def may_review(p: Principal, township: str) -> bool:
+    return p.is_admin or any(g.covers(township) for g in p.grants_of("reviewer"))
+
+
 def require_review(p: Principal, township: str) -> None:
-    if p.is_admin or any(g.covers(township) for g in p.grants_of("reviewer")):
+    if may_review(p, township):
         return
     _refuse(p, "审核调查数据", "reviewing survey data", f"乡镇 {township} 不在您的范围内",
             f"township {township} is not yours")

@@ -46,8 +46,12 @@ def register(app: typer.Typer, console: Console, engine: Callable[[], Engine],
                village: str = typer.Option(..., help="12-digit village code"),
                crs: str | None = typer.Option(None, help="CGCS2000 (default), WGS84, GCJ-02, EPSG:4547, 38带 …"),
                name: str = typer.Option("operator", "--as", help="who submits (recorded as cli:NAME)"),
-               errors: int = typer.Option(20, help="problems listed at most")) -> None:
-        """Submit a survey file for a village: stored first, then validated as a job with a progress bar."""
+               errors: int = typer.Option(20, help="problems listed at most"),
+               hand_in: bool = typer.Option(False, "--hand-in", help="hand it in for review once validated"),
+               partial: bool = typer.Option(False, help="with --hand-in: hand in the valid rows even when others "
+                                            "have problems")) -> None:
+        """Submit a survey file for a village: stored first, then validated as a job with a progress bar; with
+        --hand-in, handed to the township's reviewers (`citygrid review` lists them)."""
         from sqlalchemy.orm import Session
 
         from citygrid.address.resolve import AddressIndex
@@ -82,17 +86,28 @@ def register(app: typer.Typer, console: Console, engine: Callable[[], Engine],
         with Session(eng) as s:
             d = intake.detail_of(s.connection(), p, rec.id)
         _show(console, d, errors)
+        if hand_in and (d["status"] == "validated" or partial and d["status"] == "invalid"):
+            try:
+                with Session(eng) as s, s.begin():
+                    out = intake.hand_in(s, p, rec.id, partial=partial)
+            except CitygridError as exc:
+                console.print(f"[red]{exc.error_code}[/red] {exc.message_zh} / {exc.message_en}")
+                raise typer.Exit(1) from None
+            console.print(f"handed in for review: {out['status']}")
+            return
         if d["status"] == "invalid":
             raise typer.Exit(1)
 
     @app.command("review")
-    def review(sid: str = typer.Argument(..., help="the submission's id"),
+    def review(sid: str | None = typer.Argument(None, help="the submission's id; without it, the submissions "
+                                                  "handed in and pending review are listed"),
                approve_all: bool = typer.Option(False, "--approve-all", help="approve every valid row"),
                approve: str | None = typer.Option(None, help="rows to approve, e.g. 2,3,5-9"),
                reject: str | None = typer.Option(None, help="rows to reject, e.g. 4,10"),
                reason: str | None = typer.Option(None, help="why the rejected rows are rejected"),
                name: str = typer.Option("operator", "--as", help="who reviews (recorded as cli:NAME)")) -> None:
-        """Approve (registered with codes, in one transaction) or reject rows of a submission."""
+        """Approve (registered with codes, in one transaction) or reject rows of a submission; without one, list
+        the submissions pending review."""
         from sqlalchemy.orm import Session
 
         from citygrid.errors import CitygridError
@@ -101,6 +116,15 @@ def register(app: typer.Typer, console: Console, engine: Callable[[], Engine],
 
         eng = engine()
         p = system_as(f"cli:{name}")
+        if sid is None:
+            with Session(eng) as s:
+                items = intake.list_submissions(s.connection(), p, "submitted", 1000)
+            for i in items:  # one line each, whole ids (a table would cut them on a narrow terminal)
+                console.print(f"{i['id']}  {i['class_code']}  {i['village_code']}  {i['submitter']}  "
+                              f"{i['rows']} rows, {i['invalid']} invalid  {str(i['submitted_at'])[:19]}",
+                              soft_wrap=True)
+            console.print(f"{len(items)} pending review")
+            return
         decisions: list[dict[str, Any]] = []
         try:
             with Session(eng) as s:

@@ -124,6 +124,9 @@ def header_index(cls: ObjectClass) -> dict[str, Column]:
         col = next((c for c in columns(cls) if c.key == key), None)
         if col is not None:
             out.setdefault(extra, col)
+    key_col = Column("row_key", "行标识", "key", meaning="文件下载回来时附带的行标识：只改正几行再提交时，据此找到要改正的行")
+    for spelling in ("行标识", "row_key", "row_id", "rowid"):  # the file with codes carries it (survey.intake)
+        out.setdefault(header_key(spelling), key_col)
     if is_point(cls):  # not in the template, but GIS exports of points carry their WKT: read it too
         wkt_col = Column("loc_geometry", "几何", "geometry", meaning="点的 WKT 或 GeoJSON")
         for spelling in ("几何", "wkt", "geometry", "geom", "the_geom"):

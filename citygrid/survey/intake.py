@@ -3,16 +3,22 @@ listed for their cadre and reviewer, reviewed row by row; approved rows are regi
 bulk path (`registry.bulk.bulk_create`: codes assigned in the same transaction, the submission named in each
 object's history and in the audit log).
 
-States: a submission is `received` (bytes stored, committed) → `validated` (every row valid) or `invalid`
-(some row has problems) → `reviewed` (no row left undecided). A row is `valid` or `invalid`, then `approved`
-(with its object's code) or `rejected` (with the reviewer's reason). Processing a submission again (after a
-crash, or after the catalog changed) replaces its rows, and changes nothing once a row has been reviewed.
+States (issue 11): a submission is `received` (bytes stored, committed) → `validated` (every row valid) or
+`invalid` (some row has problems; the cadre corrects and resubmits) → `submitted` (its cadre handed it in: only
+now do reviewers see it as pending and decide rows; an `invalid` one only as `partial`, its rows with problems
+staying with the cadre) → `coded` (every handed-in row decided, the approved ones registered with their codes:
+the file with the code column is ready) or `rejected` (every row rejected). A row is `valid` or `invalid`, then
+`approved` (with its object's code) or `rejected` (with the reviewer's reason). `TRANSITIONS` is the one list
+of which act is allowed in which state; anything else is a 409 `submission_state` naming the state.
 
 Processing runs as a job (`citygrid.jobs`, kind `survey-intake`, the submission in its detail), in one
 transaction: a process killed mid-file leaves the submission `received` with no row, and `resume_pending` (the
 API's start-up) takes the interrupted job up again. A resubmission (`resubmit`) puts corrected bytes into the
-same submission, `received` again: the earlier file and its rows are kept in `submission_revision`, and the
-rows already approved or rejected keep their review.
+same submission, `received` again (so it goes through validation and is handed in again): the earlier file and
+its rows are kept in `submission_revision`. Its file may carry only the corrected rows: each is matched to the
+row it corrects by the row key column (行标识) of the file the cadre downloaded, or else by name and place
+(`match_rows`); rows it does not mention stay as they were, approved rows are never replaced, and a rejected row
+that is sent again is validated again.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import io
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 import shapely
 from rapidfuzz import fuzz
+from rapidfuzz import process as rf_process
 from shapely import STRtree, wkb
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
@@ -49,11 +56,38 @@ from citygrid.security import audit, rules
 from citygrid.security.principal import Principal, system_as
 from citygrid.security.scope import scoped_engine, scoped_session
 from citygrid.survey import read, template, validate
-from citygrid.survey.columns import crs_of
+from citygrid.survey.columns import columns, crs_of
 
 MAX_BYTES = 20 * 1024 * 1024
 CHUNK = 2000  # rows validated between two progress reports
 DUP_METRES = 5.0  # registered objects of the class this close to a row are shown to the reviewer as likely the same
+ROW_KEY = "row_key"  # the cells' key of the row key column (行标识) a downloaded file carries
+
+# state → the acts allowed in it (hand_in, review, resubmit); `_require_state` answers anything else with a 409
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "received": frozenset(),
+    "validated": frozenset({"hand_in", "resubmit"}),
+    "invalid": frozenset({"hand_in", "resubmit"}),  # hand_in only as partial: the valid rows go to review
+    "submitted": frozenset({"review"}),
+    "rejected": frozenset({"resubmit"}),
+    "coded": frozenset({"resubmit"}),  # its rejected rows, corrected
+}
+OPEN = ("received", "validated", "invalid", "submitted")  # not yet decided whole: their rows count as duplicates
+STATE_ZH = {"received": "已收到，校验中", "validated": "已通过校验", "invalid": "有错误", "submitted": "已提交审核",
+            "rejected": "已退回", "coded": "已审核赋码"}
+ACTS = {"hand_in": ("提交审核", "handed in", "：请先改正有错误的行并重新提交，或只提交无误的行（partial）",
+                    ": correct the rows with problems and resubmit, or hand in only the valid rows (partial)"),
+        "review": ("审核", "reviewed", "：村干部提交审核后才能审核", ": its cadre has not handed it in for review"),
+        "resubmit": ("重新提交", "resubmitted", "：审核中的提交不能修改，审核完成后可更正退回的行",
+                     ": it is under review; rejected rows can be corrected once the review is done")}
+
+
+def _require_state(sid: str, state: str, act: str) -> None:
+    if act in TRANSITIONS.get(state, frozenset()):
+        return
+    zh, en, hint_zh, hint_en = ACTS[act]
+    raise E.submission_state("id", submission=sid, state=state, state_zh=STATE_ZH.get(state, state),
+                             action_zh=zh, action_en=en, hint_zh=hint_zh, hint_en=hint_en)
 
 
 @dataclass(frozen=True)
@@ -192,14 +226,14 @@ def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass, si
     geoms = np.array([r.geom for r in located], dtype=object)
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(geoms))
     pad = DUP_METRES / 50_000  # 5 m < 0.0001°
-    box = {"x0": x0 - pad, "y0": y0 - pad, "x1": x1 + pad, "y1": y1 + pad, "c": cls.code, "sid": sid}
+    box = {"x0": x0 - pad, "y0": y0 - pad, "x1": x1 + pad, "y1": y1 + pad, "c": cls.code, "sid": sid, "open": list(OPEN)}
     objects = conn.execute(text(
         "SELECT o.code, o.name, ST_AsBinary(o.geom) AS g FROM city_object o WHERE o.class_code = :c "
         "AND o.status = 'active' AND o.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"), box).all()
     others = conn.execute(text(
         "SELECT t.submission_id AS sub, t.row, t.name, ST_AsBinary(t.geom) AS g FROM submission_row t "
         "JOIN submission s ON s.id = t.submission_id AND s.class_code = :c AND s.id <> CAST(:sid AS uuid) "
-        "AND s.status <> 'reviewed' WHERE t.status = 'valid' AND t.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"),
+        "AND s.status = ANY(CAST(:open AS text[])) WHERE t.status = 'valid' AND t.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"),
         box).all()
     found: list[tuple[dict[str, Any], Any]] = [({"code": o.code}, o) for o in objects] + [
         ({"submission": str(o.sub), "row": o.row}, o) for o in others]
@@ -220,6 +254,31 @@ def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass, si
         key, o = found[j]
         similar = fuzz.ratio(r.name or "", o.name or "") / 100 if r.name and o.name else None
         r.duplicates.append(key | {"name": o.name, "distance_m": round(d, 1), "name_similarity": similar})
+
+
+def _across(conn: Connection, rows: list[validate.Row], cls: ObjectClass, village: Village) -> None:
+    """Registered objects of the class just across the village boundary that the caller's row-level security
+    hides (an area-scoped cadre reads objects of non-public classes in its own village only, so `_duplicates`
+    cannot see them): `citygrid_survey_neighbours` (0027, SECURITY DEFINER) gives their code, class, distance
+    and name similarity and nothing else, marked `hidden`; the reviewer opens the object with its own rights
+    (`detail_of`). Only rows within reach of the village's edge are asked, and for callers who see everything
+    the function answers nothing."""
+    located = [r for r in rows if r.geom is not None and not r.problems]
+    if village.geom is not None and located:
+        inner = village.geom.buffer(-3 * DUP_METRES / 100_000)  # ~15 m inside the outline: nothing hidden in reach
+        inside = shapely.contains(inner, np.array([r.geom for r in located], dtype=object))
+        located = [r for r, ok in zip(located, inside.tolist(), strict=True) if not ok]
+    if not located:
+        return
+    found = conn.execute(text(
+        "SELECT i, code, class_code, distance_m, name_similarity FROM citygrid_survey_neighbours(:c, "
+        "CAST(:h AS text[]), CAST(:n AS text[]), :m) ORDER BY i, distance_m, code"),
+        {"c": cls.code, "h": _hex(located), "n": [r.name or "" for r in located], "m": DUP_METRES}).all()
+    for f in found:
+        r = located[f.i - 1]
+        r.duplicates = sorted(r.duplicates + [{"code": f.code, "class_code": f.class_code, "distance_m": f.distance_m,
+                                               "name_similarity": f.name_similarity, "hidden": True}],
+                              key=lambda d: ("submission" in d, d["distance_m"]))[:5]
 
 
 GCJ_SAMPLE = 200  # points a file's GCJ-02 test looks at (spread over the file)
@@ -293,32 +352,103 @@ def _gcj_suspects(conn: Connection, rows: list[validate.Row], village: Village) 
                                   shift=round(abs(shift)))
 
 
-_DELETE_OPEN = "DELETE FROM submission_row WHERE submission_id = :id AND status NOT IN ('approved', 'rejected')"
+def _row_key(v: Any) -> int | None:
+    """A row key cell as written back (5, "5", 5.0, "５"); None when it is none."""
+    v = validate.clean(v)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, str) and v.isdigit():
+        v = int(v)
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+MATCH_METRES = 15.0  # a corrected row without a key this close to a row, and alike in name, corrects it
+MATCH_ALIKE = 0.6  # … alike meaning this rapidfuzz ratio at least ("井1" and "井2" are 0.5: not alike)
+MATCH_NAME = 0.8  # a row with no usable place (or an earlier one without) is matched by a name this alike
+
+
+def match_rows(rows: list[validate.Row], before: Sequence[Any], lat0: float | None) -> dict[int, int]:
+    """Each row of a resubmitted file (by its line) → the key of the row it corrects: the row key column (行标识)
+    when it names a row of the submission; else the nearest-matching row by name and place, each taken once, best
+    pairs first (an approved row matched is then left as it is); a row that matches none gets the next free key
+    (a row added). `before`: the submission's rows (row, name, status, g: WKB or None)."""
+    keys = {b.row for b in before}
+    out: dict[int, int] = {}
+    for r in rows:
+        k = _row_key(r.cells.get(ROW_KEY))
+        if k is not None and k in keys and k not in out.values():
+            out[r.row] = k
+    free = [b for b in before if b.row not in out.values()]  # approved rows too: matched, then left as they are
+    todo = [r for r in rows if r.row not in out]
+    lat = lat0 if lat0 is not None else 30.0
+    pairs: list[tuple[float, int, int]] = []
+
+    def name_sim(a: str | None, b: str | None) -> float | None:
+        return fuzz.ratio(a, b) / 100 if a and b else None
+
+    # both placed: the pairs within MATCH_METRES, from one STRtree query (a whole file resent without keys is
+    # thousands of rows)
+    mine = [r for r in todo if r.geom is not None]
+    theirs = [b for b in free if b.g is not None]
+    if mine and theirs:
+        gm = _local_metres(np.array([r.geom for r in mine], dtype=object), lat)
+        gt = _local_metres(shapely.from_wkb([bytes(b.g) for b in theirs]), lat)
+        i, j = STRtree(gt).query(gm, predicate="dwithin", distance=MATCH_METRES)
+        for a, b, d in zip(i.tolist(), j.tolist(), shapely.distance(gm[i], gt[j]).tolist(), strict=True):
+            sim = name_sim(mine[a].name, theirs[b].name)
+            if sim is None and d <= 1 or sim is not None and sim >= MATCH_ALIKE:
+                pairs.append((-(2 + (sim or 0) - d / MATCH_METRES), mine[a].row, theirs[b].row))
+    # one of the two without a place: by name alone, one rapidfuzz cdist per group (a place and a name, scored
+    # above 1, beat a name alone)
+    for rs, bs in (([r for r in todo if r.geom is None], free),
+                   (mine, [b for b in free if b.g is None])):
+        if not rs or not bs:
+            continue
+        sims = rf_process.cdist([r.name or "" for r in rs], [b.name or "" for b in bs], scorer=fuzz.ratio,
+                                score_cutoff=MATCH_NAME * 100)
+        for a, b in np.argwhere(sims > 0).tolist():
+            pairs.append((-float(sims[a, b]) / 100, rs[a].row, bs[b].row))
+    taken: set[int] = set()
+    for _, line, key in sorted(pairs):
+        if line not in out and key not in taken:
+            out[line] = key
+            taken.add(key)
+    nxt = max(keys, default=0)
+    for r in rows:
+        if r.row not in out:
+            nxt += 1
+            out[r.row] = nxt
+    return out
 
 
 def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | None = None,
             cells: CellReader | None = None, progress: Progress | None = None, if_received: bool = False
             ) -> dict[str, Any]:
-    """Read, validate and place every row of a stored submission; replaces its rows, so running it again (after
-    a crash mid-way, whose transaction left nothing) gives the same rows, none twice. `progress(stage, done,
-    total)` hears of each stage (the job's record, the CLI's bar); `if_received`: only a submission nobody has
-    processed yet (a resumed job that another process already finished leaves it alone)."""
+    """Read, validate and place every row of a stored submission. The first file's rows are keyed by their line;
+    a resubmission's rows replace the rows they correct (`match_rows`), approved rows never. One transaction:
+    running it again (after a crash mid-way, whose transaction left nothing) gives the same rows, none twice.
+    `progress(stage, done, total)` hears of each stage (the job's record, the CLI's bar); `if_received`: only a
+    submission nobody has processed yet (a resumed job that another process already finished leaves it alone).
+    A valid ODK instance is handed in at once: finalising a form in Collect is the enumerator's hand-in."""
     say = progress or (lambda stage, done, total: None)
     conn = s.connection()
-    sub = conn.execute(text("SELECT id, class_code, village_code, township_code, submitter, source, raw, crs, status "
-                            "FROM submission s WHERE id = :id FOR UPDATE"), {"id": sid}).first()
+    sub = conn.execute(text("SELECT id, class_code, village_code, township_code, submitter, source, raw, crs, status, "
+                            "revision FROM submission s WHERE id = :id FOR UPDATE"), {"id": sid}).first()
     if sub is None or not rules.may_read_submission(p, sub.submitter, sub.village_code, sub.township_code):
         raise E.submission_not_found("id", submission=sid)
     cls = _class(sub.class_code)
-    kept = set(conn.execute(text("SELECT row FROM submission_row WHERE submission_id = :id "
-                                 "AND status IN ('approved', 'rejected')"), {"id": sid}).scalars())
-    if (kept or if_received) and sub.status != "received":  # reviewed rows change only by a resubmission
+    before = conn.execute(text("SELECT row, name, status, ST_AsBinary(geom) AS g FROM submission_row "
+                               "WHERE submission_id = :id ORDER BY row"), {"id": sid}).all()
+    decided = any(b.status in ("approved", "rejected") for b in before)
+    if (decided or if_received) and sub.status != "received":  # reviewed rows change only by a resubmission
         return summary(conn, p, sid)
     say("read", 0, None)
+    merging = sub.revision > 1 and bool(before)
     try:
         table = (cells or _reader(sub.source))(cls, bytes(sub.raw))
     except CitygridError as e:  # the file itself: the submission is kept, invalid, with the reason
-        s.execute(text(_DELETE_OPEN), {"id": sid})
+        if not merging:
+            s.execute(text("DELETE FROM submission_row WHERE submission_id = :id"), {"id": sid})
         s.execute(text("UPDATE submission SET status = 'invalid', errors = CAST(:e AS jsonb), processed_at = now() "
                        "WHERE id = :id"), {"id": sid, "e": json.dumps([x.to_dict() for x in e.problems],
                                                                       ensure_ascii=False)})
@@ -334,28 +464,46 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
     _place_problems(conn, rows, village)
     file_notes = [x for x in [_gcj_suspects(conn, rows, village)] if x is not None]
     _duplicates(conn, rows, cls, sid)
+    _across(conn, rows, cls, village)
     say("store", total, total)
-    rows = [r for r in rows if r.row not in kept]  # reviewed rows keep their review (and their code)
-    s.execute(text(_DELETE_OPEN), {"id": sid})
+    lat0 = float(village.geom.centroid.y) if village.geom is not None else None
+    keys = match_rows(rows, before, lat0) if merging else {r.row: r.row for r in rows}
+    approved = {b.row for b in before if b.status == "approved"}
+    rows = [r for r in rows if keys[r.row] not in approved]  # approved rows keep their review and their code
+    for r in rows:
+        r.cells.pop(ROW_KEY, None)
+    if merging:
+        s.execute(text("DELETE FROM submission_row WHERE submission_id = :id AND row = ANY(CAST(:k AS int[]))"),
+                  {"id": sid, "k": [keys[r.row] for r in rows]})
+    else:
+        s.execute(text("DELETE FROM submission_row WHERE submission_id = :id"), {"id": sid})
     if rows:
         hexes = _hex([r for r in rows if r.geom is not None])
         it = iter(hexes)
         s.execute(text(
-            "INSERT INTO submission_row (submission_id, row, cells, name, attrs, geom, errors, duplicates, status) "
-            "SELECT :id, u.row, u.cells, u.name, u.attrs, ST_GeomFromWKB(decode(u.g, 'hex'), 4490), u.errors, "
-            "u.duplicates, u.status FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(row int, cells jsonb, "
-            "name text, attrs jsonb, g text, errors jsonb, duplicates jsonb, status text)"),
-            {"id": sid, "rows": json.dumps([{
-                "row": r.row, "cells": r.cells_json(), "name": r.name, "attrs": r.attrs,
+            "INSERT INTO submission_row (submission_id, row, file_row, revision, cells, name, attrs, geom, errors, "
+            "duplicates, status) SELECT :id, u.key, u.row, :rev, u.cells, u.name, u.attrs, "
+            "ST_GeomFromWKB(decode(u.g, 'hex'), 4490), u.errors, u.duplicates, u.status "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(key int, row int, cells jsonb, name text, "
+            "attrs jsonb, g text, errors jsonb, duplicates jsonb, status text)"),
+            {"id": sid, "rev": sub.revision, "rows": json.dumps([{
+                "key": keys[r.row], "row": r.row, "cells": r.cells_json(), "name": r.name, "attrs": r.attrs,
                 "g": next(it) if r.geom is not None else None,
                 "errors": [x.to_dict() for x in r.problems], "duplicates": r.duplicates,
                 "status": "invalid" if r.problems else "valid"} for r in rows], ensure_ascii=False, default=str)})
-    n_invalid = sum(1 for r in rows if r.problems)
-    state = "invalid" if n_invalid else "validated" if rows else "reviewed"
+    counts: dict[str, int] = {r.status: r.n for r in conn.execute(text(
+        "SELECT status, count(*) AS n FROM submission_row WHERE submission_id = :id GROUP BY status"), {"id": sid})}
+    state = ("invalid" if counts.get("invalid") else "validated" if counts.get("valid")
+             else "coded" if counts.get("approved") else "rejected")
+    handed = state == "validated" and sub.source == "odk"
     s.execute(text("UPDATE submission SET status = :st, n_rows = :n, n_invalid = :bad, errors = CAST(:e AS jsonb), "
-                   "processed_at = now() WHERE id = :id"),
-              {"id": sid, "st": state, "n": len(rows) + len(kept), "bad": n_invalid,
+                   "processed_at = now(), submitted_at = CASE WHEN :handed THEN now() ELSE submitted_at END "
+                   "WHERE id = :id"),
+              {"id": sid, "st": "submitted" if handed else state, "n": sum(counts.values()),
+               "bad": counts.get("invalid", 0), "handed": handed,
                "e": json.dumps([x.to_dict() for x in file_notes], ensure_ascii=False)})
+    if handed:
+        audit.record(s, p, "hand_in", sid, detail={"rows": counts.get("valid", 0), "source": "odk"})
     say("done", total, total)
     return summary(conn, p, sid)
 
@@ -385,6 +533,7 @@ def submit(transaction: Transaction, p: Principal, class_code: str, village: str
 
 
 KIND = "survey-intake"
+ODK_LANE = "survey-odk"  # ODK instances are processed one after another in this lane (`jobs.queue_job`)
 WAIT = 20.0  # seconds an upload's answer waits for its job: small files come back validated, large ones 202
 
 
@@ -468,11 +617,40 @@ def _locked(conn: Connection, p: Principal, sid: str, columns: str) -> Any:
     return sub
 
 
+def hand_in(s: Session, p: Principal, sid: str, partial: bool = False) -> dict[str, Any]:
+    """The cadre hands a validated submission in for review (`submitted`: the township's reviewers now see it as
+    pending). One with rows that have problems only as `partial`: its valid rows go to review, the others stay
+    with the cadre to correct. Handing in again what is already handed in answers the same and changes nothing
+    (a retry after a lost answer)."""
+    rules.require_login(p, "提交审核", "handing in for review")
+    conn = s.connection()
+    sub = _locked(conn, p, sid, "id, submitter, village_code, township_code, status, n_rows, n_invalid")
+    rules.require_submit(p, sub.village_code)
+    if sub.submitter != p.name and not p.is_admin:  # its reviewer reads it, but only its cadre hands it in
+        raise E.submission_not_found("id", submission=sid)
+    if sub.status == "submitted":
+        return summary(conn, p, sid)
+    _require_state(sid, sub.status, "hand_in")
+    valid = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id AND status = 'valid'"),
+                         {"id": sid}).scalar_one()
+    if sub.status == "invalid" and not (partial and valid):
+        zh, en, hint_zh, hint_en = ACTS["hand_in"]
+        if partial:  # nothing valid to hand in
+            hint_zh, hint_en = "：没有无误的行", ": no row is valid"
+        raise E.submission_state("id", submission=sid, state=sub.status, state_zh=STATE_ZH[sub.status],
+                                 action_zh=zh, action_en=en, hint_zh=hint_zh, hint_en=hint_en)
+    s.execute(text("UPDATE submission SET status = 'submitted', submitted_at = now() WHERE id = :id"), {"id": sid})
+    audit.record(s, p, "hand_in", sid, detail={"rows": valid, "left_with_problems": sub.n_invalid})
+    return summary(conn, p, sid)
+
+
 def resubmit(s: Session, p: Principal, sid: str, data: bytes, *, source: str, filename: str | None = None,
              crs: str | None = None) -> int:
-    """Corrected rows sent into the same submission (the cadre's file back, fixed): the file and the rows it
-    replaces are kept as a revision (`submission_revision`), the submission is `received` again with the new
-    bytes, and processing keeps every row already approved or rejected as it was. Returns the new revision."""
+    """Corrected rows sent into the same submission (the cadre's file back, fixed, or only the corrected rows):
+    the file and the rows it replaces are kept as a revision (`submission_revision`), the submission is
+    `received` again with the new bytes (validated again, then handed in again), and processing replaces the rows
+    the file corrects, never an approved one (`process`). Before it is handed in, or after its review (its
+    rejected rows); not while it is under review. Returns the new revision."""
     rules.require_login(p, "重新提交调查数据", "resubmitting survey data")
     conn = s.connection()
     sub = _locked(conn, p, sid, "id, submitter, village_code, township_code, revision, status")
@@ -480,20 +658,23 @@ def resubmit(s: Session, p: Principal, sid: str, data: bytes, *, source: str, fi
     if sub.submitter != p.name and not p.is_admin:  # a reviewer of the township reads it, but only its cadre sends
         raise E.submission_not_found("id", submission=sid)
     _check_upload(data, crs)
-    open_rows = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id AND status NOT IN "
-                                  "('approved', 'rejected')"), {"id": sid}).scalar_one()
-    if sub.status == "reviewed" and not open_rows:
+    open_rows = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id AND status <> "
+                                  "'approved'"), {"id": sid}).scalar_one()
+    if sub.status == "coded" and not open_rows:
         raise E.resubmit_closed("id", submission=sid)
+    _require_state(sid, sub.status, "resubmit")
     s.execute(text(
         "INSERT INTO submission_revision (submission_id, revision, submitter, source, filename, raw, sha256, crs, "
         "status, n_rows, n_invalid, errors, rows, created_at) SELECT s.id, s.revision, s.submitter, s.source, "
         "s.filename, s.raw, s.sha256, s.crs, s.status, s.n_rows, s.n_invalid, s.errors, COALESCE((SELECT "
-        "jsonb_agg(jsonb_build_object('row', r.row, 'status', r.status, 'errors', r.errors, 'cells', r.cells, "
-        "'object_code', r.object_code, 'reason', r.reason) ORDER BY r.row) FROM submission_row r WHERE "
+        "jsonb_agg(jsonb_build_object('row', r.row, 'file_row', r.file_row, 'revision', r.revision, 'status', "
+        "r.status, 'errors', r.errors, 'cells', r.cells, 'object_code', r.object_code, 'reason', r.reason) "
+        "ORDER BY r.row) FROM submission_row r WHERE "
         "r.submission_id = s.id), '[]'), COALESCE(s.processed_at, s.created_at) FROM submission s WHERE s.id = :id"),
         {"id": sid})
     s.execute(text("UPDATE submission SET raw = :raw, sha256 = :h, source = :src, filename = :fn, crs = :crs, "
-                   "status = 'received', revision = revision + 1, errors = '[]', processed_at = NULL WHERE id = :id"),
+                   "status = 'received', revision = revision + 1, errors = '[]', processed_at = NULL, submitted_at = NULL "
+                   "WHERE id = :id"),
               {"id": sid, "raw": data, "h": hashlib.sha256(data).digest(), "src": source, "fn": filename, "crs": crs})
     audit.record(s, p, "resubmit", sid, detail={"revision": sub.revision + 1, "bytes": len(data)})
     return int(sub.revision) + 1
@@ -521,12 +702,15 @@ def revisions(conn: Connection, p: Principal, sid: str) -> list[dict[str, Any]]:
 def resume_pending(engine: Engine, index: Index = None) -> list[str]:
     """Submissions stored but not processed (their process died: kill -9, a crash) processed again as jobs,
     each taking up its interrupted job when there is one. Processing replaces a submission's rows in one
-    transaction, so a resumed submission has every row once. Returns the submissions' ids."""
+    transaction, so a resumed submission has every row once (one that another process is about to process,
+    from its ODK lane, is then left alone by whichever comes second). ODK instances without a job go to the ODK
+    lane, as when they arrived, so that a burst left behind does not start a thread each. Returns the
+    submissions' ids."""
     p = system_as("intake-resume")
     eng = scoped_engine(engine, p)
     with eng.connect() as c:
         todo = c.execute(text(
-            "SELECT s.id, (SELECT j.id FROM job j WHERE j.kind = :k AND j.detail->>'submission' = s.id::text "
+            "SELECT s.id, s.source, (SELECT j.id FROM job j WHERE j.kind = :k AND j.detail->>'submission' = s.id::text "
             "ORDER BY j.started_at DESC LIMIT 1) AS job, (SELECT j.state FROM job j WHERE j.kind = :k "
             "AND j.detail->>'submission' = s.id::text ORDER BY j.started_at DESC LIMIT 1) AS state "
             "FROM submission s WHERE s.status = 'received' ORDER BY s.created_at"), {"k": KIND}).all()
@@ -540,15 +724,22 @@ def resume_pending(engine: Engine, index: Index = None) -> list[str]:
                 job = jobs.JobRecorder.attach(eng, str(r.job), KIND, fresh=True)
             except CitygridError:  # another process took it up first
                 continue
-        start_processing(engine, p, str(r.id), index, job)
+        if job is None and r.source == "odk":
+            jobs.queue_job(ODK_LANE, eng, p.name, KIND, processing(engine, p, str(r.id), index),
+                           detail={"submission": str(r.id)})
+        else:
+            start_processing(engine, p, str(r.id), index, job)
         out.append(str(r.id))
     return out
 
 
-def submit_odk(transaction: Transaction, p: Principal, xml: bytes | None,
-               attachments: list[tuple[str, str | None, bytes]], index: AddressIndex | None = None
-               ) -> tuple[bool, str]:
-    """An OpenRosa submission: (created, the message for Collect). Resent instances (same instanceID from the
+def submit_odk(engine: Engine, p: Principal, xml: bytes | None, attachments: list[tuple[str, str | None, bytes]],
+               index: Index = None) -> tuple[bool, str]:
+    """An OpenRosa submission: (created, the message for Collect). The instance and its attachments are stored
+    and committed before the answer (201, as OpenRosa requires once the server holds the data); processing runs
+    afterwards as a `survey-intake` job like a file's, queued in one lane so that a burst of phones syncing does
+    not take a thread and a connection each. A process killed before the job ran leaves the submission
+    `received`, and `resume_pending` processes it at the next start. Resent instances (same instanceID from the
     same principal) are acknowledged without a second submission; rows with problems are still received (the
     cadre sees them in the intake), since Collect cannot show them."""
     from citygrid.survey import odk
@@ -558,20 +749,15 @@ def submit_odk(transaction: Transaction, p: Principal, xml: bytes | None,
                                                                      ": xml_submission_file is missing"))
     rules.require_login(p, "提交调查数据", "submitting survey data")
     cls, iid, _ = odk.parse_instance(xml)
-    with transaction() as s:
+    with scoped_session(engine, p) as s:
         before = odk.seen_before(s.connection(), iid, p.name)
-    if before:
-        return False, f"已收到（{before}）"
-    with transaction() as s:
+        if before:
+            return False, f"已收到（{before}）"
         rec = receive(s, p, cls.code, None, xml, source="odk", filename=iid, content_type="text/xml",
                       attachments=attachments)
-
-    def resolve(address: str) -> dict[str, Any]:
-        return index.geocode(address, rec.village, 1) if index is not None else {"candidates": []}
-
-    with transaction() as s:
-        out = process(s, p, rec.id, resolve)
-    return True, f"已收到 {out['id']}：{'通过校验' if out['status'] == 'validated' else '有需要修改的地方，请在网页上查看'}"
+    jobs.queue_job(ODK_LANE, scoped_engine(engine, p), p.name, KIND, processing(engine, p, rec.id, index),
+                   detail={"submission": rec.id})
+    return True, f"已收到 {rec.id}，正在校验；结果请在网页上查看"
 
 
 def pending(conn: Connection) -> list[str]:
@@ -584,11 +770,12 @@ def _sub_out(r: Any) -> dict[str, Any]:
     return {"id": str(r.id), "class_code": r.class_code, "village_code": r.village_code,
             "township_code": r.township_code, "submitter": r.submitter, "source": r.source, "filename": r.filename,
             "status": r.status, "rows": r.n_rows, "invalid": r.n_invalid, "errors": r.errors,
-            "revision": r.revision, "created_at": r.created_at, "processed_at": r.processed_at}
+            "revision": r.revision, "created_at": r.created_at, "processed_at": r.processed_at,
+            "submitted_at": r.submitted_at}
 
 
 _SUB = ("SELECT s.id, s.class_code, s.village_code, s.township_code, s.submitter, s.source, s.filename, s.status, "
-        "s.n_rows, s.n_invalid, s.errors, s.revision, s.created_at, s.processed_at FROM submission s")
+        "s.n_rows, s.n_invalid, s.errors, s.revision, s.created_at, s.processed_at, s.submitted_at FROM submission s")
 
 
 def summary(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
@@ -625,15 +812,34 @@ def detail_of(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
     """The submission with every row: its cells, values, location, problems and review."""
     out = summary(conn, p, sid)
     rows = conn.execute(text(
-        "SELECT row, cells, name, attrs, ST_AsBinary(geom) AS g, errors, duplicates, status, reason, object_code, "
-        "reviewed_by, "
-        "reviewed_at FROM submission_row WHERE submission_id = :id ORDER BY row"), {"id": sid})
+        "SELECT row, file_row, revision, cells, name, attrs, ST_AsBinary(geom) AS g, errors, duplicates, status, "
+        "reason, object_code, reviewed_by, reviewed_at FROM submission_row WHERE submission_id = :id ORDER BY row"),
+        {"id": sid}).all()
     out["revisions"] = [{k: v for k, v in x.items() if k != "items"} for x in revisions(conn, p, sid)]
-    out["items"] = [{"row": r.row, "cells": r.cells, "name": r.name, "attrs": r.attrs,
-                     "geometry": to_geojson(wkb.loads(bytes(r.g))) if r.g is not None else None, "errors": r.errors,
-                     "duplicates": r.duplicates, "status": r.status, "reason": r.reason, "object_code": r.object_code,
-                     "reviewed_by": r.reviewed_by, "reviewed_at": r.reviewed_at} for r in rows]
+    out["items"] = [{"row": r.row, "file_row": r.file_row, "revision": r.revision, "cells": r.cells, "name": r.name,
+                     "attrs": r.attrs, "geometry": to_geojson(wkb.loads(bytes(r.g))) if r.g is not None else None,
+                     "errors": r.errors, "duplicates": r.duplicates, "status": r.status, "reason": r.reason,
+                     "object_code": r.object_code, "reviewed_by": r.reviewed_by, "reviewed_at": r.reviewed_at}
+                    for r in rows]
+    _open_hidden(conn, p, out)
     return out
+
+
+def _open_hidden(conn: Connection, p: Principal, sub: dict[str, Any]) -> None:
+    """Candidates found across the village boundary (`_across`) carry only code, class, distance and similarity;
+    the township's reviewer gets each one's name and place as far as its own rights read the object (row-level
+    security decides, as for `GET /objects`), the cadre nothing more."""
+    if not rules.may_review(p, sub["township_code"]):
+        return
+    hidden = [d for i in sub["items"] for d in i["duplicates"] if d.get("hidden")]
+    if not hidden:
+        return
+    seen = {r.code: r for r in conn.execute(text(
+        "SELECT code, name, village_code FROM city_object WHERE code = ANY(CAST(:c AS text[]))"),
+        {"c": sorted({d["code"] for d in hidden})})}
+    for d in hidden:
+        if (o := seen.get(d["code"])) is not None:
+            d |= {"name": o.name, "village_code": o.village_code}
 
 
 def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -644,8 +850,10 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     commit) answers it again with the object's code and changes nothing; the opposite decision is a conflict."""
     rules.require_login(p, "审核调查数据", "reviewing survey data")
     conn = s.connection()
-    sub = _locked(conn, p, sid, "id, class_code, village_code, township_code, submitter")
+    sub = _locked(conn, p, sid, "id, class_code, village_code, township_code, submitter, status")
     rules.require_review(p, sub.township_code)
+    if sub.status not in ("submitted", "coded", "rejected"):  # decided ones still answer a repeated decision
+        _require_state(sid, sub.status, "review")
     problems: list[Problem] = []
     done = []
     again: list[Any] = []  # rows whose decision is the one already made: answered as they are
@@ -680,6 +888,7 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
     repeated = [{"row": r.row, "status": r.status, "object_code": r.object_code} for r in again]
     if not done:  # only repeats: nothing changes, nothing to record
         return {"submission": summary(conn, p, sid), "results": repeated}
+    _require_state(sid, sub.status, "review")
     approve = [(r, reason) for r, decision, reason in done if decision == "approve"]
     codes: dict[int, str] = {}
     if approve:  # one code block, one insert: approving a whole file is one statement, not a create per row
@@ -698,24 +907,35 @@ def review(s: Session, p: Principal, sid: str, decisions: list[dict[str, Any]]) 
              "code": codes.get(r.row)} for r, decision, reason in done], ensure_ascii=False)})
     results = [{"row": r.row, "status": "approved" if decision == "approve" else "rejected",
                 "object_code": codes.get(r.row)} for r, decision, reason in done]
-    open_rows = conn.execute(text("SELECT count(*) FROM submission_row WHERE submission_id = :id AND status = 'valid'"),
-                             {"id": sid}).scalar_one()
-    if not open_rows:
-        s.execute(text("UPDATE submission SET status = 'reviewed' WHERE id = :id"), {"id": sid})
+    # every handed-in row decided: coded (the approved rows have their codes, the file with them is ready), or
+    # rejected when no row was approved; rows with problems (a partial hand-in) stay with the cadre
+    left, approved_n = conn.execute(text(
+        "SELECT count(*) FILTER (WHERE status = 'valid'), count(*) FILTER (WHERE status = 'approved') "
+        "FROM submission_row WHERE submission_id = :id"), {"id": sid}).one()
+    if not left:
+        s.execute(text("UPDATE submission SET status = :st WHERE id = :id"),
+                  {"id": sid, "st": "coded" if approved_n else "rejected"})
     audit.record(s, p, "review", sid, detail={"approved": sum(1 for x in results if x["object_code"]),
-                                              "rejected": sum(1 for x in results if not x["object_code"])})
+                                              "rejected": sum(1 for x in results if not x["object_code"]),
+                                              "state": "submitted" if left else "coded" if approved_n else "rejected"})
     return {"submission": summary(conn, p, sid), "results": sorted(results + repeated, key=lambda x: int(x["row"]))}
 
 
+KEY_HEADER, CODE_HEADER, OUTCOME_HEADER = "行标识", "统一识别代码", "审核结果"
+
+
 def file_with_codes(conn: Connection, p: Principal, sid: str) -> tuple[bytes, str]:
-    """The cadre's own file back with two columns added to each data row: the object's code (编码) once
-    approved, and the row's outcome (通过 / 退回：reason / the problems to fix). (bytes, "xlsx" | "csv")."""
+    """The cadre's own file back with three columns added to each data row: the row's key (行标识: a file sent
+    back with only some rows is matched by it), the object's code (编码) once approved, and the row's outcome
+    (通过 / 退回：reason / the problems to fix). After a resubmission the rows come from several files: the file
+    is then the class's template with every row's cells. (bytes, "xlsx" | "csv")."""
     sub = summary(conn, p, sid)
-    raw, source = conn.execute(text("SELECT raw, source FROM submission WHERE id = :id"), {"id": sid}).one()
+    raw, source, rev = conn.execute(text("SELECT raw, source, revision FROM submission WHERE id = :id"),
+                                    {"id": sid}).one()
     if source not in ("xlsx", "csv", *read.GIS_KINDS):
         raise E.submission_not_found("id", submission=sid)
     rows = {r.row: r for r in conn.execute(text(
-        "SELECT row, name, status, reason, object_code, errors FROM submission_row WHERE submission_id = :id"),
+        "SELECT row, name, status, reason, object_code, errors, cells FROM submission_row WHERE submission_id = :id"),
         {"id": sid})}
 
     def outcome(n: int) -> tuple[str, str]:
@@ -729,35 +949,52 @@ def file_with_codes(conn: Connection, p: Principal, sid: str) -> tuple[bytes, st
     if source in read.GIS_KINDS:  # a GIS file is not rewritten: its features' codes and outcomes, by feature
         out = io.StringIO()
         w = csv.writer(out)
-        w.writerow(["要素", "名称", "统一识别代码", "审核结果"])
+        w.writerow(["要素", "名称", CODE_HEADER, OUTCOME_HEADER])
         for n in sorted(rows):
             w.writerow([n, rows[n].name or "", *outcome(n)])
         return out.getvalue().encode("utf-8-sig"), "csv"
     cls = _class(sub["class_code"])
-    table = read.read(cls, bytes(raw))
-    if source == "xlsx":
-        from openpyxl import load_workbook
+    from openpyxl import load_workbook
 
+    if rev > 1:  # rows from several files: the template, each row's cells under its column
+        wb = load_workbook(io.BytesIO(template.build(cls)))
+        ws = wb[template.DATA_SHEET]
+        cols = columns(cls)
+        col = len(cols) + 1
+        for i, n in enumerate(sorted(rows), start=2):
+            for j, c in enumerate(cols, start=1):
+                ws.cell(i, j, rows[n].cells.get(c.key))
+            ws.cell(i, col, n)
+            ws.cell(i, col + 1, outcome(n)[0])
+            ws.cell(i, col + 2, outcome(n)[1])
+        header = 1
+    elif source == "xlsx":
+        table = read.read(cls, bytes(raw))
         wb = load_workbook(io.BytesIO(bytes(raw)))
-        ws = wb[template.DATA_SHEET] if template.DATA_SHEET in wb.sheetnames else wb.active
-        assert ws is not None
+        sheet = wb[template.DATA_SHEET] if template.DATA_SHEET in wb.sheetnames else wb.active
+        assert sheet is not None
+        ws = sheet
         col = ws.max_column + 1
-        ws.cell(table.header_row, col, "统一识别代码")
-        ws.cell(table.header_row, col + 1, "审核结果")
-        for n, _ in table.rows:
-            code, what = outcome(n)
-            ws.cell(n, col, code)
-            ws.cell(n, col + 1, what)
-        buf = io.BytesIO()
-        wb.save(buf)
-        return buf.getvalue(), "xlsx"
-    lines = list(csv.reader(io.StringIO(read.decode(bytes(raw)))))
-    out = io.StringIO()
-    w = csv.writer(out)
-    for i, line in enumerate(lines, start=1):
-        extra = ["统一识别代码", "审核结果"] if i == table.header_row else list(outcome(i)) if i > table.header_row else []
-        w.writerow(line + extra)
-    return out.getvalue().encode("utf-8-sig"), "csv"
+        for n, _ in table.rows:  # in the first file a row's key is its line
+            ws.cell(n, col, n if n in rows else None)
+            ws.cell(n, col + 1, outcome(n)[0])
+            ws.cell(n, col + 2, outcome(n)[1])
+        header = table.header_row
+    else:
+        table = read.read(cls, bytes(raw))
+        lines = list(csv.reader(io.StringIO(read.decode(bytes(raw)))))
+        out = io.StringIO()
+        w = csv.writer(out)
+        for i, line in enumerate(lines, start=1):
+            extra = [KEY_HEADER, CODE_HEADER, OUTCOME_HEADER] if i == table.header_row else \
+                [str(i) if i in rows else "", *outcome(i)] if i > table.header_row else []
+            w.writerow(line + extra)
+        return out.getvalue().encode("utf-8-sig"), "csv"
+    for k, h in enumerate((KEY_HEADER, CODE_HEADER, OUTCOME_HEADER)):
+        ws.cell(header, col + k, h)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue(), "xlsx"
 
 
 def _is_uuid(v: str) -> bool:
