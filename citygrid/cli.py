@@ -160,6 +160,40 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     console.print(f"done in {time.time() - t:.1f}s")
 
 
+@app.command("import")
+def import_objects(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="xlsx, CSV, GeoJSON, "
+                                               "GeoPackage or zipped Shapefile, in the class's template columns"),
+                   class_code: str = typer.Option(..., "--class", help="6-digit class code"),
+                   county: str | None = typer.Option(None, help="6-digit county code (default: where the first row is)"),
+                   crs: str | None = typer.Option(None, help="CGCS2000 (default), WGS84, GCJ-02, EPSG:4547 …"),
+                   name: str = typer.Option("operator", "--as", help="who imports (recorded as cli:NAME)"),
+                   errors: int = typer.Option(20, help="problems listed at most")) -> None:
+    """Register every row of a file at once through the bulk path (all or none; every bad row listed)."""
+    from citygrid.db.bootstrap import prepare
+    from citygrid.db.engine import database_url
+    from citygrid.errors import CitygridError
+    from citygrid.jobs import run
+    from citygrid.security.principal import system_as
+    from citygrid.survey.importer import import_file
+
+    engine = prepare(database_url())
+    p = system_as(f"cli:{name}")
+    data = file.read_bytes()
+    prog, report = _progress()
+    try:
+        with prog:
+            out = run(engine, "import", lambda r: import_file(engine, p, class_code, data, county=county, crs=crs,
+                                                              progress=r), report, owner=p.name)
+    except CitygridError as exc:
+        for pr in exc.problems[:errors]:
+            console.print(f"row {pr.row}: {pr.field}: {pr.error_code}: {pr.message_zh} / {pr.message_en}")
+        if len(exc.problems) > errors:
+            console.print(f"… {len(exc.problems) - errors} more problems")
+        _fail(exc)
+        return
+    console.print_json(json.dumps(out, ensure_ascii=False))
+
+
 def ensure_after_demo(engine: Engine, name: str, kind: str, force: bool, report: Report,
                       build: Callable[[Report], dict[str, Any]], after: str = "demo-420281") -> dict[str, Any]:
     """Run `build` unless its data_source row is newer than the step it depends on (demo, then grids)."""
