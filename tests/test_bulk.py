@@ -3,6 +3,7 @@ its row number) and keeps the code ledger gapless and the trigger-kept counts ex
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,13 +12,16 @@ from shapely import affinity
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from citygrid.catalog import get_catalog
+from citygrid.cli import app
 from citygrid.errors import CitygridError
 from citygrid.geo import to_geojson
 from citygrid.registry import objects
 from citygrid.registry.bulk import BulkItem, bulk_create
 from citygrid.security.principal import system_as
+from citygrid.settings import get_settings
 
 COUNTY = "420281"
 POINT_CLASS = "路灯"
@@ -143,3 +147,39 @@ def test_bulk_refuses_rows_outside_the_county(engine: Engine, demo_county: dict)
     with Session(engine) as s, s.begin(), pytest.raises(CitygridError) as err:
         bulk_create(s, system_as("test-bulk-outside"), cls_code, COUNTY, items)
     assert [(x.row, x.error_code, x.field) for x in err.value.problems] == [(2, "geom_outside_division", "geometry")]
+
+
+def _import(database_url: str, monkeypatch: pytest.MonkeyPatch, path: str, *args: str) -> Any:
+    monkeypatch.setenv("DATABASE_URL", database_url.replace("postgresql+psycopg://", "postgresql://"))
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, ["import", path, "--class", "010402", *args])
+    finally:
+        monkeypatch.delenv("DATABASE_URL")
+        get_settings.cache_clear()
+
+
+def test_citygrid_import_registers_a_file_or_lists_every_bad_row(engine: Engine, database_url: str, demo_county: dict,
+                                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    rows = [("路灯甲", 114.9601, 30.0901, "完好", "120"), ("路灯乙", 114.9602, 30.0902, "坏了", "120"),
+            ("路灯丙", 114.9603, 30.0903, "破损", "很亮"), ("路灯丁", 114.9604, 30.0904, "占用", "80")]
+    bad = tmp_path / "lamps.csv"
+    bad.write_text("名称,经度,纬度,状态,功率\n" + "".join(",".join(map(str, r)) + "\n" for r in rows), encoding="utf-8")
+    r = _import(database_url, monkeypatch, str(bad))
+    assert r.exit_code == 2, r.output
+    assert [line.split(":")[0] for line in r.output.splitlines() if line.startswith("row ")] == ["row 3", "row 4"]
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM city_object WHERE name LIKE '路灯_' AND created_by = "
+                              "'cli:operator'")).scalar_one() == 0
+    good = tmp_path / "lamps-fixed.csv"
+    rows[1], rows[2] = rows[1][:3] + ("完好", "120"), rows[2][:4] + ("150",)
+    good.write_text("名称,经度,纬度,状态,功率\n" + "".join(",".join(map(str, r)) + "\n" for r in rows), encoding="utf-8")
+    r = _import(database_url, monkeypatch, str(good))
+    assert r.exit_code == 0, r.output
+    with engine.connect() as c:
+        got = c.execute(text("SELECT name, code, division_code, village_code IS NOT NULL, attrs->>'state', "
+                             "attrs->'power_w' FROM city_object WHERE created_by = 'cli:operator' AND name LIKE '路灯_' "
+                             "ORDER BY code")).all()
+    assert [(g[0], g[2], g[3], g[4]) for g in got] == [(r[0], COUNTY, True, r[3]) for r in rows]
+    assert [g[1][:12] for g in got] == [COUNTY + "010402"] * 4 and got[2][5] == 150
