@@ -105,6 +105,12 @@ def points(engine: Engine, n: int, seed: int) -> list[Point]:
     return out[:n]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (the session's PostgreSQL backend, on this machine), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class StatementTimes:
     """Wall time per statement kind (first words of the SQL), from the driver's cursor events."""
 
@@ -149,15 +155,21 @@ def main() -> None:
 
     times = StatementTimes(engine)
     done = 0
-    prep_s = write_s = copy_s = 0.0
+    prep_s = write_s = copy_s = client_cpu = server_cpu = 0.0
     while done < a.objects:
         k = min(a.chunk, a.objects - done)
         t0 = time.perf_counter()
         items = [BulkItem(pt, at) for pt, at in zip(points(engine, k, 100 + done), _synthetic_attrs(cls, rng, k, done),
                                                     strict=True)]
         t1 = time.perf_counter()
-        with Session(engine) as s, s.begin():
-            bulk_create(s, p, cls.code, COUNTY, items, batch="bench-bulk")
+        c0 = time.process_time()
+        with Session(engine) as s:
+            backend = int(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            b0 = cpu_seconds(backend)
+            with s.begin():
+                bulk_create(s, p, cls.code, COUNTY, items, batch="bench-bulk")
+            server_cpu += cpu_seconds(backend) - b0
+        client_cpu += time.process_time() - c0
         t2 = time.perf_counter()
         prep_s += t1 - t0
         write_s += t2 - t1
@@ -168,6 +180,10 @@ def main() -> None:
     print(f"bulk path: {done:,} objects in chunks of {a.chunk:,}: {write_s:.1f} s = {done / write_s:,.0f} objects/s "
           f"(target 20,000; single path {single:,.0f}/s: x{done / write_s / single:.0f}); "
           f"{done / (write_s + prep_s):,.0f}/s including making the random items; {load()}")
+    per = (client_cpu + server_cpu) / done
+    print(f"CPU per object: client {client_cpu / done * 1e6:,.0f} µs + server backend {server_cpu / done * 1e6:,.0f} µs "
+          f"= {1 / per:,.0f} objects per CPU-second (what one otherwise idle core pair would approach: the client "
+          "and its backend mostly take turns; wall time above is inflated by the other processes on the machine)")
     print("where the bulk time goes (s):")
     for k, v in sorted(times.t.items(), key=lambda kv: -kv[1])[:10]:
         print(f"  {v:7.2f}  {k}")

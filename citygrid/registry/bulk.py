@@ -69,12 +69,14 @@ def problems_of(cls: ObjectClass, items: list[BulkItem]) -> list[Problem]:
 
 def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: list[BulkItem], *,
                 batch: str | None = None, validate: bool = True, reviewed: str | None = None,
-                reasons: list[str | None] | None = None) -> list[str]:
+                reasons: list[str | None] | None = None, refuse_outside: bool = True) -> list[str]:
     """Create all items or none, as `p` (who must be allowed to edit the class at every item's place, the county
     for items without one); returns their codes in input order.
 
     `reviewed` (a submission id): rows of a survey submission approved by `p`, whose right is the reviewer's at
-    each item's township (citygrid/survey/intake.py); `reasons` go to each object's history. Rows reach
+    each item's township (citygrid/survey/intake.py); `reasons` go to each object's history. `refuse_outside`:
+    items whose point lies outside the county are refused as the single path refuses them; False keeps them at
+    county level, unplaced (synthetic test and benchmark data spread over a bounding box). Rows reach
     `city_object` through the staging table and INSERT … SELECT, which row-level security allows (COPY into a
     table under RLS is refused, and the reviewer's transaction is area-scoped)."""
     if not items:
@@ -96,7 +98,8 @@ def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: l
     codes = allocate(s, p, county, class_code, len(items), batch=batch, state="assigned", checked=reviewed is not None)
     comp = component_codes(s, cls, county, len(items))
     _stage(s, items, codes, comp, reasons)
-    _refuse_outside(s, county, items)
+    if refuse_outside:
+        _refuse_outside(s, county)
     grids = bool(s.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE code LIKE :p)"), {"p": county + "%"})
                  .scalar_one())
     s.execute(text(f"CREATE INDEX ON {_STAGE} USING gist (pt); ANALYZE {_STAGE}"))
@@ -144,7 +147,7 @@ def _stage(s: Session, items: list[BulkItem], codes: list[str], comp: list[str |
         cp.write(buf.getvalue())
 
 
-def _refuse_outside(s: Session, county: str, items: list[BulkItem]) -> None:
+def _refuse_outside(s: Session, county: str) -> None:
     """Rows whose representative point lies outside the county's outline (when it has one): the single path's
     `geom_outside_division`, for every such row at once."""
     out = s.execute(text(
