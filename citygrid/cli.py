@@ -134,12 +134,17 @@ def load_divisions(force: bool = typer.Option(False, help="reload even if loaded
 
 
 @app.command("load-demo")
-def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, help="regenerate")) -> None:
-    """Generate the demo county 大冶市 (420281) deterministically from a seed."""
+def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, help="regenerate"),
+              division: str = typer.Option("420281", help="a county, or a city/province: every county-level "
+                                           "division under it with an outline, side by side"),
+              scale: float = typer.Option(1.0, help="objects per county relative to the full demo (0.05: a twentieth)"),
+              address: bool = typer.Option(True, help="build each county's address base too")) -> None:
+    """Generate the demo deterministically from a seed: 大冶市 (420281) by default, or every county of a city."""
     from citygrid.db.bootstrap import prepare
     from citygrid.db.engine import database_url
-    from citygrid.demo.load import load_address_base
+    from citygrid.demo.load import counties_in, load_address_base
     from citygrid.demo.load import load_demo as gen
+    from citygrid.errors import CitygridError
     from citygrid.grid.generate import generate as generate_grids
     from citygrid.regions.load import load_divisions as load
 
@@ -148,16 +153,66 @@ def load_demo(seed: int = typer.Option(42), force: bool = typer.Option(False, he
     t = time.time()
     from citygrid.jobs import run
 
-    with prog:
-        run(engine, "load-divisions", lambda p: load(engine, progress=p), report)
-        summary = run(engine, "load-demo", lambda p: gen(engine, seed=seed, force=force, progress=p), report)
-        summary["grids"] = ensure_after_demo(engine, "grids-420281", "grids", force, report,
-                                             lambda p: generate_grids(engine, "420281", seed=seed, progress=p))
-        summary["address_base"] = ensure_after_demo(
-            engine, "address-420281", "address-base", force, report,
-            lambda p: load_address_base(engine, "420281", seed=seed, progress=p), after="grids-420281")
-    console.print_json(json.dumps(summary, ensure_ascii=False, default=str))
+    out: dict[str, Any] = {}
+    try:
+        with prog:
+            run(engine, "load-divisions", lambda p: load(engine, progress=p), report)
+            for county in counties_in(engine, division):
+                def demo(p: Report, c: str = county) -> dict[str, Any]:
+                    return gen(engine, seed=seed, force=force, progress=p, scale=scale, county=c)
+
+                def grids(p: Report, c: str = county) -> dict[str, Any]:
+                    return generate_grids(engine, c, seed=seed, progress=p)
+
+                def base(p: Report, c: str = county) -> dict[str, Any]:
+                    return load_address_base(engine, c, seed=seed, progress=p)
+
+                summary = run(engine, "load-demo", demo, report)
+                summary["grids"] = ensure_after_demo(engine, f"grids-{county}", "grids", force, report, grids,
+                                                     after=f"demo-{county}")
+                if address:
+                    summary["address_base"] = ensure_after_demo(engine, f"address-{county}", "address-base", force,
+                                                                report, base, after=f"grids-{county}")
+                out[county] = summary
+    except CitygridError as exc:
+        _fail(exc)
+    console.print_json(json.dumps(out if len(out) > 1 else next(iter(out.values()), {}), ensure_ascii=False,
+                                  default=str))
     console.print(f"done in {time.time() - t:.1f}s")
+
+
+@app.command("import")
+def import_objects(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="xlsx, CSV, GeoJSON, "
+                                               "GeoPackage or zipped Shapefile, in the class's template columns"),
+                   class_code: str = typer.Option(..., "--class", help="6-digit class code"),
+                   county: str | None = typer.Option(None, help="6-digit county code (default: where the first row is)"),
+                   crs: str | None = typer.Option(None, help="CGCS2000 (default), WGS84, GCJ-02, EPSG:4547 …"),
+                   name: str = typer.Option("operator", "--as", help="who imports (recorded as cli:NAME)"),
+                   errors: int = typer.Option(20, help="problems listed at most")) -> None:
+    """Register every row of a file at once through the bulk path (all or none; every bad row listed)."""
+    from citygrid.db.bootstrap import prepare
+    from citygrid.db.engine import database_url
+    from citygrid.errors import CitygridError
+    from citygrid.jobs import run
+    from citygrid.security.principal import system_as
+    from citygrid.survey.importer import import_file
+
+    engine = prepare(database_url())
+    p = system_as(f"cli:{name}")
+    data = file.read_bytes()
+    prog, report = _progress()
+    try:
+        with prog:
+            out = run(engine, "import", lambda r: import_file(engine, p, class_code, data, county=county, crs=crs,
+                                                              progress=r), report, owner=p.name)
+    except CitygridError as exc:
+        for pr in exc.problems[:errors]:
+            console.print(f"row {pr.row}: {pr.field}: {pr.error_code}: {pr.message_zh} / {pr.message_en}")
+        if len(exc.problems) > errors:
+            console.print(f"… {len(exc.problems) - errors} more problems")
+        _fail(exc)
+        return
+    console.print_json(json.dumps(out, ensure_ascii=False))
 
 
 def ensure_after_demo(engine: Engine, name: str, kind: str, force: bool, report: Report,

@@ -234,6 +234,12 @@ for _c in REGISTRY:
         _BY_NAME.setdefault(_n.upper(), _c)
 
 
+def gauss_kruger_srid(lon: float) -> int:
+    """The CGCS2000 3° Gauss-Krüger zone (EPSG:4534 at 75°E … EPSG:4554 at 135°E) whose meridian is nearest."""
+    cm = min(max(3 * round(lon / 3), 75), 135)
+    return 4534 + (cm - 75) // 3
+
+
 def uris() -> list[str]:
     """Every supported CRS as a URI, CRS84 first (the `crs` lists of OGC collections)."""
     return [c.uri for c in REGISTRY]

@@ -26,7 +26,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # python3-qgis is built for Debian's Python,
 def mailboxes(engine) -> list[str]:  # noqa: ANN001
     items = [BulkItem(Point(115.10 + (i % 12) * 0.001, 30.25 + (i // 12) * 0.001), {"state": "完好"}) for i in range(N)]
     with Session(engine) as s, s.begin():
-        return bulk_create(s, system_as("test-qgis"), CLS, "420281", items)
+        return bulk_create(s, system_as("test-qgis"), CLS, "420281", items, refuse_outside=False)
 
 
 def test_qgis_oapif_provider_reads_pages_and_filters(live_server: str, engine, mailboxes: list[str]) -> None:  # noqa: ANN001

@@ -21,7 +21,10 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
 - ``audit_log_chain`` on audit_log → ``audit_chain()``: before each insert, locks the one ``audit_head`` row,
   numbers the row (gapless ``seq``), stamps ``at`` and chains ``hash`` = sha256(previous hash, the row as
   ``audit_row_hash`` serialises it); SECURITY DEFINER, the application role never touches ``audit_head``
-  (0016_audit_chain.py).
+  (0016_audit_chain.py); since 0026 it chains onto the statement's previous row and leaves the head alone…
+- ``audit_log_head`` on audit_log → ``audit_head_move()``: …which this statement trigger moves to the statement's
+  last row, once: a bulk write's audit rows no longer walk a growing chain of head versions
+  (0026_audit_head_per_statement.py).
 - ``city_object_class_lock_ins`` on city_object → ``lock_object_classes()``: first of the statement's triggers
   (name order), takes a transaction-level advisory lock per class written, in class order, so writers of a class
   take its counts and layer version in one order and cannot deadlock (0024_object_class_write_lock.py).

@@ -8,6 +8,7 @@ seed and the stage's name, so a change to one stage leaves the output of the oth
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +17,32 @@ DEMO_SOURCE = "demo-420281"  # data_source row of the load
 BY = "demo"  # created_by of every demo object
 PROVINCE_CITY = "湖北省黄石市大冶市"
 
+
+@dataclass(frozen=True)
+class County:
+    """The county a demo fills: its code and names (real, from `division`), the seat the streets gather around,
+    and the Gauss-Krüger plane the generation works in (`geometry.local_plane`)."""
+
+    code: str
+    name: str  # 大冶市
+    short: str  # 大冶: road names (大冶城区, 大保线)
+    prefix: str  # 湖北省黄石市大冶市: the head of locations and standard addresses
+    seat: tuple[float, float]  # longitude, latitude (EPSG:4490)
+    local_crs: str
+
+    @property
+    def source(self) -> str:
+        """`data_source` row of the county's demo load (its grids and address base: `grids-…`, `address-…`)."""
+        return f"demo-{self.code}"
+
+    @property
+    def lock_key(self) -> int:
+        """Advisory lock of the county's demo load: one load per county at a time, counties side by side."""
+        return int(self.code) * 10_000 + 42
+
+
+# 大冶 as it always was (its seat is known; other counties take their outline's point on surface)
+DAYE = County(DEMO_COUNTY, "大冶市", "大冶", PROVINCE_CITY, (114.97, 30.10), "EPSG:4547")
 
 
 def stream(seed: int, name: str) -> np.random.Generator:

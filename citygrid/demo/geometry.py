@@ -1,12 +1,16 @@
 """The demo's metric plane and the shape helpers more than one stage uses.
 
-Generation happens in CGCS2000 / 3-degree Gauss-Krüger CM 114°E (EPSG:4547, metres), where lengths, widths and
+Generation happens in the county's CGCS2000 3-degree Gauss-Krüger zone (大冶: CM 114°E, EPSG:4547; metres), where lengths, widths and
 setbacks are plain numbers; only the result goes back to EPSG:4490. Helpers that only one stage needs stay
 private to that stage's module (`partition.py`, `roads.py`, ...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any, cast
 
 import numpy as np
@@ -16,25 +20,44 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-LOCAL_CRS = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E
+LOCAL_CRS = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E: 大冶's, the default
 
-_FWD = Transformer.from_crs("EPSG:4490", LOCAL_CRS, always_xy=True)
-_INV = Transformer.from_crs(LOCAL_CRS, "EPSG:4490", always_xy=True)
+
+@lru_cache(maxsize=32)
+def _transformers(crs: str) -> tuple[Transformer, Transformer]:
+    return (Transformer.from_crs("EPSG:4490", crs, always_xy=True),
+            Transformer.from_crs(crs, "EPSG:4490", always_xy=True))
+
+
+_PLANE: ContextVar[str] = ContextVar("demo_local_plane", default=LOCAL_CRS)
+
+
+@contextmanager
+def local_plane(crs: str) -> Iterator[None]:
+    """Generate in this plane (the county's Gauss-Krüger zone) inside the block; a context variable, so loads of
+    two counties in two threads do not mix."""
+    token = _PLANE.set(crs)
+    try:
+        yield
+    finally:
+        _PLANE.reset(token)
 
 
 def to_local(geoms: Any) -> Any:
     """EPSG:4490 geometries (or an array of them) into the local plane."""
-    return shapely.transform(geoms, lambda xy: np.column_stack(_FWD.transform(xy[:, 0], xy[:, 1])))
+    fwd = _transformers(_PLANE.get())[0]
+    return shapely.transform(geoms, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
 
 
 def to_4490(geoms: Any) -> Any:
     """Local-plane geometries (or an array of them) back to EPSG:4490."""
-    return shapely.transform(geoms, lambda xy: np.column_stack(_INV.transform(xy[:, 0], xy[:, 1])))
+    inv = _transformers(_PLANE.get())[1]
+    return shapely.transform(geoms, lambda xy: np.column_stack(inv.transform(xy[:, 0], xy[:, 1])))
 
 
 def lonlat_to_local(lon: float, lat: float) -> np.ndarray:
     """One longitude/latitude (EPSG:4490) as a point of the local plane."""
-    return np.array(_FWD.transform(lon, lat))
+    return np.array(_transformers(_PLANE.get())[0].transform(lon, lat))
 
 
 def polygonal(g: BaseGeometry) -> Polygon | MultiPolygon:

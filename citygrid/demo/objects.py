@@ -30,9 +30,10 @@ class _ClassOut:
 class Generated:
     """Objects generated so far, per class name (in the local plane), with attributes and names."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, county_name: str = "大冶市") -> None:
         self.by: dict[str, _ClassOut] = {}
         self.rng = rng
+        self.county_name = county_name
         cat = get_catalog()
         self.classes = {c.name: c for c in cat.classes.values()}
 
@@ -88,7 +89,7 @@ def component_attrs(out: Generated, name: str, n: int, extra: dict[str, Sequence
         cols["start_date"] = dates(rng, n)
     dept = cls.department.name
     if cls.attribute("dept_supervisor") is not None and dept.endswith(_GOV_SUFFIX):
-        cols["dept_supervisor"] = ["大冶市" + dept] * n
+        cols["dept_supervisor"] = [out.county_name + dept] * n
     for k, vals in (extra or {}).items():
         if cls.attribute(k) is not None:
             cols[k] = list(vals)

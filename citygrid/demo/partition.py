@@ -27,12 +27,10 @@ from shapely.ops import nearest_points
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from citygrid.demo.common import DEMO_COUNTY, geom_source, stream
+from citygrid.demo.common import DAYE, County, geom_source, stream
 from citygrid.demo.geometry import lonlat_to_local, polygonal, to_4490, to_local
 from citygrid.errors import E
 from citygrid.jobs import Progress
-
-SEAT_LONLAT = (114.97, 30.10)  # 大冶 county seat, roughly
 
 
 @dataclass
@@ -62,6 +60,7 @@ class Partition:
     townships: list[Division]
     villages: list[Division]
     urban: list[str]
+    county: County = DAYE
 
     def township(self, code: str) -> Division:
         return next(t for t in self.townships if t.code == code)
@@ -208,19 +207,19 @@ def _partition(region: BaseGeometry, seeds: np.ndarray, rng: np.random.Generator
     return _fix_fragments(parts, seeds)
 
 
-def _read_divisions(s: Session) -> tuple[BaseGeometry, list[Division], list[Division]]:
+def _read_divisions(s: Session, county: str) -> tuple[BaseGeometry, list[Division], list[Division]]:
     conn = s.connection()
-    wkb = conn.execute(text("SELECT ST_AsBinary(geom) FROM division WHERE code=:c"), {"c": DEMO_COUNTY}).scalar()
+    wkb = conn.execute(text("SELECT ST_AsBinary(geom) FROM division WHERE code=:c"), {"c": county}).scalar()
     if wkb is None:
-        raise E.demo_no_outline("division", county=DEMO_COUNTY)
+        raise E.demo_no_outline("division", county=county)
     towns = [Division(*r) for r in conn.execute(text(
         "SELECT code, name, short_name, kind, parent_code FROM division WHERE parent_code=:c AND level=4 "
-        "ORDER BY code"), {"c": DEMO_COUNTY})]
+        "ORDER BY code"), {"c": county})]
     villages = [Division(*r) for r in conn.execute(text(
         "SELECT code, name, short_name, kind, parent_code FROM division WHERE level=5 AND parent_code = ANY(:p) "
         "ORDER BY code"), {"p": [t.code for t in towns]})]
     if not towns:
-        raise E.demo_no_townships("division", county=DEMO_COUNTY)
+        raise E.demo_no_townships("division", county=county)
     return shapely.from_wkb(bytes(wkb)), towns, villages
 
 
@@ -235,14 +234,17 @@ def _inside_point(poly: BaseGeometry, p: np.ndarray) -> np.ndarray:
     return np.array(q.coords[0])
 
 
-def build_partition(s: Session, seed: int, progress: Progress) -> Partition:
-    outline4490, towns, villages = _read_divisions(s)
+def build_partition(s: Session, seed: int, progress: Progress, county: County = DAYE) -> Partition:
+    """In the county's local plane (`geometry.local_plane`, set by the caller)."""
+    outline4490, towns, villages = _read_divisions(s, county.code)
     # densified first, so the straight edges of the local outline follow the real (geographic) ones
     outline = polygonal(to_local(shapely.segmentize(outline4490, 0.001)))
     rng = stream(seed, "townships")
     progress("demo: township polygons", 0, len(towns))
     inner = outline.buffer(-1500)
-    seat = _inside_point(inner, lonlat_to_local(*SEAT_LONLAT))
+    if inner.is_empty or inner.area < 0.2 * outline.area:  # a small urban district: a narrower margin
+        inner = outline.buffer(-0.05 * math.sqrt(outline.area))
+    seat = _inside_point(inner, lonlat_to_local(*county.seat))
     urban = [t for t in towns if _is_urban(t)]
     rural = [t for t in towns if not _is_urban(t)]
     seeds: dict[str, np.ndarray] = {}
@@ -329,7 +331,7 @@ def build_partition(s: Session, seed: int, progress: Progress) -> Partition:
     geoms = to_4490(shapely.segmentize(np.array([d.local for d in [*towns, *villages]], dtype=object), 100.0))
     for d, g in zip([*towns, *villages], geoms, strict=True):
         d.geom = polygonal(g)
-    return Partition(outline4490, outline, seat, towns, villages, [t.code for t in urban])
+    return Partition(outline4490, outline, seat, towns, villages, [t.code for t in urban], county)
 
 
 def store_partition(s: Session, part: Partition, seed: int) -> None:

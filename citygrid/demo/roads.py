@@ -179,8 +179,8 @@ def _highways(part: Partition, grids: list[StreetGrid], clip: BaseGeometry, name
               rng: np.random.Generator) -> list[Road]:
     rural = [t for t in part.townships if t.code not in part.urban]
     nodes = [part.seat] + [t.centre for t in rural]
-    labels = ["大冶城区"] + [t.name for t in rural]
-    shorts = ["大冶"] + [town_stem(t) for t in rural]
+    labels = [f"{part.county.short}城区"] + [t.name for t in rural]
+    shorts = [part.county.short] + [town_stem(t) for t in rural]
     edges = shapely.get_parts(shapely.delaunay_triangles(shapely.multipoints(np.array(nodes)), only_edges=True))
     index = {tuple(np.round(p, 6)): i for i, p in enumerate(nodes)}
     pairs = []

@@ -52,11 +52,17 @@ def _class(code: str, row: int | None = None) -> ObjectClass:
     return cls
 
 
-def _attr_problems(cls: ObjectClass, attrs: Any, row: int | None, partial: bool = False) -> list[Problem]:
+def attr_problems(cls: ObjectClass, attrs: Any, row: int | None, partial: bool = False) -> list[Problem]:
     if not isinstance(attrs, dict):
         return [E.attrs_type.problem("attrs", row)]
     return [Problem(p.error_code, p.message_zh, p.message_en, f"attrs.{p.field}", row)
             for p in cls.validate_attrs(attrs, partial=partial)]
+
+
+def name_problems(name: Any, row: int | None) -> list[Problem]:
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        return [E.name_invalid.problem("name", row, label_zh="名称", max=200, nonempty_zh="", nonempty_en="")]
+    return []
 
 
 class _Place(TypedDict):
@@ -113,20 +119,24 @@ def _history(s: Session, uid: uuid.UUID | list[uuid.UUID], op: str, by: str, rea
     )
 
 
-def _component_code(s: Session, cls: ObjectClass, county: str) -> str | None:
+def component_codes(s: Session, cls: ObjectClass, county: str, n: int = 1) -> list[str | None]:
+    """GB/T 30428.2 component codes for n new objects of a component class (one counter statement for any n;
+    None each for other classes): the single path takes one, the bulk path a block."""
     if not cls.component_code:
-        return None
-    serial = s.execute(
-        text("INSERT INTO code_counter (division_code, class_code, next_serial) VALUES (:d, :c, 2) "
-             "ON CONFLICT (division_code, class_code) DO UPDATE SET next_serial = code_counter.next_serial + 1 "
-             "RETURNING next_serial - 1"),
-        {"d": county, "c": "c" + cls.component_code},
+        return [None] * n
+    end = s.execute(
+        text("INSERT INTO code_counter (division_code, class_code, next_serial) VALUES (:d, :c, :n + 1) "
+             "ON CONFLICT (division_code, class_code) DO UPDATE SET next_serial = code_counter.next_serial + :n "
+             "RETURNING next_serial"),
+        {"d": county, "c": "c" + cls.component_code, "n": n},
     ).scalar_one()
+    first = int(end) - n
     sch = component_scheme()
     limit = 10 ** sch.segment("serial").length - 1
-    if int(serial) > limit:
+    if int(end) - 1 > limit:
         raise E.alloc_exhausted("class_code", division=county, series="c" + cls.component_code, limit=limit)
-    return sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=int(serial))
+    return [sch.encode(division=county, major=cls.component_code[:2], minor=cls.component_code[2:], serial=first + i)
+            for i in range(n)]
 
 
 def create(s: Session, p: Principal, obj: NewObject, row: int | None = None) -> dict[str, Any]:
@@ -136,15 +146,14 @@ def create(s: Session, p: Principal, obj: NewObject, row: int | None = None) -> 
     cls = _class(obj.class_code, row)
     rules.require_edit_class(p, cls, None, "登记对象", "creating objects")
     by = p.name
-    problems = _attr_problems(cls, obj.attrs, row)
+    problems = attr_problems(cls, obj.attrs, row)
     geom: BaseGeometry | None = None
     try:
         geom = parse_geometry(obj.geometry, obj.crs, row=row)
         check_geometry(geom, cls.geometry, row=row)
     except CitygridError as e:
         problems += e.problems
-    if obj.name is not None and (not isinstance(obj.name, str) or len(obj.name) > 200):
-        problems.append(E.name_invalid.problem("name", row, label_zh="名称", max=200, nonempty_zh="", nonempty_en=""))
+    problems += name_problems(obj.name, row)
     if problems:
         raise CitygridError(problems, "unprocessable")
     assert geom is not None
@@ -161,7 +170,7 @@ def create(s: Session, p: Principal, obj: NewObject, row: int | None = None) -> 
             ":n, ST_GeomFromWKB(:g, 4490), :h3, CAST(:a AS jsonb), :by, :by)"
         ),
         {"u": uid, "code": code, "cls": cls.code, "d": place["county"], "t": place["township"], "v": place["village"],
-         "cc": _component_code(s, cls, place["county"]), "n": obj.name, "g": geom.wkb, "h3": cell_of(geom),
+         "cc": component_codes(s, cls, place["county"])[0], "n": obj.name, "g": geom.wkb, "h3": cell_of(geom),
          "a": json.dumps(obj.attrs, ensure_ascii=False), "by": by},
     )
     assign_objects(conn, codes=[code])
@@ -285,7 +294,7 @@ def update(s: Session, p: Principal, code: str, *, attrs: dict[str, Any] | None 
                 merged.pop(k, None)
             else:
                 merged[k] = v
-    problems = _attr_problems(cls, merged, None)
+    problems = attr_problems(cls, merged, None)
     geom_wkb = None
     h3cell = None
     if geometry is not None:

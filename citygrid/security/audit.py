@@ -80,11 +80,41 @@ def record(conn: Connection | Session, who: Principal | str, action: str, target
         conn.execute(_INSERT, row)
 
 
+_INSERT_EACH = text(
+    "INSERT INTO audit_log (principal, principal_id, roles, action, target, fields, detail, client_addr, user_agent, "
+    "outcome, error_code) SELECT :principal, CAST(:principal_id AS uuid), CAST(:roles AS text[]), :action, t.target, "
+    "ARRAY(SELECT jsonb_array_elements_text(t.f)), CAST(:detail AS jsonb), CAST(:client AS text), "
+    "CAST(:agent AS text), :outcome, CAST(:error_code AS text) "
+    "FROM unnest(CAST(:targets AS text[]), CAST(:each_fields AS jsonb[])) WITH ORDINALITY AS t(target, f, n) "
+    "ORDER BY t.n")
+
+
+def record_each(s: Session, who: Principal | str, action: str, targets: list[str], fields: list[list[str]], *,
+                detail: dict[str, Any] | None = None) -> None:
+    """One row per target, as `record` would write them one by one (a bulk write's objects: the same rows the
+    single path writes per object), queued like `record` and written in one statement, in the order given."""
+    if not targets:
+        return
+    row = _row(who, action, None, (), detail, "ok", None)
+    row["targets"] = targets
+    row["each_fields"] = [json.dumps(sorted(set(f)), ensure_ascii=False) for f in fields]
+    s.info.setdefault(_QUEUE, []).append(row)
+
+
 @event.listens_for(Session, "before_commit")
 def _flush(s: Session) -> None:
     rows = s.info.pop(_QUEUE, None)
-    if rows:
-        s.execute(_INSERT, rows)
+    plain: list[dict[str, Any]] = []
+    for row in rows or ():  # in the order recorded: consecutive single rows in one executemany
+        if "targets" not in row:
+            plain.append(row)
+            continue
+        if plain:
+            s.execute(_INSERT, plain)
+            plain = []
+        s.execute(_INSERT_EACH, {k: v for k, v in row.items() if k not in ("target", "fields")})
+    if plain:
+        s.execute(_INSERT, plain)
 
 
 @event.listens_for(Session, "after_transaction_end")

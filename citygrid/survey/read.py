@@ -145,7 +145,7 @@ def _gis_encoding(data: bytes) -> str | None:
     return "UTF-8"
 
 
-def _gis(cls: ObjectClass, data: bytes, kind: str) -> Table:
+def _gis(cls: ObjectClass, data: bytes, kind: str, max_rows: int = MAX_ROWS) -> Table:
     """A GIS file's features as rows: attributes by field name or label, the geometry as WKT in the file's CRS
     with that CRS in `loc_crs` (a Gauss-Krüger zone or WGS84 as such; any other EPSG system transformed to
     CGCS2000 here); a file without a CRS takes the declared one. Row n is the n-th feature."""
@@ -195,8 +195,8 @@ def _gis(cls: ObjectClass, data: bytes, kind: str) -> Table:
         if crs_key:
             cells["loc_crs"] = crs_key
         rows.append((i + 1, cells))
-        if len(rows) > MAX_ROWS:
-            raise E.file_too_large("file", limit=f"{MAX_ROWS} 行 / rows")
+        if len(rows) > max_rows:
+            raise E.file_too_large("file", limit=f"{max_rows} 行 / rows")
     if not rows:
         raise E.survey_no_rows("file")
     return Table(kind, 0, cols, rows)
@@ -211,10 +211,12 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def read(cls: ObjectClass, data: bytes) -> Table:
+def read(cls: ObjectClass, data: bytes, max_rows: int = MAX_ROWS) -> Table:
+    """The file's header and data rows; `max_rows`: an upload's limit (a county import, `citygrid import`, has
+    its own)."""
     kind = sniff(data)
     if kind in GIS_KINDS:
-        return _gis(cls, data, kind)
+        return _gis(cls, data, kind, max_rows)
     raw: list[list[Any]] | list[list[str]]
     if kind == "xlsx":
         raw = list(_xlsx_rows(data))
@@ -248,8 +250,8 @@ def read(cls: ObjectClass, data: bytes) -> Table:
         if all(_blank(v) for v in cells.values()):
             continue
         rows.append((i, cells))
-        if len(rows) > MAX_ROWS:
-            raise E.file_too_large("file", limit=f"{MAX_ROWS} 行 / rows")
+        if len(rows) > max_rows:
+            raise E.file_too_large("file", limit=f"{max_rows} 行 / rows")
     if not rows:
         raise E.survey_no_rows("file")
     return Table(kind, best_at + 1, cols, rows)
