@@ -1,7 +1,7 @@
 """survey intake: the states of issue 11 (handed in, coded), stable row keys, neighbours across a village boundary
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-03 10:00:00
 
 Numbered 0027 because 0026 belongs to another branch; whichever lands second gets the other as `down_revision`
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0027'
-down_revision: str | None = '0025'
+down_revision: str | None = '0026'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
