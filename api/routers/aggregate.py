@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.engine import Connection
 
 from api.deps import read_conn, read_principal
+from api.openapi import MVT, errors, media, ok
 from api.routers.objects import CRS_DOC
+from api.schemas import Aggregate
 from citygrid import crs as crsmod
 from citygrid.geo import parse_bbox_in
-from api.openapi import MVT, errors, media, ok
-from api.schemas import Aggregate
 from citygrid.layers.aggregate import aggregate, area_tile
 from citygrid.layers.aggregate import heat_tile as heat_tile_mvt
 from citygrid.layers.tiles import check_tile

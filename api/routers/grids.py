@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from sqlalchemy.engine import Connection
 
 from api.deps import acting_principal, conn, current_principal, writing
-from api.routers.objects import CRS_DOC
-from citygrid import crs as crsmod
 from api.openapi import errors, ok
+from api.routers.objects import CRS_DOC
 from api.schemas import GridCell, GridCells, GridImported, GridSystems, MultiReport
+from citygrid import crs as crsmod
 from citygrid.errors import E, detail
 from citygrid.geo import parse_bbox_in
 from citygrid.grid import multi, query
