@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import acting_principal, conn, current_principal, not_modified, read_conn, read_principal, writing
+from api.deps import ReadTarget, acting_principal, conn, current_principal, not_modified, read_target, writing
 from citygrid import crs as crsmod
 from citygrid.layers import cql2, edit
 from citygrid.layers import features as F
@@ -101,7 +101,7 @@ def get_collection(cid: str, request: Request, c: Connection = Depends(conn),
 
 
 @router.get("/collections/{cid}/items", summary="Features, keyset-paged", response_class=JSONResponse)
-def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
+async def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
               bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs", description=CRS_DOC),
               crs: str | None = Query(None, description=CRS_DOC), datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
               before: str | None = Query(None, max_length=32),
@@ -109,10 +109,11 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
               filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default), cql2-json"),
               filter_crs: str | None = Query(None, alias="filter-crs",
                                              description="CRS of geometry literals (EPSG systems and CRS84)"),
-              c: Connection = Depends(read_conn), p: Principal = Depends(read_principal)) -> Response:
+              r: ReadTarget = Depends(read_target)) -> Response:
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
-    page = F.items(c, p, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
-                   datetime_=datetime, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
+    page = await F.items_async(r.engine, r.principal, cid, limit=limit, cursor=cursor, before=before, bbox=bbox,
+                               bbox_crs=bbox_crs, crs=crs, datetime_=datetime, props=props, filter_=filter_,
+                               filter_lang=filter_lang, filter_crs=filter_crs)
     headers = {"Content-Crs": f"<{page['crs']}>", "ETag": page["etag"], "Cache-Control": "no-cache"}
     if not_modified(request, page["etag"]):
         return Response(status_code=304, headers=headers)

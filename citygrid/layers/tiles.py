@@ -2,7 +2,9 @@
 
 Each layer's tile SQL is its own (`citygrid.layers.sources`): at most `cap` features per tile, thinned below
 zoom `sources.THIN_BELOW` to one per few pixels so a county at z10 stays light. This module owns what is the
-same for every layer: the tile matrix check, the cache, the render cap, TileJSON and the MapLibre style.
+same for every layer: the tile matrix check, the cache, TileJSON and the MapLibre style, and a tile's statements,
+written once as steps (`citygrid.db.aio`): run on a connection, or by the server on the async read path, where an
+uncached tile is one round trip.
 Tiles are cached in process (`citygrid.db.versions`) with the layer's data version; a write to the layer
 bumps `layer_version` (statement triggers) and the next request misses the cache and gets a new strong ETag.
 """
@@ -10,19 +12,17 @@ bumps `layer_version` (statement triggers) and the next request misses the cache
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from citygrid.db.versions import VersionedCache, layer_version
+from citygrid.db import aio
+from citygrid.db.versions import VERSION_SQL, VersionedCache
 from citygrid.errors import E
 from citygrid.layers import sources
 from citygrid.layers.sources import TILE_BUFFER, TILE_EXTENT, Layer, View
 from citygrid.security.principal import Principal
-from citygrid.settings import get_settings
 
 DEFAULT_CAP = 20_000
 MAX_ZOOM = 22
@@ -36,9 +36,6 @@ class Tile:
 
 
 CACHE: VersionedCache[Tile] = VersionedCache(max_items=20_000, max_bytes=256 << 20)
-# Building a tile is CPU work in PostgreSQL; sixteen at once on two cores made each slower and the tail long.
-# A request for a tile being built by another waits for it and takes it from the cache.
-RENDERS = threading.BoundedSemaphore(get_settings().tile_renders)
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -67,28 +64,43 @@ def find_layer(conn: Connection, p: Principal, layer_id: str) -> Layer:
 def tile(conn: Connection, p: Principal, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
          cache: VersionedCache[Tile] | None = CACHE) -> Tile:
     """One tile of what `p` may see: L1 properties only, so callers who see the same rows share it."""
+    return aio.run(conn, tile_steps(p, layer, z, x, y, cap, cache))
+
+
+async def tile_async(engine: Engine, p: Principal, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
+                     cache: VersionedCache[Tile] | None = CACHE) -> Tile:
+    """`tile` on the async read path (`citygrid.db.aio`): an uncached tile is one round trip."""
+    return await aio.run_async(engine, p, tile_steps(p, layer, z, x, y, cap, cache))
+
+
+def tile_steps(p: Principal, layer: str, z: int, x: int, y: int, cap: int = DEFAULT_CAP,
+               cache: VersionedCache[Tile] | None = CACHE) -> aio.Steps[Tile]:
+    """The statements of a tile (`citygrid.db.aio`). The version is read before the data (`citygrid.db.versions`);
+    when the cache keeps a tile for the key, that alone is read first and the tile built only when stale, else
+    version, existence and tile go in one batch (an absent layer's tile is empty and thrown away)."""
     check_tile(z, x, y)
     found, view = _visible(p, layer)
-    version = layer_version(conn, layer)
     key = (layer, z, x, y, view.scope_key)
-    if cache is not None:  # only tiles of existing layers are ever cached, and a write bumps the version
+    cond, cparams = found.exists_sql()
+    meta: aio.Stmt = (f"SELECT {VERSION_SQL}, {cond}", {"version_of": layer} | cparams)
+    sql, extra = found.tile_sql(z, view)
+    render: aio.Stmt = (sql, {"z": z, "x": x, "y": y, "ext": TILE_EXTENT, "buf": TILE_BUFFER, "cap": cap,
+                              "layer": layer} | extra)
+    if cache is not None and cache.holds(key):
+        ((version, exists),), = yield [meta]
         hit = cache.get(key, version)
         if hit is not None:
             return hit
-    if not found.exists(conn):
+        rows = [] if not exists else (yield [render])[0]
+    else:
+        ((version, exists),), rows = yield [meta, render]
+    if not exists:
         raise E.layer_not_found("layer", layer=layer)
-    sql, extra = found.tile_sql(z, view)
-    with RENDERS:
-        if cache is not None:
-            hit = cache.get(key, version)
-            if hit is not None:
-                return hit
-        data = conn.execute(text(sql), {"z": z, "x": x, "y": y, "ext": TILE_EXTENT, "buf": TILE_BUFFER, "cap": cap,
-                                        "layer": layer} | extra).scalar()
+    data = rows[0][0] if rows else None
     scope = "-s" + hashlib.blake2b(repr(view.scope_key).encode(), digest_size=4).hexdigest() if view.scope_key else ""
-    t = Tile(bytes(data or b""), f'"{layer}-v{version}{scope}-{z}-{x}-{y}"', version)
-    if cache is not None:
-        cache.put(key, version, t, len(t.data) + 200)
+    t = Tile(bytes(data or b""), f'"{layer}-v{version}{scope}-{z}-{x}-{y}"', int(version))
+    if cache is not None:  # only tiles of existing layers are ever cached, and a write bumps the version
+        cache.put(key, t.version, t, len(t.data) + 200)
     return t
 
 
