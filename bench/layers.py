@@ -816,7 +816,9 @@ def main() -> None:
     ap.add_argument("--skip-agg", action="store_true")
     ap.add_argument("--quick", action="store_true", help="only tipg w1 and citygrid w1 (cache on/off)")
     ap.add_argument("--conc", type=lambda v: tuple(int(c) for c in v.split(",")), default=(1, 16),
-                    help="concurrent clients per cell, comma-separated (default 1,16; the issue's extra row: 1,16,64)")
+                    help="concurrent clients per cell, comma-separated (default 1,16; the issue's extra row: 1,16,64). "
+                         "At 64 the load generator itself is the limit on 2 cores: a bare ASGI app answering 'ok' "
+                         "got 516 req/s at 16 clients and 156 at 64 from this client (2026-12)")
     ap.add_argument("--keep-synthetic", action="store_true", help="leave the synthetic rows in the database")
     args = ap.parse_args()
 
