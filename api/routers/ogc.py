@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import acting_principal, conn, current_principal, not_modified, read_conn, read_principal, writing
+from api.deps import ReadTarget, acting_principal, conn, current_principal, not_modified, read_target, writing
 from api.openapi import GEOJSON, NOT_MODIFIED, Responses, errors, media, ok, with_headers
 from api.schemas import CollectionOut, Collections, Conformance, Landing, OgcFeature, OgcItems, Queryables
 from citygrid import crs as crsmod
@@ -106,10 +106,10 @@ def get_collection(cid: str, request: Request, c: Connection = Depends(conn),
     return _collection_doc(_base(request), F.collection(c, p, cid, count=True))
 
 
-@router.get("/collections/{cid}/items", summary="Features, keyset-paged",
+@router.get("/collections/{cid}/items", summary="Features, keyset-paged", response_class=JSONResponse,
             responses=with_headers(media(GEOJSON, OgcItems), ETag=PAGE_ETAG, Content_Crs=CONTENT_CRS_OUT) | NOT_MODIFIED
             | errors(404))
-def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
+async def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX_LIMIT),
               bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs", description=CRS_DOC),
               crs: str | None = Query(None, description=CRS_DOC), datetime: str | None = None, cursor: str | None = Query(None, max_length=32),
               before: str | None = Query(None, max_length=32),
@@ -117,10 +117,11 @@ def get_items(cid: str, request: Request, limit: int = Query(100, ge=1, le=F.MAX
               filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default), cql2-json"),
               filter_crs: str | None = Query(None, alias="filter-crs",
                                              description="CRS of geometry literals: " + CRS_DOC),
-              c: Connection = Depends(read_conn), p: Principal = Depends(read_principal)) -> Response:
+              r: ReadTarget = Depends(read_target)) -> Response:
     props = {k: v for k, v in request.query_params.items() if k not in RESERVED}
-    page = F.items(c, p, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
-                   datetime_=datetime, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
+    page = await F.items_async(r.engine, r.principal, cid, limit=limit, cursor=cursor, before=before, bbox=bbox,
+                               bbox_crs=bbox_crs, crs=crs, datetime_=datetime, props=props, filter_=filter_,
+                               filter_lang=filter_lang, filter_crs=filter_crs)
     headers = {"Content-Crs": f"<{page['crs']}>", "ETag": page["etag"], "Cache-Control": "no-cache"}
     if not_modified(request, page["etag"]):
         return Response(status_code=304, headers=headers)

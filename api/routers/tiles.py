@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.engine import Connection
 
-from api.deps import not_modified, read_conn, read_principal
+from api.deps import ReadTarget, not_modified, read_conn, read_principal, read_target
 from api.openapi import MVT, NOT_MODIFIED, errors, media, ok, with_headers
 from api.schemas import LayerList, MapStyle, TileJSON
 from citygrid.layers import tiles as T
@@ -35,9 +35,9 @@ def get_layers(request: Request, c: Connection = Depends(read_conn), p: Principa
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Mapbox vector tile (EPSG:3857 tile matrix)",
             response_class=Response, responses=with_headers(media(MVT), ETag=TILE_ETAG) | NOT_MODIFIED | errors(404))
-def get_tile(layer: str, z: int, x: int, y: int, request: Request, c: Connection = Depends(read_conn),
-             p: Principal = Depends(read_principal)) -> Response:
-    t = T.tile(c, p, layer, z, x, y)
+async def get_tile(layer: str, z: int, x: int, y: int, request: Request, r: ReadTarget = Depends(read_target)
+                   ) -> Response:
+    t = await T.tile_async(r.engine, r.principal, layer, z, x, y)
     headers = {"ETag": t.etag, "Cache-Control": "no-cache"} | t.headers()
     if not_modified(request, t.etag):
         return Response(status_code=304, headers=headers)

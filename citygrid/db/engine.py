@@ -52,14 +52,27 @@ def engine_for(url: str) -> Engine:
                                                              connect_args=_connect_args())))
 
 
-@lru_cache(maxsize=8)
-def app_engine_for(url: str) -> Engine:
-    """The web application's engine for an application URL (`app_database_url`)."""
+def app_connect_args() -> dict[str, Any]:
+    """What the web application's connections are opened with, sync (`app_engine_for`) and async (`citygrid.db.aio`)."""
     args = _connect_args()
     if (limit := get_settings().db_statement_timeout) > 0:  # a runaway query cannot hold a worker for ever
         args["options"] = f"-c statement_timeout={limit * 1000}"
+    return args
+
+
+def connect_kwargs(engine: Engine) -> dict[str, Any]:
+    """psycopg.connect() keywords that open a connection like `engine`'s (the async read path's pool)."""
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    extra = app_connect_args() if engine.get_execution_options().get(APP_OPTION) else _connect_args()
+    return dict(kwargs) | extra
+
+
+@lru_cache(maxsize=8)
+def app_engine_for(url: str) -> Engine:
+    """The web application's engine for an application URL (`app_database_url`)."""
     return failures.ping_idle(failures.install(create_engine(
-        url, pool_size=10, max_overflow=20, future=True, connect_args=args, execution_options={APP_OPTION: True})))
+        url, pool_size=10, max_overflow=20, future=True, connect_args=app_connect_args(),
+        execution_options={APP_OPTION: True})))
 
 
 def get_engine() -> Engine:

@@ -29,10 +29,14 @@ from sqlalchemy.engine import Connection
 V = TypeVar("V")
 
 
+# The layer's data version as a SQL expression over the parameter :version_of (the layer id), so a statement that
+# reads the version can read something else in the same trip (`citygrid.layers.tiles`, `features`).
+VERSION_SQL = "coalesce((SELECT version FROM layer_version WHERE layer = :version_of), 0)"
+
+
 def layer_version(conn: Connection, layer: str) -> int:
     """The layer's data version; 0 for a layer never written since the database was created."""
-    v = conn.execute(text("SELECT version FROM layer_version WHERE layer = :l"), {"l": layer}).scalar()
-    return int(v or 0)
+    return int(conn.execute(text(f"SELECT {VERSION_SQL}"), {"version_of": layer}).scalar_one())
 
 
 class VersionedCache(Generic[V]):
@@ -54,6 +58,12 @@ class VersionedCache(Generic[V]):
             self._d.move_to_end(key)
             self.hits += 1
             return e[2]
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether an entry (of any version) is kept for `key`: then a caller reads the version before building
+        anything, else it reads both at once (`citygrid.db.aio`)."""
+        with self._lock:
+            return key in self._d
 
     def put(self, key: Hashable, version: int, value: V, size: int) -> None:
         with self._lock:

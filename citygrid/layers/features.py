@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from citygrid import crs as crsmod
 from citygrid.crs import Crs
-from citygrid.db.versions import VersionedCache, layer_version
+from citygrid.db import aio
+from citygrid.db.versions import VERSION_SQL, VersionedCache
 from citygrid.errors import E
 from citygrid.geo import geojson_in, geojson_many_in, parse_bbox
 from citygrid.layers import cql2, sources
@@ -152,27 +153,69 @@ def items(conn: Connection, p: Principal, cid: str, *, limit: int = 100, cursor:
     after a write to its layer. Pages are kept per what the caller sees of the layer (`View.key`: its scope
     and the attributes its clearance shows), so callers with the same view share them.
     """
+    return aio.run(conn, items_steps(p, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs,
+                                     crs=crs, datetime_=datetime_, props=props, filter_=filter_,
+                                     filter_lang=filter_lang, filter_crs=filter_crs, cache=cache))
+
+
+async def items_async(engine: Engine, p: Principal, cid: str, **kw: Any) -> dict[str, Any]:
+    """`items` on the async read path (`citygrid.db.aio`): an uncached page is one round trip."""
+    return await aio.run_async(engine, p, items_steps(p, cid, **kw))
+
+
+def items_steps(p: Principal, cid: str, *, limit: int = 100, cursor: str | None = None, before: str | None = None,
+                bbox: str | None = None, bbox_crs: str | None = None, crs: str | None = None,
+                datetime_: str | None = None, props: dict[str, str] | None = None, filter_: str | None = None,
+                filter_lang: str | None = None, filter_crs: str | None = None,
+                cache: VersionedCache[dict[str, Any]] | None = PAGES) -> aio.Steps[dict[str, Any]]:
+    """The statements of `items` (`citygrid.db.aio`). The version is read before the data
+    (`citygrid.db.versions`); when the cache keeps a page for the query, that alone is read first and the page
+    built only when stale, else version, the collection's existence and the page go in one batch."""
     layer, view = _layer_view(p, cid)
     args = (cid, view.key, limit, cursor, before, bbox, bbox_crs, crs, datetime_,
             tuple(sorted((props or {}).items())), filter_, filter_lang, filter_crs)
-    version = layer_version(conn, cid)
-    if cache is not None:
+    q = _items_query(p, layer, view, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs,
+                     crs=crs, datetime_=datetime_, props=props, filter_=filter_, filter_lang=filter_lang,
+                     filter_crs=filter_crs)
+    exists_sql, exists_params = layer.count_sql(at_least_one=True, view=view)
+    meta: aio.Stmt = (f"SELECT {VERSION_SQL}, ({exists_sql})", exists_params | {"version_of": cid})
+    if cache is not None and cache.holds(args):
+        ((version, n),), = yield [meta]
         hit = cache.get(args, version)
         if hit is not None:
             return hit
-    page = _items(conn, p, layer, view, cid, limit=limit, cursor=cursor, before=before, bbox=bbox, bbox_crs=bbox_crs, crs=crs,
-                  datetime_=datetime_, props=props, filter_=filter_, filter_lang=filter_lang, filter_crs=filter_crs)
+        rows = (yield [q.page])[0] if n or layer.listed_when_empty else []
+    else:
+        ((version, n),), rows = yield [meta, q.page]
+    if not n and not layer.listed_when_empty:  # an empty layer is not a collection, except divisions
+        raise E.collection_not_found("collectionId", collection=cid)
+    if rows:
+        matched = rows[0][1]
+    else:  # an empty page (past the end): the window had no row to carry the count
+        matched = (yield [q.count])[0][0][0]
+    page = _page(rows, int(matched), q)
     digest = hashlib.blake2b(repr(args).encode(), digest_size=8).hexdigest()
     page["etag"] = f'"{cid}-v{version}-{digest}"'
     if cache is not None:
-        cache.put(args, version, page, sum(len(f) for f in page["features_json"]) + 500)
+        cache.put(args, int(version), page, sum(len(f) for f in page["features_json"]) + 500)
     return page
 
 
-def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *, limit: int, cursor: str | None, before: str | None, bbox: str | None,
-           bbox_crs: str | None, crs: str | None, datetime_: str | None, props: dict[str, str] | None,
-           filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> dict[str, Any]:
-    _resolve(conn, p, cid)
+@dataclass(frozen=True)
+class _Query:
+    page: aio.Stmt  # rows (id, numberMatched, feature JSON) of the page and the one after it
+    count: aio.Stmt  # numberMatched when the page is empty
+    limit: int
+    cursor: bool  # a cursor key was given
+    before: bool  # a before key was given
+    out: Crs
+
+
+def _items_query(p: Principal, layer: Layer, view: View, cid: str, *, limit: int, cursor: str | None,
+                 before: str | None, bbox: str | None, bbox_crs: str | None, crs: str | None, datetime_: str | None,
+                 props: dict[str, str] | None, filter_: str | None, filter_lang: str | None,
+                 filter_crs: str | None) -> _Query:
+    """A page's statements from the request (no database access; bad parameters are coded 400s here)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise E.limit_invalid("limit", max=MAX_LIMIT)
     out = parse_crs_uri(crs, "crs")
@@ -221,27 +264,27 @@ def _items(conn: Connection, p: Principal, layer: Layer, view: View, cid: str, *
     # the time). What the caller may not see is taken out in that same SQL (`View.props_sql`).
     feature_sql = (f"json_build_object('type', 'Feature', 'id', {key}, 'geometry', ST_AsGeoJSON({g}, {digits}, 0)::json, "
                    f"'properties', {props_sql})::text")
-    rows = conn.execute(
-        text(f"WITH m AS (SELECT o.ctid AS rid, {key} AS id, count(*) OVER () AS n FROM {table} WHERE {base_where}), "
-             f"p AS (SELECT rid, id, n FROM m WHERE {page_cond} ORDER BY {order} LIMIT :lim) "
-             f"SELECT p.id, p.n, {feature_sql} AS f FROM p JOIN {table} ON o.ctid = p.rid ORDER BY p.{order}"),
-        params | {"lim": limit + 1},
-    ).all()
-    if rows:
-        matched = rows[0].n
-    else:  # an empty page (past the end): the window had no row to carry the count
-        matched = conn.execute(text(f"SELECT count(*) FROM {table} WHERE {base_where}"), params).scalar_one()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if before:
+    page_sql = (f"WITH m AS (SELECT o.ctid AS rid, {key} AS id, count(*) OVER () AS n FROM {table} WHERE {base_where}), "
+                f"p AS (SELECT rid, id, n FROM m WHERE {page_cond} ORDER BY {order} LIMIT :lim) "
+                f"SELECT p.id, p.n, {feature_sql} AS f FROM p JOIN {table} ON o.ctid = p.rid ORDER BY p.{order}")
+    return _Query((page_sql, params | {"lim": limit + 1}), (f"SELECT count(*) FROM {table} WHERE {base_where}", params),
+                  limit, bool(cursor), bool(before), out)
+
+
+def _page(rows: list[tuple[Any, ...]], matched: int, q: _Query) -> dict[str, Any]:
+    """The page of `items` from the rows of `_Query.page`."""
+    has_more = len(rows) > q.limit
+    rows = rows[:q.limit]
+    if q.before:
         rows = list(reversed(rows))
-    raw = [r.f for r in rows] if out.srid is not None or out.is_storage else _rewrite([r.f for r in rows], out)
-    first_id = rows[0].id if rows else None
-    last_id = rows[-1].id if rows else None
-    nxt = last_id if rows and (has_more if not before else True) else None
-    prv = first_id if rows and (cursor or (before and has_more)) else None
-    return {"features_json": raw, "numberMatched": int(matched), "numberReturned": len(raw), "next": nxt, "prev": prv,
-            "crs": out.uri}
+    feats = [r[2] for r in rows]
+    raw = feats if q.out.srid is not None or q.out.is_storage else _rewrite(feats, q.out)
+    first_id = rows[0][0] if rows else None
+    last_id = rows[-1][0] if rows else None
+    nxt = last_id if rows and (has_more if not q.before else True) else None
+    prv = first_id if rows and (q.cursor or (q.before and has_more)) else None
+    return {"features_json": raw, "numberMatched": matched, "numberReturned": len(raw), "next": nxt, "prev": prv,
+            "crs": q.out.uri}
 
 
 def _rewrite(features_json: list[str], out: Crs) -> list[str]:

@@ -184,8 +184,14 @@ class Layer(ABC):
     def queryables(self, p: Principal) -> dict[str, Queryable]:
         """What `p` may filter on (never what it may not see: a filter would tell it)."""
 
+    def exists_sql(self) -> tuple[str, dict[str, Any]]:
+        """A SQL condition true when the layer exists (its pattern alone may name one that does not), with its
+        parameters; read in the same trip as a tile (`citygrid.layers.tiles`)."""
+        return "TRUE", {}
+
     def exists(self, conn: Connection) -> bool:
-        return True
+        sql, params = self.exists_sql()
+        return sql == "TRUE" or bool(conn.execute(text(f"SELECT {sql}"), params).scalar_one())
 
     def rows_where(self, view: View | None = None) -> tuple[str, dict[str, Any]]:
         """The condition (SQL over `o`) selecting the layer's features that `view` sees, and its parameters."""
@@ -196,10 +202,15 @@ class Layer(ABC):
 
     def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
         """Features in the layer (those of `view`); with `at_least_one`, 0 or 1 (cheap existence of data)."""
+        sql, params = self.count_sql(at_least_one, view)
+        return int(conn.execute(text(sql), params).scalar_one())
+
+    def count_sql(self, at_least_one: bool = False, view: View | None = None) -> tuple[str, dict[str, Any]]:
+        """`count`'s statement and parameters (read in the same trip as a page of items, `citygrid.layers.features`)."""
         cond, params = self.rows_where(view)
         sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self.table} WHERE {cond} LIMIT 1) x" if at_least_one
                else f"SELECT count(*) FROM {self.table} WHERE {cond}")
-        return int(conn.execute(text(sql), params).scalar_one())
+        return sql, params
 
     def extent_sql(self, view: View) -> tuple[str, dict[str, Any]]:
         """One row (xmin, ymin, xmax, ymax in EPSG:4490 = CRS84 numbers, earliest valid_from or NULL) over the
@@ -319,13 +330,13 @@ class ObjectClassLayer(Layer):
     def map_group(self) -> MapGroup | None:
         return MapGroup(self.cls.major, self.cls.major_name, self.cls.major)
 
-    def count(self, conn: Connection, at_least_one: bool = False, view: View | None = None) -> int:
+    def count_sql(self, at_least_one: bool = False, view: View | None = None) -> tuple[str, dict[str, Any]]:
         if view is not None and view.where:  # a caller who sees part of a restricted class counts that part
-            return super().count(conn, at_least_one, view)
+            return super().count_sql(at_least_one, view)
         # every active object has its H3 cell, so the trigger-kept counts are exact
         sql = ("SELECT count(*) FROM (SELECT 1 FROM agg_h3 WHERE class_code = :cls AND n > 0 LIMIT 1) x"
                if at_least_one else "SELECT coalesce(sum(n), 0) FROM agg_h3 WHERE class_code = :cls")
-        return int(conn.execute(text(sql), {"cls": self.cls.code}).scalar_one())
+        return sql, {"cls": self.cls.code}
 
     def queryables(self, p: Principal) -> dict[str, Queryable]:
         return _object_queryables(self.cls.code, classification.queryable_level(p))
@@ -519,9 +530,8 @@ class GridSystemLayer(Layer):
         en = self._KIND_TITLE.get(self.grid_kind(conn), ("网格", "grid"))[1]
         return f"{en} cells of grid system {self.system} (多网合一)"
 
-    def exists(self, conn: Connection) -> bool:
-        return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM grid WHERE system = :s)"),
-                                 {"s": self.system}).scalar_one())
+    def exists_sql(self) -> tuple[str, dict[str, Any]]:
+        return "EXISTS (SELECT 1 FROM grid WHERE system = :exists_system)", {"exists_system": self.system}
 
     def queryables(self, p: Principal) -> dict[str, Queryable]:
         q = _grid_queryables()

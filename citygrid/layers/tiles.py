@@ -2,7 +2,9 @@
 
 Each layer's tile SQL is its own (`citygrid.layers.sources`), thinned below zoom `sources.THIN_BELOW` to one
 feature per few pixels so a county at z10 stays light. This module owns what is the same for every layer: the
-tile matrix check, the cache, the render cap, the per-tile feature cap, TileJSON and the MapLibre style.
+tile matrix check, the cache, the per-tile feature cap, TileJSON and the MapLibre style, and a tile's statements,
+written once as steps (`citygrid.db.aio`): run on a connection, or by the server on the async read path, where an
+uncached tile is one round trip.
 
 A tile never loses features silently. At most `CITYGRID_TILE_FEATURE_CAP` features go into one tile; a tile
 with more keeps that many, chosen by a hash of their code (an even sample, the same on every render), and
@@ -10,7 +12,7 @@ says so: `X-Citygrid-Tile-Features: kept/total` on every tile, and on a thinned 
 `X-Citygrid-Tile-Complete-Zoom: z`, the zoom from which no tile under it holds more than the cap (counted on
 the features' centres; the pixel thinning below `THIN_BELOW` only lowers counts, so that zoom is a safe
 upper bound). TileJSON states the cap and the headers. The check costs one more row in the normal render;
-only a tile over the cap is rendered again and its sub-tiles counted.
+only a tile over the cap is rendered again and its sub-tiles counted (one more round trip).
 Tiles are cached in process (`citygrid.db.versions`) with the layer's data version; a write to the layer
 bumps `layer_version` (statement triggers) and the next request misses the cache and gets a new strong ETag.
 """
@@ -18,14 +20,13 @@ bumps `layer_version` (statement triggers) and the next request misses the cache
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from citygrid.db.versions import VersionedCache, layer_version
+from citygrid.db import aio
+from citygrid.db.versions import VERSION_SQL, VersionedCache
 from citygrid.errors import E
 from citygrid.layers import extent, sources
 from citygrid.layers.sources import TILE_BUFFER, TILE_EXTENT, Layer, View
@@ -55,9 +56,6 @@ class Tile:
 
 
 CACHE: VersionedCache[Tile] = VersionedCache(max_items=20_000, max_bytes=256 << 20)
-# Building a tile is CPU work in PostgreSQL; sixteen at once on two cores made each slower and the tail long.
-# A request for a tile being built by another waits for it and takes it from the cache.
-RENDERS = threading.BoundedSemaphore(get_settings().tile_renders)
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -91,43 +89,61 @@ def tile(conn: Connection, p: Principal, layer: str, z: int, x: int, y: int, cap
          cache: VersionedCache[Tile] | None = CACHE) -> Tile:
     """One tile of what `p` may see: L1 properties only, so callers who see the same rows share it; at most
     `cap` features (default `CITYGRID_TILE_FEATURE_CAP`), thinned as the module's doc says when there are more."""
+    return aio.run(conn, tile_steps(p, layer, z, x, y, cap, cache))
+
+
+async def tile_async(engine: Engine, p: Principal, layer: str, z: int, x: int, y: int, cap: int | None = None,
+                     cache: VersionedCache[Tile] | None = CACHE) -> Tile:
+    """`tile` on the async read path (`citygrid.db.aio`): an uncached tile is one round trip."""
+    return await aio.run_async(engine, p, tile_steps(p, layer, z, x, y, cap, cache))
+
+
+def tile_steps(p: Principal, layer: str, z: int, x: int, y: int, cap: int | None = None,
+               cache: VersionedCache[Tile] | None = CACHE) -> aio.Steps[Tile]:
+    """The statements of a tile (`citygrid.db.aio`). The version is read before the data (`citygrid.db.versions`);
+    when the cache keeps a tile for the key, that alone is read first and the tile built only when stale, else
+    version, existence and tile go in one batch (an absent layer's tile is empty and thrown away). A tile over
+    the cap costs one more batch: its even sample and the zoom where it is complete."""
     check_tile(z, x, y)
     cap = cap or get_settings().tile_feature_cap
     found, view = _visible(p, layer)
-    version = layer_version(conn, layer)
     key = (layer, z, x, y, view.scope_key, cap)
-    if cache is not None:  # only tiles of existing layers are ever cached, and a write bumps the version
+    cond, cparams = found.exists_sql()
+    meta: aio.Stmt = (f"SELECT {VERSION_SQL}, {cond}", {"version_of": layer} | cparams)
+    params = {"z": z, "x": x, "y": y, "ext": TILE_EXTENT, "buf": TILE_BUFFER, "layer": layer}
+    sql, extra = found.tile_sql(z, view)
+    render: aio.Stmt = (sql, params | extra | {"cap": cap + 1})
+    if cache is not None and cache.holds(key):
+        ((version, exists),), = yield [meta]
         hit = cache.get(key, version)
         if hit is not None:
             return hit
-    if not found.exists(conn):
+        rows = [] if not exists else (yield [render])[0]
+    else:
+        ((version, exists),), rows = yield [meta, render]
+    if not exists:
         raise E.layer_not_found("layer", layer=layer)
-    params = {"z": z, "x": x, "y": y, "ext": TILE_EXTENT, "buf": TILE_BUFFER, "layer": layer}
-    with RENDERS:
-        if cache is not None:
-            hit = cache.get(key, version)
-            if hit is not None:
-                return hit
-        sql, extra = found.tile_sql(z, view)
-        data, n = conn.execute(text(sql), params | extra | {"cap": cap + 1}).one()
-        complete = None
-        if n > cap:  # too full: keep an even sample of `cap`, count them all, find where they fit
-            sql, extra = found.tile_sql(z, view, capped=True)
-            data, total = conn.execute(text(sql), params | extra | {"cap": cap}).one()
-            kept, complete = min(cap, int(total)), _complete_zoom(conn, found, view, z, x, y, cap)
-        else:
-            kept = total = int(n)
+    data, n = rows[0] if rows else (None, 0)
+    complete = None
+    if n > cap:  # too full: keep an even sample of `cap`, count them all, find where they fit
+        sql, extra = found.tile_sql(z, view, capped=True)
+        sample, zoom = yield [(sql, params | extra | {"cap": cap}), _complete_zoom_sql(found, view, z, x, y, cap)]
+        data, total = sample[0]
+        dz = zoom[0][0]
+        kept, complete = min(cap, int(total)), MAX_ZOOM if dz is None else z + int(dz)
+    else:
+        kept = total = int(n)
     scope = "-s" + hashlib.blake2b(repr(view.scope_key).encode(), digest_size=4).hexdigest() if view.scope_key else ""
-    t = Tile(bytes(data or b""), f'"{layer}-v{version}{scope}-{z}-{x}-{y}-c{cap}"', version, kept, int(total),
+    t = Tile(bytes(data or b""), f'"{layer}-v{version}{scope}-{z}-{x}-{y}-c{cap}"', int(version), kept, int(total),
              complete)
-    if cache is not None:
-        cache.put(key, version, t, len(t.data) + 200)
+    if cache is not None:  # only tiles of existing layers are ever cached, and a write bumps the version
+        cache.put(key, t.version, t, len(t.data) + 200)
     return t
 
 
-def _complete_zoom(conn: Connection, layer: Layer, view: View, z: int, x: int, y: int, cap: int) -> int:
-    """The first zoom below z at which no sub-tile of tile z/x/y holds more than `cap` of its features, counted by
-    their centres in WebMercator (MAX_ZOOM when even that is too full)."""
+def _complete_zoom_sql(layer: Layer, view: View, z: int, x: int, y: int, cap: int) -> aio.Stmt:
+    """How many zooms below z no sub-tile of tile z/x/y holds more than `cap` of its features, counted by their
+    centres in WebMercator (NULL when even MAX_ZOOM is too full)."""
     cond, params = layer.rows_where(view)
     sql = ("WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
            "p AS MATERIALIZED (SELECT (ST_X(c) - ST_XMin(b.e)) / (ST_XMax(b.e) - ST_XMin(b.e)) AS u, "
@@ -136,8 +152,7 @@ def _complete_zoom(conn: Connection, layer: Layer, view: View, z: int, x: int, y
            f"AND {layer.geom} && ST_Transform(b.e, 4490)) q) "
            "SELECT min(dz) FROM generate_series(1, :span) dz WHERE (SELECT max(n) FROM (SELECT count(*) AS n FROM p "
            "GROUP BY floor(p.u * 2 ^ dz), floor(p.v * 2 ^ dz)) s) <= :cap")
-    dz = conn.execute(text(sql), params | {"z": z, "x": x, "y": y, "span": MAX_ZOOM - z, "cap": cap}).scalar()
-    return MAX_ZOOM if dz is None else z + int(dz)
+    return sql, params | {"z": z, "x": x, "y": y, "span": MAX_ZOOM - z, "cap": cap}
 
 
 def tilejson(conn: Connection, p: Principal, layer_id: str, tiles_url: str) -> dict[str, Any]:

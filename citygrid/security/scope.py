@@ -56,8 +56,8 @@ def scope_of(p: Principal) -> Scope:
 
 # The version of who may call (migration 0021) comes back from the same round trip, for the credential cache
 # (`citygrid.security.cache`); a SECURITY DEFINER function, as privileges are checked before the role is taken.
-_SET = ("SELECT set_config('role', %s, true), set_config('citygrid.divisions', %s, true), "
-        "set_config('citygrid.personal', %s, true), citygrid_principals_version()")
+SET_SQL = ("SELECT set_config('role', %s, true), set_config('citygrid.divisions', %s, true), "
+           "set_config('citygrid.personal', %s, true), citygrid_principals_version()")
 _VERSION = "citygrid_principals_version"  # in the pooled connection's info, overwritten by every _apply
 _OPTION = "citygrid_scope"  # per Connection object, never on the pooled DBAPI connection
 
@@ -71,8 +71,7 @@ def scoped(conn: Connection, p: Principal) -> Connection:
     """
     if not conn.get_execution_options().get(APP_OPTION):
         return conn
-    s = scope_of(p)
-    params = (s.role, s.divisions, "on" if s.personal else "off")
+    params = scope_params(p)
     conn.info.pop(_VERSION, None)
     conn.execution_options(**{_OPTION: params})  # in place (SQLAlchemy 2); later transactions: _on_begin
     if conn.in_transaction():
@@ -82,9 +81,16 @@ def scoped(conn: Connection, p: Principal) -> Connection:
     return conn
 
 
+def scope_params(p: Principal) -> tuple[str, str, str]:
+    """The parameters of `SET_SQL` for `p`: role, divisions, personal. The async read path
+    (`citygrid.db.aio`) sends the same statement in front of its own, in the same implicit transaction."""
+    s = scope_of(p)
+    return s.role, s.divisions, "on" if s.personal else "off"
+
+
 def _apply(conn: Connection, params: tuple[str, str, str]) -> None:
     # the driver directly: one round trip, none of SQLAlchemy's statement handling (this runs on every request)
-    row = conn.connection.driver_connection.execute(_SET, params).fetchone()  # type: ignore[union-attr]
+    row = conn.connection.driver_connection.execute(SET_SQL, params).fetchone()  # type: ignore[union-attr]
     conn.info[_VERSION] = int(row[3])
 
 
@@ -107,8 +113,7 @@ def scoped_engine(engine: Engine, p: Principal) -> Engine:
     connections and knows nothing of principals, such as a job's bookkeeping (`citygrid.jobs`)."""
     if not engine.get_execution_options().get(APP_OPTION):
         return engine
-    s = scope_of(p)
-    return engine.execution_options(**{_OPTION: (s.role, s.divisions, "on" if s.personal else "off")})
+    return engine.execution_options(**{_OPTION: scope_params(p)})
 
 
 @contextmanager
