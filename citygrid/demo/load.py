@@ -311,7 +311,8 @@ def _complete(cls: ObjectClass, attrs: dict[str, Any], rng: np.random.Generator)
 
 
 def _purge(s: Session, county: County) -> int:
-    """Delete the previous demo objects with their history and lineage; their codes stay issued (never reused)."""
+    """Delete the previous demo objects with their history and lineage (their codes stay issued, never reused),
+    and the county's generated grids."""
     conn = s.connection()
     conn.execute(text("DROP TABLE IF EXISTS _demo_old"))
     conn.execute(text("CREATE TEMP TABLE _demo_old ON COMMIT DROP AS SELECT uid, code FROM city_object "
@@ -329,6 +330,12 @@ def _purge(s: Session, county: County) -> int:
         conn.execute(text("DELETE FROM city_object WHERE uid IN (SELECT uid FROM _demo_old)"))
         audit.record(s, BY, "demo_purge", county.code, detail={"deleted": n})
     conn.execute(text("DROP TABLE _demo_old"))
+    # the generated unit and governance grids were cut from the outlines about to be regenerated: gone with them,
+    # so no object is placed in a stale cell (`citygrid load-demo` generates them again, `citygrid.grid.generate`)
+    conn.execute(text("DELETE FROM grid_membership WHERE grid_code LIKE :p"), {"p": county.code + "%"})
+    conn.execute(text("DELETE FROM grid WHERE system IN ('unit', 'governance') AND code LIKE :p"),
+                 {"p": county.code + "%"})
+    conn.execute(text("DELETE FROM data_source WHERE name = :n"), {"n": f"grids-{county.code}"})
     return n
 
 
