@@ -35,9 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from citygrid.db import failures
 from citygrid.errors import E
-
-Progress = Callable[[str, int, int | None], None]
-
+from citygrid.progress import Progress as Progress  # re-exported: job runners name the callback from here
 
 FINISHED = frozenset({"done", "failed", "cancelled"})
 STOPPED = frozenset({"failed", "cancelled", "interrupted"})  # may be resumed or retried (kinds that can)

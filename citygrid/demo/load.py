@@ -120,6 +120,8 @@ def _load(s: Session, c: County, seed: int, force: bool, progress: Progress, sca
     progress("demo: remove previous demo objects", 0, None)
     deleted = _purge(s, c)
     progress("demo: remove previous demo objects", deleted, deleted)
+    if old is not None and old.get("seed") != seed:
+        _drop_grids(s, c)
     part = build_partition(s, seed, progress, c)
     store_partition(s, part, seed)
     out = _generate(part, seed, scale, progress)
@@ -142,11 +144,13 @@ def _load(s: Session, c: County, seed: int, force: bool, progress: Progress, sca
 
 
 def unload_demo(engine: Engine, county: str = DEMO_COUNTY) -> dict[str, Any]:
-    """Remove a county's demo: its objects (codes stay issued), the generated polygons and the data_source row."""
+    """Remove a county's demo: its objects (codes stay issued), the generated polygons and the grids cut from
+    them, and the data_source row."""
     with Session(engine) as s, s.begin():
         c = county_of(s, county)
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": c.lock_key})
         deleted = _purge(s, c)
+        _drop_grids(s, c)  # cut from the generated outlines cleared below
         cleared = s.connection().execute(
             text("UPDATE division SET geom = NULL, geom_source = NULL WHERE code LIKE :p "
                  "AND level IN (4, 5) AND geom_source LIKE 'generated-demo%'"),
@@ -311,8 +315,7 @@ def _complete(cls: ObjectClass, attrs: dict[str, Any], rng: np.random.Generator)
 
 
 def _purge(s: Session, county: County) -> int:
-    """Delete the previous demo objects with their history and lineage (their codes stay issued, never reused),
-    and the county's generated grids."""
+    """Delete the previous demo objects with their history and lineage; their codes stay issued (never reused)."""
     conn = s.connection()
     conn.execute(text("DROP TABLE IF EXISTS _demo_old"))
     conn.execute(text("CREATE TEMP TABLE _demo_old ON COMMIT DROP AS SELECT uid, code FROM city_object "
@@ -330,13 +333,18 @@ def _purge(s: Session, county: County) -> int:
         conn.execute(text("DELETE FROM city_object WHERE uid IN (SELECT uid FROM _demo_old)"))
         audit.record(s, BY, "demo_purge", county.code, detail={"deleted": n})
     conn.execute(text("DROP TABLE _demo_old"))
-    # the generated unit and governance grids were cut from the outlines about to be regenerated: gone with them,
-    # so no object is placed in a stale cell (`citygrid load-demo` generates them again, `citygrid.grid.generate`)
+    return n
+
+
+def _drop_grids(s: Session, county: County) -> None:
+    """The county's generated unit and governance grids, cut from village outlines a new seed is about to replace:
+    gone with them, so no object is placed in a stale cell (`citygrid load-demo` generates them again,
+    `citygrid.grid.generate`). The same seed regenerates the same outlines, and keeps its grids."""
+    conn = s.connection()
     conn.execute(text("DELETE FROM grid_membership WHERE grid_code LIKE :p"), {"p": county.code + "%"})
     conn.execute(text("DELETE FROM grid WHERE system IN ('unit', 'governance') AND code LIKE :p"),
                  {"p": county.code + "%"})
     conn.execute(text("DELETE FROM data_source WHERE name = :n"), {"n": f"grids-{county.code}"})
-    return n
 
 
 def _stored(s: Session, county: County) -> dict[str, Any] | None:

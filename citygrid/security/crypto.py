@@ -48,7 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from citygrid.errors import E
-from citygrid.jobs import Progress
+from citygrid.progress import Progress
 from citygrid.security import keys
 from citygrid.settings import get_settings
 
