@@ -259,13 +259,15 @@ def serve(host: str | None = None, port: int | None = None, demo: bool = typer.O
 
         share_database_url(url)
         deliver_webhooks(url)
-        run_prefork(lambda: _prefork_app(url), host=host or s.host, port=port or s.port, workers=n)
+        run_prefork(lambda: _prefork_app(url), host=host or s.host, port=port or s.port, workers=n,
+                    keepalive=s.keepalive)
         return
     stop = _webhooks_in_background(url)
     try:
         # forwarded headers are read by api/proxy.py from CITYGRID_FORWARDED_ALLOW_IPS, not by uvicorn (which ignores
         # the forwarded host)
-        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info", proxy_headers=False)
+        uvicorn.run(create_app(url), host=host or s.host, port=port or s.port, log_level="info", proxy_headers=False,
+                    timeout_keep_alive=s.keepalive)
     finally:
         stop.set()
 

@@ -41,14 +41,14 @@ class _PreforkServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no 
         return self._app
 
 
-def run_prefork(build: Callable[[], Any], *, host: str, port: int, workers: int) -> None:
+def run_prefork(build: Callable[[], Any], *, host: str, port: int, workers: int, keepalive: int = 75) -> None:
     """Build the app in this process (`build` also preloads what workers should share), then serve it from
     `workers` forked processes behind one port until stopped."""
     app = build()
     gc.collect()
     gc.freeze()  # what the master built stays out of the collector's reach, so collections do not copy its pages
     _PreforkServer(app, {"bind": f"{host}:{port}", "workers": workers, "worker_class": "citygrid.server.Worker",
-                         "preload_app": True, "graceful_timeout": 20, "timeout": 120,
+                         "preload_app": True, "graceful_timeout": 20, "timeout": 120, "keepalive": keepalive,
                          "loglevel": "info"}).run()
 
 

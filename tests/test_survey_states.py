@@ -218,6 +218,27 @@ def test_dedupe_sees_an_object_just_across_the_village_boundary_and_shows_the_ca
     assert n == 0
 
 
+def test_dedupe_sees_a_row_of_another_villages_open_submission_across_the_boundary(
+        client: TestClient, who: dict, places: dict, engine: Engine, login_as: Any) -> None:
+    a = places["a"]
+    other, pa, pb = _across_the_boundary(engine, a["village"], a["township"])
+    neighbour = login_as("sst-cadre-nb", f"cadre@{other}")
+    theirs = _upload(client, neighbour, _csv([["界边井", pb[0], pb[1], "完好"]]))
+    assert theirs["status"] == "validated", theirs
+    assert client.get(f"/submissions/{theirs['id']}", headers=who["cadre"]).status_code in (403, 404)
+    mine = _upload(client, who["cadre"], _csv([["界边井", pa[0], pa[1], "完好"]]))
+    dup = [d for d in _items(client, who["cadre"], mine["id"])[2]["duplicates"] if d.get("submission") == theirs["id"]]
+    assert len(dup) == 1 and set(dup[0]) == {"submission", "row", "distance_m", "name_similarity", "hidden"}, dup
+    assert dup[0]["row"] == 2 and 1 < dup[0]["distance_m"] < 5 and dup[0]["name_similarity"] == 1.0
+    # the township's reviewer reads both villages' submissions: the whole candidate
+    dup = [d for d in _items(client, who["rev"], mine["id"])[2]["duplicates"] if d.get("submission") == theirs["id"]]
+    assert dup[0]["name"] == "界边井" and dup[0]["village_code"] == other
+    # and the neighbour's own later upload sees the cadre's row the same way
+    again = _upload(client, neighbour, _csv([["界边井", pb[0], pb[1], "完好"]]))
+    assert any(d.get("submission") == mine["id"] and d.get("hidden")
+               for d in _items(client, neighbour, again["id"])[2]["duplicates"])
+
+
 def test_odk_instances_are_stored_before_the_answer_and_processed_as_jobs(
         client: TestClient, who: dict, places: dict, engine: Engine) -> None:
     import uuid

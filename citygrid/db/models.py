@@ -79,9 +79,10 @@ role may only read ``layer_version``, ``agg_h3`` and ``agg_grid``. SQL (not PL/p
 which the row-level security policies on city_object, addr_node, house, person and organization call (0017).
 Roles, grants and policies are pictured in `citygrid/db/roles.py` and checked by `tests/test_security_rls.py`.
 
-``citygrid_survey_neighbours`` (SQL, SECURITY DEFINER, 0027_survey_states.py) gives survey dedupe the objects of
-a class near given points that the caller's row-level security hides, as code, class, distance and name
-similarity only.
+``citygrid_survey_neighbours`` and ``citygrid_survey_open_neighbours`` (SQL, SECURITY DEFINER,
+0027_survey_states.py) give survey dedupe the objects of a class, and the valid rows of other villages' open
+submissions, near given points that the caller's row-level security hides: code (or submission and row key),
+class, distance and name similarity only (``citygrid_name_similarity``).
 
 ``citygrid_bgc(lon, lat, level)`` (PL/pgSQL, IMMUTABLE) computes the generated column ``city_object.bgc``, the
 Beidou grid code at level 10 (0025_beidou_grid_code.py; the same code as `citygrid/grid/beidou.py`).

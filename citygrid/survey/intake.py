@@ -256,13 +256,14 @@ def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass, si
         r.duplicates.append(key | {"name": o.name, "distance_m": round(d, 1), "name_similarity": similar})
 
 
-def _across(conn: Connection, rows: list[validate.Row], cls: ObjectClass, village: Village) -> None:
-    """Registered objects of the class just across the village boundary that the caller's row-level security
-    hides (an area-scoped cadre reads objects of non-public classes in its own village only, so `_duplicates`
-    cannot see them): `citygrid_survey_neighbours` (0027, SECURITY DEFINER) gives their code, class, distance
-    and name similarity and nothing else, marked `hidden`; the reviewer opens the object with its own rights
-    (`detail_of`). Only rows within reach of the village's edge are asked, and for callers who see everything
-    the function answers nothing."""
+def _across(conn: Connection, rows: list[validate.Row], cls: ObjectClass, village: Village, sid: str) -> None:
+    """Registered objects of the class, and valid rows of other villages' open submissions, just across the
+    village boundary that the caller's row-level security hides (an area-scoped cadre reads its own village's
+    submissions, and objects of non-public classes in its own village only, so `_duplicates` cannot see them):
+    `citygrid_survey_neighbours` and `citygrid_survey_open_neighbours` (0027, SECURITY DEFINER) give their code
+    (or submission and row), class, distance and name similarity and nothing else, marked `hidden`; the reviewer
+    opens them with its own rights (`detail_of`). Only rows within reach of the village's edge are asked, and for
+    callers who see everything the functions answer nothing."""
     located = [r for r in rows if r.geom is not None and not r.problems]
     if village.geom is not None and located:
         inner = village.geom.buffer(-3 * DUP_METRES / 100_000)  # ~15 m inside the outline: nothing hidden in reach
@@ -270,15 +271,23 @@ def _across(conn: Connection, rows: list[validate.Row], cls: ObjectClass, villag
         located = [r for r, ok in zip(located, inside.tolist(), strict=True) if not ok]
     if not located:
         return
-    found = conn.execute(text(
-        "SELECT i, code, class_code, distance_m, name_similarity FROM citygrid_survey_neighbours(:c, "
-        "CAST(:h AS text[]), CAST(:n AS text[]), :m) ORDER BY i, distance_m, code"),
-        {"c": cls.code, "h": _hex(located), "n": [r.name or "" for r in located], "m": DUP_METRES}).all()
-    for f in found:
-        r = located[f.i - 1]
-        r.duplicates = sorted(r.duplicates + [{"code": f.code, "class_code": f.class_code, "distance_m": f.distance_m,
-                                               "name_similarity": f.name_similarity, "hidden": True}],
-                              key=lambda d: ("submission" in d, d["distance_m"]))[:5]
+    args = {"c": cls.code, "h": _hex(located), "n": [r.name or "" for r in located], "m": DUP_METRES}
+    found: list[tuple[int, dict[str, Any]]] = [
+        (f.i, {"code": f.code, "class_code": f.class_code, "distance_m": f.distance_m,
+               "name_similarity": f.name_similarity, "hidden": True})
+        for f in conn.execute(text(
+            "SELECT i, code, class_code, distance_m, name_similarity FROM citygrid_survey_neighbours(:c, "
+            "CAST(:h AS text[]), CAST(:n AS text[]), :m) ORDER BY i, distance_m, code"), args)]
+    found += [(f.i, {"submission": str(f.submission_id), "row": f.row_key, "distance_m": f.distance_m,
+                     "name_similarity": f.name_similarity, "hidden": True})
+              for f in conn.execute(text(
+                  "SELECT i, submission_id, row_key, distance_m, name_similarity FROM "
+                  "citygrid_survey_open_neighbours(:c, CAST(:h AS text[]), CAST(:n AS text[]), :m, CAST(:sid AS uuid), "
+                  "CAST(:open AS text[])) ORDER BY i, distance_m, submission_id, row_key"),
+                  args | {"sid": sid, "open": list(OPEN)})]
+    for i, candidate in found:
+        r = located[i - 1]
+        r.duplicates = sorted(r.duplicates + [candidate], key=lambda d: ("submission" in d, d["distance_m"]))[:5]
 
 
 GCJ_SAMPLE = 200  # points a file's GCJ-02 test looks at (spread over the file)
@@ -464,7 +473,7 @@ def process(s: Session, p: Principal, sid: str, resolve: validate.Resolver | Non
     _place_problems(conn, rows, village)
     file_notes = [x for x in [_gcj_suspects(conn, rows, village)] if x is not None]
     _duplicates(conn, rows, cls, sid)
-    _across(conn, rows, cls, village)
+    _across(conn, rows, cls, village, sid)
     say("store", total, total)
     lat0 = float(village.geom.centroid.y) if village.geom is not None else None
     keys = match_rows(rows, before, lat0) if merging else {r.row: r.row for r in rows}
@@ -826,9 +835,10 @@ def detail_of(conn: Connection, p: Principal, sid: str) -> dict[str, Any]:
 
 
 def _open_hidden(conn: Connection, p: Principal, sub: dict[str, Any]) -> None:
-    """Candidates found across the village boundary (`_across`) carry only code, class, distance and similarity;
-    the township's reviewer gets each one's name and place as far as its own rights read the object (row-level
-    security decides, as for `GET /objects`), the cadre nothing more."""
+    """Candidates found across the village boundary (`_across`) carry only code (or submission and row), class,
+    distance and similarity; the township's reviewer gets each one's name and village as far as its own rights
+    read the object or the submission (row-level security decides, as for `GET /objects`), the cadre nothing
+    more."""
     if not rules.may_review(p, sub["township_code"]):
         return
     hidden = [d for i in sub["items"] for d in i["duplicates"] if d.get("hidden")]
@@ -836,9 +846,14 @@ def _open_hidden(conn: Connection, p: Principal, sub: dict[str, Any]) -> None:
         return
     seen = {r.code: r for r in conn.execute(text(
         "SELECT code, name, village_code FROM city_object WHERE code = ANY(CAST(:c AS text[]))"),
-        {"c": sorted({d["code"] for d in hidden})})}
+        {"c": sorted({d["code"] for d in hidden if "code" in d})})}
+    rows = {(str(r.sid), r.row): r for r in conn.execute(text(
+        "SELECT t.submission_id AS sid, t.row, t.name, s.village_code FROM submission_row t "
+        "JOIN submission s ON s.id = t.submission_id WHERE t.submission_id = ANY(CAST(:s AS uuid[]))"),
+        {"s": sorted({d["submission"] for d in hidden if "submission" in d})})}
     for d in hidden:
-        if (o := seen.get(d["code"])) is not None:
+        o = seen.get(d["code"]) if "code" in d else rows.get((d["submission"], d["row"]))
+        if o is not None:
             d |= {"name": o.name, "village_code": o.village_code}
 
 

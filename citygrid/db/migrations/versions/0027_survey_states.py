@@ -20,7 +20,10 @@ when merging (nothing here depends on 0026).
 - `citygrid_survey_neighbours(class, points, names, metres)` (SQL, SECURITY DEFINER): the registered objects of
   the class near each point that the calling transaction's row-level security hides (a cadre sees its own
   village's objects of non-public classes only), with nothing but their code, class, distance and name
-  similarity, so dedupe sees across the village boundary without showing the cadre the object.
+  similarity, so dedupe sees across the village boundary without showing the cadre the object;
+  `citygrid_survey_open_neighbours(…, own submission, open states)` the same for valid rows of other villages'
+  open submissions (submission id, row key, distance, similarity), and `citygrid_name_similarity` the one
+  similarity both use.
 """
 from collections.abc import Sequence
 
@@ -36,19 +39,23 @@ STATES = "'received', 'validated', 'invalid', 'submitted', 'rejected', 'coded'"
 
 # Name similarity as 2 × shared characters / total characters (rapidfuzz's ratio when the shared characters come
 # in the same order, as they do in names that differ by a word); NULL when either name is missing. Visibility is
-# the area role's read policy on city_object (0017): a scope of '*' (citygrid_all) sees everything, so nothing is
-# hidden from it, and no scope at all gets nothing.
+# the area role's read policies on city_object (0017) and submission (0019): a scope of '*' (citygrid_all) sees
+# everything, so nothing is hidden from it, and no scope at all gets nothing.
 NEIGHBOURS = f"""
+CREATE FUNCTION citygrid_name_similarity(a text, b text) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+  SELECT CASE WHEN coalesce(a, '') = '' OR coalesce(b, '') = '' THEN NULL ELSE round((2.0 * (
+    SELECT coalesce(sum(least(x.n, y.n)), 0) FROM
+      (SELECT c, count(*) AS n FROM regexp_split_to_table(a, '') c GROUP BY c) x JOIN
+      (SELECT c, count(*) AS n FROM regexp_split_to_table(b, '') c GROUP BY c) y USING (c))
+    / (length(a) + length(b)))::numeric, 2)::double precision END
+$$;
 CREATE FUNCTION citygrid_survey_neighbours(cls text, points text[], names text[], metres double precision)
 RETURNS TABLE (i integer, code text, class_code text, distance_m double precision, name_similarity double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
   SELECT u.i::integer, o.code::text, o.class_code::text,
          round(ST_Distance(o.geom::geography, g.p::geography)::numeric, 1)::double precision,
-         CASE WHEN coalesce(u.nm, '') = '' OR coalesce(o.name, '') = '' THEN NULL ELSE round((2.0 * (
-           SELECT coalesce(sum(least(x.n, y.n)), 0) FROM
-             (SELECT c, count(*) AS n FROM regexp_split_to_table(u.nm, '') c GROUP BY c) x JOIN
-             (SELECT c, count(*) AS n FROM regexp_split_to_table(o.name, '') c GROUP BY c) y USING (c))
-           / (length(u.nm) + length(o.name)))::numeric, 2)::double precision END
+         citygrid_name_similarity(u.nm, o.name)
   FROM unnest(points, names) WITH ORDINALITY AS u(h, nm, i)
   CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(decode(u.h, 'hex'), 4490) AS p) g
   JOIN city_object o ON o.class_code = cls AND o.status = 'active'
@@ -59,6 +66,25 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 $$;
 REVOKE ALL ON FUNCTION citygrid_survey_neighbours(text, text[], text[], double precision) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION citygrid_survey_neighbours(text, text[], text[], double precision) TO {ALL}, {AREA};
+CREATE FUNCTION citygrid_survey_open_neighbours(cls text, points text[], names text[], metres double precision,
+                                                own uuid, open text[])
+RETURNS TABLE (i integer, submission_id uuid, row_key integer, distance_m double precision,
+               name_similarity double precision)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  SELECT u.i::integer, t.submission_id, t.row,
+         round(ST_Distance(t.geom::geography, g.p::geography)::numeric, 1)::double precision,
+         citygrid_name_similarity(u.nm, t.name)
+  FROM unnest(points, names) WITH ORDINALITY AS u(h, nm, i)
+  CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(decode(u.h, 'hex'), 4490) AS p) g
+  JOIN submission_row t ON t.status = 'valid'
+   AND t.geom && ST_Expand(g.p, metres / 50000.0) AND ST_DWithin(t.geom::geography, g.p::geography, metres)
+  JOIN submission s ON s.id = t.submission_id AND s.class_code = cls AND s.id <> own AND s.status = ANY (open)
+  WHERE citygrid_areas() IS NOT NULL AND NOT ('*' = ANY (citygrid_areas()))
+    AND NOT (s.village_code ^@ ANY (citygrid_areas()))
+$$;
+REVOKE ALL ON FUNCTION citygrid_survey_open_neighbours(text, text[], text[], double precision, uuid, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION citygrid_survey_open_neighbours(text, text[], text[], double precision, uuid, text[])
+  TO {ALL}, {AREA};
 """
 
 
@@ -81,7 +107,9 @@ UPDATE submission_row SET file_row = row;
 
 def downgrade() -> None:
     op.execute("""
+DROP FUNCTION citygrid_survey_open_neighbours(text, text[], text[], double precision, uuid, text[]);
 DROP FUNCTION citygrid_survey_neighbours(text, text[], text[], double precision);
+DROP FUNCTION citygrid_name_similarity(text, text);
 ALTER TABLE submission_row DROP COLUMN file_row, DROP COLUMN revision;
 ALTER TABLE submission DROP CONSTRAINT submission_status_check;
 UPDATE submission SET status = 'reviewed' WHERE status IN ('coded', 'rejected');
