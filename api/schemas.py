@@ -6,11 +6,13 @@ documented, never validated per request). A field is required when every answer 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import fields
+from typing import Any, get_type_hints
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from api.openapi import Feature, FeatureCollection, Geometry, Link
+from citygrid.regions import query as regions
 
 # --- system -------------------------------------------------------------------------------------------------------
 
@@ -33,6 +35,7 @@ class Readiness(BaseModel):
     status: str
     database: str
     address_index: str
+    pid: int
     replicas: list[dict[str, Any]] | None = None
 
 
@@ -99,20 +102,11 @@ class AuditReport(BaseModel):
 # --- divisions and catalog ----------------------------------------------------------------------------------------
 
 
-class DivisionOut(BaseModel):
-    code: str
-    level: int
-    level_name: str | None
-    name: str
-    short_name: str
-    aliases: list[str]
-    kind: str | None
-    parent_code: str | None
-    stat_code: str | None
-    mca_code: str | None
-    sources: list[str]
-    geom_source: str | None
-    codes: dict[str, str | None]
+# The domain's own division record (`citygrid.regions.query.DivisionOut`) with what its `to_dict` adds, built
+# from the dataclass's fields so the two cannot drift apart.
+_DIVISION: dict[str, Any] = {f.name: (get_type_hints(regions.DivisionOut)[f.name], ...) for f in fields(regions.DivisionOut)}
+DivisionOut = create_model("DivisionOut", **_DIVISION, level_name=(str | None, ...),
+                           codes=(dict[str, str | None], ...))
 
 
 class DivisionChild(BaseModel):
