@@ -176,12 +176,12 @@ class Server:
             self.proc.wait()
 
 
-async def _run(base: str, key: str, data: dict[str, Any], clients: int, duration: float, url: str
-               ) -> tuple[dict[str, list[float]], dict[str, int], dict[str, int], int]:
+async def _run(base: str, key: str, data: dict[str, Any], clients: int, duration: float, url: str,
+               mix: dict[str, int]) -> tuple[dict[str, list[float]], dict[str, int], dict[str, int], int]:
     lat: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     codes: dict[str, int] = defaultdict(int)
-    kinds = [k for k, w in MIX.items() for _ in range(w)]
+    kinds = [k for k, w in mix.items() for _ in range(w)]
     async with httpx.AsyncClient(base_url=base, timeout=60,
                                  limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients)) as c:
         collections = [x["id"] for x in (await c.get("/ogc/collections")).json()["collections"]
@@ -260,7 +260,10 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--database-url")
     ap.add_argument("--prepare-demo", type=float, default=None, metavar="SCALE")
+    ap.add_argument("--only", choices=sorted(MIX), help="one kind of request alone (e.g. geocode: how it holds when "
+                    "it does not share the CPUs with the rest of the mix)")
     args = ap.parse_args()
+    mix = {args.only: 1} if args.only else MIX
 
     from citygrid.db.engine import database_url
     from citygrid.settings import get_settings
@@ -283,7 +286,8 @@ def main() -> None:
                 rss0, pss0, each0 = _memory_mb(server.proc.pid)
                 for clients in args.clients:
                     before = _connections(url)
-                    lat, errors, codes, peak = asyncio.run(_run(server.base, key, data, clients, args.duration, url))
+                    lat, errors, codes, peak = asyncio.run(_run(server.base, key, data, clients, args.duration, url,
+                                                                      mix))
                     time.sleep(1)
                     after = _connections(url)
                     total = sum(len(v) for v in lat.values())
@@ -292,7 +296,7 @@ def main() -> None:
                           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
                     print(f"   {'kind':<10} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
                           f"{'errors':>7}")
-                    for kind in MIX:
+                    for kind in mix:
                         v = lat.get(kind, [])
                         print(f"   {kind:<10} {len(v):>8} {len(v) / args.duration:>7.1f} {_pct(v, .5):>8.1f} "
                               f"{_pct(v, .95):>8.1f} {_pct(v, .99):>8.1f} "
