@@ -16,7 +16,7 @@ collections and layers with data, tiles over the county at z14.
     .venv/bin/python bench/load.py [--clients 32 128] [--workers 1 3] [--duration 20]
         [--database-url URL]      default: the one `make run` uses (the private cluster in .citygrid)
         [--prepare-demo 0.05]     load the demo county at this scale first if the database has none
-    make soak                     one worker, 32 clients, 30 minutes, RSS at start and end
+    make soak                     one worker, 32 clients, 30 minutes, memory sampled through the run
 
 The client runs on the same machine and takes CPU from the server: figures are a floor, and say so with the
 load average printed beside them.
@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -87,6 +88,22 @@ def _memory_mb(pid: int) -> tuple[float, float, list[float]]:
         pss += int(fields["Pss"].split()[0])
         each.append(int(fields["Pss"].split()[0]) / 1024)
     return rss / 1024, pss / 1024, each
+
+
+def _sample_memory(pid: int, every: float) -> tuple[list[tuple[float, float, float]], threading.Event]:
+    """(seconds, RSS, PSS) of the server every `every` seconds until the event is set: a soak's question is whether
+    memory levels off, which a start and an end cannot tell."""
+    samples: list[tuple[float, float, float]] = []
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def sample() -> None:
+        while not stop.wait(every):
+            rss, pss, _ = _memory_mb(pid)
+            samples.append((time.monotonic() - t0, rss, pss))
+
+    threading.Thread(target=sample, daemon=True).start()
+    return samples, stop
 
 
 def _prepare(url: str, scale: float | None) -> None:
@@ -284,6 +301,7 @@ def main() -> None:
             server = Server(url, workers, env)
             try:
                 rss0, pss0, each0 = _memory_mb(server.proc.pid)
+                samples, stop_sampling = _sample_memory(server.proc.pid, max(10.0, args.duration / 30))
                 for clients in args.clients:
                     before = _connections(url)
                     lat, errors, codes, peak = asyncio.run(_run(server.base, key, data, clients, args.duration, url,
@@ -312,7 +330,10 @@ def main() -> None:
                           f"after {sum(after.values())} {after}")
                     report.append({"workers": workers, "clients": clients, "requests": total,
                                    "errors": sum(errors.values()), "geocode_p99_ms": _pct(lat["geocode"], .99)})
+                stop_sampling.set()
                 rss1, pss1, each1 = _memory_mb(server.proc.pid)
+                print("   memory over the run (seconds: RSS/PSS MB): "
+                      + ", ".join(f"{t:.0f}: {r:.0f}/{q:.0f}" for t, r, q in samples))
                 print(f"   server memory ({workers} worker(s), master and workers together): RSS start {rss0:.0f} MB, "
                       f"end {rss1:.0f} MB; PSS start {pss0:.0f} MB, end {pss1:.0f} MB; PSS per process at the end "
                       + ", ".join(f"{m:.0f}" for m in each1) + " MB")
