@@ -224,7 +224,7 @@ def queue_job(lane: str, engine: Engine, owner: str, kind: str, fn: Callable[[Pr
         if q is None:
             q = _lanes[lane] = queue.Queue()
 
-            def drain() -> None:
+            def work() -> None:
                 while True:
                     task = q.get()
                     try:
@@ -234,7 +234,7 @@ def queue_job(lane: str, engine: Engine, owner: str, kind: str, fn: Callable[[Pr
                     finally:
                         q.task_done()
 
-            threading.Thread(target=drain, name=f"lane-{lane}", daemon=True).start()
+            threading.Thread(target=work, name=f"lane-{lane}", daemon=True).start()
 
     def task() -> None:
         _execute(JobRecorder(engine, kind, detail=detail, owner=owner), fn)

@@ -39,6 +39,13 @@ def layer_version(conn: Connection, layer: str) -> int:
     return int(conn.execute(text(f"SELECT {VERSION_SQL}"), {"version_of": layer}).scalar_one())
 
 
+def layer_versions(conn: Connection, layers: list[str]) -> dict[str, int]:
+    """`layer_version` of several layers in one statement (a list of collections), 0 for those never written."""
+    found = dict(conn.execute(text("SELECT layer, version FROM layer_version WHERE layer = ANY(:l)"),
+                              {"l": layers}).tuples().all())
+    return {layer: int(found.get(layer) or 0) for layer in layers}
+
+
 class VersionedCache(Generic[V]):
     """LRU bounded by entry count and by bytes; an entry is valid only for the version it was built at."""
 

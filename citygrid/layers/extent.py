@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.crs import CRS84_URI
-from citygrid.db.versions import VersionedCache, layer_version
+from citygrid.db.versions import VersionedCache, layer_version, layer_versions
 from citygrid.layers.sources import Layer, View
 
 CHINA = (73.0, 3.0, 136.0, 54.0)  # the last resort: no data and no county outline
@@ -75,12 +75,10 @@ def of(conn: Connection, layer: Layer, view: View) -> Extent:
 def many(conn: Connection, layers: list[tuple[Layer, View]]) -> list[Extent]:
     """The extents of several layers, their versions read in one statement (the collections list: one round trip
     when every extent is cached, instead of one per layer)."""
-    ids = [layer.id for layer, _ in layers]
-    versions = dict(conn.execute(text("SELECT layer, version FROM layer_version WHERE layer = ANY(:l)"),
-                                 {"l": ids}).tuples().all())
+    versions = layer_versions(conn, [layer.id for layer, _ in layers])
     out = []
     for layer, view in layers:
-        version = int(versions.get(layer.id) or 0)  # as `layer_version`: 0 for a layer never written
+        version = versions[layer.id]
         key = (layer.id, view.scope_key)
         hit = CACHE.get(key, version)
         if hit is None:

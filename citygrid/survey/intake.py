@@ -207,6 +207,12 @@ def _place_problems(conn: Connection, rows: list[validate.Row], village: Village
             if d < 1500 else ""))
 
 
+def _name_similarity(a: str | None, b: str | None) -> float | None:
+    """How alike two names are (rapidfuzz's ratio, 0–1), None when either is missing: for duplicate candidates
+    and for matching resubmitted rows alike."""
+    return fuzz.ratio(a, b) / 100 if a and b else None
+
+
 def _local_metres(geoms: Any, lat0: float) -> Any:
     """Geometries in a local equirectangular plane in metres around `lat0`: within a village its error is far
     below a millimetre at the 5 m that matter here."""
@@ -252,7 +258,7 @@ def _duplicates(conn: Connection, rows: list[validate.Row], cls: ObjectClass, si
         if len(r.duplicates) >= 5:
             continue
         key, o = found[j]
-        similar = fuzz.ratio(r.name or "", o.name or "") / 100 if r.name and o.name else None
+        similar = _name_similarity(r.name, o.name)
         r.duplicates.append(key | {"name": o.name, "distance_m": round(d, 1), "name_similarity": similar})
 
 
@@ -392,9 +398,6 @@ def match_rows(rows: list[validate.Row], before: Sequence[Any], lat0: float | No
     lat = lat0 if lat0 is not None else 30.0
     pairs: list[tuple[float, int, int]] = []
 
-    def name_sim(a: str | None, b: str | None) -> float | None:
-        return fuzz.ratio(a, b) / 100 if a and b else None
-
     # both placed: the pairs within MATCH_METRES, from one STRtree query (a whole file resent without keys is
     # thousands of rows)
     mine = [r for r in todo if r.geom is not None]
@@ -404,7 +407,7 @@ def match_rows(rows: list[validate.Row], before: Sequence[Any], lat0: float | No
         gt = _local_metres(shapely.from_wkb([bytes(b.g) for b in theirs]), lat)
         i, j = STRtree(gt).query(gm, predicate="dwithin", distance=MATCH_METRES)
         for a, b, d in zip(i.tolist(), j.tolist(), shapely.distance(gm[i], gt[j]).tolist(), strict=True):
-            sim = name_sim(mine[a].name, theirs[b].name)
+            sim = _name_similarity(mine[a].name, theirs[b].name)
             if sim is None and d <= 1 or sim is not None and sim >= MATCH_ALIKE:
                 pairs.append((-(2 + (sim or 0) - d / MATCH_METRES), mine[a].row, theirs[b].row))
     # one of the two without a place: by name alone, one rapidfuzz cdist per group (a place and a name, scored
