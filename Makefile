@@ -14,7 +14,7 @@ test:
 	CITYGRID_SETUP_TEST=1 bash scripts/setup.sh
 	.venv/bin/ruff check citygrid api tests bench
 	.venv/bin/mypy
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15
 
 # Style and types only (ruff, then mypy --strict on citygrid/ and api/; its configuration is in pyproject.toml).
 lint: setup
