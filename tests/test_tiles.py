@@ -208,3 +208,44 @@ def test_a_tile_over_the_cap_keeps_an_even_sample_and_says_so(client: TestClient
     finally:
         monkeypatch.delenv("CITYGRID_TILE_FEATURE_CAP")
         get_settings.cache_clear()
+
+
+SITES = "080202"  # 工地, a polygon class only this test creates
+
+
+def test_features_inside_a_tile_skip_the_repair_yet_keep_their_geometry(client: TestClient, engine) -> None:  # noqa: ANN001
+    """Most features take the snap-only path (migration 0031) and come out as ST_AsMVTGeom makes them; a sliver
+    too thin for the grid and a site across the tile's edge take ST_AsMVTGeom's own path."""
+    import shapely
+    from shapely.geometry import Polygon, shape
+
+    z16 = _tile(114.90, 30.05, 16)
+    lon0, lat0 = _lonlat(z16[0] + 0.05, z16[1] + 0.05, 16)
+    sites = [Polygon([(lon0 + i * 4e-4, lat0 - j * 4e-4), (lon0 + i * 4e-4 + 3e-4, lat0 - j * 4e-4 - 1e-5),
+                      (lon0 + i * 4e-4 + 2.8e-4, lat0 - j * 4e-4 - 2.5e-4), (lon0 + i * 4e-4 + 1e-4, lat0 - j * 4e-4 - 2e-4)])
+             for i in range(12) for j in range(12)]
+    sites = [shapely.reverse(g) if k % 2 else g for k, g in enumerate(sites)]  # rings of both orientations
+    sites.append(Polygon([(lon0 + 1e-4, lat0 + 1e-4), (lon0 + 6e-4, lat0 + 1e-4), (lon0 + 6e-4, lat0 + 1.000005e-4)]))
+    east, _ = _lonlat(z16[0] + 1, z16[1], 16)  # one across the tile's east edge
+    sites.append(Polygon([(east - 2e-4, lat0), (east + 2e-4, lat0), (east + 2e-4, lat0 - 2e-4), (east - 2e-4, lat0 - 2e-4)]))
+    with Session(engine) as s, s.begin():
+        bulk_create(s, system_as("test-tiles"), SITES, "420281", [BulkItem(g, {"state": "完好", "project_name": "测试"}) for g in sites])
+    for z in (sources.THIN_BELOW, 16):  # below THIN_BELOW a tile keeps one feature per few pixels
+        x, y = _tile(lon0, lat0, z)
+        r = client.get(f"/tiles/class-{SITES}/{z}/{x}/{y}.mvt")
+        got = {f["properties"]["code"]: shape(f["geometry"]) for f in mapbox_vector_tile.decode(
+            r.content, default_options={"y_coord_down": True})[f"class-{SITES}"]["features"]}
+        with engine.connect() as c:
+            rows = c.execute(text(
+                "SELECT code, ST_AsText(ST_AsMVTGeom(ST_Transform(geom, 3857), e, 4096, 64, true)), "
+                "e ~ ST_Transform(geom, 3857) AND geom_clearance * 111319.49 * 4096 / (ST_XMax(e) - ST_XMin(e)) > 1.5 "
+                "FROM city_object, ST_TileEnvelope(:z, :x, :y) e WHERE class_code = :c AND status = 'active' "
+                "AND geom && ST_Transform(e, 4490)"), {"z": z, "x": x, "y": y, "c": SITES}).all()
+        ref = {code: shapely.from_wkt(wkt) for code, wkt, _ in rows if wkt is not None}
+        fast = sum(1 for _, wkt, quick in rows if quick)
+        assert got.keys() == ref.keys() and len(ref) >= 100, (sorted(got.keys() - ref.keys()), sorted(ref.keys() - got.keys()), len(got), len(ref), z)
+        assert fast >= 100 and fast < len(rows)  # both paths were taken
+        for code, g in got.items():
+            assert g.geom_type == ref[code].geom_type and shapely.equals(g, ref[code]), code
+            assert g.is_valid and g.exterior.is_ccw == ref[code].exterior.is_ccw, code
+    assert len(rows) == len(ref) + 1  # the sliver collapses on the grid and is left out, as ST_AsMVTGeom leaves it

@@ -76,13 +76,21 @@ def thin_res(z: int) -> int:
     return max(0, min(STORED_RES, round(8 + (z - 10) * 0.71)))
 
 
-def _mvt(inner: str, fields: str, capped: bool = False) -> str:
+def _mvt(inner: str, fields: str, capped: bool = False, stored: bool = False) -> str:
     """Tile SQL around `inner` (rows `src` with a 4490 geometry `g`, a `code` and the tile's fields), answering
     (the tile, its feature count).
 
     The first render binds :cap one above the per-tile cap (`citygrid.layers.tiles`): a count above the cap means
     the tile is too full. Then `capped` renders it again keeping :cap features chosen by a hash of their code (an
     even, deterministic sample: the same tile keeps the same features) and counts all of them.
+
+    With `stored` (object classes, migration 0031), `inner` gives each row's Web-Mercator geometry as `g3`
+    (`city_object.geom_3857`) instead of `g`, and its `clr` (`city_object.geom_clearance`): a feature
+    wholly inside the tile whose clearance is over 1.5 tile units is only mapped to tile units and snapped to the
+    grid, which cannot make it invalid or collapse it; ST_AsMVTGeom's wagyu pass (clip and repair) is kept for the
+    others. Same geometry, rings in the same orientation; a z14 tile of buildings costs the database 4.0 µs a
+    feature instead of 7.1. 111,319.49 m per degree is Web Mercator's smallest scale, so the clearance in tile
+    units is never overestimated.
 
     No `WHERE geom IS NOT NULL` on the clipped rows: ST_AsMVT skips rows whose geometry is NULL by itself, and
     the planner inlines `f`, so the filter computed ST_AsMVTGeom twice per row (z10 56 → 35 ms, z16 4.6 → 2.8 ms
@@ -93,10 +101,20 @@ def _mvt(inner: str, fields: str, capped: bool = False) -> str:
         total = "coalesce((SELECT max(n_all) FROM src), 0)"
     else:
         src, total = f"{inner} LIMIT :cap", "count(*)"
-    return ("WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e), "
+    cols = ", ".join("s." + f for f in fields.split(", "))
+    if stored:
+        geom = ("CASE WHEN b.e ~ s.g3 AND s.clr * b.sx * 111319.49 > 1.5 "
+                "THEN ST_SnapToGrid(ST_Affine(ST_ForcePolygonCW(s.g3), b.sx, 0, 0, b.sy, -b.x0 * b.sx, -b.y1 * b.sy), 1) "
+                "ELSE ST_AsMVTGeom(s.g3, b.e, :ext, :buf, true) END")
+    else:
+        geom = "ST_AsMVTGeom(s.g3, b.e, :ext, :buf, true)"
+    return ("WITH b AS (SELECT e, CAST(:ext AS float8) / (ST_XMax(e) - ST_XMin(e)) AS sx, "
+            "-CAST(:ext AS float8) / (ST_YMax(e) - ST_YMin(e)) AS sy, ST_XMin(e) AS x0, ST_YMax(e) AS y1 "
+            "FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS e) t), "
             f"src AS ({src}), "
-            "f AS (SELECT ST_AsMVTGeom(ST_Transform(src.g, 3857), b.e, :ext, :buf, true) AS geom, "
-            f"{', '.join('src.' + f for f in fields.split(', '))} FROM src, b) "
+            # OFFSET 0 keeps the transform to one per row: inlined, each use of g3 in `geom` would redo it
+            f"f AS (SELECT {geom} AS geom, {cols} FROM "
+            f"{'src' if stored else '(SELECT ST_Transform(src.g, 3857) AS g3, src.* FROM src OFFSET 0)'} s, b) "
             f"SELECT ST_AsMVT(f.*, :layer, :ext, 'geom'), {total} FROM f")
 
 
@@ -350,11 +368,14 @@ class ObjectClassLayer(Layer):
             # one object per H3 cell of a few pixels, from the cell stored at write time: a bit operation per row
             # instead of a point-on-surface and a transform (z10 over the demo town: 61 → 27 ms)
             cell = f"coalesce({parent_sql('o.h3', thin_res(z))}, hashtextextended(o.code, 0))"
-            inner = (f"SELECT DISTINCT ON ({cell}) o.geom AS g, {props} FROM city_object o, b WHERE {base} "
+            inner = (f"SELECT DISTINCT ON ({cell}) o.geom_3857 AS g3, o.geom_clearance AS clr, {props} "
+                     "FROM city_object o, b "
+                     f"WHERE {base} "
                      f"ORDER BY {cell}, o.code")
         else:
-            inner = f"SELECT o.geom AS g, {props} FROM city_object o, b WHERE {base}"
-        return _mvt(inner, "code, name, state, township_code, village_code", capped), {"cls": self.cls.code} | dict(view.params)
+            inner = f"SELECT o.geom_3857 AS g3, o.geom_clearance AS clr, {props} FROM city_object o, b WHERE {base}"
+        return (_mvt(inner, "code, name, state, township_code, village_code", capped, stored=True),
+                {"cls": self.cls.code} | dict(view.params))
 
     def short_name(self) -> str:
         return self.cls.name
