@@ -407,8 +407,10 @@ def split(s: Session, p: Principal, code: str, parts: list[dict[str, Any]], *, r
     children = []
     for i, part in enumerate(parts):
         child = create(s, p, _new_like(cur, part, i), row=i)
-        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by) VALUES (:p, :c, 'split', :by)"),
-                  {"p": cur.uid, "c": uuid.UUID(child["uid"]), "by": p.name})
+        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by, county, parent_county) "
+                       "VALUES (:p, :c, 'split', :by, :cc, :pc)"),
+                  {"p": cur.uid, "c": uuid.UUID(child["uid"]), "by": p.name, "cc": child["code"][:6],
+                   "pc": cur.code[:6]})
         children.append(child)
     return {"parent": get(conn, p, code), "children": children}
 
@@ -426,8 +428,10 @@ def merge(s: Session, p: Principal, codes: list[str], result: dict[str, Any], *,
         retire(s, p, c, reason=reason, op="merge")
     merged = create(s, p, _new_like(curs[0], result, 0))
     for c in curs:
-        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by) VALUES (:p, :c, 'merge', :by)"),
-                  {"p": c.uid, "c": uuid.UUID(merged["uid"]), "by": p.name})
+        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by, county, parent_county) "
+                       "VALUES (:p, :c, 'merge', :by, :cc, :pc)"),
+                  {"p": c.uid, "c": uuid.UUID(merged["uid"]), "by": p.name, "cc": merged["code"][:6],
+                   "pc": c.code[:6]})
     return {"parents": [get(conn, p, c) for c in codes], "result": merged}
 
 
@@ -449,9 +453,12 @@ def lineage(conn: Connection, p: Principal, code: str) -> dict[str, Any]:
     cur = _require(conn, p, code, for_write=False)
     place = _place_of(cur)
     related = ("SELECT o.code, o.class_code, o.division_code, o.township_code, o.village_code, l.kind, l.at, l.by "
-               "FROM lineage l JOIN city_object o ON o.uid=l.{other}_uid WHERE l.{self}_uid=:u ORDER BY o.code")
-    parents = conn.execute(text(related.format(other="parent", self="child")), {"u": cur.uid}).all()
-    children = conn.execute(text(related.format(other="child", self="parent")), {"u": cur.uid}).all()
+               "FROM lineage l JOIN city_object o ON o.uid=l.{other}_uid AND o.division_code=l.{other_county} "
+               "WHERE l.{self}_uid=:u ORDER BY o.code")
+    parents = conn.execute(text(related.format(other="parent", other_county="parent_county", self="child")),
+                           {"u": cur.uid}).all()
+    children = conn.execute(text(related.format(other="child", other_county="county", self="parent")),
+                            {"u": cur.uid}).all()
 
     def entries(rows: Sequence[Any]) -> list[dict[str, Any]]:
         return [classification.redact_meta(p, place, {"code": r.code, "kind": r.kind, "at": r.at, "by": r.by})
