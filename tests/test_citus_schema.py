@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -247,3 +249,17 @@ def test_database_functions_and_policies_join_on_the_county(engine: Engine,
     for table, name, expr in policies:
         problems += [f"policy {name} on {table}: {p}" for p in join_problems(expr, {table: table})]
     assert problems == []
+
+
+def test_citus_compose_file_is_valid() -> None:
+    """Syntax and shape only: no Docker daemon here, and Citus's images are not reachable (deploy/citus/README.md)."""
+    res = subprocess.run(["docker-compose", "-f", str(ROOT / "deploy" / "citus" / "compose.yaml"), "config"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    services = yaml.safe_load(res.stdout)["services"]
+    nodes = {k for k, v in services.items() if "shared_preload_libraries=citus" in " ".join(v.get("command") or [])}
+    assert nodes == {"coordinator", "worker1", "worker2"}
+    register = " ".join(services["register"]["command"])
+    assert "citus_add_node('worker1'" in register and "citus_add_node('worker2'" in register
+    assert "CREATE EXTENSION IF NOT EXISTS postgis" in register
+    assert "postgis" in (ROOT / "deploy" / "citus" / "Dockerfile").read_text()

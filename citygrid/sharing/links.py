@@ -106,7 +106,7 @@ def link(s: Session, p: Principal, code: str, new: NewLink) -> dict[str, Any]:
     if obj.status != "active":
         raise E.link_object_retired("code", code=code)
     _check(new)
-    params = {"c": code, "sys": new.system, "rec": new.record_id, "t": new.title, "u": new.url,
+    params = {"c": code, "county": code[:6], "sys": new.system, "rec": new.record_id, "t": new.title, "u": new.url,
               "pl": json.dumps(new.payload, ensure_ascii=False), "lv": new.level, "vf": new.valid_from,
               "vt": new.valid_to, "dep": rules.link_department(p, place), "by": p.name}
     old = conn.execute(text("SELECT id, code FROM link WHERE system = :sys AND record_id = :rec "
@@ -126,7 +126,7 @@ def link(s: Session, p: Principal, code: str, new: NewLink) -> dict[str, Any]:
             with s.begin_nested():
                 row = conn.execute(text(
                     "INSERT INTO link AS k (code, county, system, record_id, title, url, payload, level, "
-                    "valid_from, valid_to, department, created_by) VALUES (:c, left(:c, 6), :sys, :rec, :t, :u, "
+                    "valid_from, valid_to, department, created_by) VALUES (:c, :county, :sys, :rec, :t, :u, "
                     "CAST(:pl AS jsonb), :lv, :vf, :vt, :dep, :by) RETURNING " + _LINK_COLS), params).one()
         except IntegrityError:  # linked meanwhile, or to an object row-level security hides from this caller
             raise E.link_conflict("record_id", system=new.system, record=new.record_id, code="-") from None
