@@ -213,14 +213,16 @@ def get(conn: Connection, p: Principal, code: str, crs: str | None = None) -> di
     CGCS2000); None when there is none or the caller may not read it (the same answer, so codes of classified
     objects do not reveal that they exist)."""
     out = crsmod.lookup(crs, "crs")
-    r = conn.execute(text(_SELECT + " WHERE o.code=:c OR o.component_code=:c"), {"c": code}).first()
+    # the county (the first 6 digits of both codes) beside the code: one shard under Citus, not all of them
+    r = conn.execute(text(_SELECT + " WHERE (o.code=:c OR o.component_code=:c) AND o.division_code=:county"),
+                     {"c": code, "county": code[:6]}).first()
     return _out(p, r, out) if r and _readable(p, r) else None
 
 
 def _require(conn: Connection, p: Principal, code: str, for_write: bool = True) -> Any:
     r = conn.execute(text("SELECT uid, code, class_code, status, version, updated_at, division_code, township_code, "
-                          "village_code, attrs FROM city_object WHERE code=:c" + (" FOR UPDATE" if for_write else "")),
-                     {"c": code}).first()
+                          "village_code, attrs FROM city_object WHERE code=:c AND division_code=:county"
+                          + (" FOR UPDATE" if for_write else "")), {"c": code, "county": code[:6]}).first()
     if r is None or not _readable(p, r):
         raise E.object_not_found("code", code=code)
     return r

@@ -51,8 +51,9 @@ class NewLink:
     valid_to: dt.datetime | None = None
 
 
+# the county (the code's first 6 digits) beside the code: one shard under Citus, not all of them
 _OBJ = ("SELECT uid, code, class_code, status, division_code, township_code, village_code FROM city_object "
-        "WHERE code = :c")
+        "WHERE code = :c AND division_code = :county")
 
 
 def _place(r: Any) -> str | None:
@@ -65,7 +66,7 @@ def _readable(p: Principal, class_code: str, place: str | None) -> bool:
 
 
 def _object(conn: Connection, p: Principal, code: str, lock: bool = False) -> Any:
-    r = conn.execute(text(_OBJ + (" FOR UPDATE" if lock else "")), {"c": code}).first()
+    r = conn.execute(text(_OBJ + (" FOR UPDATE" if lock else "")), {"c": code, "county": code[:6]}).first()
     if r is None or not _readable(p, r.class_code, _place(r)):
         raise E.object_not_found("code", code=code)
     return r
@@ -112,7 +113,7 @@ def link(s: Session, p: Principal, code: str, new: NewLink) -> dict[str, Any]:
     old = conn.execute(text("SELECT id, code FROM link WHERE system = :sys AND record_id = :rec "
                             "AND unlinked_at IS NULL FOR UPDATE"), params).first()
     if old is not None and old.code != code:
-        other = conn.execute(text(_OBJ), {"c": old.code}).first()
+        other = conn.execute(text(_OBJ), {"c": old.code, "county": old.code[:6]}).first()
         shown = old.code if other is not None and _readable(p, other.class_code, _place(other)) else "-"
         raise E.link_conflict("record_id", system=new.system, record=new.record_id, code=shown)
     if old is not None:
