@@ -88,7 +88,7 @@ def test_plaintext_never_reaches_the_table_nor_a_dump(client: TestClient, engine
     assert "COPY public.person" in dump and idn not in dump and phone not in dump
     # and PostgreSQL itself refuses new plaintext (the check the migration adds)
     with pytest.raises(Exception, match="person_no_plaintext"), engine.begin() as c:
-        c.execute(text("INSERT INTO person (room_id, name, id_number) SELECT id, 'x', :n FROM addr_node "
+        c.execute(text("INSERT INTO person (room_id, county, name, id_number) SELECT id, division_code, 'x', :n FROM addr_node "
                        "WHERE code = :r"), {"n": idn, "r": room})
 
 
@@ -125,7 +125,7 @@ def test_rows_written_before_the_upgrade_are_sealed_at_start(engine: Engine, dat
     idn, phone = _id_number(), _phone()
     with engine.begin() as c:  # as the table was before migration 0015: plaintext, check not yet validated
         c.execute(text("ALTER TABLE person DROP CONSTRAINT person_no_plaintext"))
-        pid = c.execute(text("INSERT INTO person (room_id, name, id_number, phone) SELECT id, '钱示例', :n, :p "
+        pid = c.execute(text("INSERT INTO person (room_id, county, name, id_number, phone) SELECT id, division_code, '钱示例', :n, :p "
                              "FROM addr_node WHERE code = :r RETURNING id"), {"n": idn, "p": phone, "r": room}).scalar()
         c.execute(text("ALTER TABLE person ADD CONSTRAINT person_no_plaintext CHECK (id_number IS NULL AND "
                        "phone IS NULL) NOT VALID"))

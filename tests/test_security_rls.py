@@ -212,10 +212,10 @@ def test_writes_outside_the_area_are_refused(app_url: str, towns: list[str], eng
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), c.transaction():
             c.execute("UPDATE city_object SET township_code = %s WHERE code = %s", (other, code))  # moving it out
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), c.transaction():
-            c.execute("INSERT INTO person (room_id, name) VALUES (%s, '外乡人')", (room,))
+            c.execute("INSERT INTO person (room_id, county, name) VALUES (%s, '420281', '外乡人')", (room,))
     with as_app(app_url, roles.ALL, "*", "off") as c, \
             pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        c.execute("INSERT INTO person (room_id, name) VALUES (%s, '无授权')", (room,))
+        c.execute("INSERT INTO person (room_id, county, name) VALUES (%s, '420281', '无授权')", (room,))
 
 
 def test_scope_survives_a_commit_in_the_middle(database_url: str) -> None:

@@ -34,7 +34,9 @@ class _Fact:
     checks: tuple[Check, ...]  # in the order problems are reported, after the name's
     fields: tuple[str, ...]  # taken from the body as they are, except `upper` ones (upper-cased, "" → None)
     upper: tuple[str, ...]
-    insert: str  # with :node, :name and the stored fields as parameters; RETURNING id and what the caller answers
+    # with :node, :code (the node's, whose first 6 digits are its county), :name and the stored fields as
+    # parameters; RETURNING id and what the caller answers
+    insert: str
     seal: Callable[[dict[str, Any]], dict[str, Any]] | None  # the fields → the columns they are stored in
     action: str  # audit action and the detail key of the new row's id
     id_key: str
@@ -44,17 +46,17 @@ _PERSON = _Fact(
     level="room", name_max=50, name_zh="姓名",
     checks=(("id_number", citizen_id_valid, E.id_number_invalid), ("phone", _PHONE.match, E.phone_invalid)),
     fields=("id_number", "phone", "relation"), upper=("id_number",),
-    insert="INSERT INTO person (room_id, name, id_number_enc, phone_enc, id_number_hash, pii_kid, relation) VALUES "
-           "(:node, :name, :id_number_enc, :phone_enc, :id_number_hash, :pii_kid, :relation) "
-           "RETURNING id, name, relation, generated",
+    insert="INSERT INTO person (room_id, county, name, id_number_enc, phone_enc, id_number_hash, pii_kid, "
+           "relation) VALUES (:node, left(:code, 6), :name, :id_number_enc, :phone_enc, :id_number_hash, :pii_kid, "
+           ":relation) RETURNING id, name, relation, generated",
     seal=lambda p: crypto.seal_person(p.pop("id_number"), p.pop("phone")),
     action="add_person", id_key="person_id")
 _ORGANIZATION = _Fact(
     level="door", name_max=200, name_zh="单位名称",
     checks=(("credit_code", credit_code_valid, E.credit_code_invalid),),
     fields=("credit_code", "category"), upper=("credit_code",),
-    insert="INSERT INTO organization (door_id, name, credit_code, category) VALUES (:node, :name, :credit_code, "
-           ":category) RETURNING id, name, credit_code, category, generated",
+    insert="INSERT INTO organization (door_id, county, name, credit_code, category) VALUES (:node, left(:code, 6), "
+           ":name, :credit_code, :category) RETURNING id, name, credit_code, category, generated",
     seal=None, action="add_organization", id_key="organization_id")
 
 
@@ -78,7 +80,7 @@ def add_organization(conn: Connection, p: Principal, door_code: str, body: dict[
 def _register(conn: Connection, fact: _Fact, node_row: Any, body: dict[str, Any], by: Principal) -> dict[str, Any]:
     node, code = node_row.id, node_row.code
     name = _valid_name(fact, body)
-    params: dict[str, Any] = {"node": node, "name": name} | {f: body.get(f) for f in fact.fields}
+    params: dict[str, Any] = {"node": node, "code": code, "name": name} | {f: body.get(f) for f in fact.fields}
     for f in fact.upper:
         params[f] = params[f].upper() if params[f] else None
     given = {f: params[f] for f in fact.fields}
@@ -99,7 +101,8 @@ def find_persons(conn: Connection, principal: Principal, id_number: str, limit: 
         raise E.id_number_invalid("id_number")
     rows = conn.execute(text(
         "SELECT p.id, a.code AS room, a.full_name AS address, a.village_code, a.township_code, p.name, "
-        "p.id_number_enc, p.phone_enc, p.relation, p.generated FROM person p JOIN addr_node a ON a.id = p.room_id "
+        "p.id_number_enc, p.phone_enc, p.relation, p.generated FROM person p "
+        "JOIN addr_node a ON a.id = p.room_id AND a.division_code = p.county "
         "WHERE p.id_number_hash = ANY(:h) ORDER BY p.id LIMIT :l"),
         {"h": crypto.index_candidates(id_number), "l": limit}).all()
     found = []

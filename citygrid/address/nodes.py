@@ -24,8 +24,8 @@ def find(c: Connection, code: str, level: str | None = None) -> Row[Any]:
     """The node with this code (id, code, level, parent_id, names, township and village codes, x/y, object code,
     status); `level` demands that level (persons go in rooms, organizations at doors)."""
     r = c.execute(text("SELECT id, code, level, parent_id, name, full_name, township_code, village_code, "
-                       "ST_X(point) AS x, ST_Y(point) AS y, object_code, status FROM addr_node WHERE code=:c"),
-                  {"c": code}).first()
+                       "ST_X(point) AS x, ST_Y(point) AS y, object_code, status FROM addr_node "
+                       "WHERE code=:c AND division_code=:county"), {"c": code, "county": code[:6]}).first()
     if r is None:
         raise E.address_not_found("code", code=code)
     if level is not None and r.level != level:

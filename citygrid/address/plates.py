@@ -81,7 +81,7 @@ def collect(c: Connection, p: Principal, base_url: str, village: str | None = No
             # the line above the number: the road, or the village and its group (三组 alone says nothing)
             "SELECT n.code, n.level, n.name, n.full_name, CASE WHEN pa.level = 'village_group' "
             "THEN coalesce(v.short_name, v.name, '') || pa.name ELSE coalesce(pa.name, '') END AS line "
-            "FROM addr_node n LEFT JOIN addr_node pa ON pa.id = n.parent_id "
+            "FROM addr_node n LEFT JOIN addr_node pa ON pa.id = n.parent_id AND pa.division_code = n.division_code "
             "LEFT JOIN division v ON v.code = n.village_code WHERE n.level = 'door' AND n.village_code = :v "
             "AND n.status = 'active' ORDER BY pa.name, n.number NULLS LAST, n.name, n.code"), {"v": d.code}).all()
         place_code, place_name, field = d.code, d.name, "village"

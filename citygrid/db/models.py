@@ -69,6 +69,9 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
   ``change_log`` (0018_links_and_change_feed.py).
 - ``link_feed`` on link → ``change_log_links()``: a ``link`` entry per new link, an ``unlink`` entry when
   ``unlinked_at`` is set (0018_links_and_change_feed.py).
+- ``link_county`` on link → ``county_from_code()``: fills ``county`` from the code's first 6 digits when the
+  writer left it out; ``WHEN (NEW.county IS NULL)``, so citygrid's writers, which set it, pay nothing
+  (0028_citus_ready.py).
 
 ``agg_rollup`` and its ``agg_rollup_*`` functions (0008_aggregation_rollup.py) were dropped by 0010; they are
 history, not part of this picture.
@@ -104,6 +107,7 @@ from sqlalchemy import (
     DateTime,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -229,7 +233,7 @@ class IssuedCode(Base):
     """Ledger of every code ever issued: the primary key makes reissue impossible."""
 
     __tablename__ = "issued_code"
-    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), nullable=False)
     division_code: Mapped[str] = mapped_column(String(6), nullable=False)
     class_code: Mapped[str] = mapped_column(String(6), nullable=False)
     serial: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -237,18 +241,24 @@ class IssuedCode(Base):
     batch: Mapped[str | None] = mapped_column(Text)
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     issued_by: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (UniqueConstraint("division_code", "class_code", "serial", name="issued_code_serial"),)
+    __table_args__ = (
+        # the county (distribution column under Citus, 0028) in the key; it is the code's first 6 digits
+        PrimaryKeyConstraint("code", "division_code"),
+        UniqueConstraint("division_code", "class_code", "serial", name="issued_code_serial"),
+        CheckConstraint("left(code, 6) = division_code", name="issued_code_county"),
+    )
 
 
 class CityObject(Base):
     __tablename__ = "city_object"
-    uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    code: Mapped[str] = mapped_column(String(32), ForeignKey("issued_code.code"), unique=True, nullable=False)
+    uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(32), nullable=False)
     class_code: Mapped[str] = mapped_column(String(6), ForeignKey("object_class.code"), nullable=False, index=True)
+    # the county: the code's first 6 digits, and the distribution column under Citus (0028)
     division_code: Mapped[str] = mapped_column(String(12), nullable=False, index=True)
     township_code: Mapped[str | None] = mapped_column(String(12), index=True)
     village_code: Mapped[str | None] = mapped_column(String(12), index=True)
-    component_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    component_code: Mapped[str | None] = mapped_column(String(16))
     name: Mapped[str | None] = mapped_column(Text)
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=True), nullable=False)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
@@ -267,6 +277,12 @@ class CityObject(Base):
         "citygrid_bgc(st_x(st_pointonsurface(geom)), st_y(st_pointonsurface(geom)), 10)", persisted=True))
     __table_args__ = (
         CheckConstraint("status IN ('active','retired')", name="city_object_status"),
+        PrimaryKeyConstraint("uid", "division_code"),
+        UniqueConstraint("code", "division_code", name="city_object_code_key"),
+        UniqueConstraint("component_code", "division_code", name="city_object_component_code_key"),
+        CheckConstraint("left(code, 6) = division_code", name="city_object_county"),
+        ForeignKeyConstraint(["code", "division_code"], ["issued_code.code", "issued_code.division_code"],
+                             name="city_object_code_fkey"),
         Index("city_object_class_division_idx", "class_code", "division_code", "code"),
         Index("city_object_h3_idx", "h3"),
         Index("city_object_unit_grid_idx", "unit_grid"),
@@ -283,7 +299,7 @@ class CityObjectHistory(Base):
     """Every version of every object, written in the same transaction as the change."""
 
     __tablename__ = "city_object_history"
-    uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("city_object.uid"), nullable=False)
+    uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     code: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
     op: Mapped[str] = mapped_column(Text, nullable=False)
@@ -295,20 +311,32 @@ class CityObjectHistory(Base):
     changed_by: Mapped[str] = mapped_column(Text, nullable=False)
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     reason: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (PrimaryKeyConstraint("uid", "version"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("uid", "version", "division_code"),
+        ForeignKeyConstraint(["uid", "division_code"], ["city_object.uid", "city_object.division_code"],
+                             name="city_object_history_uid_fkey"),
+    )
 
 
 class Lineage(Base):
     __tablename__ = "lineage"
-    parent_uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("city_object.uid"), nullable=False)
-    child_uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("city_object.uid"), nullable=False)
+    """Split and merge: parent → child. Kept on the child's shard (`county`); the parent may lie in another county
+    (`parent_county`), so only the child has a foreign key (0028)."""
+
+    parent_uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    child_uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     by: Mapped[str] = mapped_column(Text, nullable=False)
+    county: Mapped[str] = mapped_column(String(6), nullable=False)
+    parent_county: Mapped[str] = mapped_column(String(6), nullable=False)
     __table_args__ = (
-        PrimaryKeyConstraint("parent_uid", "child_uid"),
+        PrimaryKeyConstraint("parent_uid", "child_uid", "county"),
         CheckConstraint("kind IN ('split','merge')", name="lineage_kind"),
+        ForeignKeyConstraint(["child_uid", "county"], ["city_object.uid", "city_object.division_code"],
+                             name="lineage_child_uid_fkey"),
         Index("lineage_child_idx", "child_uid"),
+        Index("lineage_parent_idx", "parent_uid"),
     )
 
 
@@ -320,6 +348,7 @@ class ChangeLog(Base):
 
     __tablename__ = "change_log"
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    county: Mapped[str] = mapped_column(String(6), primary_key=True)  # Citus distribution column (0028)
     entity: Mapped[str] = mapped_column(Text, nullable=False)
     key: Mapped[str] = mapped_column(Text, nullable=False)
     op: Mapped[str] = mapped_column(Text, nullable=False)
@@ -338,7 +367,8 @@ class Link(Base):
 
     __tablename__ = "link"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    code: Mapped[str] = mapped_column(String(32), ForeignKey("city_object.code", ondelete="CASCADE"), nullable=False)
+    county: Mapped[str] = mapped_column(String(6), primary_key=True)  # the code's first 6 digits (0028)
+    code: Mapped[str] = mapped_column(String(32), nullable=False)
     system: Mapped[str] = mapped_column(Text, nullable=False)
     record_id: Mapped[str] = mapped_column(Text, nullable=False)
     title: Mapped[str | None] = mapped_column(Text)
@@ -356,7 +386,12 @@ class Link(Base):
     __table_args__ = (
         CheckConstraint("level IN ('L1', 'L2', 'L3', 'L4')", name="link_level"),
         CheckConstraint("valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from", name="link_valid"),
-        Index("link_record_idx", "system", "record_id", unique=True, postgresql_where=text("unlinked_at IS NULL")),
+        CheckConstraint("left(code, 6) = county", name="link_county"),
+        ForeignKeyConstraint(["code", "county"], ["city_object.code", "city_object.division_code"],
+                             name="link_code_fkey", ondelete="CASCADE"),
+        # one live link per record and county: Citus cannot check a key across shards (0028)
+        Index("link_record_idx", "system", "record_id", "county", unique=True,
+              postgresql_where=text("unlinked_at IS NULL")),
         Index("link_code_idx", "code"),
     )
 
@@ -547,10 +582,11 @@ class AddrNode(Base):
 
     __tablename__ = "addr_node"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    code: Mapped[str] = mapped_column(String(24), nullable=False, unique=True)
+    code: Mapped[str] = mapped_column(String(24), nullable=False)
     level: Mapped[str] = mapped_column(Text, nullable=False)
-    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("addr_node.id"))
-    division_code: Mapped[str] = mapped_column(String(6), nullable=False)
+    parent_id: Mapped[int | None] = mapped_column(BigInteger)
+    # the county: the code's first 6 digits, and the distribution column under Citus (0028)
+    division_code: Mapped[str] = mapped_column(String(6), primary_key=True)
     township_code: Mapped[str | None] = mapped_column(String(12))
     village_code: Mapped[str | None] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(Text, nullable=False)
@@ -567,6 +603,10 @@ class AddrNode(Base):
     __table_args__ = (
         CheckConstraint("level IN ('road','compound','village_group','door','building','unit','floor','room')",
                         name="addr_node_level_check"),
+        CheckConstraint("left(code, 6) = division_code", name="addr_node_county"),
+        UniqueConstraint("code", "division_code", name="addr_node_code_key"),
+        ForeignKeyConstraint(["parent_id", "division_code"], ["addr_node.id", "addr_node.division_code"],
+                             name="addr_node_parent_id_fkey"),
         Index("addr_node_parent_idx", "parent_id"),
         Index("addr_node_level_town_idx", "level", "township_code"),
         Index("addr_node_name_idx", "name"),
@@ -584,11 +624,17 @@ class House(Base):
 
     __tablename__ = "house"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    room_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("addr_node.id"), nullable=False, unique=True)
+    county: Mapped[str] = mapped_column(String(6), primary_key=True)  # the room's (0028)
+    room_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     house_use: Mapped[str] = mapped_column(Text, nullable=False)
     area: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
     property_type: Mapped[str | None] = mapped_column(Text)
     generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    __table_args__ = (
+        UniqueConstraint("room_id", "county", name="house_room_id_key"),
+        ForeignKeyConstraint(["room_id", "county"], ["addr_node.id", "addr_node.division_code"],
+                             name="house_room_id_fkey"),
+    )
 
 
 class Person(Base):
@@ -599,7 +645,8 @@ class Person(Base):
 
     __tablename__ = "person"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    room_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("addr_node.id"))
+    county: Mapped[str] = mapped_column(String(6), primary_key=True)  # the room's (0028)
+    room_id: Mapped[int | None] = mapped_column(BigInteger)
     name: Mapped[str] = mapped_column(Text, nullable=False)
     id_number: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(Text)
@@ -611,6 +658,8 @@ class Person(Base):
     id_number_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     pii_kid: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
+        ForeignKeyConstraint(["room_id", "county"], ["addr_node.id", "addr_node.division_code"],
+                             name="person_room_id_fkey"),
         Index("person_room_idx", "room_id"),
         Index("person_id_number_hash_idx", "id_number_hash"),
         Index("person_pii_kid_idx", "pii_kid"),
@@ -624,13 +673,16 @@ class Organization(Base):
 
     __tablename__ = "organization"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    door_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("addr_node.id"))
+    county: Mapped[str] = mapped_column(String(6), primary_key=True)  # the door plate's (0028)
+    door_id: Mapped[int | None] = mapped_column(BigInteger)
     name: Mapped[str] = mapped_column(Text, nullable=False)
     credit_code: Mapped[str | None] = mapped_column(String(18))
     category: Mapped[str | None] = mapped_column(Text)
     generated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     __table_args__ = (
+        ForeignKeyConstraint(["door_id", "county"], ["addr_node.id", "addr_node.division_code"],
+                             name="organization_door_id_fkey"),
         Index("organization_door_idx", "door_id"),
         Index("organization_credit_idx", "credit_code"),
     )

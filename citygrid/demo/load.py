@@ -242,7 +242,7 @@ def _age(s: Session, seed: int, county: County) -> None:
         "WHERE o.uid = a.uid"), {"s": str(seed), "tag": tag, "c": county.code})
     s.execute(text(
         "UPDATE city_object_history h SET changed_at = o.updated_at FROM city_object o "
-        "WHERE h.uid = o.uid AND h.version = o.version AND o.attrs->>'generator' = :tag AND o.division_code = :c"),
+        "WHERE h.uid = o.uid AND h.division_code = o.division_code AND h.version = o.version AND o.attrs->>'generator' = :tag AND o.division_code = :c"),
         {"tag": tag, "c": county.code})
 
 
@@ -327,8 +327,9 @@ def _purge(s: Session, county: County) -> int:
                           "OR child_uid IN (SELECT uid FROM _demo_old)"))
         conn.execute(text("DELETE FROM city_object_history WHERE uid IN (SELECT uid FROM _demo_old)"))
         # the feed says so (as the owner: the application may not write change_log), with class and place
-        conn.execute(text("INSERT INTO change_log (entity, key, op, class_code, place) SELECT 'object', o.code, "
-                          "'delete', o.class_code, coalesce(o.village_code, o.township_code, o.division_code) "
+        conn.execute(text("INSERT INTO change_log (entity, key, op, class_code, place, county) SELECT 'object', o.code, "
+                          "'delete', o.class_code, coalesce(o.village_code, o.township_code, o.division_code), "
+                          "o.division_code "
                           "FROM city_object o JOIN _demo_old d ON d.uid = o.uid ORDER BY o.code"))
         conn.execute(text("DELETE FROM city_object WHERE uid IN (SELECT uid FROM _demo_old)"))
         audit.record(s, BY, "demo_purge", county.code, detail={"deleted": n})

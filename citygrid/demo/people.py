@@ -64,25 +64,25 @@ def _write_facts(cur: psycopg.Cursor[Any], county: str, rooms: list[Node], doors
     people = _fake_people(rng, county, int(sizes.sum()))
     n_p = 0
     for r, u, a, k in zip(rooms, use_idx, areas, sizes, strict=True):
-        hb.write(f"{r.id}\t{uses[u]}\t{a}\t商品房\tt\n")
+        hb.write(f"{r.id}\t{county}\t{uses[u]}\t{a}\t商品房\tt\n")
         for j in range(k):
             name, idn, phone = people[n_p]
             sealed = seal_person(idn, phone)  # ID numbers and phones never reach the table in clear
-            persons.append((r.id, name, sealed["id_number_enc"], sealed["phone_enc"], sealed["id_number_hash"],
+            persons.append((r.id, county, name, sealed["id_number_enc"], sealed["phone_enc"], sealed["id_number_hash"],
                             sealed["pii_kid"], "户主" if j == 0 else "家庭成员", True))
             n_p += 1
     ob = io.StringIO()
     street = [d for d in doors if d.village is None or d.number is not None]
     n_o = 0
     for d in street[::4]:
-        ob.write(f"{d.id}\t示例商贸{n_o}有限公司\t{_fake_credit_code(rng, county)}\t企业\tt\n")
+        ob.write(f"{d.id}\t{county}\t示例商贸{n_o}有限公司\t{_fake_credit_code(rng, county)}\t企业\tt\n")
         n_o += 1
-    with cur.copy("COPY house (room_id, house_use, area, property_type, generated) FROM STDIN") as cp:
+    with cur.copy("COPY house (room_id, county, house_use, area, property_type, generated) FROM STDIN") as cp:
         cp.write(hb.getvalue())
-    with cur.copy("COPY person (room_id, name, id_number_enc, phone_enc, id_number_hash, pii_kid, relation, "
+    with cur.copy("COPY person (room_id, county, name, id_number_enc, phone_enc, id_number_hash, pii_kid, relation, "
                   "generated) FROM STDIN") as cp:
         for row in persons:
             cp.write_row(row)
-    with cur.copy("COPY organization (door_id, name, credit_code, category, generated) FROM STDIN") as cp:
+    with cur.copy("COPY organization (door_id, county, name, credit_code, category, generated) FROM STDIN") as cp:
         cp.write(ob.getvalue())
     return {"houses": len(rooms), "persons": n_p, "organizations": n_o}

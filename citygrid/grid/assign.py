@@ -79,5 +79,6 @@ def assign_addresses(conn: Connection, county: str) -> int:
         n = max(n, res.rowcount)
     for level in ("unit", "floor", "room"):  # each inherits from its parent: building → unit → floor → room
         conn.execute(text("UPDATE addr_node a SET unit_grid = b.unit_grid, gov_grid = b.gov_grid FROM addr_node b "
-                          "WHERE a.division_code = :c AND a.level = :l AND b.id = a.parent_id"), {"c": county, "l": level})
+                          "WHERE a.division_code = :c AND a.level = :l AND b.id = a.parent_id "
+                          "AND b.division_code = a.division_code"), {"c": county, "l": level})
     return n

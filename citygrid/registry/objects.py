@@ -213,14 +213,16 @@ def get(conn: Connection, p: Principal, code: str, crs: str | None = None) -> di
     CGCS2000); None when there is none or the caller may not read it (the same answer, so codes of classified
     objects do not reveal that they exist)."""
     out = crsmod.lookup(crs, "crs")
-    r = conn.execute(text(_SELECT + " WHERE o.code=:c OR o.component_code=:c"), {"c": code}).first()
+    # the county (the first 6 digits of both codes) beside the code: one shard under Citus, not all of them
+    r = conn.execute(text(_SELECT + " WHERE (o.code=:c OR o.component_code=:c) AND o.division_code=:county"),
+                     {"c": code, "county": code[:6]}).first()
     return _out(p, r, out) if r and _readable(p, r) else None
 
 
 def _require(conn: Connection, p: Principal, code: str, for_write: bool = True) -> Any:
     r = conn.execute(text("SELECT uid, code, class_code, status, version, updated_at, division_code, township_code, "
-                          "village_code, attrs FROM city_object WHERE code=:c" + (" FOR UPDATE" if for_write else "")),
-                     {"c": code}).first()
+                          "village_code, attrs FROM city_object WHERE code=:c AND division_code=:county"
+                          + (" FOR UPDATE" if for_write else "")), {"c": code, "county": code[:6]}).first()
     if r is None or not _readable(p, r):
         raise E.object_not_found("code", code=code)
     return r
@@ -407,8 +409,10 @@ def split(s: Session, p: Principal, code: str, parts: list[dict[str, Any]], *, r
     children = []
     for i, part in enumerate(parts):
         child = create(s, p, _new_like(cur, part, i), row=i)
-        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by) VALUES (:p, :c, 'split', :by)"),
-                  {"p": cur.uid, "c": uuid.UUID(child["uid"]), "by": p.name})
+        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by, county, parent_county) "
+                       "VALUES (:p, :c, 'split', :by, :cc, :pc)"),
+                  {"p": cur.uid, "c": uuid.UUID(child["uid"]), "by": p.name, "cc": child["code"][:6],
+                   "pc": cur.code[:6]})
         children.append(child)
     return {"parent": get(conn, p, code), "children": children}
 
@@ -426,8 +430,10 @@ def merge(s: Session, p: Principal, codes: list[str], result: dict[str, Any], *,
         retire(s, p, c, reason=reason, op="merge")
     merged = create(s, p, _new_like(curs[0], result, 0))
     for c in curs:
-        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by) VALUES (:p, :c, 'merge', :by)"),
-                  {"p": c.uid, "c": uuid.UUID(merged["uid"]), "by": p.name})
+        s.execute(text("INSERT INTO lineage (parent_uid, child_uid, kind, by, county, parent_county) "
+                       "VALUES (:p, :c, 'merge', :by, :cc, :pc)"),
+                  {"p": c.uid, "c": uuid.UUID(merged["uid"]), "by": p.name, "cc": merged["code"][:6],
+                   "pc": c.code[:6]})
     return {"parents": [get(conn, p, c) for c in codes], "result": merged}
 
 
@@ -449,9 +455,12 @@ def lineage(conn: Connection, p: Principal, code: str) -> dict[str, Any]:
     cur = _require(conn, p, code, for_write=False)
     place = _place_of(cur)
     related = ("SELECT o.code, o.class_code, o.division_code, o.township_code, o.village_code, l.kind, l.at, l.by "
-               "FROM lineage l JOIN city_object o ON o.uid=l.{other}_uid WHERE l.{self}_uid=:u ORDER BY o.code")
-    parents = conn.execute(text(related.format(other="parent", self="child")), {"u": cur.uid}).all()
-    children = conn.execute(text(related.format(other="child", self="parent")), {"u": cur.uid}).all()
+               "FROM lineage l JOIN city_object o ON o.uid=l.{other}_uid AND o.division_code=l.{other_county} "
+               "WHERE l.{self}_uid=:u ORDER BY o.code")
+    parents = conn.execute(text(related.format(other="parent", other_county="parent_county", self="child")),
+                           {"u": cur.uid}).all()
+    children = conn.execute(text(related.format(other="child", other_county="county", self="parent")),
+                            {"u": cur.uid}).all()
 
     def entries(rows: Sequence[Any]) -> list[dict[str, Any]]:
         return [classification.redact_meta(p, place, {"code": r.code, "kind": r.kind, "at": r.at, "by": r.by})

@@ -51,8 +51,9 @@ class NewLink:
     valid_to: dt.datetime | None = None
 
 
+# the county (the code's first 6 digits) beside the code: one shard under Citus, not all of them
 _OBJ = ("SELECT uid, code, class_code, status, division_code, township_code, village_code FROM city_object "
-        "WHERE code = :c")
+        "WHERE code = :c AND division_code = :county")
 
 
 def _place(r: Any) -> str | None:
@@ -65,7 +66,7 @@ def _readable(p: Principal, class_code: str, place: str | None) -> bool:
 
 
 def _object(conn: Connection, p: Principal, code: str, lock: bool = False) -> Any:
-    r = conn.execute(text(_OBJ + (" FOR UPDATE" if lock else "")), {"c": code}).first()
+    r = conn.execute(text(_OBJ + (" FOR UPDATE" if lock else "")), {"c": code, "county": code[:6]}).first()
     if r is None or not _readable(p, r.class_code, _place(r)):
         raise E.object_not_found("code", code=code)
     return r
@@ -106,13 +107,13 @@ def link(s: Session, p: Principal, code: str, new: NewLink) -> dict[str, Any]:
     if obj.status != "active":
         raise E.link_object_retired("code", code=code)
     _check(new)
-    params = {"c": code, "sys": new.system, "rec": new.record_id, "t": new.title, "u": new.url,
+    params = {"c": code, "county": code[:6], "sys": new.system, "rec": new.record_id, "t": new.title, "u": new.url,
               "pl": json.dumps(new.payload, ensure_ascii=False), "lv": new.level, "vf": new.valid_from,
               "vt": new.valid_to, "dep": rules.link_department(p, place), "by": p.name}
     old = conn.execute(text("SELECT id, code FROM link WHERE system = :sys AND record_id = :rec "
                             "AND unlinked_at IS NULL FOR UPDATE"), params).first()
     if old is not None and old.code != code:
-        other = conn.execute(text(_OBJ), {"c": old.code}).first()
+        other = conn.execute(text(_OBJ), {"c": old.code, "county": old.code[:6]}).first()
         shown = old.code if other is not None and _readable(p, other.class_code, _place(other)) else "-"
         raise E.link_conflict("record_id", system=new.system, record=new.record_id, code=shown)
     if old is not None:
@@ -125,9 +126,9 @@ def link(s: Session, p: Principal, code: str, new: NewLink) -> dict[str, Any]:
         try:
             with s.begin_nested():
                 row = conn.execute(text(
-                    "INSERT INTO link AS k (code, system, record_id, title, url, payload, level, valid_from, "
-                    "valid_to, department, created_by) VALUES (:c, :sys, :rec, :t, :u, CAST(:pl AS jsonb), :lv, "
-                    ":vf, :vt, :dep, :by) RETURNING " + _LINK_COLS), params).one()
+                    "INSERT INTO link AS k (code, county, system, record_id, title, url, payload, level, "
+                    "valid_from, valid_to, department, created_by) VALUES (:c, :county, :sys, :rec, :t, :u, "
+                    "CAST(:pl AS jsonb), :lv, :vf, :vt, :dep, :by) RETURNING " + _LINK_COLS), params).one()
         except IntegrityError:  # linked meanwhile, or to an object row-level security hides from this caller
             raise E.link_conflict("record_id", system=new.system, record=new.record_id, code="-") from None
         action = "link"
@@ -158,35 +159,39 @@ def _now(conn: Connection) -> dt.datetime:
 
 
 _ANCESTORS = f"""
-WITH RECURSIVE up(uid, path, depth) AS (
-  SELECT l.parent_uid, ARRAY[jsonb_build_object('code', o.code, 'kind', l.kind)], 1
-  FROM lineage l JOIN city_object o ON o.uid = l.parent_uid WHERE l.child_uid = :u
+WITH RECURSIVE up(uid, county, path, depth) AS (
+  SELECT l.parent_uid, l.parent_county, ARRAY[jsonb_build_object('code', o.code, 'kind', l.kind)], 1
+  FROM lineage l JOIN city_object o ON o.uid = l.parent_uid AND o.division_code = l.parent_county
+  WHERE l.child_uid = :u AND l.county = left(:c, 6)
   UNION
-  SELECT l.parent_uid, up.path || jsonb_build_object('code', o.code, 'kind', l.kind), up.depth + 1
-  FROM up JOIN lineage l ON l.child_uid = up.uid JOIN city_object o ON o.uid = l.parent_uid
+  SELECT l.parent_uid, l.parent_county, up.path || jsonb_build_object('code', o.code, 'kind', l.kind), up.depth + 1
+  FROM up JOIN lineage l ON l.child_uid = up.uid AND l.county = up.county
+  JOIN city_object o ON o.uid = l.parent_uid AND o.division_code = l.parent_county
   WHERE up.depth < {MAX_LINEAGE_DEPTH}
 )
 SELECT {_LINK_COLS}, up.path, o.class_code AS o_class, o.division_code, o.township_code, o.village_code
-FROM up JOIN city_object o ON o.uid = up.uid JOIN link k ON k.code = o.code AND k.unlinked_at IS NULL
+FROM up JOIN city_object o ON o.uid = up.uid AND o.division_code = up.county
+JOIN link k ON k.code = o.code AND k.county = o.division_code AND k.unlinked_at IS NULL
 ORDER BY up.depth, k.code, k.id, up.path::text
 """
 
 _DESCENDANTS = f"""
-WITH RECURSIVE down(uid, depth) AS (
-  SELECT child_uid, 1 FROM lineage WHERE parent_uid = :u
+WITH RECURSIVE down(uid, county, depth) AS (
+  SELECT child_uid, county, 1 FROM lineage WHERE parent_uid = :u AND parent_county = left(:c, 6)
   UNION
-  SELECT l.child_uid, down.depth + 1 FROM down JOIN lineage l ON l.parent_uid = down.uid
+  SELECT l.child_uid, l.county, down.depth + 1 FROM down
+  JOIN lineage l ON l.parent_uid = down.uid AND l.parent_county = down.county
   WHERE down.depth < {MAX_LINEAGE_DEPTH}
 )
 SELECT DISTINCT o.code, o.class_code, o.division_code, o.township_code, o.village_code FROM down
-JOIN city_object o ON o.uid = down.uid WHERE o.status = 'active' ORDER BY o.code
+JOIN city_object o ON o.uid = down.uid AND o.division_code = down.county WHERE o.status = 'active' ORDER BY o.code
 """
 
 
-def successors(conn: Connection, p: Principal, uid: Any) -> list[str]:
-    """The active objects a retired one lives on in (through any number of splits and merges) that the caller
-    may read."""
-    rows = conn.execute(text(_DESCENDANTS), {"u": uid}).all()
+def successors(conn: Connection, p: Principal, uid: Any, code: str) -> list[str]:
+    """The active objects a retired one (`uid`, `code`) lives on in (through any number of splits and merges) that
+    the caller may read."""
+    rows = conn.execute(text(_DESCENDANTS), {"u": uid, "c": code}).all()
     return [r.code for r in rows if _readable(p, r.class_code, _place(r))]
 
 
@@ -201,21 +206,22 @@ def links_of(conn: Connection, p: Principal, code: str, *, inherited: bool = Tru
     items = [_view(p, place, r, now) for r in own if classification.may_read_level(p, place, r.level)]
     if inherited:
         seen: set[int] = set()
-        for r in conn.execute(text(_ANCESTORS), {"u": obj.uid}).all():  # nearest first: a merge of two parts of
+        for r in conn.execute(text(_ANCESTORS), {"u": obj.uid, "c": code}).all():  # nearest first: a merge of two parts of
             at = _place(r)                                              # one split reaches it twice, shown once
             if r.id not in seen and _readable(p, r.o_class, at) and classification.may_read_level(p, at, r.level):
                 seen.add(r.id)
                 items.append(_view(p, at, r, now, list(r.path)))
     out: dict[str, Any] = {"code": code, "status": obj.status, "links": items, "count": len(items)}
     if obj.status != "active":
-        out["successors"] = successors(conn, p, obj.uid)
+        out["successors"] = successors(conn, p, obj.uid, code)
     return out
 
 
 def find(conn: Connection, p: Principal, system: str, record_id: str) -> dict[str, Any]:
     """The code a foreign record is linked to (and, when that object is retired, its current successors)."""
     r = conn.execute(text("SELECT " + _LINK_COLS + ", o.uid, o.status, o.class_code AS o_class, o.division_code, "
-                          "o.township_code, o.village_code FROM link k JOIN city_object o ON o.code = k.code "
+                          "o.township_code, o.village_code FROM link k "
+                          "JOIN city_object o ON o.code = k.code AND o.division_code = k.county "
                           "WHERE k.system = :s AND k.record_id = :r AND k.unlinked_at IS NULL"),
                      {"s": system, "r": record_id}).first()
     if r is None or not _readable(p, r.o_class, _place(r)) or not classification.may_read_level(p, _place(r), r.level):
@@ -223,5 +229,5 @@ def find(conn: Connection, p: Principal, system: str, record_id: str) -> dict[st
     out = {"system": system, "record_id": record_id, "code": r.code, "status": r.status,
            "link": _view(p, _place(r), r, _now(conn))}
     if r.status != "active":
-        out["successors"] = successors(conn, p, r.uid)
+        out["successors"] = successors(conn, p, r.uid, r.code)
     return out
