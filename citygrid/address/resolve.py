@@ -641,9 +641,10 @@ def shape_similarity(a: str, b: str) -> float:
 
 def _by_shape(t: str, hits: list[Hit]) -> list[Hit]:
     """Among one-character-off names of one span (灵车路: 灵东路? 灵一路?), the one whose differing character looks
-    most like the written one, when it clearly does (2+ and 1 more than any other: on every ambiguous masked name of
-    the demo county with the bench's shape-alike typos, 73 % decided right, 25 % left undecided, 1.6 % wrong);
-    otherwise all of them, which leaves the span undecided."""
+    most like the written one, when it clearly does (1.5+, and 1.5 more than any other); otherwise all of them, which
+    leaves the span undecided. On every masked name the demo county's names share, written with the bench's
+    shape-alike typos (702 cases): 423 decided right, 278 undecided, 1 wrong; a margin of 1 instead decides 512 right
+    but 11 wrong, and a wrong door plate is worse than the township."""
     score: dict[str, float] = {}
     for h in hits:
         w = t[h.start:h.end]
@@ -651,7 +652,7 @@ def _by_shape(t: str, hits: list[Hit]) -> list[Hit]:
             return hits
         score[h.name] = sum(shape_similarity(a, b) for a, b in zip(w, h.name, strict=True) if a != b)
     ranked = sorted(score.values(), reverse=True)
-    if ranked[0] < 2 or (len(ranked) > 1 and ranked[1] > ranked[0] - 1):
+    if ranked[0] < 1.5 or (len(ranked) > 1 and ranked[1] > ranked[0] - 1.5):
         return hits
     best = max(score, key=lambda n: score[n])
     return [h for h in hits if h.name == best]
