@@ -226,6 +226,7 @@ def test_group_door_without_township(index: AddressIndex) -> None:
     ("3栋5楼2", {"building": 3, "floor": 5, "room": 2}),  # never unit 2
     ("12楼1581", {"floor": 12, "room": 1581}),
     ("KTV3栋2单元501", {"building": 3, "unit": 2, "room": 501}),  # letters that name no building are skipped
+    ("B区3栋2单元501", {"building": 3, "unit": 2, "room": 501}),  # a zone letter is not a building
 ])
 def test_tail_designators(tail: str, want: dict[str, int | str]) -> None:
     parts, spans = _parse_tail(tail)

@@ -488,7 +488,8 @@ class AddressIndex:
         child = self._child(nid, f"{parts['building']}栋")
         if child is None:
             cand.confidence *= 0.8
-            if sum(self.nodes[c[0]].level == "compound" for c in self.children.get(nid, {}).values()) > 1:
+            if self.nodes[nid].level == "door" and sum(
+                    self.nodes[c[0]].level == "compound" for c in self.children.get(nid, {}).values()) > 1:
                 cand.notes.append(f"门牌后有多个院落，未写院落名，{parts['building']}栋 无法确定，回答到门牌")
             else:
                 cand.notes.append(f"{parts['building']}栋 在标准地址库中不存在")
