@@ -393,3 +393,20 @@ def test_shape_alike_typo_decides_among_several_roads() -> None:
 def test_shape_alike_typo_left_undecided_when_two_look_alike() -> None:
     idx = _roads(["灵东路", "灵一路"])  # 车 is as close to 东 as to 一 by their four-corner codes: no guess
     assert idx.geocode("灵车路9号", limit=1)["candidates"] == []
+
+
+def test_building_decides_between_compounds_behind_one_gate() -> None:
+    """A gate plate with two compounds behind it: the building written decides when only one of them has it."""
+    idx = AddressIndex()
+    rows = [(1, "road", None, "冶金路", None), (2, "door", 1, "88号", 88), (3, "compound", 2, "东园小区", None),
+            (4, "compound", 2, "西园小区", None), (5, "building", 3, "3栋", 3), (6, "building", 4, "3栋", 3),
+            (7, "building", 4, "5栋", 5), (8, "unit", 7, "1单元", 1), (9, "floor", 8, "2层", 2), (10, "room", 9, "201室", 201)]
+    full: dict[int, str] = {}
+    for nid, level, parent, name, number in rows:
+        full[nid] = (full[parent] if parent else "") + name
+        idx._add(NodeRow(nid, f"N{nid}", level, parent, name, number, full[nid], None, None, 115.0, 30.1, None), [])
+    top = idx.geocode("冶金路88弄5号1单元201室", limit=1)["candidates"][0]
+    assert top["address_code"] == "N10" and top["level"] == "room" and top["confidence"] < 0.9
+    top = idx.geocode("冶金路88号3栋", limit=1)["candidates"][0]  # 3栋 behind both: no guess
+    assert top["address_code"] == "N2" and top["level"] == "door"
+    assert any("多个院落" in n for n in top["notes"])
