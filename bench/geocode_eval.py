@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -35,7 +35,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citygrid.address import batch as batchmod  # noqa: E402
-from citygrid.address.resolve import LEVERS, AddressIndex  # noqa: E402
+from citygrid.address.resolve import LEVERS, AddressIndex, NodeRow  # noqa: E402
 from citygrid.db.bootstrap import prepare  # noqa: E402
 from citygrid.db.cluster import Cluster  # noqa: E402
 from citygrid.demo.load import load_address_base, load_demo  # noqa: E402
@@ -122,7 +122,21 @@ NOISE_SOURCES = {
     "room_reorder": "2单元3栋501室",
     "room_bare_phone": "3-2-501 13912345678 (bare roomno + a phone: normalizing drops the space; tuning set only, "
                        "added after the frozen set was written)",
+    # the notations below were added after the frozen set was written: tuning set, and a held-out sample of its own
+    # (--notations-heldout); counts from bench/notation_corpus.py over CCKS2021 train + NCAP train/dev
+    "room_letter_building": "a building named by a letter, written A座 (388 houseno spans), A栋 (102), A幢 (72), A9栋 "
+                            "(38), A9座 (18), A9幢 (14), bare A9- (58: B6-37号) or A楼 (8): on lettered twins of the "
+                            "sampled buildings, registered in the index (the demo county has no lettered buildings)",
+    "room_floor_short": "5楼2 / 5楼02 / 5楼2号: a floor and the room's number on it (NCAP: floorno 9楼 + roomno 9 194 "
+                        "times, never building + unit); the base numbers that room 502室",
+    "room_lane": "新冶大道88弄5号2单元501室: a lane and a building in it (NCAP roadno 9弄 + houseno 9号 85, CCKS2021 "
+                 "road 9弄 + roadno 9号 142; 9号楼/9幢/9栋 5 each): the lane is the gate plate of the same number",
+    "typo_shape_3char": "a shape-alike typo in a 3-character road name whose masked form several roads share (和平路 "
+                        "和兴路 …), township dropped half the time; door plates of such roads, sampled for the kind",
 }
+NEW_KINDS = ("room_letter_building", "room_floor_short", "room_lane", "typo_shape_3char")
+LETTER_WORDS = {"": [("座", 388), ("栋", 102), ("幢", 72), ("楼", 8)],  # single-letter designators, corpus weights
+                "9": [("栋", 38), ("座", 18), ("幢", 14), ("-", 58)]}  # letter + digits (A9栋, B6-37号)
 
 SHAPE_ALIKE = dict(pair for a, b in (
     ("冶", "治"), ("金", "全"), ("大", "太"), ("东", "车"), ("王", "玉"), ("土", "士"), ("己", "已"), ("未", "末"),
@@ -168,12 +182,14 @@ class Rec:
     u: int = 0
     r: int = 0
     units: int = 1
+    letter: str = ""  # room: the designator of the building's lettered twin (A, B6), when one was registered
+    letter_code: str = ""  # the twin's room
 
 
 def records(idx: AddressIndex, n: int, seed: int) -> list[Rec]:
     rng = random.Random(seed)
     doors = sorted(k for k, v in idx.nodes.items() if v.level == "door")
-    rooms = sorted(k for k, v in idx.nodes.items() if v.level == "room")
+    rooms = sorted(k for k, v in idx.nodes.items() if v.level == "room" and not v.code.startswith("TWIN"))
     out: list[Rec] = []
     for nid in rng.sample(doors, min(len(doors), n // 2)):
         d = idx.nodes[nid]
@@ -337,7 +353,107 @@ FROZEN = Path(__file__).with_name("geocode_frozen.json.gz")
 def rows_for(idx: AddressIndex, recs: list[Rec], seed: int, frozen: bool = False) -> list[tuple[str, str, Rec]]:
     rng = random.Random(seed)
     towns = sorted({v[1] for v in idx.divisions.values() if v[0] == 4})
-    return [(k, q, rec) for rec in recs for k, q in variants(rec, rng, towns, frozen).items()]
+    rows = [(k, q, rec) for rec in recs for k, q in variants(rec, rng, towns, frozen).items()]
+    if not frozen:
+        rows += notation_rows(idx, recs, seed)
+    return rows
+
+
+def notation_rows(idx: AddressIndex, recs: list[Rec], seed: int) -> list[tuple[str, str, Rec]]:
+    """The notation kinds (NEW_KINDS) for these records, from their own random stream (so the older kinds' variants
+    stay those of before): lettered buildings, 5楼2, lanes, and shape typos in 3-character road names."""
+    rng = random.Random(seed * 31 + 5)
+    out: list[tuple[str, str, Rec]] = []
+    for rec in recs:
+        if rec.kind != "room":
+            continue
+        head = rec.head.replace("湖北省黄石市", "")
+        b, u, r, f = rec.b, rec.u, rec.r, rec.r // 100
+        if rec.letter:
+            words = LETTER_WORDS["9" if rec.letter[1:] else ""]
+            w = rng.choices([x for x, _ in words], [c for _, c in words])[0]
+            d = rec.letter.lower() if rng.random() < 0.05 else rec.letter
+            tail = f"{d}-{u}-{r}" if w == "-" else f"{d}{w}{u}单元{r}室"
+            out.append(("room_letter_building", head + tail, replace(rec, code=rec.letter_code)))
+        k = r % 100
+        out.append(("room_floor_short", head + f"{b}栋{u}单元{f}楼" + rng.choice([f"{k}", f"{k:02d}", f"{k}号"]), rec))
+        if rec.door:
+            door = idx.nodes[idx.by_code[rec.door]]
+            gate = door.full_name.replace("湖北省黄石市", "")
+            word = rng.choices(["号", "号楼", "幢", "栋"], [227, 5, 5, 5])[0]
+            out.append(("room_lane", gate[:-len(door.name)] + f"{door.number}弄{b}{word}{u}单元{r}室", rec))
+    out += typo_3char_rows(idx, rng)
+    return out
+
+
+def typo_3char_rows(idx: AddressIndex, rng: random.Random, per_road: int = 8) -> list[tuple[str, str, Rec]]:
+    """Door plates of 3-character roads, the road written with a shape-alike typo where its one-character-masked
+    form is shared by several roads (the case the resolver used to leave at the township)."""
+    out: list[tuple[str, str, Rec]] = []
+    for name in sorted(n for n in idx.road_names if len(n) == 3):
+        spots = [k for k in range(2) if name[k] in SHAPE_ALIKE and len({e[0] for e in idx.by_masked.get(
+            name[:k] + "?" + name[k + 1:], ()) if e[1] == "road"}) > 1]
+        if not spots:
+            continue
+        k = rng.choice(spots)
+        typo = name[:k] + SHAPE_ALIKE[name[k]] + name[k + 1:]
+        if typo in idx.road_names:
+            continue
+        doors = sorted(d for rid in idx.road_names[name] for ds in idx.children.get(rid, {}).values() for d in ds
+                       if idx.nodes[d].level == "door" and idx.nodes[rid].name == name)
+        for nid in rng.sample(doors, min(per_road, len(doors))):
+            d = idx.nodes[nid]
+            town = _town(idx, d.township)
+            short = d.full_name.replace("湖北省黄石市", "")
+            if town and rng.random() < 0.5:
+                short = short.replace(town, "", 1)
+            out.append(("typo_shape_3char", short.replace(name, typo, 1),
+                        Rec("door", d.code, d.code, None, d.full_name, town, name)))
+    return out
+
+
+def letter_twins(idx: AddressIndex, recs: list[Rec], seed: int) -> None:
+    """Give each sampled room's building a lettered twin (A栋, or A3栋 for a third of them) with the same units,
+    floors and rooms, registered in the index as a load would (`AddressIndex._add`), and note it in the record.
+    Called again with the same seed, it finds the twins it made."""
+    rng = random.Random(seed * 17 + 3)
+    for rec in recs:
+        if rec.kind != "room":
+            continue
+        room = idx.nodes[idx.by_code[rec.code]]
+        ch = idx._chain(room)
+        bld = ch["building"]
+        letter = "ABCDEFGHJKLMN"[(rec.b - 1) % 13] + (str(rng.randint(1, 9)) if rng.random() < 0.33 else "")
+        if bld.parent is None:
+            continue
+        twin = idx._child(bld.parent, f"{letter}栋")
+        if twin is None:
+            twin = _twin(idx, bld, letter)
+        elif not idx.nodes[twin].code.startswith("TWIN"):
+            continue  # a real building of that name
+        unit = idx._child(twin, ch["unit"].name)
+        floor = idx._child(unit, ch["floor"].name) if unit is not None else None
+        twin_room = idx._child(floor, room.name) if floor is not None else None
+        if twin_room is not None:
+            rec.letter, rec.letter_code = letter, idx.nodes[twin_room].code
+
+
+def _twin(idx: AddressIndex, bld: NodeRow, letter: str) -> int:
+    next_id = max(idx.nodes) + 1
+    copies: dict[int, int] = {}
+    stack = [bld.id]
+    name = bld.full_name[:-len(bld.name)] + f"{letter}栋"
+    while stack:
+        nid = stack.pop()
+        n = idx.nodes[nid]
+        parent = copies.get(n.parent, n.parent) if n.parent is not None else None
+        idx._add(NodeRow(next_id, f"TWIN{next_id}", n.level, parent, f"{letter}栋" if nid == bld.id else n.name,
+                         None if nid == bld.id else n.number, n.full_name.replace(bld.full_name, name, 1),
+                         n.township, n.village, n.x, n.y, None), [])
+        copies[nid] = next_id
+        next_id += 1
+        stack += sorted(k for ks in idx.children.get(nid, {}).values() for k in ks)
+    return copies[bld.id]
 
 
 def frozen_rows(idx: AddressIndex) -> list[tuple[str, str, Rec]]:
@@ -357,12 +473,14 @@ def frozen_rows(idx: AddressIndex) -> list[tuple[str, str, Rec]]:
 
 def lever_table(idx: AddressIndex, n: int) -> None:
     """What each lever of the resolver adds, switched on one after another on the tuning set."""
-    rows = rows_for(idx, records(idx, n, 7), 7)
+    recs = records(idx, n, 7)
+    letter_twins(idx, recs, 7)
+    rows = rows_for(idx, recs, 7)
     print("\n## Levers, cumulative (tuning set)\n")
-    print("| levers on | door plate | room | weakest door kind | weakest room kind | wrong rooms |")
-    print("|---|---|---|---|---|---|")
+    print("| levers on | door plate | room | weakest door kind | weakest room kind | wrong rooms | wrong doors |")
+    print("|---|---|---|---|---|---|---|")
     on: set[str] = set()
-    for lever in ["none", "tail", "phone", "near", "township"]:
+    for lever in ["none", "tail", "phone", "near", "township", "notation", "lane", "shape"]:
         if lever != "none":
             on.add(lever)
         idx.levers = frozenset(on)
@@ -373,15 +491,18 @@ def lever_table(idx: AddressIndex, n: int) -> None:
         wr = min((k for k in st if st[k].room), key=lambda k: sum(st[k].room) / len(st[k].room))
         print(f"| {'+'.join(sorted(on)) or 'none'} | {100 * sum(d) / len(d):.2f}% | {100 * sum(r) / len(r):.2f}% | "
               f"{wd} {100 * sum(st[wd].door) / len(st[wd].door):.1f}% | "
-              f"{wr} {100 * sum(st[wr].room) / len(st[wr].room):.1f}% | {sum(v.wrong_room for v in st.values())} |")
+              f"{wr} {100 * sum(st[wr].room) / len(st[wr].room):.1f}% | {sum(v.wrong_room for v in st.values())} | "
+              f"{sum(v.wrong_door for v in st.values())} |")
     idx.levers = LEVERS
 
 
-def accuracy(idx: AddressIndex, n: int, frozen: bool, only: str | None = None) -> None:
+def accuracy(idx: AddressIndex, n: int, frozen: bool, only: str | None = None, heldout: bool = False) -> None:
     print("\nnoise kinds and where they come from:")
     for k, v in NOISE_SOURCES.items():
         print(f"- {k}: {v}")
-    rows = rows_for(idx, records(idx, n, 7), 7)
+    recs = records(idx, n, 7)
+    letter_twins(idx, recs, 7)
+    rows = rows_for(idx, recs, 7)
     if only:
         rows = [r for r in rows if r[0] == only]
     t = time.perf_counter()
@@ -394,6 +515,12 @@ def accuracy(idx: AddressIndex, n: int, frozen: bool, only: str | None = None) -
     bld = sum(1 for a in answers if a and a["level"] == "building")
     print(f"\n- undecidable (room written without its unit in a building of 2+ units, n={len(und)}): "
           f"answered a room {wrong} times (must be 0), the building {bld} times")
+    if heldout:
+        hrecs = records(idx, n, 20261203)
+        letter_twins(idx, hrecs, 20261203)
+        hrows = [r for r in notation_rows(idx, hrecs, 20261203) if r[0] != "typo_shape_3char"]
+        report("Accuracy, notation kinds, HELD-OUT sample (seed 20261203, its own records; run once, never tuned on; "
+               "typo_shape_3char is left out: its roads are those of the tuning set)", score(idx, hrows))
     if frozen:
         idx.levers = LEVERS
         report("Accuracy, FROZEN set (bench/geocode_frozen.json.gz, written once, never tuned on)", score(idx, frozen_rows(idx)))
@@ -490,6 +617,8 @@ def main() -> None:
     ap.add_argument("--accuracy-only", action="store_true", help="skip throughput, HTTP and pg_trgm")
     ap.add_argument("--no-frozen", action="store_true", help="do not score the frozen set")
     ap.add_argument("--kind", help="only this noise kind (tuning set)")
+    ap.add_argument("--notations-heldout", action="store_true",
+                    help="also score the notation kinds on their held-out sample (once, at the end of tuning)")
     ap.add_argument("--levers", action="store_true", help="also measure each resolver lever, one after another")
     a = ap.parse_args()
     url, engine = url_for(a.fresh, a.scale)
@@ -498,7 +627,7 @@ def main() -> None:
         idx = AddressIndex.load(c)
         print(f"index: {len(idx):,} nodes loaded in {time.perf_counter() - t:.1f} s")
     print(f"load average: {os.getloadavg()}")
-    accuracy(idx, a.n, not a.no_frozen, a.kind)
+    accuracy(idx, a.n, not a.no_frozen, a.kind, a.notations_heldout)
     if a.levers:
         lever_table(idx, a.n)
     if a.accuracy_only:

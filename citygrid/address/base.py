@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from citygrid.address.normalize import AddressInputError, normalize
 from citygrid.coding.allocator import advance
 from citygrid.coding.scheme import load_schemes
 from citygrid.db.engine import driver_connection
@@ -82,6 +83,19 @@ def group_name(raw: str) -> str:
     else:
         n = _CN_GROUP[s]
     return f"{n}组"
+
+
+def building_name(raw: str) -> str:
+    """A building's name in the base, in the one form the resolver looks up: 3号楼 / 3幢 / 三号楼 → 3栋, A座 / a幢 /
+    A楼 / Ａ座 → A栋, bare B6 → B6栋 (the catalog's building_no pattern is [0-9A-Z]+栋; tags are painted otherwise)."""
+    try:
+        no = normalize(raw)
+    except AddressInputError:
+        return raw
+    no = re.sub(r"(?<=[A-Za-z])楼$", "栋", no)
+    if re.fullmatch(r"[0-9A-Za-z-]+", no):
+        no += "栋"
+    return re.sub(r"[a-z]", lambda m: m.group(0).upper(), no)
 
 
 def _esc(v: Any) -> str:
@@ -215,7 +229,7 @@ def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | Non
             comp = compounds.get(b.compound)
             if comp is None:
                 continue
-            no = str(b.attrs["building_no"]).replace("号楼", "栋").replace("幢", "栋")
+            no = building_name(str(b.attrs["building_no"]))
             bn = add(level="building", name=no, full_name=comp.full_name + no, township=b.township_code,
                      village=b.village_code, parent=comp.id, number=_int(no), point=(b.x, b.y), object_code=b.code)
             if b.attrs.get("main_use") not in ("住宅", "商住") and "住" not in str(b.attrs.get("main_use", "")):
