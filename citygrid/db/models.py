@@ -275,6 +275,11 @@ class CityObject(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     bgc: Mapped[str | None] = mapped_column(Text, Computed(
         "citygrid_bgc(st_x(st_pointonsurface(geom)), st_y(st_pointonsurface(geom)), 10)", persisted=True))
+    # for tiles (0031, citygrid/layers/sources.py `_mvt`): the minimum clearance in degrees, and the geometry in
+    # Web Mercator, both kept by PostgreSQL on every write path
+    geom_clearance: Mapped[float | None] = mapped_column(Double, Computed("st_minimumclearance(geom)", persisted=True))
+    geom_3857 = mapped_column(Geometry("GEOMETRY", srid=3857, spatial_index=False),
+                              Computed("st_transform(geom, 3857)", persisted=True))
     __table_args__ = (
         CheckConstraint("status IN ('active','retired')", name="city_object_status"),
         PrimaryKeyConstraint("uid", "division_code"),

@@ -33,7 +33,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.execute("ALTER TABLE city_object ADD COLUMN geom_clearance double precision "
                "GENERATED ALWAYS AS (ST_MinimumClearance(geom)) STORED, "
-               "ADD COLUMN geom_3857 geometry GENERATED ALWAYS AS (ST_Transform(geom, 3857)) STORED")
+               "ADD COLUMN geom_3857 geometry(Geometry, 3857) GENERATED ALWAYS AS (ST_Transform(geom, 3857)) STORED")
 
 
 def downgrade() -> None:
