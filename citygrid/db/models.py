@@ -84,8 +84,10 @@ Roles, grants and policies are pictured in `citygrid/db/roles.py` and checked by
 submissions, near given points that the caller's row-level security hides: code (or submission and row key),
 class, distance and name similarity only (``citygrid_name_similarity``).
 
-``citygrid_bgc(lon, lat, level)`` (PL/pgSQL, IMMUTABLE) computes the generated column ``city_object.bgc``, the
-Beidou grid code at level 10 (0025_beidou_grid_code.py; the same code as `citygrid/grid/beidou.py`).
+``citygrid_bgc(lon, lat, level)`` (PL/pgSQL, IMMUTABLE) computes ``city_object.bgc``, the Beidou grid code at
+level 10 (0025_beidou_grid_code.py; the same code as `citygrid/grid/beidou.py`), in the row trigger
+``city_object_bgc`` (0029_bulk_bgc_given.py): on insert when no code is given (the bulk path gives the batch's,
+computed by `beidou.encode_many`), on every update that changes geom or bgc.
 """
 
 from __future__ import annotations
@@ -100,7 +102,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Computed,
     DateTime,
     Double,
     ForeignKey,
@@ -263,8 +264,7 @@ class CityObject(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_by: Mapped[str] = mapped_column(Text, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    bgc: Mapped[str | None] = mapped_column(Text, Computed(
-        "citygrid_bgc(st_x(st_pointonsurface(geom)), st_y(st_pointonsurface(geom)), 10)", persisted=True))
+    bgc: Mapped[str | None] = mapped_column(Text)  # kept by the trigger city_object_bgc (0029)
     __table_args__ = (
         CheckConstraint("status IN ('active','retired')", name="city_object_status"),
         Index("city_object_class_division_idx", "class_code", "division_code", "code"),
