@@ -143,7 +143,7 @@ def test_the_batch_encoder_equals_the_one_point_encoder() -> None:
     lon += [k / 3125 for k in range(-3000, 3000)] + [0.0, -180.0, 179.99999999999997]
     lat += [k / 6250 for k in range(-3000, 3000)] + [0.0, 0.0, -0.0]
     for level in (4, 10):
-        assert beidou.encode_many(lon, lat, level) == [beidou.encode(x, y, level) for x, y in zip(lon, lat)]
+        assert beidou.encode_many(lon, lat, level) == [beidou.encode(x, y, level) for x, y in zip(lon, lat, strict=True)]
     assert beidou.encode_many([10.0, 180.0, -181.0], [88.0, 1.0, 1.0]) == [None, None, None]
 
 
