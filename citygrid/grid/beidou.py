@@ -88,7 +88,7 @@ def _units_many(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     15-digit rounding moves it by at most 3.7e-6 units below 180°, the product's own error is ~1e-7); those few
     are taken exactly by `_units`."""
     f = np.abs(v) * DEG
-    out = np.floor(f).astype(np.int64)
+    out: npt.NDArray[np.int64] = np.floor(f).astype(np.int64)
     near = np.abs(f - np.rint(f)) < 1e-5
     for k in np.flatnonzero(near):
         out[k] = _units(float(v[k]))
