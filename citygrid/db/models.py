@@ -24,8 +24,7 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
   (0016_audit_chain.py); since 0026 it chains onto the statement's previous row and leaves the head alone…
 - ``audit_log_head`` on audit_log → ``audit_head_move()``: …which this statement trigger moves to the statement's
   last row, once: a bulk write's audit rows no longer walk a growing chain of head versions
-  (0026_audit_head_per_statement.py). Since 0029 it takes the head's lock only for a transaction's first audit
-  row (0029_bulk_bgc_given.py).
+  (0026_audit_head_per_statement.py).
 - ``city_object_bgc_ins`` on city_object → ``city_object_bgc()``: sets ``bgc`` (Beidou code, level 10) from the
   point on surface when an insert gives none; the bulk path gives the batch's (0029_bulk_bgc_given.py).
 - ``city_object_bgc_upd`` on city_object → ``city_object_bgc()``: recomputes it on every update that changes geom

@@ -1,4 +1,4 @@
-"""city_object.bgc: a plain column kept by a row trigger that the bulk path skips by giving the code
+"""city_object.bgc: a plain column kept by a row trigger the bulk path skips by giving it; an index less
 
 Revision ID: 0029
 Revises: 0027
@@ -17,12 +17,6 @@ Now the column is plain and `city_object_bgc()` fills it in a BEFORE trigger
   can set a code that is not the geometry's.
 Existing values stay as they are (DROP EXPRESSION keeps them).
 
-`audit_chain()` (one call per audit row; a bulk registration writes one per object) took `audit_head FOR UPDATE`
-for every row: now only for a transaction's first audit row, noted in the transaction-local setting
-`citygrid.audit_locked` (the transaction's id; reverted with a rolled-back savepoint, whose lock is released
-too). The tail is still read from the table for every row, so a session that forges the setting gains no more
-than skipping the lock, and then the unique `seq` index refuses the second of two racing rows.
-
 `ix_city_object_class_code` is dropped: `city_object_class_division_idx` (class_code, division_code, code) leads
 with the same column, so every lookup by class alone (and the FK check of a class's deletion) uses that one;
 the second index only cost every insert and update of class_code an index entry.
@@ -37,52 +31,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-AUDIT_CHAIN = """
-CREATE OR REPLACE FUNCTION audit_chain() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-  SET search_path = pg_catalog, public AS $$
-DECLARE h audit_head; last_seq bigint; last_hash bytea;
-BEGIN
-  IF current_setting('citygrid.audit_locked', true) IS DISTINCT FROM pg_current_xact_id()::text THEN
-    SELECT * INTO STRICT h FROM audit_head FOR UPDATE;
-    PERFORM set_config('citygrid.audit_locked', pg_current_xact_id()::text, true);
-  ELSE
-    SELECT * INTO STRICT h FROM audit_head;
-  END IF;
-  SELECT a.seq, a.hash INTO last_seq, last_hash FROM audit_log a WHERE a.seq > h.seq
-    ORDER BY a.seq DESC LIMIT 1;
-  IF last_seq IS NULL THEN
-    last_seq := h.seq;
-    last_hash := h.hash;
-  END IF;
-  NEW.seq := last_seq + 1;
-  NEW.prev_hash := last_hash;
-  NEW.at := clock_timestamp();
-  NEW.hash := audit_row_hash(NEW);
-  RETURN NEW;
-END $$"""
-
-AUDIT_CHAIN_0026 = """
-CREATE OR REPLACE FUNCTION audit_chain() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-  SET search_path = pg_catalog, public AS $$
-DECLARE h audit_head; last_seq bigint; last_hash bytea;
-BEGIN
-  SELECT * INTO STRICT h FROM audit_head FOR UPDATE;
-  SELECT a.seq, a.hash INTO last_seq, last_hash FROM audit_log a WHERE a.seq > h.seq
-    ORDER BY a.seq DESC LIMIT 1;
-  IF last_seq IS NULL THEN
-    last_seq := h.seq;
-    last_hash := h.hash;
-  END IF;
-  NEW.seq := last_seq + 1;
-  NEW.prev_hash := last_hash;
-  NEW.at := clock_timestamp();
-  NEW.hash := audit_row_hash(NEW);
-  RETURN NEW;
-END $$"""
-
-
 def upgrade() -> None:
-    op.execute(AUDIT_CHAIN)
     op.execute("DROP INDEX ix_city_object_class_code")
     op.execute("ALTER TABLE city_object ALTER COLUMN bgc DROP EXPRESSION")
     op.execute("""
@@ -101,7 +50,6 @@ END $$""")
 
 def downgrade() -> None:
     op.execute("CREATE INDEX ix_city_object_class_code ON city_object (class_code)")
-    op.execute(AUDIT_CHAIN_0026)
     op.execute("DROP TRIGGER city_object_bgc_upd ON city_object")
     op.execute("DROP TRIGGER city_object_bgc_ins ON city_object")
     op.execute("DROP FUNCTION city_object_bgc()")
