@@ -273,7 +273,6 @@ class CityObject(Base):
     __table_args__ = (
         CheckConstraint("status IN ('active','retired')", name="city_object_status"),
         Index("city_object_class_division_idx", "class_code", "division_code", "code"),
-        Index("city_object_h3_idx", "h3"),
         Index("city_object_unit_grid_idx", "unit_grid"),
         Index("city_object_gov_grid_idx", "gov_grid"),
         # "this class in this box" for maps (btree_gist); 0006_class_and_geometry_index.py

@@ -1,4 +1,4 @@
-"""city_object.bgc: a plain column kept by a row trigger the bulk path skips by giving it; an index less
+"""city_object.bgc: a plain column kept by a row trigger the bulk path skips by giving it; two indexes less
 
 Revision ID: 0029
 Revises: 0027
@@ -19,7 +19,10 @@ Existing values stay as they are (DROP EXPRESSION keeps them).
 
 `ix_city_object_class_code` is dropped: `city_object_class_division_idx` (class_code, division_code, code) leads
 with the same column, so every lookup by class alone (and the FK check of a class's deletion) uses that one;
-the second index only cost every insert and update of class_code an index entry.
+the second index only cost every insert and update of class_code an index entry. `city_object_h3_idx` (h3) is
+dropped too: no query has a predicate on h3 that a btree on it serves (aggregates and tile thinning take bit
+masks of it, `parent_sql`, and read it from `city_object_agg_idx` (class_code, h3) or the heap; `h3 IS NOT NULL`
+holds for nearly every row), so it was written on every insert and never read.
 """
 from collections.abc import Sequence
 
@@ -33,6 +36,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute("DROP INDEX ix_city_object_class_code")
+    op.execute("DROP INDEX city_object_h3_idx")
     op.execute("ALTER TABLE city_object ALTER COLUMN bgc DROP EXPRESSION")
     op.execute("""
 CREATE FUNCTION city_object_bgc() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -50,6 +54,7 @@ END $$""")
 
 def downgrade() -> None:
     op.execute("CREATE INDEX ix_city_object_class_code ON city_object (class_code)")
+    op.execute("CREATE INDEX city_object_h3_idx ON city_object (h3)")
     op.execute("DROP TRIGGER city_object_bgc_upd ON city_object")
     op.execute("DROP TRIGGER city_object_bgc_ins ON city_object")
     op.execute("DROP FUNCTION city_object_bgc()")
