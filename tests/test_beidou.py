@@ -132,3 +132,26 @@ def test_aggregation_by_a_wrong_beidou_level_is_a_400(client: TestClient) -> Non
         r = client.get("/aggregate", params={"by": by})
         assert r.status_code == 400 and r.json()["error_code"] == "by_invalid", (by, r.text)
         assert "bgc:1" in r.json()["message_en"]
+
+
+def test_the_batch_encoder_equals_the_one_point_encoder() -> None:
+    """encode_many (bulk registration) against encode on random points, on points with 7 decimals (whose 1/2048″
+    units are often exact integers, where the float shortcut must fall back), and out of range (None)."""
+    rng = random.Random(14)
+    lon = [rng.uniform(-180, 180) for _ in range(3000)] + [round(rng.uniform(-180, 180), 7) for _ in range(3000)]
+    lat = [rng.uniform(-87.9, 87.9) for _ in range(3000)] + [round(rng.uniform(-87.9, 87.9), 7) for _ in range(3000)]
+    lon += [k / 3125 for k in range(-3000, 3000)] + [0.0, -180.0, 179.99999999999997]
+    lat += [k / 6250 for k in range(-3000, 3000)] + [0.0, 0.0, -0.0]
+    for level in (4, 10):
+        assert beidou.encode_many(lon, lat, level) == [beidou.encode(x, y, level) for x, y in zip(lon, lat, strict=True)]
+    assert beidou.encode_many([10.0, 180.0, -181.0], [88.0, 1.0, 1.0]) == [None, None, None]
+
+
+def test_an_update_cannot_store_a_code_that_is_not_the_geometrys(engine: Engine, demo_county: dict) -> None:
+    """bgc is a plain column since 0029 (the bulk path gives it): a write that sets it gets the geometry's code."""
+    with engine.begin() as c:
+        code, bgc = c.execute(text("SELECT code, bgc FROM city_object WHERE status = 'active' ORDER BY code LIMIT 1")
+                              ).one()
+        c.execute(text("UPDATE city_object SET bgc = 'N50J00000000000000000' WHERE code = :c"), {"c": code})
+        after = c.execute(text("SELECT bgc FROM city_object WHERE code = :c"), {"c": code}).scalar_one()
+    assert after == bgc is not None

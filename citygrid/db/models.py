@@ -25,6 +25,10 @@ Triggers and their PL/pgSQL functions cannot be declared here; this list is the 
 - ``audit_log_head`` on audit_log → ``audit_head_move()``: …which this statement trigger moves to the statement's
   last row, once: a bulk write's audit rows no longer walk a growing chain of head versions
   (0026_audit_head_per_statement.py).
+- ``city_object_bgc_ins`` on city_object → ``city_object_bgc()``: sets ``bgc`` (Beidou code, level 10) from the
+  point on surface when an insert gives none; the bulk path gives the batch's (0029_bulk_bgc_given.py).
+- ``city_object_bgc_upd`` on city_object → ``city_object_bgc()``: recomputes it on every update that changes geom
+  or bgc (0029_bulk_bgc_given.py).
 - ``city_object_class_lock_ins`` on city_object → ``lock_object_classes()``: first of the statement's triggers
   (name order), takes a transaction-level advisory lock per class written, in class order, so writers of a class
   take its counts and layer version in one order and cannot deadlock (0024_object_class_write_lock.py).
@@ -87,8 +91,10 @@ Roles, grants and policies are pictured in `citygrid/db/roles.py` and checked by
 submissions, near given points that the caller's row-level security hides: code (or submission and row key),
 class, distance and name similarity only (``citygrid_name_similarity``).
 
-``citygrid_bgc(lon, lat, level)`` (PL/pgSQL, IMMUTABLE) computes the generated column ``city_object.bgc``, the
-Beidou grid code at level 10 (0025_beidou_grid_code.py; the same code as `citygrid/grid/beidou.py`).
+``citygrid_bgc(lon, lat, level)`` (PL/pgSQL, IMMUTABLE) computes ``city_object.bgc``, the Beidou grid code at
+level 10 (0025_beidou_grid_code.py; the same code as `citygrid/grid/beidou.py`), in the row trigger
+``city_object_bgc`` (0029_bulk_bgc_given.py): on insert when no code is given (the bulk path gives the batch's,
+computed by `beidou.encode_many`), on every update that changes geom or bgc.
 """
 
 from __future__ import annotations
@@ -103,7 +109,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Computed,
     DateTime,
     Double,
     ForeignKey,
@@ -253,7 +258,8 @@ class CityObject(Base):
     __tablename__ = "city_object"
     uid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, default=uuid.uuid4)
     code: Mapped[str] = mapped_column(String(32), nullable=False)
-    class_code: Mapped[str] = mapped_column(String(6), ForeignKey("object_class.code"), nullable=False, index=True)
+    # no index of its own: city_object_class_division_idx leads with it (0029 dropped ix_city_object_class_code)
+    class_code: Mapped[str] = mapped_column(String(6), ForeignKey("object_class.code"), nullable=False)
     # the county: the code's first 6 digits, and the distribution column under Citus (0028)
     division_code: Mapped[str] = mapped_column(String(12), nullable=False, index=True)
     township_code: Mapped[str | None] = mapped_column(String(12), index=True)
@@ -273,8 +279,7 @@ class CityObject(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_by: Mapped[str] = mapped_column(Text, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    bgc: Mapped[str | None] = mapped_column(Text, Computed(
-        "citygrid_bgc(st_x(st_pointonsurface(geom)), st_y(st_pointonsurface(geom)), 10)", persisted=True))
+    bgc: Mapped[str | None] = mapped_column(Text)  # kept by the trigger city_object_bgc (0029)
     # for tiles (0031, citygrid/layers/sources.py `_mvt`): the minimum clearance in degrees, and the geometry in
     # Web Mercator, both kept by PostgreSQL on every write path
     geom_clearance: Mapped[float | None] = mapped_column(Double, Computed("st_minimumclearance(geom)", persisted=True))
@@ -289,7 +294,6 @@ class CityObject(Base):
         ForeignKeyConstraint(["code", "division_code"], ["issued_code.code", "issued_code.division_code"],
                              name="city_object_code_fkey"),
         Index("city_object_class_division_idx", "class_code", "division_code", "code"),
-        Index("city_object_h3_idx", "h3"),
         Index("city_object_unit_grid_idx", "unit_grid"),
         Index("city_object_gov_grid_idx", "gov_grid"),
         # "this class in this box" for maps (btree_gist); 0006_class_and_geometry_index.py

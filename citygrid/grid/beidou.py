@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
+import numpy as np
+import numpy.typing as npt
+
 SEC = 2048  # units per arc second
 MIN = 60 * SEC
 DEG = 3600 * SEC
@@ -78,6 +81,44 @@ def encode(lon: float, lat: float, level: int = 10) -> str:
         x, y = x - i * w, y - j * h
         out.append(str(j * 2 + i) if lv in _PAIRED else _HEX[i] + _HEX[j])
     return "".join(out)
+
+
+def _units_many(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """`_units` over an array: the float product decides unless it lies within 1e-5 units of an integer (the
+    15-digit rounding moves it by at most 3.7e-6 units below 180°, the product's own error is ~1e-7); those few
+    are taken exactly by `_units`."""
+    f = np.abs(v) * DEG
+    out: npt.NDArray[np.int64] = np.floor(f).astype(np.int64)
+    near = np.abs(f - np.rint(f)) < 1e-5
+    for k in np.flatnonzero(near):
+        out[k] = _units(float(v[k]))
+    return out
+
+
+def encode_many(lon: npt.ArrayLike, lat: npt.ArrayLike, level: int = 10) -> list[str | None]:
+    """`encode` for many points at once (bulk registration: 50k points in a few milliseconds instead of a
+    PL/pgSQL call per row); None where `citygrid_bgc()` gives NULL (outside ±88° or [-180, 180))."""
+    _check_level(level)
+    x_deg, y_deg = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    n = len(x_deg)
+    ok = (x_deg >= -180) & (x_deg < 180) & (y_deg > -MAX_LAT) & (y_deg < MAX_LAT)
+    xs, ys = np.where(ok, x_deg, 0.0), np.where(ok, y_deg, 0.0)
+    u, v = np.minimum(_units_many(xs), 180 * DEG - 1), _units_many(ys)
+    w1, h1 = SIZES[1]
+    zone = np.where(xs >= 0, u // w1 + 31, 30 - u // w1)
+    hexb = np.frombuffer(_HEX.encode(), dtype=np.uint8)
+    cols = [np.where(ys >= 0, ord("N"), ord("S")), ord("0") + zone // 10, ord("0") + zone % 10, ord("A") + v // h1]
+    x, y = u % w1, v % h1
+    for lv in range(2, level + 1):
+        w, h = SIZES[lv]
+        i, j = x // w, y // h
+        x, y = x - i * w, y - j * h
+        cols += [ord("0") + j * 2 + i] if lv in _PAIRED else [hexb[i], hexb[j]]
+    chars = np.empty((n, LENGTHS[level]), dtype=np.uint8)
+    for k, c in enumerate(cols):
+        chars[:, k] = c
+    codes = chars.view(f"S{LENGTHS[level]}").ravel()
+    return [c.decode() if good else None for c, good in zip(codes, ok.tolist(), strict=True)]
 
 
 def level_of(code: str) -> int:

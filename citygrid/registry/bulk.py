@@ -6,7 +6,8 @@ per row, every bad row reported with its row number), then everything is set-bas
 one code block from the allocator (the ledger stays gapless: a failure rolls the block back with the rest),
 one COPY into a staging table, one statement that refuses rows outside the county, one INSERT … SELECT that places
 each object (township, village, unit and governance grid by its representative point, the same SQL as
-`grid.assign`; H3 is computed here, the Beidou code by its generated column), one history statement (whose
+`grid.assign`; H3 and the Beidou code are computed here, the latter over the whole batch with numpy, so the
+row trigger that computes it for other writers is skipped), one history statement (whose
 statement trigger writes the change feed), one audit row per object (`audit.record_each`, the rows the single
 path writes) plus one for the act. The trigger-kept counts (agg_h3, agg_grid, layer versions) are statement
 triggers on transition tables, so they cost one pass per statement, not per row.
@@ -32,6 +33,7 @@ from citygrid.db import failures
 from citygrid.db.engine import copy_text, driver_connection
 from citygrid.errors import CitygridError, E, Problem
 from citygrid.geo import check_geometry
+from citygrid.grid import beidou
 from citygrid.grid.assign import staged_placement_sql
 from citygrid.grid.h3cells import cell_of
 from citygrid.registry.objects import attr_problems, component_codes, name_problems
@@ -39,7 +41,7 @@ from citygrid.security import audit, rules
 from citygrid.security.principal import Principal
 
 _STAGE = "bulk_stage"
-_STAGE_COLUMNS = "row, uid, code, component_code, township_code, village_code, name, geom, pt, h3, attrs, reason"
+_STAGE_COLUMNS = "row, uid, code, component_code, township_code, village_code, name, geom, pt, h3, bgc, attrs, reason"
 
 
 @dataclass
@@ -106,9 +108,9 @@ def bulk_create(s: Session, p: Principal, class_code: str, county: str, items: l
     s.execute(text("SET LOCAL jit = off"))  # many short index probes: compiling costs more than it saves
     s.execute(text(
         "INSERT INTO city_object (uid, code, class_code, division_code, township_code, village_code, component_code, "
-        "name, geom, h3, attrs, created_by, updated_by, unit_grid, gov_grid) "
+        "name, geom, h3, bgc, attrs, created_by, updated_by, unit_grid, gov_grid) "
         "SELECT st.uid, st.code, CAST(:cls AS text), CAST(:county AS text), pl.township_code, pl.village_code, "
-        "st.component_code, st.name, st.geom, st.h3, st.attrs, CAST(:by AS text), CAST(:by AS text), pl.unit_grid, "
+        "st.component_code, st.name, st.geom, st.h3, st.bgc, st.attrs, CAST(:by AS text), CAST(:by AS text), pl.unit_grid, "
         f"pl.gov_grid FROM {_STAGE} st JOIN ({staged_placement_sql(_STAGE, grids)}) pl ON pl.row = st.row "
         "ORDER BY st.row"),
         {"cls": class_code, "county": county, "by": by})
@@ -130,16 +132,17 @@ def _stage(s: Session, items: list[BulkItem], codes: list[str], comp: list[str |
     COPied into a staging table dropped at the end of the call; geometries encoded in one vectorised pass."""
     s.execute(text(f"CREATE TEMPORARY TABLE {_STAGE} (row int, uid uuid, code text, component_code text, "
                    "township_code text, village_code text, name text, geom geometry(Geometry, 4490), "
-                   "pt geometry(Point, 4490), h3 bigint, attrs jsonb, reason text) ON COMMIT DROP"))
+                   "pt geometry(Point, 4490), h3 bigint, bgc text, attrs jsonb, reason text) ON COMMIT DROP"))
     geoms = shapely.set_srid(np.array([it.geom for it in items], dtype=object), 4490)
     pts = shapely.point_on_surface(geoms)
     ghex = shapely.to_wkb(geoms, hex=True, include_srid=True)
     phex = shapely.to_wkb(pts, hex=True, include_srid=True)
+    bgcs = beidou.encode_many(shapely.get_x(pts), shapely.get_y(pts))
     buf = io.StringIO()
     for i, (code, cc, it) in enumerate(zip(codes, comp, items, strict=True)):
         buf.write("\t".join([
             str(i if it.row is None else it.row), str(uuid.uuid4()), code, copy_text(cc), copy_text(it.township_code),
-            copy_text(it.village_code), copy_text(it.name), ghex[i], phex[i], str(cell_of(pts[i])),
+            copy_text(it.village_code), copy_text(it.name), ghex[i], phex[i], str(cell_of(pts[i])), copy_text(bgcs[i]),
             copy_text(json.dumps(it.attrs, ensure_ascii=False)), copy_text(reasons[i] if reasons else None),
         ]) + "\n")
     raw = driver_connection(s.connection())

@@ -2,7 +2,7 @@
 repair pass and the per-tile reprojection
 
 Revision ID: 0031
-Revises: 0028
+Revises: 0029
 Create Date: 2026-12-03 13:50:00
 
 ST_AsMVTGeom runs every polygon through wagyu (clip and make valid) even when the polygon lies wholly inside the
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0031'
-down_revision: str | None = '0028'
+down_revision: str | None = '0029'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
