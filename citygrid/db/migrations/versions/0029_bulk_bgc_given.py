@@ -4,7 +4,6 @@ Revision ID: 0029
 Revises: 0028
 Create Date: 2026-12-03 13:40:00
 
-
 The stored generated column of 0025 ran `citygrid_bgc()` (PL/pgSQL, numeric arithmetic) and two
 `ST_PointOnSurface` for every inserted row, which no writer can skip: a large share of bulk registration's time.
 Now the column is plain and `city_object_bgc()` fills it in a BEFORE trigger
