@@ -77,11 +77,10 @@ async def get_geocode(q: str = Query(..., max_length=MAX_LEN),
     sync route took two trips through the thread pool (the call, then the answer's validation) and the
     index's freshness query, several times the geocode itself. An index not loaded, or that this process has
     just rebuilt, is fetched in a thread (`AddressIndexCache.current`), so a load never blocks the loop."""
-    address = _check_text(q)  # bad input is a 4xx even while the database is away
     index = indexes.current()
     if index is None:  # not `or`: an empty index (no address base yet) is falsy, and still the index
         index = await run_in_threadpool(indexes.get)
-    return answer.geocode(index, address, division, limit, crs)
+    return answer.geocode(index, _check_text(q), division, limit, crs)
 
 
 class GeocodeMany(BaseModel):
