@@ -73,7 +73,8 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         # hot standbys for the heavy reads, when configured (citygrid/db/replicas.py); None: the primary only
         app.state.replicas = replicas = from_settings(app.state.engine)
         app.state.address_indexes = AddressIndexCache(  # loaded on first use (api/deps.py)
-            app.state.engine, (lambda: replicas.for_read(None)[1]) if replicas else None)
+            app.state.engine, (lambda: replicas.for_read(None)[1]) if replicas else None,
+            max_age=get_settings().address_check_ms / 1000)
         # jobs left `running` by a process that died (kill -9, a crash) are marked interrupted, their output cut
         # back to what their record says (citygrid/jobs.py); they can then be resumed, retried or cancelled
         mark_interrupted(scoped_engine(app.state.engine, SYSTEM))

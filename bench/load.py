@@ -68,6 +68,37 @@ def _connections(url: str) -> dict[str, int]:
     return {str(u): int(n) for u, n in rows}
 
 
+def _postmaster(url: str) -> int | None:
+    """The PostgreSQL server's process when it runs on this machine (its backends are its children)."""
+    try:
+        with psycopg.connect(_conninfo(url), autocommit=True) as c:
+            row = c.execute("SHOW data_directory").fetchone()
+        return int((Path(row[0]) / "postmaster.pid").read_text().split()[0]) if row else None
+    except (OSError, ValueError, psycopg.Error):
+        return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server and its child processes so far (the API's workers; PostgreSQL's backends,
+    with those already ended): divided by the requests of a run, what one request costs, to set against the CPUs
+    there are (and the client's own cost, `os.times`)."""
+    pids = [pid]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    ticks = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        if p == pid:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: children that ended
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _memory_mb(pid: int) -> tuple[float, float, list[float]]:
     """RSS and PSS of a server and its worker processes, in MB, and each process's PSS. RSS counts a page shared
     by several workers once per worker; PSS divides it among them, so it is what the processes really cost
@@ -304,8 +335,13 @@ def main() -> None:
                 samples, stop_sampling = _sample_memory(server.proc.pid, max(10.0, args.duration / 30))
                 for clients in args.clients:
                     before = _connections(url)
+                    pg = _postmaster(url)
+                    pg0 = _cpu_seconds(pg) if pg else 0.0
+                    cpu0, own0 = _cpu_seconds(server.proc.pid), os.times()
                     lat, errors, codes, peak = asyncio.run(_run(server.base, key, data, clients, args.duration, url,
                                                                       mix))
+                    cpu1, own1 = _cpu_seconds(server.proc.pid), os.times()
+                    pg1 = _cpu_seconds(pg) if pg else 0.0
                     time.sleep(1)
                     after = _connections(url)
                     total = sum(len(v) for v in lat.values())
@@ -323,6 +359,12 @@ def main() -> None:
                     print(f"   {'all':<10} {total:>8} {total / args.duration:>7.1f} {_pct(all_lat, .5):>8.1f} "
                           f"{_pct(all_lat, .95):>8.1f} {_pct(all_lat, .99):>8.1f} "
                           f"{100 * sum(errors.values()) / max(1, total):>6.2f}%")
+                    client_cpu = own1.user + own1.system - own0.user - own0.system
+                    print(f"   CPU per request: server {1000 * (cpu1 - cpu0) / max(1, total):.2f} ms, PostgreSQL "
+                          + (f"{1000 * (pg1 - pg0) / max(1, total):.2f} ms" if pg else "(not on this machine)")
+                          + f", this client {1000 * client_cpu / max(1, total):.2f} ms (server {cpu1 - cpu0:.1f} s, "
+                          f"PostgreSQL {pg1 - pg0:.1f} s, client {client_cpu:.1f} s of {os.cpu_count()} CPUs x "
+                          f"{args.duration:.0f} s)")
                     bad = {k: n for k, n in codes.items() if not k.split()[1].startswith("2")}
                     if bad:
                         print(f"   not 2xx: {json.dumps(bad, ensure_ascii=False)}")

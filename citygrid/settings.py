@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # connections per worker process and database of the async read path (OGC items, tiles; citygrid/db/aio.py):
     # statements at once; more only queue up in PostgreSQL and fight for its CPUs (0: twice the CPU count, at least 4)
     db_async_pool: int = Field(0, ge=0, le=200)
+    # how long a geocode trusts the address index in memory before it asks the database whether the address base
+    # was rebuilt (citygrid/address/index.py): a rebuild by another process is seen within this; one by this
+    # process at once. 0: every geocode asks (one query each)
+    address_check_ms: int = Field(1000, ge=0, le=3_600_000)
     # --- sharing (citygrid/sharing/) ---
     link_payload_max: int = Field(4096, ge=0, description="largest JSON payload of a link, in bytes (UTF-8)")
     changes_wait_max: int = Field(30, ge=0, le=300, description="longest long poll of GET /changes, in seconds")

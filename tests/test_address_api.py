@@ -260,6 +260,56 @@ def test_index_is_rebuilt_when_the_address_base_changes(engine, demo_county) -> 
     assert cache.get() is not first
 
 
+def test_current_trusts_the_index_for_its_window_and_sees_this_process_rebuild_at_once(engine, demo_county
+                                                                                          ) -> None:  # noqa: ANN001
+    from citygrid.address import index
+
+    cache = index.AddressIndexCache(engine, max_age=3600)
+    assert cache.current() is None  # nothing loaded: the caller must `get` (in a thread)
+    first = cache.get()
+    assert cache.current() is first
+    with engine.begin() as c:  # a rebuild by another process: not asked about within the window
+        c.execute(text("UPDATE data_source SET loaded_at = loaded_at + interval '1 second' "
+                       "WHERE name LIKE 'address-%'"))
+    assert cache.current() is first
+    index.changed()  # a rebuild committed by this process: the next geocode must not use the old index
+    assert cache.current() is None
+    second = cache.get()
+    assert second is not first and cache.current() is second
+    cache.max_age = 0  # the window has passed: answered from memory while the check runs in the background
+    with engine.begin() as c:
+        c.execute(text("UPDATE data_source SET loaded_at = loaded_at + interval '1 second' "
+                       "WHERE name LIKE 'address-%'"))
+    assert cache.current() is second
+    assert cache._checking is not None
+    cache._checking.join(120)
+    cache.max_age = 3600
+    third = cache.current()
+    assert third is not None and third is not second
+
+
+def test_a_geocode_with_the_index_warm_queries_nothing(client: TestClient, demo_county: dict) -> None:
+    from sqlalchemy import event
+
+    app: Any = client.app
+    assert client.get("/address/geocode", params={"q": "大冶市金湖街道"}).status_code == 200  # loaded, checked
+    app.state.address_indexes.max_age = 3600
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", seen)
+    try:
+        for q in ("大冶市金湖街道", "大冶市东岳路街道", "湖北省大冶市大箕铺镇"):
+            r = client.get("/address/geocode", params={"q": q})
+            assert r.status_code == 200 and r.json()["candidates"], r.text
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", seen)
+        app.state.address_indexes.max_age = 1.0
+    assert statements == []
+
+
 @pytest.mark.parametrize("q", [
     "湖北省黃石市大冶市 東岳路街道新冶大道８８號金湖小區三號樓二單元五〇二戶",  # traditional, full-width, numerals
     "大冶市东岳路街道八一新村１２幢九层",                                        # 幢, full-width digits, 九层

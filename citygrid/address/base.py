@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from citygrid.address import index
 from citygrid.address.normalize import AddressInputError, normalize
 from citygrid.coding.allocator import advance
 from citygrid.coding.scheme import load_schemes
@@ -284,6 +285,7 @@ def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | Non
         c.execute(text("INSERT INTO data_source (name, edition, detail) VALUES (:n, :e, CAST(:d AS jsonb)) "
                        "ON CONFLICT (name) DO UPDATE SET edition=:e, detail=CAST(:d AS jsonb), loaded_at=now()"),
                   {"n": f"address-{county}", "e": edition, "d": json.dumps(detail, ensure_ascii=False)})
+    index.changed()  # committed: this process's geocodes use the new base from the next request on
     return detail
 
 

@@ -6,12 +6,21 @@ The address base is rebuilt as a whole (citygrid/address/base.py), which rewrite
 reads the stamp (one indexed query) and rebuilds under one lock when it moved, so concurrent requests never
 build twice and never see a half-built index. The API creates one `AddressIndexCache` in its lifespan
 (api/main.py) and hands the index to routes through a dependency (api/deps.py).
+
+A single geocode costs ~0.2 ms of CPU; the stamp's query (a pooled connection, its scope, the query, the
+rollback, a trip through the thread pool) cost several times that, on every request. So the single-geocode
+route asks `current` instead: the index in memory while its last check is younger than `max_age`
+(`CITYGRID_ADDRESS_CHECK_MS`, 1 s), checked again in the background once that passes, the request answered
+meanwhile from memory. A rebuild committed by another process is seen within that window; one committed by this
+process (`changed`, called by citygrid/address/base.py) at once, as `get` always sees one.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -28,6 +37,18 @@ log = logging.getLogger(__name__)
 # An index loaded by a pre-fork server's master before it forks (`preload`): every worker's cache starts from it,
 # so the workers share its memory pages instead of each building its own copy (citygrid/server.py).
 _preloaded: tuple[AddressIndex, datetime | None] | None = None
+
+
+# Bumped by `changed` when this process rebuilt an address base: every cache's `current` then says "ask".
+_generation = 0
+_generation_lock = threading.Lock()
+
+
+def changed() -> None:
+    """This process committed a rebuild of an address base: no cache of it answers from its old index again."""
+    global _generation
+    with _generation_lock:
+        _generation += 1
 
 
 def _stamp(c: Connection) -> datetime | None:
@@ -51,14 +72,20 @@ def preload(engine: Engine) -> AddressIndex:
 class AddressIndexCache:
     """One `AddressIndex` of the database behind `engine`, kept as fresh as the address base's stamp."""
 
-    def __init__(self, engine: Engine, read_engine: Callable[[], Engine] | None = None) -> None:
+    def __init__(self, engine: Engine, read_engine: Callable[[], Engine] | None = None,
+                 max_age: float = 1.0) -> None:
         self.engine = engine
         self.read_engine = read_engine  # a read replica's, when there are (citygrid/db/replicas.py)
+        self.max_age = max_age  # seconds `current` trusts the last check
         self._lock = threading.Lock()
         self._index: AddressIndex | None = _preloaded[0] if _preloaded else None
         self._stamp: datetime | None = _preloaded[1] if _preloaded else None
         self._stale = False  # answering from memory while the database is away
         self._warming: threading.Thread | None = None
+        self._checked_at = -math.inf  # monotonic time the last check (of `get`) started
+        self._generation = -1  # `_generation` as that check started
+        self._checking: threading.Thread | None = None
+        self._checking_lock = threading.Lock()  # not `_lock`: a load holds that for seconds, the event loop may not
 
     def state(self) -> str:
         """`loaded`, `loading` (a `warm` is under way), `stale` (answering from memory while the database is
@@ -82,12 +109,34 @@ class AddressIndexCache:
         except Exception:  # readiness keeps saying not ready; the next request or probe tries again
             log.warning("address index: loading in the background failed", exc_info=True)
 
+    def current(self) -> AddressIndex | None:
+        """The index in memory, without a database trip, or None when the caller must `get` it (in a thread: it
+        may query and load): none is loaded, or this process rebuilt an address base since the last check. A
+        check older than `max_age` is renewed in a background thread while this answer comes from memory, so
+        under load one request per window pays nothing and the rest never wait for the database."""
+        index = self._index
+        if index is None or self._generation != _generation:
+            return None
+        if time.monotonic() - self._checked_at >= self.max_age:
+            with self._checking_lock:
+                if self._checking is None or not self._checking.is_alive():
+                    self._checking = threading.Thread(target=self._check, name="address-index-check", daemon=True)
+                    self._checking.start()
+        return index
+
+    def _check(self) -> None:
+        try:
+            self.get()
+        except Exception:  # the next window tries again; requests keep the index in memory
+            log.warning("address index: checking the address base failed", exc_info=True)
+
     def get(self) -> AddressIndex:
         """The index of the current address base, (re)built first when it is missing or older than the base.
 
         While the database cannot be reached, the index already in memory keeps answering (it may miss changes
         made meanwhile, which the next `get` after the database returns picks up); with none loaded yet, the
         database's error goes to the caller (a 503, citygrid/db/failures.py)."""
+        started, generation = time.monotonic(), _generation
         try:
             with (self.read_engine() if self.read_engine else self.engine).connect() as c:
                 scoped(c, ANONYMOUS)  # the index is the public's: door plates and roads, never persons
@@ -99,11 +148,14 @@ class AddressIndexCache:
                     if self._stale:
                         self._stale = False
                         log.warning("address index: the database is back")
+                    self._checked_at, self._generation = started, generation
                     return self._index
         except Exception as exc:
             index = self._index
             if index is None or not failures.unavailable(exc):
                 raise
+            # tried: `current` answers from memory and asks again after `max_age`, not on every request
+            self._checked_at, self._generation = started, generation
             if not self._stale:  # once per outage, not once per request
                 self._stale = True
                 log.warning("address index: database unavailable, answering from the index in memory")
