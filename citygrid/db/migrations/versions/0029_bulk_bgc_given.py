@@ -12,7 +12,8 @@ Now the column is plain and `city_object_bgc()` fills it in a BEFORE trigger
   `citygrid.grid.beidou.encode_many` (the same integer arithmetic, tests/test_beidou.py and tests/test_bulk.py
   compare them);
 - on every UPDATE that changes geom or bgc, always from the geometry, so a move keeps it right and no update
-  can set a code that is not the geometry's.
+  can set a code that is not the geometry's. Geometries are compared as EWKB (bytea): `geometry = geometry` is
+  ambiguous once pg_dump's restore runs with an empty search_path, and a backup with it did not restore.
 Existing values stay as they are (DROP EXPRESSION keeps them).
 
 `ix_city_object_class_code` is dropped: `city_object_class_division_idx` (class_code, division_code, code) leads
@@ -46,7 +47,7 @@ END $$""")
     op.execute("CREATE TRIGGER city_object_bgc_ins BEFORE INSERT ON city_object FOR EACH ROW "
                "WHEN (NEW.bgc IS NULL) EXECUTE FUNCTION city_object_bgc()")
     op.execute("CREATE TRIGGER city_object_bgc_upd BEFORE UPDATE OF geom, bgc ON city_object FOR EACH ROW "
-               "WHEN (NEW.geom IS DISTINCT FROM OLD.geom OR NEW.bgc IS DISTINCT FROM OLD.bgc) "
+               "WHEN (ST_AsEWKB(NEW.geom) IS DISTINCT FROM ST_AsEWKB(OLD.geom) OR NEW.bgc IS DISTINCT FROM OLD.bgc) "
                "EXECUTE FUNCTION city_object_bgc()")
 
 
