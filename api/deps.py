@@ -3,9 +3,10 @@ transactions in the caller's database scope (`citygrid.security.scope`)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.db import failures
+from citygrid.db.engine import REQUEST_SLOTS
 from citygrid.db.replicas import Replicas, format_lsn, parse_lsn
 from citygrid.errors import E
 from citygrid.security import caller, credentials, rules
@@ -51,14 +53,25 @@ def _meta(request: Request) -> RequestMeta:
                        user_agent=request.headers.get("user-agent"))
 
 
-def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
-              ) -> Iterator[Connection]:
+async def _slot(request: Request) -> AsyncIterator[None]:
+    """A place among the requests that may hold a pooled connection (`REQUEST_SLOTS`), waited for on the event
+    loop before a worker thread is taken. Without it, requests that held a connection and wanted a second (a
+    write's transaction) or a worker thread could all wait on each other until the pool's timeout."""
+    slots: asyncio.Semaphore | None = getattr(request.app.state, "conn_slots", None)
+    if slots is None:
+        slots = request.app.state.conn_slots = asyncio.Semaphore(REQUEST_SLOTS)
+    async with slots:
+        yield
+
+
+def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key),
+              _: None = Depends(_slot)) -> Iterator[Connection]:
     """Like `conn`, for the heavy read routes (OGC items, tiles, aggregates): on a read replica when one is
     configured, in the pool and has replayed the caller's own last write (`citygrid.db.replicas`). Credentials
     are checked on the primary, where a key's use is recorded; only the answer's query runs on the replica."""
     replicas: Replicas | None = request.app.state.replicas
     if replicas is None:
-        yield from conn(request, token, api_key)
+        yield from conn(request, token, api_key, None)
         return
     p = _authenticated(request, token, api_key)
     engine_ = _route_read(request, replicas, p)
@@ -120,8 +133,8 @@ async def read_principal(request: Request, c: Connection = Depends(read_conn)) -
     return p
 
 
-def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
-         ) -> Iterator[Connection]:
+def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key),
+         _: None = Depends(_slot)) -> Iterator[Connection]:
     """The request's connection in the caller's database scope (`citygrid.security.scope`), and who is calling,
     found on it in the same trip to the thread pool (a known credential costs no extra round trip,
 `citygrid.security.caller`):

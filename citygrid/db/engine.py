@@ -45,11 +45,18 @@ def _connect_args() -> dict[str, Any]:
     return {"connect_timeout": get_settings().db_connect_timeout}
 
 
+POOL_SIZE, POOL_OVERFLOW = 10, 20  # connections per engine and process: kept open, and opened when busy
+# Requests that may hold a pooled connection at once (api/deps.py): a write holds its caller's connection and
+# takes a second for its transaction, so at most half the pool's connections may be held that way, or every
+# request can hold one and wait for a second until the pool times out (seen at 128 clients: 503s and 60 s stalls)
+REQUEST_SLOTS = (POOL_SIZE + POOL_OVERFLOW) // 2
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     # a pooled connection that died with the server is replaced before use (citygrid/db/failures.py)
-    return failures.ping_idle(failures.install(create_engine(url, pool_size=10, max_overflow=20, future=True,
-                                                             connect_args=_connect_args())))
+    return failures.ping_idle(failures.install(create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                                                             future=True, connect_args=_connect_args())))
 
 
 def app_connect_args() -> dict[str, Any]:
@@ -71,7 +78,7 @@ def connect_kwargs(engine: Engine) -> dict[str, Any]:
 def app_engine_for(url: str) -> Engine:
     """The web application's engine for an application URL (`app_database_url`)."""
     return failures.ping_idle(failures.install(create_engine(
-        url, pool_size=10, max_overflow=20, future=True, connect_args=app_connect_args(),
+        url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, future=True, connect_args=app_connect_args(),
         execution_options={APP_OPTION: True})))
 
 
