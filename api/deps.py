@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from citygrid.address.index import AddressIndexCache
 from citygrid.db import failures
-from citygrid.db.engine import REQUEST_SLOTS
+from citygrid.db.engine import REQUEST_SLOTS, SLOT_WAIT
 from citygrid.db.replicas import Replicas, format_lsn, parse_lsn
 from citygrid.errors import E
 from citygrid.security import caller, credentials, rules
@@ -56,12 +56,20 @@ def _meta(request: Request) -> RequestMeta:
 async def _slot(request: Request) -> AsyncIterator[None]:
     """A place among the requests that may hold a pooled connection (`REQUEST_SLOTS`), waited for on the event
     loop before a worker thread is taken. Without it, requests that held a connection and wanted a second (a
-    write's transaction) or a worker thread could all wait on each other until the pool's timeout."""
+    write's transaction) or a worker thread could all wait on each other until the pool's timeout. A request that
+    finds no place within `SLOT_WAIT` seconds gets the pool's own 503 with Retry-After."""
     slots: asyncio.Semaphore | None = getattr(request.app.state, "conn_slots", None)
     if slots is None:
         slots = request.app.state.conn_slots = asyncio.Semaphore(REQUEST_SLOTS)
-    async with slots:
+    try:
+        async with asyncio.timeout(SLOT_WAIT):
+            await slots.acquire()
+    except TimeoutError:
+        raise failures.pool_full() from None
+    try:
         yield
+    finally:
+        slots.release()
 
 
 def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key),
@@ -71,7 +79,7 @@ def read_conn(request: Request, token: str | None = Depends(_bearer), api_key: s
     are checked on the primary, where a key's use is recorded; only the answer's query runs on the replica."""
     replicas: Replicas | None = request.app.state.replicas
     if replicas is None:
-        yield from conn(request, token, api_key, None)
+        yield from _connect(request, token, api_key)
         return
     p = _authenticated(request, token, api_key)
     engine_ = _route_read(request, replicas, p)
@@ -140,6 +148,18 @@ def conn(request: Request, token: str | None = Depends(_bearer), api_key: str | 
 `citygrid.security.caller`):
     `current_principal` reads what this found. Credentials that are present but wrong, expired, revoked or
     disabled are a 401, never a silent fall back to anonymous."""
+    yield from _connect(request, token, api_key)
+
+
+def polling_conn(request: Request, token: str | None = Depends(_bearer), api_key: str | None = Depends(_api_key)
+                 ) -> Iterator[Connection]:
+    """`conn` for long polls (GET /changes?wait=…), outside the places of `_slot`: a poll holds its connection
+    for up to `changes_wait_max` seconds, so a few followers would fill them and stop every other route; it never
+    takes a second connection, so it cannot take part in the deadlock the places prevent."""
+    yield from _connect(request, token, api_key)
+
+
+def _connect(request: Request, token: str | None, api_key: str | None) -> Iterator[Connection]:
     meta = _meta(request)
     c = request.app.state.engine.connect()
     try:
@@ -188,6 +208,12 @@ def odk_principal(request: Request, token: str | None = Depends(_bearer), api_ke
     rules.require_login(p, "使用 ODK 表单", "using the ODK forms")
     return p
 
+
+
+async def polling_principal(request: Request, c: Connection = Depends(polling_conn)) -> Principal:
+    """`current_principal` for routes on `polling_conn`."""
+    p: Principal = request.state.principal
+    return p
 
 
 async def current_principal(request: Request, c: Connection = Depends(conn)) -> Principal:

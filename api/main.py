@@ -104,7 +104,7 @@ def create_app(database_url: str | None = None, *, prepare: bool = True) -> Fast
         app.include_router(r)
 
     web.install(app)
-    openapi.install(app, credentials=(deps.conn, deps.read_conn, deps.read_target, deps.odk_principal), database=(deps.address_indexes,),
+    openapi.install(app, credentials=(deps.conn, deps.polling_conn, deps.read_conn, deps.read_target, deps.odk_principal), database=(deps.address_indexes,),
                     body_methods=hardening.BODY_METHODS,
                     rate_limited=[key for key, rule in hardening.ROUTES.items() if rule.bucket])
     app.add_middleware(retry.RetryAborted)  # innermost: bodies are size-checked and text-checked before it buffers

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     db_async_pool: int = Field(0, ge=0, le=200)
     # how long a geocode trusts the address index in memory before it asks the database whether the address base
     # was rebuilt (citygrid/address/index.py): a rebuild by another process is seen within this; one by this
-    # process at once. 0: every geocode asks (one query each)
+    # process at once. 0: every geocode asks (one query each, in a worker thread)
     address_check_ms: int = Field(1000, ge=0, le=3_600_000)
     # --- sharing (citygrid/sharing/) ---
     link_payload_max: int = Field(4096, ge=0, description="largest JSON payload of a link, in bytes (UTF-8)")

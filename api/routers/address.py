@@ -80,7 +80,12 @@ async def get_geocode(q: str = Query(..., max_length=MAX_LEN),
     index = indexes.current()
     if index is None:  # not `or`: an empty index (no address base yet) is falsy, and still the index
         index = await run_in_threadpool(indexes.get)
+    if len(q) > LOOP_LEN:  # a long text costs more than the loop should stall every other request for
+        return await run_in_threadpool(answer.geocode, index, _check_text(q), division, limit, crs)
     return answer.geocode(index, _check_text(q), division, limit, crs)
+
+
+LOOP_LEN = 60  # longer single addresses are geocoded in a thread (a real address is 10-40 characters)
 
 
 class GeocodeMany(BaseModel):

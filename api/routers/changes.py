@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Connection
 
-from api.deps import conn, current_principal
+from api.deps import polling_conn, polling_principal
 from api.openapi import ok
 from api.schemas import ChangePage
 from citygrid.security.principal import Principal
@@ -24,6 +24,6 @@ def feed(since: str | None = Query(None, max_length=50, description="the `cursor
          kinds: str | None = Query(None, max_length=200, description="comma list: " + ", ".join(changes.OPS)),
          limit: int = Query(100, ge=1, le=changes.MAX_LIMIT),
          wait: float = Query(0, ge=0, le=300, description="seconds to wait for a change when there is none"),
-         c: Connection = Depends(conn), p: Principal = Depends(current_principal)) -> dict[str, Any]:
+         c: Connection = Depends(polling_conn), p: Principal = Depends(polling_principal)) -> dict[str, Any]:
     return changes.follow(c, p, changes.parse_cursor(since), wait=wait, class_code=class_code, division=division,
                           ops=changes.parse_kinds(kinds), limit=limit)

@@ -283,7 +283,7 @@ def build_from_registry(engine: Engine, county: str, *, facts: FactsWriter | Non
         detail = {"nodes": counts, "facts": n_facts, **provenance}
         edition = " ".join(f"{k}={v}" for k, v in provenance.items()) or "registry"
         c.execute(text("INSERT INTO data_source (name, edition, detail) VALUES (:n, :e, CAST(:d AS jsonb)) "
-                       "ON CONFLICT (name) DO UPDATE SET edition=:e, detail=CAST(:d AS jsonb), loaded_at=now()"),
+                       "ON CONFLICT (name) DO UPDATE SET edition=:e, detail=CAST(:d AS jsonb), loaded_at=clock_timestamp()"),
                   {"n": f"address-{county}", "e": edition, "d": json.dumps(detail, ensure_ascii=False)})
     index.changed()  # committed: this process's geocodes use the new base from the next request on
     return detail

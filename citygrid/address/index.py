@@ -115,7 +115,7 @@ class AddressIndexCache:
         check older than `max_age` is renewed in a background thread while this answer comes from memory, so
         under load one request per window pays nothing and the rest never wait for the database."""
         index = self._index
-        if index is None or self._generation != _generation:
+        if index is None or self._generation != _generation or self.max_age <= 0:  # 0: `get` on every request
             return None
         if time.monotonic() - self._checked_at >= self.max_age:
             with self._checking_lock:
@@ -128,6 +128,7 @@ class AddressIndexCache:
         try:
             self.get()
         except Exception:  # the next window tries again; requests keep the index in memory
+            self._checked_at = time.monotonic()  # not at once: one failed check per window, not per request
             log.warning("address index: checking the address base failed", exc_info=True)
 
     def get(self) -> AddressIndex:

@@ -50,6 +50,7 @@ POOL_SIZE, POOL_OVERFLOW = 10, 20  # connections per engine and process: kept op
 # takes a second for its transaction, so at most half the pool's connections may be held that way, or every
 # request can hold one and wait for a second until the pool times out (seen at 128 clients: 503s and 60 s stalls)
 REQUEST_SLOTS = (POOL_SIZE + POOL_OVERFLOW) // 2
+SLOT_WAIT = 30.0  # seconds a request waits for one of those places: the pool's own timeout (SQLAlchemy's default)
 
 
 @lru_cache(maxsize=8)

@@ -150,6 +150,11 @@ def _orig(exc: BaseException) -> BaseException:
     return exc.orig if isinstance(exc, sa_exc.DBAPIError) and isinstance(exc.orig, BaseException) else exc
 
 
+def pool_full() -> CitygridError:
+    """503: every database connection (or every place for a request that holds one, api/deps.py) stayed busy."""
+    return _unavailable(("数据库连接池已满", "every database connection is busy"))
+
+
 def as_error(exc: BaseException) -> CitygridError | None:
     """The caller's error for a failure that is not a bug: 503 when the database cannot answer now (its disk full
     included), 400 for text it cannot store, 507 when a file of ours cannot be written for a full disk; None for
@@ -160,7 +165,7 @@ def as_error(exc: BaseException) -> CitygridError | None:
         seconds = get_settings().db_retry_after
         return E.storage_full("file", retry_after=seconds, seconds=seconds)
     if isinstance(exc, sa_exc.TimeoutError):  # the pool: every connection busy for pool_timeout seconds
-        return _unavailable(("数据库连接池已满", "every database connection is busy"))
+        return pool_full()
     orig = _orig(exc)
     state = getattr(orig, "sqlstate", None) or ""
     if isinstance(orig, psycopg.DataError) and not state and "NUL" in str(orig):

@@ -110,6 +110,9 @@ def link(s: Session, p: Principal, code: str, new: NewLink) -> dict[str, Any]:
     params = {"c": code, "county": code[:6], "sys": new.system, "rec": new.record_id, "t": new.title, "u": new.url,
               "pl": json.dumps(new.payload, ensure_ascii=False), "lv": new.level, "vf": new.valid_from,
               "vt": new.valid_to, "dep": rules.link_department(p, place), "by": p.name}
+    # one live link per record across counties: since 0028 the unique index is per county (a key Citus can check),
+    # so two counties' links of one record at once are kept apart by this lock, held to the end of the transaction
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:sys || chr(31) || :rec, 0))"), params)
     old = conn.execute(text("SELECT id, code FROM link WHERE system = :sys AND record_id = :rec "
                             "AND unlinked_at IS NULL FOR UPDATE"), params).first()
     if old is not None and old.code != code:

@@ -61,6 +61,18 @@ ALTER TABLE person ADD COLUMN county varchar(6);
 UPDATE person p SET county = a.division_code FROM addr_node a WHERE a.id = p.room_id;
 ALTER TABLE organization ADD COLUMN county varchar(6);
 UPDATE organization o SET county = a.division_code FROM addr_node a WHERE a.id = o.door_id;
+-- a person without a room or an organization without a door plate (both columns may be NULL) has no county of its
+-- own: the database's one county when it holds one, else the migration stops and says which rows need one
+UPDATE person SET county = (SELECT CASE WHEN count(DISTINCT division_code) = 1 THEN min(division_code) END
+                            FROM addr_node) WHERE county IS NULL;
+UPDATE organization SET county = (SELECT CASE WHEN count(DISTINCT division_code) = 1 THEN min(division_code) END
+                                  FROM addr_node) WHERE county IS NULL;
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM person WHERE county IS NULL) OR EXISTS (SELECT 1 FROM organization WHERE county IS NULL)
+  THEN RAISE EXCEPTION 'persons or organizations without a room or door plate in a database of several counties: '
+                       'give each its room or door plate (or delete it), then migrate again';
+  END IF;
+END $$;
 ALTER TABLE lineage ALTER COLUMN county SET NOT NULL, ALTER COLUMN parent_county SET NOT NULL;
 ALTER TABLE link ALTER COLUMN county SET NOT NULL;
 ALTER TABLE change_log ALTER COLUMN county SET NOT NULL;
